@@ -1,0 +1,62 @@
+# redkeep developer commands. `make serve` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EMULATOR_DIR := .tools/upstash
+EMULATOR := $(EMULATOR_DIR)/node_modules/@humanwhocodes/upstash-redis-server/package.json
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: serve test lint typecheck pytest reliability bench redis-server emulator install clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Tests start their own private redis-server processes; install the binary when it is missing.
+redis-server:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+		echo "installing redis-server with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools; }
+
+# The Upstash REST emulator (npm), used by the Upstash transport tests.
+emulator: $(EMULATOR)
+$(EMULATOR):
+	@command -v npm >/dev/null || { \
+		echo "installing nodejs/npm with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm; }
+	mkdir -p $(EMULATOR_DIR)
+	npm install --silent --no-audit --no-fund --prefix $(EMULATOR_DIR) @humanwhocodes/upstash-redis-server@1.0.0
+
+serve: install
+	$(BIN)/redkeep serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install redis-server emulator
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+reliability: install redis-server
+	REDKEEP_RELIABILITY=full $(BIN)/pytest tests/reliability -v
+	$(BIN)/python -m tests.reliability.report
+
+bench: install
+	$(BIN)/python bench/serialization_bench.py
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

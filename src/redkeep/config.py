@@ -1,0 +1,281 @@
+"""Typed settings read from ``REDKEEP_*`` environment variables (and an optional ``.env``).
+
+Every field is documented in ``docs/configuration.md``; a test keeps the two in step.
+Constructing :class:`Settings` from an invalid environment raises :class:`~redkeep.errors.ConfigError`
+naming every bad variable at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from redkeep.errors import ConfigError, register_secret
+
+__all__ = ["Settings", "redact_url"]
+
+ENV_PREFIX = "REDKEEP_"
+
+Seconds = float
+
+
+def redact_url(url: str | None) -> str | None:
+    """Return ``url`` with any password (or user-info) replaced by ``***``."""
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.password is not None else "***@"
+    if parts.password is None:
+        user = "***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+class Settings(BaseSettings):
+    """All redkeep settings. Each field ``name`` is read from ``REDKEEP_NAME``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # -- backend & connection -----------------------------------------------------------------
+    backend: Literal["auto", "memory", "redis", "upstash"] = Field(
+        "auto",
+        description="Storage backend. auto = redis when a Redis URL is set, upstash when Upstash "
+        "credentials are set, memory otherwise.",
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="Redis URL: redis://, rediss:// (TLS) or unix://. May carry user:password."
+    )
+    redis_cluster: bool = Field(False, description="Use the Redis Cluster client for redis_url.")
+    upstash_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDKEEP_UPSTASH_URL", "UPSTASH_REDIS_REST_URL"),
+        description="Upstash REST URL (also read from UPSTASH_REDIS_REST_URL).",
+    )
+    upstash_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("REDKEEP_UPSTASH_TOKEN", "UPSTASH_REDIS_REST_TOKEN"),
+        description="Upstash REST token (also read from UPSTASH_REDIS_REST_TOKEN).",
+    )
+    key_prefix: str = Field(
+        "redkeep", description="Prefix of every Redis key redkeep writes.", min_length=1
+    )
+    connect_timeout: Seconds = Field(5.0, gt=0, description="Seconds to establish a connection.")
+    command_timeout: Seconds = Field(2.0, gt=0, description="Seconds to wait for one command reply.")
+    connect_max_wait: Seconds = Field(
+        30.0, ge=0, description="Total seconds to keep retrying the first connection at startup."
+    )
+    max_connections: int = Field(50, gt=0, description="Connection pool size per client.")
+    retry_attempts: int = Field(
+        3, ge=0, description="Retries of a command after a transient connection error."
+    )
+    retry_base_delay: Seconds = Field(
+        0.05, gt=0, description="First retry delay; doubles per attempt with full jitter."
+    )
+    retry_max_delay: Seconds = Field(2.0, gt=0, description="Cap on one retry delay.")
+    health_check_interval: Seconds = Field(
+        5.0, ge=0, description="Seconds between background health pings; 0 disables them."
+    )
+    breaker_failure_threshold: int = Field(
+        5, ge=1, description="Transient failures within breaker_window that open the breaker."
+    )
+    breaker_window: Seconds = Field(
+        10.0, gt=0, description="Seconds over which breaker failures are counted."
+    )
+    breaker_reset_timeout: Seconds = Field(
+        5.0, gt=0, description="Seconds the breaker stays open before a half-open probe."
+    )
+    max_payload_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Largest encoded cache value or job payload, in bytes."
+    )
+
+    # -- cache ---------------------------------------------------------------------------------
+    cache_default_ttl: Seconds | None = Field(
+        None, gt=0, description="Default cache TTL in seconds; unset means no expiry."
+    )
+    cache_max_entries: int = Field(
+        10_000, gt=0, description="Entries kept per in-memory cache before LRU eviction."
+    )
+    cache_max_key_length: int = Field(1024, gt=0, description="Longest accepted cache key.")
+    cache_fallback: bool = Field(
+        True, description="Wrap Redis caches in a memory fallback used while Redis is down."
+    )
+    cache_lock_timeout: Seconds = Field(
+        10.0, gt=0, description="Lifetime of the cross-process get_or_set lock, in seconds."
+    )
+
+    # -- queue ---------------------------------------------------------------------------------
+    queue_concurrency: int = Field(10, gt=0, description="Jobs a worker runs at once.")
+    queue_lease: Seconds = Field(
+        30.0, gt=0, description="Seconds a claimed job is leased before another worker may run it."
+    )
+    queue_grace_period: Seconds = Field(
+        10.0, ge=0, description="Seconds a stopping worker waits for active jobs."
+    )
+    queue_max_attempts: int = Field(3, ge=1, description="Default attempts per job.")
+    queue_backoff_base: Seconds = Field(1.0, gt=0, description="First retry delay of a job.")
+    queue_backoff_max: Seconds = Field(3600.0, gt=0, description="Cap on a job's retry delay.")
+    queue_completed_ttl: Seconds = Field(
+        3600.0, ge=0, description="Seconds completed jobs are retained."
+    )
+    queue_completed_max: int = Field(10_000, ge=0, description="Completed jobs retained at most.")
+    queue_failed_ttl: Seconds = Field(
+        7 * 24 * 3600.0, ge=0, description="Seconds failed jobs are retained."
+    )
+    queue_failed_max: int = Field(100_000, ge=0, description="Failed jobs retained at most.")
+    queue_poll_max_rate: float = Field(
+        20.0, gt=0, description="Ceiling on idle polls per second where blocking pops are absent."
+    )
+
+    # -- service -------------------------------------------------------------------------------
+    startup: Literal["strict", "degraded"] = Field(
+        "degraded",
+        description="strict: fail fast when the backend is unusable; degraded: start on fallback.",
+    )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required by the HTTP API (all routes but /health)."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log line format.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of redkeep's loggers."
+    )
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if any(c in value for c in "{}*? \t\n"):
+            raise ValueError("must not contain braces, glob characters or whitespace")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        url = value.get_secret_value()
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            parts = urlsplit(url)
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from None
+        register_secret(parts.password)
+        return value
+
+    @field_validator("upstash_url")
+    @classmethod
+    def _check_upstash_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// for a local emulator)")
+        return value.rstrip("/")
+
+    @field_validator("upstash_token", "api_token")
+    @classmethod
+    def _remember_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            register_secret(value.get_secret_value())
+        return value
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = _problems(exc)
+            lines = "\n".join(f"  {name}: {reason}" for name, reason in problems.items())
+            raise ConfigError(
+                f"invalid redkeep settings ({len(problems)} problem(s)):\n{lines}", problems
+            ) from None
+        if self.backend == "redis" and self.redis_url is None:
+            raise ConfigError(
+                "invalid redkeep settings:\n  REDKEEP_REDIS_URL: required when REDKEEP_BACKEND=redis",
+                {"REDKEEP_REDIS_URL": "required when REDKEEP_BACKEND=redis"},
+            )
+        if self.backend == "upstash" and (self.upstash_url is None or self.upstash_token is None):
+            reason = "required when REDKEEP_BACKEND=upstash"
+            problems = {
+                name: reason
+                for name, value in (
+                    ("REDKEEP_UPSTASH_URL", self.upstash_url),
+                    ("REDKEEP_UPSTASH_TOKEN", self.upstash_token),
+                )
+                if value is None
+            }
+            lines = "\n".join(f"  {n}: {r}" for n, r in problems.items())
+            raise ConfigError(f"invalid redkeep settings:\n{lines}", problems)
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def effective_backend(self) -> Literal["memory", "redis", "upstash"]:
+        """The backend after resolving ``auto``."""
+        if self.backend != "auto":
+            return self.backend
+        if self.redis_url is not None:
+            return "redis"
+        if self.upstash_url and self.upstash_token is not None:
+            return "upstash"
+        return "memory"
+
+    @property
+    def redis_url_redacted(self) -> str | None:
+        """``redis_url`` with its password replaced by ``***`` (safe to log)."""
+        return redact_url(self.redis_url.get_secret_value() if self.redis_url else None)
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting as a plain dict, secrets replaced by ``***`` (for ``redkeep config``)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name == "redis_url":
+                value = self.redis_url_redacted
+            elif isinstance(value, SecretStr):
+                value = "***"
+            out[name] = value
+        return out
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        return first if isinstance(first, str) else f"{ENV_PREFIX}{field.upper()}"
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _problems(exc: ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for err in exc.errors():
+        loc = err.get("loc") or ("?",)
+        field = str(loc[0])
+        if field.upper().startswith(ENV_PREFIX) or field.startswith("UPSTASH_"):
+            name = field
+        else:
+            name = _env_name(field)
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        reason = reason[0].lower() + reason[1:] if reason else reason
+        if "input" in err and err.get("type") != "missing":
+            shown = err["input"]
+            if isinstance(shown, SecretStr) or name.endswith(("TOKEN", "URL")):
+                shown = "***" if name.endswith("TOKEN") else redact_url(str(shown))
+            reason = f"{reason} (got {shown!r})"
+        problems[name] = problems[name] + "; " + reason if name in problems else reason
+    return problems

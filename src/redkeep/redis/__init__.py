@@ -1,0 +1,1 @@
+"""Redis transports behind one client interface."""

@@ -1,0 +1,168 @@
+"""The transport-neutral Redis client interface used by the cache and the queue.
+
+Two transports implement :class:`RedisClient`: :class:`~redkeep.redis.resp.RespClient` (redis-py
+over the native protocol, standalone or Cluster) and
+:class:`~redkeep.redis.upstash.UpstashRestClient` (Upstash's REST API). Values travel as ``str``
+(UTF-8 text; bytes that are not valid UTF-8 come back with U+FFFD replacement characters), so the
+same code works over both. Every method raises only :mod:`redkeep.errors` exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Capabilities", "Command", "RedisClient", "Script"]
+
+#: One raw command for :meth:`RedisClient.pipeline`, e.g. ``("SET", "k", "v", "PX", 1000)``.
+Command = Sequence[str | int | float]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a transport can do beyond the common command set."""
+
+    blocking: bool = True
+    """Blocking commands (BZPOPMIN, BLPOP) are available, so workers need not poll."""
+    pubsub: bool = True
+    """Publish/subscribe is available."""
+    cluster: bool = False
+    """Keys are spread over slots: multi-key commands need a shared hash tag."""
+    transactions: bool = True
+    """MULTI/EXEC pipelines are available."""
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script, run by SHA with EVALSHA and loaded on NOSCRIPT.
+
+    Scripts live as ``.lua`` files next to the code that runs them; build one with
+    :meth:`from_file`. The SHA1 is computed locally, so no round trip is needed to know it.
+    """
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Script:
+        p = Path(path)
+        return cls(name=p.stem, source=p.read_text(encoding="utf-8"))
+
+
+@runtime_checkable
+class RedisClient(Protocol):
+    """Async Redis operations needed by redkeep, independent of the wire transport.
+
+    Conventions: TTLs are integer milliseconds (``px``); missing keys read as ``None``;
+    multi-key methods on a Cluster are split per slot by the transport (non-atomic) unless the
+    keys share a hash tag.
+    """
+
+    transport: str
+    """``"resp"``, ``"cluster"`` or ``"upstash"`` (used as a metrics label)."""
+    capabilities: Capabilities
+
+    # -- strings -------------------------------------------------------------------------------
+    async def get(self, key: str) -> str | None: ...
+    async def set(
+        self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
+    ) -> bool:
+        """SET with optional PX/NX/XX; True when the value was written."""
+        ...
+
+    async def mget(self, keys: Sequence[str]) -> list[str | None]: ...
+    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
+        """Write all pairs in one round trip (pipelined SET ... PX when ``px`` is given)."""
+        ...
+
+    async def incrby(self, key: str, delta: int = 1) -> int: ...
+    async def delete(self, *keys: str) -> int: ...
+    async def unlink(self, *keys: str) -> int: ...
+    async def exists(self, *keys: str) -> int: ...
+    async def pexpire(self, key: str, px: int) -> bool: ...
+    async def pttl(self, key: str) -> int:
+        """Remaining TTL in ms; -1 without expiry, -2 when the key does not exist."""
+        ...
+
+    def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
+        """Iterate keys matching ``match`` with SCAN (all masters on a Cluster)."""
+        ...
+
+    # -- hashes --------------------------------------------------------------------------------
+    async def hget(self, key: str, field: str) -> str | None: ...
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]: ...
+    async def hgetall(self, key: str) -> dict[str, str]: ...
+    async def hset(self, key: str, mapping: Mapping[str, str | int | float]) -> int: ...
+    async def hdel(self, key: str, *fields: str) -> int: ...
+
+    # -- sorted sets ---------------------------------------------------------------------------
+    async def zadd(self, key: str, mapping: Mapping[str, float], *, nx: bool = False) -> int: ...
+    async def zrem(self, key: str, *members: str) -> int: ...
+    async def zcard(self, key: str) -> int: ...
+    async def zscore(self, key: str, member: str) -> float | None: ...
+    async def zrange(
+        self, key: str, start: int, stop: int, *, withscores: bool = False
+    ) -> list[Any]:
+        """Members by rank; with ``withscores`` a list of ``(member, score)`` tuples."""
+        ...
+
+    async def zrangebyscore(
+        self,
+        key: str,
+        min: float | str,
+        max: float | str,
+        *,
+        offset: int | None = None,
+        count: int | None = None,
+        withscores: bool = False,
+    ) -> list[Any]: ...
+    async def bzpopmin(self, keys: Sequence[str], timeout: float) -> tuple[str, str, float] | None:
+        """Blocking pop; ``(key, member, score)`` or None on timeout. Needs ``capabilities.blocking``."""
+        ...
+
+    # -- lists ---------------------------------------------------------------------------------
+    async def lpush(self, key: str, *values: str) -> int: ...
+    async def rpush(self, key: str, *values: str) -> int: ...
+    async def lrange(self, key: str, start: int, stop: int) -> list[str]: ...
+    async def llen(self, key: str) -> int: ...
+
+    # -- scripts, batches, raw -----------------------------------------------------------------
+    async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run ``script`` by SHA; on NOSCRIPT load it and retry once."""
+        ...
+
+    async def script_load(self, script: Script) -> str:
+        """Load ``script`` (on every master of a Cluster); returns its SHA."""
+        ...
+
+    async def pipeline(self, commands: Sequence[Command], *, transaction: bool = False) -> list[Any]:
+        """Send raw commands in one round trip; returns raw replies in order.
+
+        Replies are not post-processed: integers, strings, ``None`` and nested lists, as the
+        server sent them. A command that errors yields its :class:`BackendResponseError` in its
+        slot instead of raising (the others still apply); transport failures raise.
+        """
+        ...
+
+    async def execute(self, *args: str | int | float) -> Any:
+        """Run one raw command and return its unprocessed reply."""
+        ...
+
+    # -- server --------------------------------------------------------------------------------
+    async def ping(self) -> float:
+        """PING; returns the round trip in seconds."""
+        ...
+
+    async def info(self, section: str | None = None) -> dict[str, Any]: ...
+    async def time(self) -> float:
+        """Server time (TIME) in seconds since the epoch."""
+        ...
+
+    async def close(self) -> None: ...
