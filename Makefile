@@ -51,9 +51,11 @@ pytest: install redis-server emulator
 
 test: lint typecheck pytest
 
+# Full-size reliability scenarios; the report (docs/reliability.md) is written even when one fails.
 reliability: install redis-server
-	REDKEEP_RELIABILITY=full $(BIN)/pytest tests/reliability -v
-	$(BIN)/python -m tests.reliability.report
+	rm -rf tmp/reliability/full
+	status=0; REDKEEP_RELIABILITY=full $(BIN)/pytest tests/reliability -v || status=$$?; \
+	$(BIN)/python -m tests.reliability.report --mode full && exit $$status
 
 bench: install
 	$(BIN)/python bench/serialization_bench.py

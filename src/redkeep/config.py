@@ -1,12 +1,14 @@
 """Typed settings read from ``REDKEEP_*`` environment variables (and an optional ``.env``).
 
 Every field is documented in ``docs/configuration.md``; a test keeps the two in step.
-Constructing :class:`Settings` from an invalid environment raises :class:`~redkeep.errors.ConfigError`
-naming every bad variable at once.
+Constructing :class:`Settings` from an invalid environment raises
+:class:`~redkeep.errors.ConfigError` naming every bad variable at once.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,22 +25,25 @@ Seconds = float
 
 
 def redact_url(url: str | None) -> str | None:
-    """Return ``url`` with any password (or user-info) replaced by ``***``."""
+    """Return ``url`` with its user-info password (or lone user/token) and any ``password=``
+    query parameter replaced by ``***``."""
     if not url:
         return url
     try:
         parts = urlsplit(url)
+        has_userinfo = parts.username is not None or parts.password is not None
     except ValueError:
         return "***"
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.password is not None else "***@"
-    if parts.password is None:
-        user = "***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if has_userinfo:
+        # Keep host[:port] exactly as written (IPv6 brackets, even an invalid port).
+        host = netloc.rpartition("@")[2]
+        netloc = ("***@" if parts.password is None else f"{parts.username}:***@") + host
+    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|&)password=)[^&]*")
 
 
 class Settings(BaseSettings):
@@ -59,7 +64,8 @@ class Settings(BaseSettings):
         "credentials are set, memory otherwise.",
     )
     redis_url: SecretStr | None = Field(
-        None, description="Redis URL: redis://, rediss:// (TLS) or unix://. May carry user:password."
+        None,
+        description="Redis URL: redis://, rediss:// (TLS) or unix://. May carry user:password.",
     )
     redis_cluster: bool = Field(False, description="Use the Redis Cluster client for redis_url.")
     upstash_url: str | None = Field(
@@ -76,7 +82,9 @@ class Settings(BaseSettings):
         "redkeep", description="Prefix of every Redis key redkeep writes.", min_length=1
     )
     connect_timeout: Seconds = Field(5.0, gt=0, description="Seconds to establish a connection.")
-    command_timeout: Seconds = Field(2.0, gt=0, description="Seconds to wait for one command reply.")
+    command_timeout: Seconds = Field(
+        2.0, gt=0, description="Seconds to wait for one command reply."
+    )
     connect_max_wait: Seconds = Field(
         30.0, ge=0, description="Total seconds to keep retrying the first connection at startup."
     )
@@ -191,9 +199,15 @@ class Settings(BaseSettings):
     @field_validator("upstash_token", "api_token")
     @classmethod
     def _remember_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            register_secret(value.get_secret_value())
+        if value is None or not value.get_secret_value():
+            return None  # an empty variable means "not set"
+        register_secret(value.get_secret_value())
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -205,9 +219,10 @@ class Settings(BaseSettings):
                 f"invalid redkeep settings ({len(problems)} problem(s)):\n{lines}", problems
             ) from None
         if self.backend == "redis" and self.redis_url is None:
+            reason = "required when REDKEEP_BACKEND=redis"
             raise ConfigError(
-                "invalid redkeep settings:\n  REDKEEP_REDIS_URL: required when REDKEEP_BACKEND=redis",
-                {"REDKEEP_REDIS_URL": "required when REDKEEP_BACKEND=redis"},
+                f"invalid redkeep settings:\n  REDKEEP_REDIS_URL: {reason}",
+                {"REDKEEP_REDIS_URL": reason},
             )
         if self.backend == "upstash" and (self.upstash_url is None or self.upstash_token is None):
             reason = "required when REDKEEP_BACKEND=upstash"
@@ -256,17 +271,32 @@ def _env_name(field: str) -> str:
     info = Settings.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
-        first = alias.choices[0]
-        return first if isinstance(first, str) else f"{ENV_PREFIX}{field.upper()}"
+        names = [c for c in alias.choices if isinstance(c, str)]
+        # Name the variable the user actually set (e.g. UPSTASH_REDIS_REST_URL).
+        present = {k.upper() for k in os.environ}
+        for name in names:
+            if name.upper() in present:
+                return name
+        if names:
+            return names[0]
     return f"{ENV_PREFIX}{field.upper()}"
 
 
 def _problems(exc: ValidationError) -> dict[str, str]:
     problems: dict[str, str] = {}
+    aliases = {
+        choice.upper(): field
+        for field, info in Settings.model_fields.items()
+        if isinstance(info.validation_alias, AliasChoices)
+        for choice in info.validation_alias.choices
+        if isinstance(choice, str)
+    }
     for err in exc.errors():
         loc = err.get("loc") or ("?",)
         field = str(loc[0])
-        if field.upper().startswith(ENV_PREFIX) or field.startswith("UPSTASH_"):
+        if field.upper() in aliases:
+            name = _env_name(aliases[field.upper()])
+        elif field.upper().startswith(ENV_PREFIX) or field.startswith("UPSTASH_"):
             name = field
         else:
             name = _env_name(field)
@@ -275,7 +305,10 @@ def _problems(exc: ValidationError) -> dict[str, str]:
         if "input" in err and err.get("type") != "missing":
             shown = err["input"]
             if isinstance(shown, SecretStr) or name.endswith(("TOKEN", "URL")):
-                shown = "***" if name.endswith("TOKEN") else redact_url(str(shown))
+                text = str(shown)
+                # A value without a scheme may be a bare password pasted into the URL variable.
+                secret = name.endswith("TOKEN") or "://" not in text
+                shown = "***" if secret else redact_url(text)
             reason = f"{reason} (got {shown!r})"
         problems[name] = problems[name] + "; " + reason if name in problems else reason
     return problems

@@ -15,10 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Capabilities", "Command", "RedisClient", "Script"]
+__all__ = ["Capabilities", "Command", "CommandObserver", "RedisClient", "Script"]
 
 #: One raw command for :meth:`RedisClient.pipeline`, e.g. ``("SET", "k", "v", "PX", 1000)``.
 Command = Sequence[str | int | float]
+
+
+@runtime_checkable
+class CommandObserver(Protocol):
+    """Receives one call per command a transport ran (e.g. the metrics module).
+
+    ``command`` is the command name (``"GET"``, ``"EVALSHA"``, ``"PIPELINE"``...), ``seconds``
+    the wall time including retries, ``error`` the redkeep error class name (``"BackendTimeout"``)
+    or None on success. Must be cheap and must not raise.
+    """
+
+    def on_command(self, transport: str, command: str, seconds: float, error: str | None) -> None:
+        """Record one finished command."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,8 @@ class Script:
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+        digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", digest)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Script:
@@ -123,8 +138,16 @@ class RedisClient(Protocol):
         count: int | None = None,
         withscores: bool = False,
     ) -> list[Any]: ...
-    async def bzpopmin(self, keys: Sequence[str], timeout: float) -> tuple[str, str, float] | None:
-        """Blocking pop; ``(key, member, score)`` or None on timeout. Needs ``capabilities.blocking``."""
+    async def bzpopmin(
+        self,
+        keys: Sequence[str],
+        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
+    ) -> tuple[str, str, float] | None:
+        """Blocking pop: ``(key, member, score)`` or None on timeout.
+
+        Needs ``capabilities.blocking``. Transports may wait less than ``timeout`` (RESP caps the
+        wait below ``command_timeout``); callers loop on None.
+        """
         ...
 
     # -- lists ---------------------------------------------------------------------------------
@@ -142,7 +165,9 @@ class RedisClient(Protocol):
         """Load ``script`` (on every master of a Cluster); returns its SHA."""
         ...
 
-    async def pipeline(self, commands: Sequence[Command], *, transaction: bool = False) -> list[Any]:
+    async def pipeline(
+        self, commands: Sequence[Command], *, transaction: bool = False
+    ) -> list[Any]:
         """Send raw commands in one round trip; returns raw replies in order.
 
         Replies are not post-processed: integers, strings, ``None`` and nested lists, as the

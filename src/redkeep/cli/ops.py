@@ -1,0 +1,200 @@
+"""Operations commands: ``redkeep queues`` and ``redkeep config``, and the helpers shared by
+``redkeep jobs``, ``redkeep cache`` and ``redkeep migrate``.
+
+Every command prints a rich table by default and JSON with ``--json``. Exit codes:
+
+== ===========================================================================================
+0  success
+1  error: backend unreachable, timeout, authentication, invalid settings
+2  bad usage or input (unknown option, bad status name, a value that is not JSON)
+3  not found: no such cache key or job
+4  refused: the job is not in a state that allows it (retry a job that has not failed,
+   cancel a finished job); ``migrate``: aborted on a bad snapshot line, nothing written
+5  ``migrate`` finished but skipped bad lines or could not verify the counts
+== ===========================================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from redkeep.config import Settings
+from redkeep.errors import ConfigError, RedkeepError, scrub
+from redkeep.redis.base import RedisClient
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INCOMPLETE",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "JsonOption",
+    "backend_client",
+    "config",
+    "emit_json",
+    "fail",
+    "load_settings",
+    "queues",
+    "register",
+    "run",
+]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_REFUSED = 4
+EXIT_INCOMPLETE = 5
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print a one-line error (secrets scrubbed) to stderr and exit with ``code``."""
+    err.print(f"[red]error:[/red] {scrub(message)}", markup=True)
+    raise typer.Exit(code)
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (no colours, for scripts)."""
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    sys.stdout.flush()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; invalid settings exit 1 naming every bad variable."""
+    try:
+        return Settings()
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command body; redkeep errors become a one-line message and exit 1."""
+    try:
+        return asyncio.run(_guarded(main))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+async def _guarded(main: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await main()
+    except ConfigError as exc:
+        fail(str(exc))
+    except RedkeepError as exc:
+        fail(f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def backend_client(settings: Settings) -> AsyncIterator[RedisClient]:
+    """The configured Redis/Upstash client, closed afterwards; the memory backend exits 1.
+
+    Memory backends live inside the process that uses them, so a separate command cannot see
+    them: it needs ``REDKEEP_REDIS_URL`` (or Upstash credentials) of the service to inspect.
+    """
+    from redkeep.redis.factory import create_client
+
+    client = create_client(settings)
+    if client is None:
+        fail(
+            "no Redis configured (REDKEEP_BACKEND resolves to memory): set REDKEEP_REDIS_URL or "
+            "Upstash credentials to the backend of the service you want to inspect"
+        )
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+_STATUSES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+
+
+def queues(
+    json_out: JsonOption = False,
+    name: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="Only this queue (repeatable).")
+    ] = None,
+) -> None:
+    """Job counts per status and the age of the oldest waiting job, for every queue."""
+    settings = load_settings()
+
+    async def body() -> list[dict[str, Any]]:
+        from redkeep.monitoring.probes import queue_depth
+        from redkeep.queue.redis import RedisJobQueue, list_queue_names
+
+        rows: list[dict[str, Any]] = []
+        async with backend_client(settings) as client:
+            names = name or await list_queue_names(client, settings.key_prefix)
+            for qname in names:
+                queue = RedisJobQueue(client, qname, key_prefix=settings.key_prefix)
+                counts, age = await queue_depth(queue)
+                rows.append({"queue": qname, "counts": counts, "oldest_waiting_seconds": age})
+        return rows
+
+    rows = run(body)
+    if json_out:
+        emit_json({"key_prefix": settings.key_prefix, "queues": rows})
+        return
+    if not rows:
+        out.print(f"no queues under key prefix {settings.key_prefix!r}")
+        return
+    table = Table("queue", *_STATUSES, "oldest waiting", title=f"queues ({settings.key_prefix})")
+    for row in rows:
+        c = row["counts"]
+        table.add_row(
+            row["queue"],
+            *(str(c.get(s, 0)) for s in _STATUSES),
+            _age(row["oldest_waiting_seconds"]),
+        )
+    out.print(table)
+
+
+def config(json_out: JsonOption = False) -> None:
+    """The effective settings (environment, .env and defaults), secrets shown as ***."""
+    settings = load_settings()
+    values = settings.redacted()
+    explicit = settings.model_fields_set
+    if json_out:
+        emit_json(values)
+        return
+    from redkeep.docs_gen import env_names
+
+    table = Table("variable", "value", "from", title="redkeep settings")
+    for field, value in values.items():
+        env = env_names(field, Settings.model_fields[field])[0]
+        shown = "-" if value is None else str(value)
+        table.add_row(env, shown, "set" if field in explicit else "default")
+    out.print(table)
+    out.print(f"effective backend: {settings.effective_backend}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``redkeep queues`` and ``redkeep config`` to the CLI."""
+    app.command("queues")(queues)
+    app.command("config")(config)

@@ -1,0 +1,36 @@
+"""Durable job queue and worker: Redis (RESP, Cluster, Upstash REST) and in-memory backends.
+
+See docs/queue.md for the API and the guarantees.
+"""
+
+from redkeep.queue.backoff import Backoff
+from redkeep.queue.base import (
+    InvalidJob,
+    Job,
+    JobFailure,
+    JobQueue,
+    JobSpec,
+    JobStatus,
+    RetentionPolicy,
+)
+from redkeep.queue.execution import Handler, WorkerObserver
+from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.redis import RedisJobQueue, list_queue_names
+from redkeep.queue.worker import Worker
+
+__all__ = [
+    "Backoff",
+    "Handler",
+    "InvalidJob",
+    "Job",
+    "JobFailure",
+    "JobQueue",
+    "JobSpec",
+    "JobStatus",
+    "MemoryJobQueue",
+    "RedisJobQueue",
+    "RetentionPolicy",
+    "Worker",
+    "WorkerObserver",
+    "list_queue_names",
+]

@@ -1,0 +1,309 @@
+"""In-process job queue with the same API and semantics as the Redis one, minus durability.
+
+Used as the embedded default (no Redis configured) and in tests. Jobs live in this process only;
+payloads and results still go through JSON, so they are copies and the same size limit applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+from redkeep.queue.backoff import Backoff
+from redkeep.queue.base import (
+    FINISHED,
+    Job,
+    JobFailure,
+    JobQueue,
+    JobStatus,
+    Outcome,
+    RetentionPolicy,
+    StepResult,
+    _Prepared,
+    decode_value,
+    encode_value,
+)
+
+__all__ = ["MemoryJobQueue"]
+
+BATCH = 100
+_LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
+
+
+class MemoryJobQueue(JobQueue):
+    """A job queue held in memory by this process."""
+
+    backend = "memory"
+
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        max_attempts: int = 3,
+        backoff: Backoff | None = None,
+        retention: RetentionPolicy | None = None,
+        max_payload_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        super().__init__(
+            name,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            retention=retention,
+            max_payload_bytes=max_payload_bytes,
+        )
+        self._jobs: dict[str, Job] = {}
+        self._seq = itertools.count(1)
+        self._waiting: list[tuple[int, int, str]] = []  # (-priority, seq, id), lazy deletion
+        self._wseq: dict[str, int] = {}
+        self._delayed: list[tuple[float, str]] = []  # (run_at, id), lazy deletion
+        self._active: dict[str, float] = {}  # id -> lease expiry
+        self._finished: dict[JobStatus, OrderedDict[str, float]] = {
+            s: OrderedDict() for s in FINISHED
+        }
+        self._event = asyncio.Event()
+
+    # -- internal state changes ----------------------------------------------------------------
+    def _push_waiting(self, job: Job) -> Job:
+        seq = next(self._seq)
+        self._wseq[job.id] = seq
+        heapq.heappush(self._waiting, (-job.priority, seq, job.id))
+        job = replace(job, status=JobStatus.WAITING)
+        self._jobs[job.id] = job
+        self._event.set()
+        return job
+
+    def _push_delayed(self, job: Job, run_at: float) -> None:
+        job = replace(job, status=JobStatus.DELAYED, run_at=run_at)
+        self._jobs[job.id] = job
+        heapq.heappush(self._delayed, (run_at, job.id))
+        self._event.set()
+
+    def _finish(self, job: Job, status: JobStatus, now: float, **changes: Any) -> None:
+        self._jobs[job.id] = replace(job, status=status, finished_at=now, **changes)
+        self._finished[status][job.id] = now
+
+    def _unlist(self, job: Job) -> None:
+        """Remove ``job`` from the structure of its current status."""
+        if job.status == JobStatus.WAITING:
+            self._wseq.pop(job.id, None)
+        elif job.status == JobStatus.ACTIVE:
+            self._active.pop(job.id, None)
+        elif job.status in FINISHED:
+            self._finished[job.status].pop(job.id, None)
+        # delayed: lazily skipped, its status no longer matches
+
+    def _pop_waiting(self) -> Job | None:
+        while self._waiting:
+            _, seq, job_id = heapq.heappop(self._waiting)
+            if self._wseq.get(job_id) == seq:
+                del self._wseq[job_id]
+                return self._jobs[job_id]
+        return None
+
+    def _maintain(self, now: float) -> int:
+        recovered = 0
+        for job_id, expiry in list(self._active.items())[: BATCH * 10]:
+            if expiry > now:
+                continue
+            job = self._jobs[job_id]
+            del self._active[job_id]
+            recovered += 1
+            if job.attempts >= job.max_attempts:
+                self._finish(job, JobStatus.FAILED, now, error=_LEASE_EXPIRED)
+            else:
+                self._push_waiting(replace(job, error=_LEASE_EXPIRED))
+        while self._delayed and self._delayed[0][0] <= now:
+            run_at, job_id = heapq.heappop(self._delayed)
+            due = self._jobs.get(job_id)
+            if due is not None and due.status == JobStatus.DELAYED and due.run_at == run_at:
+                self._push_waiting(due)
+        r = self.retention
+        self._trim(JobStatus.COMPLETED, now, r.completed_ttl, r.completed_max)
+        self._trim(JobStatus.CANCELLED, now, r.completed_ttl, r.completed_max)
+        self._trim(JobStatus.FAILED, now, r.failed_ttl, r.failed_max)
+        return recovered
+
+    def _trim(self, status: JobStatus, now: float, ttl: float, max_count: int) -> None:
+        ids = self._finished[status]
+        while ids:
+            job_id, finished = next(iter(ids.items()))
+            if finished > now - ttl and len(ids) <= max_count:
+                break
+            ids.popitem(last=False)
+            self._jobs.pop(job_id, None)
+
+    # -- hooks ---------------------------------------------------------------------------------
+    async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
+        now = time.time()
+        out = []
+        for p in prepared:
+            existing = self._jobs.get(p.id)
+            if existing is not None:
+                out.append(existing)
+                continue
+            due = max(now + p.delay_ms / 1000.0, p.run_at_ms / 1000.0)
+            job = Job(
+                id=p.id,
+                name=p.name,
+                queue=self.name,
+                payload=decode_value(p.payload),
+                priority=p.priority,
+                max_attempts=p.max_attempts,
+                created_at=now,
+                run_at=due,
+                timeout=p.timeout,
+                backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
+            )
+            if due > now:
+                self._push_delayed(job, due)
+                job = self._jobs[job.id]
+            else:
+                job = self._push_waiting(job)
+            out.append(job)
+        return out
+
+    async def _get(self, job_id: str) -> Job | None:
+        return self._jobs.get(job_id)
+
+    async def _cancel(self, job_id: str) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or job.status in FINISHED:
+            return False
+        self._unlist(job)
+        self._finish(job, JobStatus.CANCELLED, time.time())
+        return True
+
+    async def _retry(self, job_id: str) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None or job.status != JobStatus.FAILED:
+            return False
+        self._unlist(job)
+        self._push_waiting(replace(job, attempts=0, finished_at=None))
+        return True
+
+    async def _counts(self) -> dict[str, int]:
+        counts = dict.fromkeys((s.value for s in JobStatus), 0)
+        for job in self._jobs.values():
+            counts[job.status.value] += 1
+        return counts
+
+    async def _list(self, status: JobStatus, offset: int, limit: int) -> list[Job]:
+        if status == JobStatus.WAITING:
+            order = sorted((-j.priority, self._wseq[i], i) for i, j in self._jobs.items()
+                           if j.status == status and i in self._wseq)  # fmt: skip
+            ids = [i for _, _, i in order]
+        elif status == JobStatus.DELAYED:
+            ids = [j.id for j in sorted(
+                (j for j in self._jobs.values() if j.status == status),
+                key=lambda j: j.run_at or 0.0)]  # fmt: skip
+        elif status == JobStatus.ACTIVE:
+            ids = sorted(self._active, key=self._active.__getitem__)
+        else:
+            ids = list(reversed(self._finished[status]))
+        return [self._jobs[i] for i in ids[offset : offset + limit]]
+
+    async def _purge(self, status: JobStatus) -> int:
+        ids = self._finished[status]
+        n = len(ids)
+        for job_id in ids:
+            self._jobs.pop(job_id, None)
+        ids.clear()
+        return n
+
+    async def dump_jobs(self) -> AsyncIterator[Job]:
+        """Every job (a snapshot taken when iteration starts)."""
+        for job in list(self._jobs.values()):
+            yield job
+
+    async def _restore(self, job: Job) -> bool:
+        if job.id in self._jobs:
+            return False
+        encode_value(job.payload, self.max_payload_bytes)
+        now = time.time()
+        status = JobStatus(job.status)
+        if status == JobStatus.WAITING:
+            self._push_waiting(job)
+        elif status == JobStatus.DELAYED:
+            self._push_delayed(job, job.run_at or now)
+        elif status == JobStatus.ACTIVE:
+            self._jobs[job.id] = job
+            self._active[job.id] = now  # lease already expired: the next step requeues it
+        else:
+            self._jobs[job.id] = job
+            self._finished[status][job.id] = job.finished_at or now
+        return True
+
+    async def _step(
+        self, worker_id: str, outcomes: Sequence[Outcome], claim: int, lease: float
+    ) -> StepResult:
+        now = time.time()
+        rejected = []
+        for o in outcomes:
+            job = self._jobs.get(o.job_id)
+            if job is None or job.status != JobStatus.ACTIVE or job.token != o.token:
+                rejected.append(o.job_id)
+                continue
+            del self._active[job.id]
+            if o.kind == "done":
+                self._finish(job, JobStatus.COMPLETED, now, result=decode_value(o.data))
+            elif o.kind == "release":
+                self._push_waiting(replace(job, attempts=max(0, job.attempts - 1)))
+            elif o.kind == "retry" and job.attempts < job.max_attempts:
+                error = JobFailure.from_json(o.data)
+                self._push_delayed(replace(job, error=error), now + o.delay)
+            else:
+                self._finish(job, JobStatus.FAILED, now, error=JobFailure.from_json(o.data))
+        recovered = self._maintain(now)
+        jobs: list[Job] = []
+        while len(jobs) < claim:
+            job = self._pop_waiting()
+            if job is None:
+                break
+            job = replace(job, status=JobStatus.ACTIVE, attempts=job.attempts + 1,
+                          token=job.token + 1, started_at=now, worker_id=worker_id)  # fmt: skip
+            self._jobs[job.id] = job
+            self._active[job.id] = now + lease
+            jobs.append(job)
+        more = bool(self._wseq)
+        if more and claim:
+            self._event.set()
+        next_due = None
+        while self._delayed:
+            run_at, job_id = self._delayed[0]
+            j = self._jobs.get(job_id)
+            if j is not None and j.status == JobStatus.DELAYED and j.run_at == run_at:
+                next_due = max(0.0, run_at - now)
+                break
+            heapq.heappop(self._delayed)
+        return StepResult(jobs, next_due, recovered, rejected, more)
+
+    async def _extend(
+        self, worker_id: str, held: Sequence[tuple[str, int]], lease: float
+    ) -> list[str]:
+        expiry = time.time() + lease
+        lost = []
+        for job_id, token in held:
+            job = self._jobs.get(job_id)
+            if job is not None and job.status == JobStatus.ACTIVE and job.token == token:
+                self._active[job_id] = expiry
+            else:
+                lost.append(job_id)
+        return lost
+
+    async def _wait(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+    async def _wake(self) -> None:
+        self._event.set()

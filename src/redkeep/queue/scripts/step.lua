@@ -1,0 +1,136 @@
+-- One worker step: record finished attempts (fenced by token), reap expired leases, promote
+-- due delayed jobs, trim finished jobs, then claim up to N waiting jobs.
+-- KEYS[1] waiting  KEYS[2] delayed  KEYS[3] active  KEYS[4] completed  KEYS[5] failed
+-- KEYS[6] cancelled  KEYS[7] marker  KEYS[8] sequence counter
+-- ARGV[1] job hash key prefix  ARGV[2] worker id  ARGV[3] jobs to claim  ARGV[4] lease ms
+-- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
+-- ARGV[9] batch size for reaping/promoting/trimming  ARGV[10] number of outcomes
+-- then 5 values per outcome: id, token, kind (done|retry|fail|release), data, delay_ms
+-- Returns {claimed jobs (each a flat field/value list), ms until next delayed job or -1,
+--   leases recovered, rejected ids, 1 if more jobs are waiting else 0}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local jp = ARGV[1]
+local batch = tonumber(ARGV[9])
+local wake = false
+local rejected = {}
+
+local function requeue(jk, id)
+  local prio = tonumber(redis.call('HGET', jk, 'priority')) or 0
+  local seq = redis.call('INCR', KEYS[8])
+  redis.call('ZADD', KEYS[1], -prio * 1e12 + seq, id)
+  wake = true
+end
+
+-- 1. outcomes
+local i = 11
+for _ = 1, tonumber(ARGV[10]) do
+  local id, token, kind, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local delay = tonumber(ARGV[i + 4])
+  i = i + 5
+  local jk = jp .. id
+  local st = redis.call('HMGET', jk, 'status', 'token', 'attempts', 'max_attempts')
+  if st[1] ~= 'active' or st[2] ~= token then
+    rejected[#rejected + 1] = id
+  else
+    redis.call('ZREM', KEYS[3], id)
+    if kind == 'done' then
+      redis.call('HSET', jk, 'status', 'completed', 'finished', now, 'result', data)
+      redis.call('ZADD', KEYS[4], now, id)
+    elseif kind == 'release' then
+      local attempts = tonumber(st[3]) - 1
+      if attempts < 0 then attempts = 0 end
+      redis.call('HSET', jk, 'status', 'waiting', 'attempts', attempts)
+      requeue(jk, id)
+    elseif kind == 'retry' and tonumber(st[3]) < tonumber(st[4]) then
+      redis.call('HSET', jk, 'status', 'delayed', 'error', data, 'run_at', now + delay)
+      redis.call('ZADD', KEYS[2], now + delay, id)
+    else
+      redis.call('HSET', jk, 'status', 'failed', 'finished', now, 'error', data)
+      redis.call('ZADD', KEYS[5], now, id)
+    end
+  end
+end
+
+-- 2. expired leases: back to waiting, or failed once attempts are used up
+local recovered = 0
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, batch)
+for _, id in ipairs(expired) do
+  local jk = jp .. id
+  redis.call('ZREM', KEYS[3], id)
+  local st = redis.call('HMGET', jk, 'attempts', 'max_attempts')
+  if st[1] then
+    local err = '["LeaseExpired","lease expired",""]'
+    recovered = recovered + 1
+    if tonumber(st[1]) >= tonumber(st[2]) then
+      redis.call('HSET', jk, 'status', 'failed', 'finished', now, 'error', err)
+      redis.call('ZADD', KEYS[5], now, id)
+    else
+      redis.call('HSET', jk, 'status', 'waiting', 'error', err)
+      requeue(jk, id)
+    end
+  end
+end
+
+-- 3. due delayed jobs
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, batch)
+for _, id in ipairs(due) do
+  local jk = jp .. id
+  redis.call('ZREM', KEYS[2], id)
+  if redis.call('EXISTS', jk) == 1 then
+    redis.call('HSET', jk, 'status', 'waiting')
+    requeue(jk, id)
+  end
+end
+
+-- 4. retention of finished jobs (removed jobs leave no keys)
+local function trim(zkey, ttl, max)
+  local old = redis.call('ZRANGEBYSCORE', zkey, '-inf', now - ttl, 'LIMIT', 0, batch)
+  for _, id in ipairs(old) do
+    redis.call('DEL', jp .. id)
+    redis.call('ZREM', zkey, id)
+  end
+  local excess = redis.call('ZCARD', zkey) - max
+  if excess > 0 then
+    if excess > batch then excess = batch end
+    local ids = redis.call('ZRANGE', zkey, 0, excess - 1)
+    for _, id in ipairs(ids) do
+      redis.call('DEL', jp .. id)
+      redis.call('ZREM', zkey, id)
+    end
+  end
+end
+local cttl, cmax = tonumber(ARGV[5]), tonumber(ARGV[6])
+trim(KEYS[4], cttl, cmax)
+trim(KEYS[6], cttl, cmax)
+trim(KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]))
+
+-- 5. claim
+local claimed = {}
+local want = tonumber(ARGV[3])
+if want > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], want)
+  local expiry = now + tonumber(ARGV[4])
+  for k = 1, #popped, 2 do
+    local id = popped[k]
+    local jk = jp .. id
+    if redis.call('EXISTS', jk) == 1 then
+      redis.call('HINCRBY', jk, 'attempts', 1)
+      redis.call('HINCRBY', jk, 'token', 1)
+      redis.call('HSET', jk, 'status', 'active', 'started', now, 'worker', ARGV[2])
+      redis.call('ZADD', KEYS[3], expiry, id)
+      claimed[#claimed + 1] = redis.call('HGETALL', jk)
+    end
+  end
+end
+
+local more = 0
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  more = 1
+  if want > 0 then wake = true end
+end
+if wake then redis.call('ZADD', KEYS[7], 0, 'w') end
+local next_due = -1
+local head = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #head > 0 then next_due = tonumber(head[2]) - now end
+return {claimed, next_due, recovered, rejected, more}

@@ -1,0 +1,367 @@
+"""The worker: claims jobs in batches, runs handlers, reports outcomes, renews leases.
+
+One fetch loop per queue. A loop's step (one script call) reports every outcome collected since
+the previous step and claims as many jobs as there are free slots, so a busy worker needs about
+one round trip per batch of jobs. Idle loops block on the queue's wake-up marker. A lease renewer
+extends the leases of running jobs independently of the handlers and cancels the tasks of jobs
+that were cancelled or whose lease was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from redkeep.errors import scrub
+from redkeep.queue.base import InvalidJob, Job, JobQueue, Outcome
+from redkeep.queue.execution import Handler, WorkerObserver, execute_job
+
+if TYPE_CHECKING:
+    from redkeep.config import Settings
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("redkeep.queue.worker")
+
+MAX_BLOCK = 1.0
+FLUSH_DELAY = 0.02  # longest wait before reporting a finished job
+
+
+@dataclass
+class _Running:
+    job: Job
+    queue: JobQueue
+    task: asyncio.Task[None]
+    started: float
+    reason: str | None = None  # why it was cancelled: "release", "lost" or "cancelled"
+
+
+@dataclass
+class _QueueState:
+    queue: JobQueue
+    outcomes: list[Outcome] = field(default_factory=list)
+    first_outcome: float = 0.0
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    waiter: asyncio.Task[bool] | None = None
+    empty: bool = True  # the last step left no waiting jobs: block on the wake-up marker
+
+
+class Worker:
+    """Runs jobs from one or more queues until :meth:`stop` (or SIGTERM/SIGINT).
+
+    Async handlers run as tasks, sync handlers in a thread pool of ``concurrency`` threads. A
+    handler gets the :class:`Job`; its return value (JSON-serializable) becomes the result.
+    ``prefetch`` jobs beyond ``concurrency`` may be claimed ahead (leased to this worker, started
+    as soon as a slot frees, released at stop); 0 claims only for free slots.
+    """
+
+    def __init__(
+        self,
+        queues: JobQueue | Sequence[JobQueue],
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 10,
+        lease: float = 30.0,
+        grace_period: float = 10.0,
+        prefetch: int | None = None,
+        renew_interval: float | None = None,
+        worker_id: str | None = None,
+        observer: WorkerObserver | None = None,
+        handle_signals: bool = True,
+        max_result_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.queues = [queues] if isinstance(queues, JobQueue) else list(queues)
+        if not self.queues:
+            raise InvalidJob("a worker needs at least one queue")
+        if concurrency < 1 or lease <= 0 or grace_period < 0:
+            raise InvalidJob("concurrency must be >= 1, lease > 0 and grace_period >= 0")
+        self.handlers = dict(handlers)
+        self.concurrency = concurrency
+        self.prefetch = concurrency if prefetch is None else max(0, prefetch)
+        self.lease = lease
+        self.grace_period = grace_period
+        self.renew_interval = renew_interval or min(lease / 3, MAX_BLOCK)
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.observer = observer
+        self.handle_signals = handle_signals
+        self.max_result_bytes = max_result_bytes
+        self._batch = max(1, self.prefetch // 2)
+        self._running: dict[str, _Running] = {}
+        self._buffer: deque[tuple[_QueueState, Job]] = deque()
+        self._reserved = 0
+        self._stopping = False
+        self._drained = False
+        self._stop_event: asyncio.Event | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._states: list[_QueueState] = []
+
+    @classmethod
+    def from_settings(
+        cls,
+        queues: JobQueue | Sequence[JobQueue],
+        handlers: Mapping[str, Handler],
+        settings: Settings,
+        **overrides: object,
+    ) -> Worker:
+        """A worker with concurrency, lease and grace period from ``settings``."""
+        opts: dict[str, object] = {
+            "concurrency": settings.queue_concurrency,
+            "lease": settings.queue_lease,
+            "grace_period": settings.queue_grace_period,
+            "max_result_bytes": settings.max_payload_bytes,
+        }
+        opts.update(overrides)
+        return cls(queues, handlers, **opts)  # type: ignore[arg-type]
+
+    @property
+    def active(self) -> int:
+        """Jobs running now."""
+        return len(self._running)
+
+    def stop(self) -> None:
+        """Ask the worker to stop: claim no more, finish or release active jobs, return."""
+        self._stopping = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        for st in self._states:
+            st.event.set()
+
+    async def run(self) -> None:
+        """Process jobs until :meth:`stop` is called or SIGTERM/SIGINT arrives."""
+        loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        if self._stopping:
+            self._stop_event.set()
+        self._states = [_QueueState(q) for q in self.queues]
+        installed: list[signal.Signals] = []
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.stop)
+                    installed.append(sig)
+        for q in self.queues:
+            register = getattr(q, "register", None)
+            if register is not None:
+                with contextlib.suppress(Exception):
+                    await register()
+        loops = [asyncio.create_task(self._fetch_loop(st)) for st in self._states]
+        renewer = asyncio.create_task(self._renew_loop())
+        try:
+            await self._stop_event.wait()
+            await self._drain()
+            await asyncio.gather(*loops)
+        finally:
+            for task in [*loops, renewer]:
+                task.cancel()
+            await asyncio.gather(*loops, renewer, return_exceptions=True)
+            for st in self._states:
+                if st.waiter is not None:
+                    st.waiter.cancel()
+                    with contextlib.suppress(BaseException):
+                        await st.waiter
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+
+    async def _drain(self) -> None:
+        """Release prefetched jobs, wait up to the grace period for running ones, release the
+        rest (a released job goes back to waiting without counting an attempt)."""
+        while self._buffer:
+            st, job = self._buffer.popleft()
+            self._add_outcome(st, Outcome(job.id, job.token, "release"))
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.grace_period)
+        for r in list(self._running.values()):
+            r.reason = "release"
+            r.task.cancel()
+        remaining = [r.task for r in self._running.values()]
+        if remaining:
+            await asyncio.wait(remaining)
+        self._drained = True
+        for st in self._states:
+            st.event.set()
+
+    # -- fetching ------------------------------------------------------------------------------
+    def _room(self) -> int:
+        """Jobs this worker may claim now (free slots plus prefetch room)."""
+        held = len(self._running) + len(self._buffer) + self._reserved
+        return self.concurrency + self.prefetch - held
+
+    def _should_step(self, st: _QueueState) -> bool:
+        if self._stopping:
+            return bool(st.outcomes)
+        if self._room() >= self._batch:
+            return True
+        if not st.outcomes:
+            return False
+        return (
+            len(st.outcomes) >= self._batch
+            or not self._running
+            or time.monotonic() - st.first_outcome >= FLUSH_DELAY
+        )
+
+    async def _fetch_loop(self, st: _QueueState) -> None:
+        q = st.queue
+        failures = 0
+        next_due: float | None = None
+        while True:
+            st.event.clear()
+            if self._drained and not st.outcomes:
+                return
+            if not self._should_step(st):
+                await self._idle(st, next_due)
+                continue
+            claim = 0 if self._stopping else max(0, self._room())
+            outcomes, st.outcomes = st.outcomes, []
+            self._reserved += claim
+            try:
+                res = await q._step(self.id, outcomes, claim, self.lease)
+            except Exception as exc:
+                self._reserved -= claim
+                st.outcomes[:0] = outcomes
+                failures += 1
+                log.warning("queue %s: step failed (%s); retrying", q.name, scrub(str(exc)))
+                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                continue
+            failures = 0
+            self._reserved -= claim
+            for job in res.jobs:
+                self._buffer.append((st, job))
+            self._start_next()
+            if res.rejected:
+                log.warning("queue %s: stale outcome rejected for %s", q.name, res.rejected)
+            if res.recovered and self.observer is not None:
+                self.observer.on_recovered(q.name, res.recovered)
+            next_due = res.next_due
+            st.empty = not res.more
+            if res.more and self._room() >= self._batch and not self._stopping:
+                continue
+            if self._should_step(st) and (st.outcomes or res.jobs):
+                continue
+            await self._idle(st, next_due)
+
+    async def _idle(self, st: _QueueState, next_due: float | None) -> None:
+        """Wait for an outcome to report, a wake-up from the queue, or the next due job."""
+        timeout = MAX_BLOCK if next_due is None else max(0.0, min(MAX_BLOCK, next_due))
+        if st.outcomes:
+            flush_in = st.first_outcome + FLUSH_DELAY - time.monotonic()
+            timeout = max(0.0, min(timeout, flush_in))
+        want_jobs = st.empty and not self._stopping and self._room() > 0
+        if want_jobs and st.waiter is None:
+            st.waiter = asyncio.create_task(st.queue._wait(max(timeout, 0.01)))
+        waits: set[asyncio.Future[object]] = {asyncio.ensure_future(st.event.wait())}
+        if st.waiter is not None:
+            waits.add(st.waiter)  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            if w is not st.waiter:
+                w.cancel()
+        if st.waiter is not None and st.waiter in done:
+            waiter, st.waiter = st.waiter, None
+            try:
+                woken = waiter.result()
+            except Exception as exc:
+                log.warning("queue %s: wait failed (%s)", st.queue.name, scrub(str(exc)))
+                await asyncio.sleep(0.2)
+                return
+            if woken and (self._room() <= 0 or self._stopping):
+                # Pass the wake-up on to another worker that has room.
+                with contextlib.suppress(Exception):
+                    await st.queue._wake()
+
+    # -- running -------------------------------------------------------------------------------
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="redkeep-job")
+        return self._pool
+
+    def _start_next(self) -> None:
+        """Start prefetched jobs while slots are free."""
+        while self._buffer and len(self._running) < self.concurrency and not self._stopping:
+            st, job = self._buffer.popleft()
+            task = asyncio.create_task(self._run_job(st, job))
+            self._running[job.id] = _Running(job, st.queue, task, time.perf_counter())
+
+    def _add_outcome(self, st: _QueueState, outcome: Outcome) -> None:
+        if not st.outcomes:
+            st.first_outcome = time.monotonic()
+        st.outcomes.append(outcome)
+        st.event.set()
+
+    async def _run_job(self, st: _QueueState, job: Job) -> None:
+        outcome: Outcome | None = None
+        try:
+            outcome = await execute_job(
+                st.queue, job, self.handlers, self._thread_pool, self.max_result_bytes
+            )
+        except asyncio.CancelledError:
+            running = self._running.get(job.id)
+            if running is not None and running.reason == "release":
+                outcome = Outcome(job.id, job.token, "release")
+        except Exception as exc:  # defensive: execute_job catches handler errors itself
+            log.exception("queue %s: job %s crashed the runner", st.queue.name, job.id)
+            outcome = Outcome(job.id, job.token, "fail", scrub(repr(exc)))
+        finally:
+            running = self._running.pop(job.id, None)
+            self._start_next()
+            if outcome is not None:
+                self._add_outcome(st, outcome)
+            st.event.set()
+            if running is not None and self.observer is not None:
+                self._observe(st, job, outcome, running)
+
+    def _observe(self, st: _QueueState, job: Job, outcome: Outcome | None, r: _Running) -> None:
+        assert self.observer is not None
+        seconds = time.perf_counter() - r.started
+        try:
+            if outcome is None:
+                if r.reason == "cancelled":
+                    self.observer.on_job_finished(st.queue.name, job.name, "cancelled", seconds)
+            elif outcome.kind == "done":
+                self.observer.on_job_finished(st.queue.name, job.name, "completed", seconds)
+            elif outcome.kind == "retry" and job.attempts < job.max_attempts:
+                self.observer.on_retry(st.queue.name, job.name)
+            elif outcome.kind in ("retry", "fail"):
+                self.observer.on_job_finished(st.queue.name, job.name, "failed", seconds)
+        except Exception:
+            log.exception("worker observer failed")
+
+    # -- leases --------------------------------------------------------------------------------
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.renew_interval)
+            for q in self.queues:
+                held = [(r.job.id, r.job.token) for r in self._running.values() if r.queue is q]
+                held += [(job.id, job.token) for st, job in self._buffer if st.queue is q]
+                if not held:
+                    continue
+                try:
+                    lost = await q._extend(self.id, held, self.lease)
+                except Exception as exc:
+                    log.warning("queue %s: lease renewal failed (%s)", q.name, scrub(str(exc)))
+                    continue
+                if lost:
+                    gone = set(lost)
+                    self._buffer = deque((s, j) for s, j in self._buffer if j.id not in gone)
+                for job_id in lost:
+                    running = self._running.get(job_id)
+                    if running is not None and running.reason is None:
+                        job = await q.get_job(job_id)
+                        cancelled = job is not None and job.status == "cancelled"
+                        running.reason = "cancelled" if cancelled else "lost"
+                        log.info("queue %s: job %s %s; stopping its handler", q.name, job_id,
+                                 "was cancelled" if cancelled else "lost its lease")  # fmt: skip
+                        running.task.cancel()

@@ -1,0 +1,496 @@
+"""RESP transport: redis-py asyncio (with hiredis) for standalone Redis and Redis Cluster.
+
+Design notes:
+
+- Replies are raw: the client's response callbacks are removed (except INFO and the cluster's
+  own bootstrap commands), so ``pipeline`` returns what the server sent and the typed methods
+  convert the few replies that need it. This also saves redis-py's per-reply callback work.
+- Every call goes straight to ``execute_command`` inside one ``try``; errors are translated by
+  :func:`redkeep.redis.errors.translate_error`. The observer costs nothing when absent.
+- Connection errors are retried by redis-py's ``Retry`` with ``FullJitterBackoff`` (present in
+  redis-py 5.0 and 8.x). Timeouts are not retried, so a frozen server surfaces as
+  :class:`~redkeep.errors.BackendTimeout` after about ``command_timeout``.
+- Blocking pops wait at most ``0.8 * command_timeout`` server-side, so they never trip the
+  socket timeout; callers simply loop on ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
+
+from redis import exceptions as rx
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import FullJitterBackoff
+
+from redkeep.errors import BackendResponseError, BackendUnavailable, ConfigError, register_secret
+from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
+from redkeep.redis.errors import translate_error
+
+if TYPE_CHECKING:
+    from redkeep.config import Settings
+
+__all__ = ["RespClient"]
+
+_KEEP_CALLBACKS = ("CLUSTER", "COMMAND", "INFO")
+
+
+async def _closed(*args: Any, **kwargs: Any) -> Any:
+    raise BackendUnavailable("redis client is closed")
+
+
+def _flat_pairs(mapping: Mapping[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for k, v in mapping.items():
+        out.append(k)
+        out.append(v)
+    return out
+
+
+class RespClient:
+    """:class:`~redkeep.redis.base.RedisClient` over the Redis protocol (standalone or Cluster).
+
+    ``url`` is ``redis://``, ``rediss://`` (TLS; redis-py query options such as
+    ``?ssl_ca_certs=/path`` apply) or ``unix://``. With ``cluster=True`` the URL names any node.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cluster: bool = False,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 2.0,
+        max_connections: int = 50,
+        retry_attempts: int = 3,
+        retry_base_delay: float = 0.05,
+        retry_max_delay: float = 2.0,
+        observer: CommandObserver | None = None,
+    ) -> None:
+        try:
+            parts = urlsplit(url)
+            register_secret(parts.password)
+        except ValueError as exc:
+            raise ConfigError(f"invalid Redis URL: {exc}") from None
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("Redis URL must start with redis://, rediss:// or unix://")
+        self.transport = "cluster" if cluster else "resp"
+        self.capabilities = Capabilities(
+            blocking=True, pubsub=True, cluster=cluster, transactions=not cluster
+        )
+        self.command_timeout = command_timeout
+        self._observer = observer
+        self._cluster = cluster
+        self._block_cap = max(command_timeout * 0.8, 0.01)
+        retry = Retry(
+            FullJitterBackoff(cap=retry_max_delay, base=retry_base_delay),
+            retry_attempts,
+            supported_errors=(rx.ConnectionError,),
+        )
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "encoding_errors": "replace",
+            "socket_timeout": command_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "retry": retry,
+            # redis-py 5.x retries a command only for errors listed here (8.x uses ``retry``)
+            "retry_on_error": [rx.ConnectionError],
+        }
+        try:
+            if cluster:
+                self._r: Any = RedisCluster.from_url(
+                    url, max_connections=max_connections, **options
+                )
+            else:
+                pool = BlockingConnectionPool.from_url(
+                    url, max_connections=max_connections, timeout=command_timeout, **options
+                )
+                self._r = Redis(connection_pool=pool)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"invalid Redis URL options: {translate_error(exc)}") from None
+        callbacks = self._r.response_callbacks
+        for name in list(callbacks):
+            if not str(name).upper().startswith(_KEEP_CALLBACKS):
+                del callbacks[name]
+        self._ex: Callable[..., Awaitable[Any]] = self._r.execute_command
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, observer: CommandObserver | None = None
+    ) -> RespClient:
+        """Build a client from :class:`~redkeep.config.Settings` (``redis_url`` must be set)."""
+        if settings.redis_url is None:
+            raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
+        return cls(
+            settings.redis_url.get_secret_value(),
+            cluster=settings.redis_cluster,
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+            max_connections=settings.max_connections,
+            retry_attempts=settings.retry_attempts,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
+            observer=observer,
+        )
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
+        observer = cast(CommandObserver, self._observer)
+        start = perf_counter()
+        try:
+            result = await awaitable
+        except Exception as exc:
+            err = translate_error(exc)
+            observer.on_command(self.transport, name, perf_counter() - start, type(err).__name__)
+            raise err from None
+        observer.on_command(self.transport, name, perf_counter() - start, None)
+        return result
+
+    async def _cmd(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            if self._observer is None:
+                return await self._ex(*args, **kwargs)
+            return await self._timed(args[0], self._ex(*args, **kwargs))
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    async def _run(self, name: str, awaitable: Awaitable[Any]) -> Any:
+        try:
+            if self._observer is None:
+                return await awaitable
+            return await self._timed(name, awaitable)
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    # -- strings -------------------------------------------------------------------------------
+    async def get(self, key: str) -> str | None:
+        """GET ``key``."""
+        try:
+            if self._observer is None:
+                return cast("str | None", await self._ex("GET", key))
+            return cast("str | None", await self._timed("GET", self._ex("GET", key)))
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    async def set(
+        self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
+    ) -> bool:
+        """SET with optional PX/NX/XX; True when written."""
+        args: list[Any] = ["SET", key, value]
+        if px is not None:
+            args += ("PX", px)
+        if nx:
+            args.append("NX")
+        elif xx:
+            args.append("XX")
+        try:
+            if self._observer is None:
+                return await self._ex(*args) is not None
+            return await self._timed("SET", self._ex(*args)) is not None
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    async def mget(self, keys: Sequence[str]) -> list[str | None]:
+        """Values of ``keys`` in order (per-slot MGETs on a Cluster)."""
+        if not keys:
+            return []
+        if self._cluster:
+            return cast("list[str | None]", await self._run("MGET", self._r.mget_nonatomic(keys)))
+        return cast("list[str | None]", await self._cmd("MGET", *keys))
+
+    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
+        """Write all pairs in one round trip; with ``px`` as pipelined ``SET k v PX px``."""
+        if not mapping:
+            return
+        if px is None and not self._cluster:
+            await self._cmd("MSET", *_flat_pairs(mapping))
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for key, value in mapping.items():
+            if px is None:
+                pipe.execute_command("SET", key, value)
+            else:
+                pipe.execute_command("SET", key, value, "PX", px)
+        await self._run("MSET", pipe.execute())
+
+    async def incrby(self, key: str, delta: int = 1) -> int:
+        """INCRBY; the new value."""
+        return cast(int, await self._cmd("INCRBY", key, delta))
+
+    async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
+        if not keys:
+            return 0
+        if self._cluster and len(keys) > 1:
+            method = {"DEL": self._r.delete, "UNLINK": self._r.unlink, "EXISTS": self._r.exists}
+            return cast(int, await self._run(name, method[name](*keys)))
+        return cast(int, await self._cmd(name, *keys))
+
+    async def delete(self, *keys: str) -> int:
+        """DEL; number of keys removed."""
+        return await self._multi_key("DEL", keys)
+
+    async def unlink(self, *keys: str) -> int:
+        """UNLINK (non-blocking delete); number of keys removed."""
+        return await self._multi_key("UNLINK", keys)
+
+    async def exists(self, *keys: str) -> int:
+        """EXISTS; how many of ``keys`` exist."""
+        return await self._multi_key("EXISTS", keys)
+
+    async def pexpire(self, key: str, px: int) -> bool:
+        """PEXPIRE; True when the key exists."""
+        return bool(await self._cmd("PEXPIRE", key, px))
+
+    async def pttl(self, key: str) -> int:
+        """Remaining TTL in ms; -1 without expiry, -2 when missing."""
+        return cast(int, await self._cmd("PTTL", key))
+
+    async def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
+        """Keys matching ``match`` (SCAN on every primary of a Cluster)."""
+        targets: list[Any] = [None]
+        if self._cluster:
+            try:
+                targets = list(self._r.get_primaries())
+                if not targets:
+                    await self._r.initialize()
+                    targets = list(self._r.get_primaries())
+            except Exception as exc:
+                raise translate_error(exc) from None
+        for node in targets:
+            extra = {} if node is None else {"target_nodes": node}
+            cursor: Any = "0"
+            while True:
+                reply = await self._cmd("SCAN", cursor, "MATCH", match, "COUNT", count, **extra)
+                if isinstance(reply, dict):  # cluster result keyed by node name
+                    reply = next(iter(reply.values()))
+                cursor, keys = reply
+                if isinstance(cursor, dict):  # redis-py's cluster SCAN callback: {node: cursor}
+                    cursor = next(iter(cursor.values()))
+                for key in keys:
+                    yield key
+                if str(cursor) == "0":
+                    break
+
+    # -- hashes --------------------------------------------------------------------------------
+    async def hget(self, key: str, field: str) -> str | None:
+        """HGET."""
+        return cast("str | None", await self._cmd("HGET", key, field))
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        """HMGET; values in ``fields`` order."""
+        if not fields:
+            return []
+        return cast("list[str | None]", await self._cmd("HMGET", key, *fields))
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        """HGETALL as a dict."""
+        flat = await self._cmd("HGETALL", key)
+        if isinstance(flat, dict):
+            return flat
+        it = iter(flat)
+        return dict(zip(it, it, strict=True))
+
+    async def hset(self, key: str, mapping: Mapping[str, str | int | float]) -> int:
+        """HSET; number of new fields."""
+        if not mapping:
+            return 0
+        return cast(int, await self._cmd("HSET", key, *_flat_pairs(mapping)))
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        """HDEL; number of fields removed."""
+        if not fields:
+            return 0
+        return cast(int, await self._cmd("HDEL", key, *fields))
+
+    # -- sorted sets ---------------------------------------------------------------------------
+    async def zadd(self, key: str, mapping: Mapping[str, float], *, nx: bool = False) -> int:
+        """ZADD (optionally NX); number of new members."""
+        if not mapping:
+            return 0
+        args: list[Any] = ["ZADD", key]
+        if nx:
+            args.append("NX")
+        for member, score in mapping.items():
+            args.append(score)
+            args.append(member)
+        return cast(int, await self._cmd(*args))
+
+    async def zrem(self, key: str, *members: str) -> int:
+        """ZREM; number of members removed."""
+        if not members:
+            return 0
+        return cast(int, await self._cmd("ZREM", key, *members))
+
+    async def zcard(self, key: str) -> int:
+        """ZCARD."""
+        return cast(int, await self._cmd("ZCARD", key))
+
+    async def zscore(self, key: str, member: str) -> float | None:
+        """ZSCORE as float, None when absent."""
+        score = await self._cmd("ZSCORE", key, member)
+        return None if score is None else float(score)
+
+    async def zrange(
+        self, key: str, start: int, stop: int, *, withscores: bool = False
+    ) -> list[Any]:
+        """Members by rank; ``(member, score)`` tuples with ``withscores``."""
+        if withscores:
+            return _pairs(await self._cmd("ZRANGE", key, start, stop, "WITHSCORES"))
+        return cast("list[Any]", await self._cmd("ZRANGE", key, start, stop))
+
+    async def zrangebyscore(
+        self,
+        key: str,
+        min: float | str,
+        max: float | str,
+        *,
+        offset: int | None = None,
+        count: int | None = None,
+        withscores: bool = False,
+    ) -> list[Any]:
+        """Members with ``min <= score <= max`` (``"(1"`` / ``"-inf"`` syntax accepted)."""
+        args: list[Any] = ["ZRANGEBYSCORE", key, min, max]
+        if withscores:
+            args.append("WITHSCORES")
+        if offset is not None or count is not None:
+            args += ("LIMIT", offset or 0, -1 if count is None else count)
+        reply = await self._cmd(*args)
+        return _pairs(reply) if withscores else cast("list[Any]", reply)
+
+    async def bzpopmin(
+        self,
+        keys: Sequence[str],
+        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
+    ) -> tuple[str, str, float] | None:
+        """Blocking pop of the lowest member; waits ``min(timeout, 0.8 * command_timeout)``."""
+        wait = self._block_cap if timeout <= 0 else min(timeout, self._block_cap)
+        reply = await self._cmd("BZPOPMIN", *keys, round(wait, 3))
+        if reply is None:
+            return None
+        key, member, score = reply
+        return key, member, float(score)
+
+    # -- lists ---------------------------------------------------------------------------------
+    async def lpush(self, key: str, *values: str) -> int:
+        """LPUSH; new length."""
+        return cast(int, await self._cmd("LPUSH", key, *values))
+
+    async def rpush(self, key: str, *values: str) -> int:
+        """RPUSH; new length."""
+        return cast(int, await self._cmd("RPUSH", key, *values))
+
+    async def lrange(self, key: str, start: int, stop: int) -> list[str]:
+        """LRANGE."""
+        return cast("list[str]", await self._cmd("LRANGE", key, start, stop))
+
+    async def llen(self, key: str) -> int:
+        """LLEN."""
+        return cast(int, await self._cmd("LLEN", key))
+
+    # -- scripts, batches, raw -----------------------------------------------------------------
+    async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA; on NOSCRIPT load the script (all primaries on a Cluster) and retry once."""
+        try:
+            try:
+                if self._observer is None:
+                    return await self._ex("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._timed(
+                    "EVALSHA", self._ex("EVALSHA", script.sha, len(keys), *keys, *args)
+                )
+            except rx.NoScriptError:
+                pass
+            except BackendResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            await self.script_load(script)
+            return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    async def script_load(self, script: Script) -> str:
+        """SCRIPT LOAD (on every primary of a Cluster); the SHA."""
+        if self._cluster:
+            # "SCRIPT LOAD" as one word is how redis-py routes it (split again on the wire)
+            reply = await self._cmd(
+                "SCRIPT LOAD", script.source, target_nodes=RedisCluster.PRIMARIES
+            )
+        else:
+            reply = await self._cmd("SCRIPT LOAD", script.source)
+        if isinstance(reply, dict):
+            reply = next(iter(reply.values()))
+        return str(reply)
+
+    async def pipeline(
+        self, commands: Sequence[Command], *, transaction: bool = False
+    ) -> list[Any]:
+        """Raw commands in one round trip; failing commands yield their error in place."""
+        if not commands:
+            return []
+        if transaction and self._cluster:
+            raise BackendResponseError(
+                "ERR MULTI/EXEC pipelines are not supported on Redis Cluster; "
+                "use a Lua script with keys sharing one hash tag"
+            )
+        pipe = self._r.pipeline(transaction=transaction) if transaction else self._r.pipeline()
+        for command in commands:
+            pipe.execute_command(*command)
+        replies = await self._run("PIPELINE", pipe.execute(raise_on_error=False))
+        return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
+
+    async def execute(self, *args: str | int | float) -> Any:
+        """One raw command, unprocessed reply."""
+        return await self._cmd(*args)
+
+    # -- server --------------------------------------------------------------------------------
+    async def ping(self) -> float:
+        """PING; round trip in seconds."""
+        start = perf_counter()
+        await self._cmd("PING")
+        return perf_counter() - start
+
+    async def info(self, section: str | None = None) -> dict[str, Any]:
+        """INFO parsed into a dict (the first node's on a Cluster)."""
+        args = ("INFO",) if section is None else ("INFO", section)
+        if self._cluster:
+            reply = await self._cmd(*args, target_nodes=RedisCluster.DEFAULT_NODE)
+        else:
+            reply = await self._cmd(*args)
+        # A cluster may answer {node_name: info}; a plain INFO dict has scalar values too.
+        if isinstance(reply, dict) and reply and all(isinstance(v, dict) for v in reply.values()):
+            return cast("dict[str, Any]", next(iter(reply.values())))
+        return cast("dict[str, Any]", reply)
+
+    async def time(self) -> float:
+        """Server time in seconds since the epoch."""
+        reply = await self._cmd("TIME")
+        if isinstance(reply, dict):
+            reply = next(iter(reply.values()))
+        seconds, micros = reply
+        return int(seconds) + int(micros) / 1_000_000
+
+    async def close(self) -> None:
+        """Close every pooled connection; later calls raise BackendUnavailable."""
+        self._ex = _closed
+        try:
+            if self._cluster:
+                await self._r.aclose()
+            else:
+                await self._r.aclose(close_connection_pool=True)
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    def __repr__(self) -> str:
+        return f"RespClient(transport={self.transport!r})"
+
+
+def _pairs(flat: Any) -> list[tuple[str, float]]:
+    if not flat:
+        return []
+    if isinstance(flat[0], list | tuple):  # already paired (RESP3)
+        return [(m, float(s)) for m, s in flat]
+    it = iter(flat)
+    return [(m, float(s)) for m, s in zip(it, it, strict=True)]

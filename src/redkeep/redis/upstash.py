@@ -1,0 +1,451 @@
+"""Upstash REST transport: Redis commands as JSON over HTTPS, with httpx.
+
+Protocol (Upstash's documented REST API): ``POST /`` with the command as a JSON array
+(``["SET", "k", "v"]``) answers ``{"result": ...}`` or ``{"error": "..."}``; ``POST /pipeline``
+takes an array of commands and answers one such object per command; ``POST /multi-exec`` runs
+them as a transaction. Authentication is ``Authorization: Bearer <token>``.
+
+Why not the ``upstash-redis`` SDK: its async client sends requests with no timeout (httpx
+``timeout=None``) and retries on a fixed 3 s interval, so one stuck request can hang a worker and
+a brief outage costs seconds. Here every request has ``command_timeout``; only failures where
+the request cannot have reached the server (connect errors, 503) are retried, with the shared
+exponential full-jitter :class:`~redkeep.resilience.RetryPolicy` delays.
+
+Values travel as JSON strings (UTF-8), so any ``str`` including non-ASCII text round-trips; the
+``Upstash-Encoding: base64`` header is not used (it would only matter for binary values, which
+redkeep never stores, and local emulators do not implement it).
+
+Capabilities: no blocking commands and no pub/sub over REST. :meth:`bzpopmin` therefore raises
+:class:`~redkeep.errors.BackendResponseError`; the queue polls instead (``capabilities.blocking``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+import orjson
+
+from redkeep.errors import (
+    BackendAuthError,
+    BackendResponseError,
+    BackendUnavailable,
+    ConfigError,
+    register_secret,
+    scrub,
+)
+from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
+from redkeep.redis.errors import response_error, translate_error
+from redkeep.resilience import RetryPolicy
+
+if TYPE_CHECKING:
+    from redkeep.config import Settings
+
+__all__ = ["UpstashRestClient"]
+
+_EMULATOR_PREFIXES = ("Failed to execute Redis command: ", "Failed to execute pipeline: ")
+_HEADERS_JSON = {"Content-Type": "application/json"}
+
+
+def _error_text(message: str) -> str:
+    for prefix in _EMULATOR_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _arg(value: Any) -> Any:
+    return value if isinstance(value, str) else str(value)
+
+
+def _pairs(flat: Sequence[Any]) -> list[tuple[str, float]]:
+    it = iter(flat)
+    return [(m, float(s)) for m, s in zip(it, it, strict=True)]
+
+
+def parse_info(text: str) -> dict[str, Any]:
+    """Parse an INFO reply into a dict (numbers converted; nested ``k=v,...`` left as text)."""
+    info: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        try:
+            info[key] = int(value)
+        except ValueError:
+            try:
+                info[key] = float(value)
+            except ValueError:
+                info[key] = value
+    return info
+
+
+class UpstashRestClient:
+    """:class:`~redkeep.redis.base.RedisClient` over Upstash's REST API."""
+
+    transport = "upstash"
+    capabilities = Capabilities(blocking=False, pubsub=False, cluster=False, transactions=True)
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 2.0,
+        max_connections: int = 50,
+        retry_attempts: int = 3,
+        retry_base_delay: float = 0.05,
+        retry_max_delay: float = 2.0,
+        observer: CommandObserver | None = None,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError("Upstash URL must start with https:// (or http:// for an emulator)")
+        if not token:
+            raise ConfigError("Upstash token must not be empty")
+        register_secret(token)
+        self.url = url.rstrip("/")
+        self.command_timeout = command_timeout
+        self._observer = observer
+        self._retry = RetryPolicy(retry_attempts, retry_base_delay, retry_max_delay)
+        self._http: httpx.AsyncClient | None = httpx.AsyncClient(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}", **_HEADERS_JSON},
+            timeout=httpx.Timeout(command_timeout, connect=connect_timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, observer: CommandObserver | None = None
+    ) -> UpstashRestClient:
+        """Build a client from ``upstash_url`` / ``upstash_token`` and the timeout settings."""
+        if not settings.upstash_url or settings.upstash_token is None:
+            raise ConfigError("REDKEEP_UPSTASH_URL and REDKEEP_UPSTASH_TOKEN are required")
+        return cls(
+            settings.upstash_url,
+            settings.upstash_token.get_secret_value(),
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+            max_connections=settings.max_connections,
+            retry_attempts=settings.retry_attempts,
+            retry_base_delay=settings.retry_base_delay,
+            retry_max_delay=settings.retry_max_delay,
+            observer=observer,
+        )
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def _post(self, path: str, body: Any) -> Any:
+        """POST JSON; retries only failures where the request never reached the server."""
+        http = self._http
+        if http is None:
+            raise BackendUnavailable("upstash client is closed")
+        content = orjson.dumps(body)
+        delays = self._retry.delays()
+        while True:
+            try:
+                response = await http.post(path, content=content)
+                if response.status_code != 503:
+                    break
+                failure: Exception = BackendUnavailable("upstash answered 503 Service Unavailable")
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                failure = exc
+            delay = next(delays, None)
+            if delay is None:
+                raise translate_error(failure) from None
+            await asyncio.sleep(delay)
+        status = response.status_code
+        if status in (401, 403):
+            raise BackendAuthError(f"upstash rejected the token (HTTP {status})")
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            data = None
+        if status >= 400 or data is None:
+            if isinstance(data, dict) and "error" in data:
+                raise response_error(_error_text(str(data["error"])))
+            text = scrub(response.text[:200])
+            if status >= 500:
+                raise BackendUnavailable(f"upstash answered HTTP {status}: {text}")
+            raise BackendResponseError(f"ERR upstash answered HTTP {status}: {text}")
+        return data
+
+    async def _send(self, args: Sequence[Any]) -> Any:
+        data = await self._post("/", [_arg(a) for a in args])
+        if "error" in data:
+            raise response_error(_error_text(str(data["error"])))
+        return data.get("result")
+
+    async def _cmd(self, *args: Any) -> Any:
+        try:
+            if self._observer is None:
+                return await self._send(args)
+            return await self._timed(str(args[0]), self._send(args))
+        except Exception as exc:
+            raise translate_error(exc) from None
+
+    async def _timed(self, name: str, awaitable: Any) -> Any:
+        observer = cast(CommandObserver, self._observer)
+        start = perf_counter()
+        try:
+            result = await awaitable
+        except Exception as exc:
+            err = translate_error(exc)
+            observer.on_command(self.transport, name, perf_counter() - start, type(err).__name__)
+            raise err from None
+        observer.on_command(self.transport, name, perf_counter() - start, None)
+        return result
+
+    # -- strings -------------------------------------------------------------------------------
+    async def get(self, key: str) -> str | None:
+        """GET."""
+        return cast("str | None", await self._cmd("GET", key))
+
+    async def set(
+        self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
+    ) -> bool:
+        """SET with optional PX/NX/XX; True when written."""
+        args: list[Any] = ["SET", key, value]
+        if px is not None:
+            args += ("PX", px)
+        if nx:
+            args.append("NX")
+        elif xx:
+            args.append("XX")
+        return await self._cmd(*args) is not None
+
+    async def mget(self, keys: Sequence[str]) -> list[str | None]:
+        """MGET."""
+        if not keys:
+            return []
+        return cast("list[str | None]", await self._cmd("MGET", *keys))
+
+    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
+        """MSET, or one pipeline of ``SET k v PX px`` when ``px`` is given."""
+        if not mapping:
+            return
+        if px is None:
+            flat: list[Any] = ["MSET"]
+            for key, value in mapping.items():
+                flat += (key, value)
+            await self._cmd(*flat)
+            return
+        replies = await self.pipeline([("SET", k, v, "PX", px) for k, v in mapping.items()])
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+
+    async def incrby(self, key: str, delta: int = 1) -> int:
+        """INCRBY."""
+        return int(await self._cmd("INCRBY", key, delta))
+
+    async def delete(self, *keys: str) -> int:
+        """DEL."""
+        return int(await self._cmd("DEL", *keys)) if keys else 0
+
+    async def unlink(self, *keys: str) -> int:
+        """UNLINK."""
+        return int(await self._cmd("UNLINK", *keys)) if keys else 0
+
+    async def exists(self, *keys: str) -> int:
+        """EXISTS."""
+        return int(await self._cmd("EXISTS", *keys)) if keys else 0
+
+    async def pexpire(self, key: str, px: int) -> bool:
+        """PEXPIRE."""
+        return bool(await self._cmd("PEXPIRE", key, px))
+
+    async def pttl(self, key: str) -> int:
+        """PTTL."""
+        return int(await self._cmd("PTTL", key))
+
+    async def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
+        """SCAN with MATCH/COUNT until the cursor returns to 0."""
+        cursor: Any = "0"
+        while True:
+            cursor, keys = await self._cmd("SCAN", cursor, "MATCH", match, "COUNT", count)
+            for key in keys:
+                yield key
+            if str(cursor) == "0":
+                return
+
+    # -- hashes --------------------------------------------------------------------------------
+    async def hget(self, key: str, field: str) -> str | None:
+        """HGET."""
+        return cast("str | None", await self._cmd("HGET", key, field))
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        """HMGET."""
+        if not fields:
+            return []
+        return cast("list[str | None]", await self._cmd("HMGET", key, *fields))
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        """HGETALL as a dict."""
+        flat = await self._cmd("HGETALL", key) or []
+        it = iter(flat)
+        return dict(zip(it, it, strict=True))
+
+    async def hset(self, key: str, mapping: Mapping[str, str | int | float]) -> int:
+        """HSET."""
+        if not mapping:
+            return 0
+        flat: list[Any] = ["HSET", key]
+        for field, value in mapping.items():
+            flat += (field, value)
+        return int(await self._cmd(*flat))
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        """HDEL."""
+        return int(await self._cmd("HDEL", key, *fields)) if fields else 0
+
+    # -- sorted sets ---------------------------------------------------------------------------
+    async def zadd(self, key: str, mapping: Mapping[str, float], *, nx: bool = False) -> int:
+        """ZADD (optionally NX)."""
+        if not mapping:
+            return 0
+        args: list[Any] = ["ZADD", key]
+        if nx:
+            args.append("NX")
+        for member, score in mapping.items():
+            args += (repr(float(score)), member)
+        return int(await self._cmd(*args))
+
+    async def zrem(self, key: str, *members: str) -> int:
+        """ZREM."""
+        return int(await self._cmd("ZREM", key, *members)) if members else 0
+
+    async def zcard(self, key: str) -> int:
+        """ZCARD."""
+        return int(await self._cmd("ZCARD", key))
+
+    async def zscore(self, key: str, member: str) -> float | None:
+        """ZSCORE as float."""
+        score = await self._cmd("ZSCORE", key, member)
+        return None if score is None else float(score)
+
+    async def zrange(
+        self, key: str, start: int, stop: int, *, withscores: bool = False
+    ) -> list[Any]:
+        """ZRANGE by rank."""
+        if withscores:
+            return _pairs(await self._cmd("ZRANGE", key, start, stop, "WITHSCORES"))
+        return cast("list[Any]", await self._cmd("ZRANGE", key, start, stop))
+
+    async def zrangebyscore(
+        self,
+        key: str,
+        min: float | str,
+        max: float | str,
+        *,
+        offset: int | None = None,
+        count: int | None = None,
+        withscores: bool = False,
+    ) -> list[Any]:
+        """ZRANGEBYSCORE with optional LIMIT and WITHSCORES."""
+        args: list[Any] = ["ZRANGEBYSCORE", key, min, max]
+        if withscores:
+            args.append("WITHSCORES")
+        if offset is not None or count is not None:
+            args += ("LIMIT", offset or 0, -1 if count is None else count)
+        reply = await self._cmd(*args)
+        return _pairs(reply) if withscores else cast("list[Any]", reply)
+
+    async def bzpopmin(
+        self,
+        keys: Sequence[str],
+        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
+    ) -> tuple[str, str, float] | None:
+        """Not available over REST: raises BackendResponseError (see ``capabilities.blocking``)."""
+        raise BackendResponseError(
+            "ERR blocking commands (BZPOPMIN) are not available over Upstash REST; "
+            "check capabilities.blocking and poll with ZPOPMIN or a script instead"
+        )
+
+    # -- lists ---------------------------------------------------------------------------------
+    async def lpush(self, key: str, *values: str) -> int:
+        """LPUSH."""
+        return int(await self._cmd("LPUSH", key, *values))
+
+    async def rpush(self, key: str, *values: str) -> int:
+        """RPUSH."""
+        return int(await self._cmd("RPUSH", key, *values))
+
+    async def lrange(self, key: str, start: int, stop: int) -> list[str]:
+        """LRANGE."""
+        return cast("list[str]", await self._cmd("LRANGE", key, start, stop))
+
+    async def llen(self, key: str) -> int:
+        """LLEN."""
+        return int(await self._cmd("LLEN", key))
+
+    # -- scripts, batches, raw -----------------------------------------------------------------
+    async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA; on NOSCRIPT load the script and retry once."""
+        try:
+            return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
+        except BackendResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.script_load(script)
+        return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def script_load(self, script: Script) -> str:
+        """SCRIPT LOAD; the SHA."""
+        return str(await self._cmd("SCRIPT", "LOAD", script.source))
+
+    async def pipeline(
+        self, commands: Sequence[Command], *, transaction: bool = False
+    ) -> list[Any]:
+        """POST /pipeline (or /multi-exec); failing commands yield their error in place."""
+        if not commands:
+            return []
+        body = [[_arg(a) for a in command] for command in commands]
+        path = "/multi-exec" if transaction else "/pipeline"
+        try:
+            if self._observer is None:
+                data = await self._post(path, body)
+            else:
+                data = await self._timed("PIPELINE", self._post(path, body))
+        except Exception as exc:
+            raise translate_error(exc) from None
+        if not isinstance(data, list) or len(data) != len(commands):
+            raise BackendResponseError("ERR upstash pipeline reply does not match the commands")
+        return [
+            response_error(_error_text(str(item["error"]))) if "error" in item else item["result"]
+            for item in data
+        ]
+
+    async def execute(self, *args: str | int | float) -> Any:
+        """One raw command, unprocessed reply."""
+        return await self._cmd(*args)
+
+    # -- server --------------------------------------------------------------------------------
+    async def ping(self) -> float:
+        """PING; round trip in seconds."""
+        start = perf_counter()
+        await self._cmd("PING")
+        return perf_counter() - start
+
+    async def info(self, section: str | None = None) -> dict[str, Any]:
+        """INFO parsed into a dict."""
+        text = await self._cmd("INFO") if section is None else await self._cmd("INFO", section)
+        return parse_info(str(text or ""))
+
+    async def time(self) -> float:
+        """Server TIME in seconds since the epoch."""
+        seconds, micros = await self._cmd("TIME")
+        return int(seconds) + int(micros) / 1_000_000
+
+    async def close(self) -> None:
+        """Close the HTTP connection pool; later calls raise BackendUnavailable."""
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
+
+    def __repr__(self) -> str:
+        return f"UpstashRestClient(url={self.url!r})"

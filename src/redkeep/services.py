@@ -1,0 +1,377 @@
+"""Startup wiring: one :class:`Services` object builds and owns the backend connection, the
+cache manager, the job queues and the metrics of an application.
+
+    async with create_services() as services:
+        sessions = services.cache("sessions")
+        await services.queue().enqueue("send_email", {"to": "a@example.com"})
+
+Startup validates the backend (PING, script load, ``maxmemory-policy``). With
+``REDKEEP_STARTUP=strict`` an unusable backend raises :class:`StartupError` at once; with
+``degraded`` (the default) the service starts anyway, caches answer from their memory fallback
+and ``/health/ready`` reports why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from redkeep.cache.base import CacheService
+from redkeep.cache.manager import CacheManager
+from redkeep.config import Settings
+from redkeep.errors import RedkeepError, scrub
+from redkeep.monitoring.metrics import Metrics
+from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
+from redkeep.queue import scripts as queue_scripts
+from redkeep.queue.backoff import Backoff
+from redkeep.queue.base import JobQueue, RetentionPolicy
+from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.redis import RedisJobQueue
+from redkeep.queue.worker import Worker
+from redkeep.redis.base import RedisClient, Script
+from redkeep.redis.factory import create_client
+
+if TYPE_CHECKING:
+    from redkeep.redis.connection import ConnectionManager
+
+__all__ = ["SAFE_EVICTION_POLICIES", "Services", "StartupError", "create_services"]
+
+log = logging.getLogger("redkeep.services")
+
+#: ``maxmemory-policy`` values under which Redis never evicts a queue's keys.
+SAFE_EVICTION_POLICIES = frozenset({"noeviction"})
+MEMORY_WARNING = (
+    "redkeep is using in-memory backends (no REDKEEP_REDIS_URL or Upstash credentials set): "
+    "caches and queued jobs do NOT survive a restart"
+)
+MAX_NAMED = 256  # caches or queues one service creates on demand (bounds memory and metrics)
+
+
+class StartupError(RedkeepError):
+    """Strict startup refused an unusable backend (unreachable, scripts, eviction policy)."""
+
+
+def _scripts() -> list[Script]:
+    found = [QUEUE_DEPTH]
+    for name in getattr(queue_scripts, "__all__", ()):
+        script = getattr(queue_scripts, name, None)
+        if isinstance(script, Script):
+            found.append(script)
+    return found
+
+
+class Services:
+    """Connection manager, caches, queues and metrics built from :class:`Settings`.
+
+    Use as an async context manager (or call :meth:`start` and :meth:`close`).
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.metrics = Metrics()
+        self.backend = self.settings.effective_backend
+        self.client: RedisClient | None = None
+        self.connection: ConnectionManager | None = None
+        self.caches: CacheManager | None = None
+        self.degraded_reason: str | None = None
+        """Why the backend is not (fully) usable, or None."""
+        self.warnings: list[str] = []
+        """Startup warnings (memory backend, evicting maxmemory-policy...)."""
+        self.eviction_policy: str | None = None
+        self._queues: dict[str, JobQueue] = {}
+        self._connecting: asyncio.Task[Any] | None = None
+        self._started = False
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> Services:
+        """Connect and validate the backend, build the cache manager. Idempotent."""
+        if self._started:
+            return self
+        self._started = True
+        s = self.settings
+        if self.backend == "memory":
+            self._warn(MEMORY_WARNING)
+        else:
+            self.client = create_client(s, observer=self.metrics)
+            if self.client is None:  # pragma: no cover - factory returns None only for memory
+                raise StartupError(f"no client for backend {self.backend!r}")
+            try:
+                await self._connect()
+            except BaseException:
+                await self._close_client()
+                raise
+        self.caches = CacheManager(s, client=self.client)
+        self._watch_breakers()
+        return self
+
+    async def _connect(self) -> None:
+        assert self.client is not None
+        from redkeep.redis.connection import ConnectionManager
+
+        self.connection = ConnectionManager(self.client, self.settings)
+        problem = await self._validate()
+        if problem is None:
+            await self.connection.start()  # reachable: returns after one PING
+            return
+        if self.settings.startup == "strict":
+            raise StartupError(f"strict startup: {problem}")
+        # Degraded: serve now; the manager keeps connecting in the background and the next
+        # successful readiness probe re-validates the backend.
+        self.degraded_reason = problem
+        log.warning("starting degraded: %s", problem)
+        self._connecting = asyncio.create_task(self.connection.start(), name="redkeep-connect")
+
+    async def _validate(self) -> str | None:
+        """PING, load every script and check ``maxmemory-policy``; the problem, or None."""
+        assert self.client is not None
+        where = self._where()
+        try:
+            await self.client.ping()
+        except RedkeepError as exc:
+            return f"{where} is unreachable ({type(exc).__name__}: {scrub(str(exc))})"
+        try:
+            for script in _scripts():
+                await self.client.script_load(script)
+        except RedkeepError as exc:
+            return f"loading Lua scripts on {where} failed ({scrub(str(exc))})"
+        return await self._check_eviction()
+
+    async def _check_eviction(self) -> str | None:
+        assert self.client is not None
+        try:
+            info = await self.client.info("memory")
+        except RedkeepError as exc:  # Upstash REST or restricted ACLs may refuse INFO
+            self._warn(
+                f"cannot read maxmemory-policy ({type(exc).__name__}); make sure it is noeviction"
+            )
+            return None
+        policy = info.get("maxmemory_policy")
+        self.eviction_policy = str(policy) if policy is not None else None
+        if policy is None or policy in SAFE_EVICTION_POLICIES:
+            return None
+        message = (
+            f"{self._where()} has maxmemory-policy {policy!r}: Redis may evict queued jobs "
+            "silently; set maxmemory-policy noeviction"
+        )
+        if self.settings.startup == "strict":
+            return message
+        self._warn(message)
+        return None
+
+    async def close(self) -> None:
+        """Close queues, caches, the connection manager and the client. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for queue in list(self._queues.values()):
+            try:
+                await queue.close()
+            except Exception as exc:
+                log.warning("closing queue %r failed: %s", queue.name, type(exc).__name__)
+        self._queues.clear()
+        if self.caches is not None:
+            await self.caches.close()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+            self._connecting = None
+        if self.connection is not None:
+            await self.connection.close()
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.close()
+
+    async def __aenter__(self) -> Services:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- components -----------------------------------------------------------------------------
+    def cache(self, name: str = "default") -> CacheService:
+        """The named cache (created on first use)."""
+        if self.caches is None:
+            raise RedkeepError("services are not started: use 'async with create_services()'")
+        known = self.caches.names()
+        if name not in known and len(known) >= MAX_NAMED:
+            raise ValueError(f"too many caches (at most {MAX_NAMED} per service)")
+        return self.caches.get(name)
+
+    def queue(self, name: str = "default") -> JobQueue:
+        """The named job queue (created on first use)."""
+        queue = self._queues.get(name)
+        if queue is not None:
+            return queue
+        if not self._started or self._closed:
+            raise RedkeepError("services are not started: use 'async with create_services()'")
+        if len(self._queues) >= MAX_NAMED:
+            raise ValueError(f"too many queues (at most {MAX_NAMED} per service)")
+        if self.client is None:
+            s = self.settings
+            queue = MemoryJobQueue(
+                name,
+                max_attempts=s.queue_max_attempts,
+                backoff=Backoff(s.queue_backoff_base, s.queue_backoff_max),
+                retention=RetentionPolicy(
+                    s.queue_completed_ttl,
+                    s.queue_completed_max,
+                    s.queue_failed_ttl,
+                    s.queue_failed_max,
+                ),
+                max_payload_bytes=s.max_payload_bytes,
+            )
+        else:
+            queue = RedisJobQueue.from_settings(self.client, name, self.settings)
+        self._queues[name] = queue
+        return queue
+
+    def queue_names(self) -> list[str]:
+        """Names of the queues this service has opened."""
+        return sorted(self._queues)
+
+    def worker(
+        self,
+        handlers: Mapping[str, Callable[..., Any]],
+        *,
+        queues: list[str] | None = None,
+        **options: Any,
+    ) -> Worker:
+        """A worker for ``handlers`` on ``queues`` (default ``["default"]``), reporting to the
+        metrics; ``options`` override the settings' concurrency, lease and grace period."""
+        qs = [self.queue(n) for n in (queues or ["default"])]
+        options.setdefault("observer", self.metrics)
+        return Worker.from_settings(qs, handlers, self.settings, **options)
+
+    def _where(self) -> str:
+        s = self.settings
+        if self.backend == "upstash":
+            return f"Upstash at {s.upstash_url}"
+        return f"Redis at {s.redis_url_redacted}"
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning("%s", message)
+
+    def _watch_breakers(self) -> None:
+        if self.caches is None:
+            return
+        breaker = self.caches.breaker
+        self.metrics.set_breaker_state(breaker.name, breaker.state)
+        breaker.add_listener(self.metrics.breaker_changed)
+        if self.degraded_reason is not None and self.client is not None:
+            breaker.trip()  # start the caches on their fallback right away
+
+    def _caches(self) -> dict[str, CacheService]:
+        if self.caches is None:
+            return {}
+        return {name: self.caches.get(name) for name in self.caches.names()}
+
+    # -- health & metrics -----------------------------------------------------------------------
+    async def health(self) -> dict[str, Any]:
+        """Readiness report: ``ready`` plus per-component status (no secrets)."""
+        components: dict[str, Any] = {}
+        ready = True
+        if self.client is None:
+            components["backend"] = {"status": "up", "backend": "memory", "durable": False}
+        else:
+            backend: dict[str, Any] = {
+                "status": "up",
+                "backend": self.backend,
+                "transport": self.client.transport,
+                "url": self.settings.upstash_url
+                if self.backend == "upstash"
+                else self.settings.redis_url_redacted,
+                "state": self.connection.state if self.connection is not None else None,
+                "eviction_policy": self.eviction_policy,
+            }
+            timeout = min(self.settings.command_timeout, 2.0)
+            start = time.perf_counter()
+            try:
+                await asyncio.wait_for(self.client.ping(), timeout)
+                backend["latency_ms"] = round((time.perf_counter() - start) * 1000, 3)
+            except (RedkeepError, TimeoutError) as exc:
+                ready = False
+                backend["status"] = "down"
+                backend["reason"] = f"{type(exc).__name__}: {scrub(str(exc))}"
+            else:
+                if self.degraded_reason is not None:  # back after a degraded start
+                    self.degraded_reason = await self._validate()
+            components["backend"] = backend
+        caches: dict[str, Any] = {}
+        for name, cache in self._caches().items():
+            entry: dict[str, Any] = {"status": "up", "backend": type(cache).__name__}
+            if _on_fallback(cache):
+                entry["status"] = "fallback"
+                entry["reason"] = "serving from the memory fallback while Redis is unavailable"
+            caches[name] = entry
+        components["caches"] = {
+            "breaker": self.caches.breaker.state if self.caches is not None else None,
+            "caches": caches,
+        }
+        components["queues"] = {
+            "status": components["backend"]["status"],
+            "names": self.queue_names(),
+        }
+        reason = self.degraded_reason
+        if not ready and reason is None:
+            reason = components["backend"].get("reason")
+        status = "ready" if ready and reason is None else ("degraded" if ready else "unavailable")
+        return {
+            "ready": ready,
+            "status": status,
+            "reason": reason,
+            "backend": self.backend,
+            "warnings": list(self.warnings),
+            "components": components,
+        }
+
+    async def refresh_metrics(self) -> None:
+        """Snapshot cache stats, queue depth, connection and breaker state into the metrics."""
+        m = self.metrics
+        for name, cache in self._caches().items():
+            m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache))
+        if self.caches is not None:
+            m.set_breaker_state(self.caches.breaker.name, self.caches.breaker.state)
+        if self.client is not None and self.connection is not None:
+            m.set_connection(
+                "redis",
+                self.client.transport,
+                self.connection.state,
+                pool_in_use=pool_in_use(self.client),
+                latency=self.connection.last_latency,
+            )
+        if self.connection is not None and self.connection.state != "ready":
+            return  # keep the last known depth rather than waiting out timeouts per queue
+        results = await asyncio.gather(
+            *(queue_depth(q) for q in self._queues.values()), return_exceptions=True
+        )
+        for name, result in zip(list(self._queues), results, strict=True):
+            if isinstance(result, BaseException):
+                continue  # the queue's backend is down: keep the last known depth
+            counts, age = result
+            m.set_queue(name, counts, age)
+
+
+def _on_fallback(cache: CacheService) -> bool:
+    return getattr(cache, "mode", None) == "fallback"
+
+
+def create_services(settings: Settings | None = None) -> Services:
+    """The services for ``settings`` (default: from the environment); start them with
+    ``async with``."""
+    return Services(settings)

@@ -1,0 +1,135 @@
+"""JSON error responses for the HTTP API.
+
+Every error body has the shape ``{"error": {"type": ..., "message": ..., "field": ...}}``.
+Bad requests get a 4xx naming the problem, a backend outage a 503 with ``Retry-After``, and
+anything unexpected a bare 500 without a traceback (the traceback goes to the log, scrubbed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from redkeep.errors import (
+    BackendAuthError,
+    BackendError,
+    CircuitOpen,
+    InvalidKey,
+    JobError,
+    JobNotFound,
+    PayloadTooLarge,
+    RedkeepError,
+    SerializationError,
+    scrub,
+)
+
+__all__ = ["ApiError", "error_response", "exception_handlers", "json_response"]
+
+log = logging.getLogger("redkeep.web")
+
+
+class ApiError(Exception):
+    """An error the API reports to the client as-is."""
+
+    def __init__(self, status: int, kind: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.field = field
+
+
+def _default(value: Any) -> Any:
+    # Values decoded by redkeep's serializer may hold types JSON lacks (bytes, sets, Decimal...).
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def json_response(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON response encoded with orjson (non-JSON types degrade to strings)."""
+    body = orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def error_response(
+    status: int,
+    kind: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The JSON error body every failing route returns."""
+    error: dict[str, Any] = {"type": kind, "message": scrub(message)}
+    if field is not None:
+        error["field"] = field
+    return json_response({"error": error}, status, headers)
+
+
+_HTTP_KINDS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _map(exc: Exception) -> Response:
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.kind, exc.message, field=exc.field)
+    if isinstance(exc, HTTPException):
+        kind = _HTTP_KINDS.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)
+    if isinstance(exc, JobNotFound):
+        return error_response(404, "job_not_found", str(exc))
+    if isinstance(exc, PayloadTooLarge):
+        return error_response(413, "payload_too_large", str(exc))
+    if isinstance(exc, SerializationError):
+        return error_response(422, "serialization_error", str(exc))
+    if isinstance(exc, InvalidKey):
+        return error_response(400, "invalid_key", str(exc), field="key")
+    if isinstance(exc, CircuitOpen):
+        retry = str(max(1, round(exc.retry_after)))
+        return error_response(503, "backend_unavailable", str(exc), headers={"Retry-After": retry})
+    if isinstance(exc, BackendAuthError):
+        log.error("backend refused authentication: %s", scrub(str(exc)))
+        return error_response(503, "backend_unavailable", "backend refused authentication")
+    if isinstance(exc, BackendError):
+        return error_response(
+            503, "backend_unavailable", f"backend error: {exc}", headers={"Retry-After": "1"}
+        )
+    if isinstance(exc, ValueError | TypeError):  # incl. invalid enqueue arguments
+        return error_response(400, "invalid_request", str(exc))
+    if isinstance(exc, JobError):
+        return error_response(409, "job_conflict", str(exc))
+    if isinstance(exc, RedkeepError):
+        return error_response(400, "invalid_request", str(exc))
+    log.error("unhandled error in HTTP handler: %s: %s", type(exc).__name__, scrub(str(exc)))
+    return error_response(500, "internal_error", "internal server error")
+
+
+async def _handle(request: Request, exc: Exception) -> Response:
+    return _map(exc)
+
+
+#: Starlette ``exception_handlers`` turning every exception into a JSON error body.
+exception_handlers: dict[Any, Any] = {Exception: _handle, HTTPException: _handle}
+
+
+def map_exception(exc: Exception) -> Response:
+    """The response for ``exc`` (used by routes that catch errors themselves)."""
+    return _map(exc)

@@ -1,0 +1,180 @@
+"""FallbackCache against a private redis-server that is killed, paused and restarted.
+
+The server runs with an fsync-always AOF, so after a restart Redis holds its *old* values: the
+stale-resurrection scenario is real, not simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from tests.support.redis_server import RedisServer
+
+from redkeep.cache import FallbackCache, MemoryCache, RedisCache
+from redkeep.redis.resp import RespClient
+from redkeep.resilience import CircuitBreaker
+
+
+@pytest.fixture
+def server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    return redis_server_factory(appendonly=True, appendfsync="always")
+
+
+@pytest.fixture
+async def client(server: RedisServer) -> AsyncIterator[RespClient]:
+    c = RespClient(server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5)
+    yield c
+    await c.close()
+
+
+def make(client: RespClient, prefix: str, **options: Any) -> FallbackCache:
+    breaker = CircuitBreaker("test", failure_threshold=1, window=10, reset_timeout=0.2)
+    return FallbackCache(RedisCache(client, "fb", key_prefix=prefix), breaker=breaker, **options)
+
+
+async def wait_for_redis(cache: FallbackCache, timeout: float = 15.0) -> None:
+    """Keep calling (each call may start recovery) until the cache is back on Redis."""
+    deadline = time.monotonic() + timeout
+    while cache.mode != "redis":
+        assert time.monotonic() < deadline, "cache did not return to Redis"
+        await cache.get("__poke__")
+        await asyncio.sleep(0.05)
+
+
+async def test_outage_answers_without_errors_and_recovers(
+    server: RedisServer, client: RespClient, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="redkeep.cache")
+    cache = make(client, prefix)
+    await cache.set("before", "v")
+    assert cache.mode == "redis"
+    server.kill()
+    # Every operation keeps answering from memory; none raises.
+    await cache.set("k", 1)
+    assert cache.mode == "fallback"
+    for i in range(100):
+        await cache.set(f"o{i}", i, ttl=60)
+        assert await cache.get(f"o{i}") == i
+        assert await cache.incr("n") == i + 1
+    assert await cache.get("before") is None  # memory starts cold
+    assert await cache.get_many(["k", "o1"]) == {"k": 1, "o1": 1}
+    assert await cache.add("k", 2) is False
+    assert await cache.has("k")
+    assert await cache.touch("k", 30) is True
+    assert await cache.delete_many(["o0"]) == 1
+    assert await cache.get_or_set("g", lambda: "computed") == "computed"
+    stats = cache.stats()
+    assert stats.fallback_reads > 100 and stats.fallback_writes > 200
+    assert stats.errors >= 1
+
+    server.start()
+    await wait_for_redis(cache)
+    # Back on Redis: outage writes were replayed, pre-outage data is served again.
+    assert await cache.get("before") == "v"
+    assert await cache.get("k") == 1
+    assert await cache.get("n") == 100
+    assert await cache.get("g") == "computed"
+    assert await cache.get("o0") is None
+    assert await client.get(f"{prefix}:cache:fb:o5") == "5"
+    ttl = await cache.ttl("o5")
+    assert ttl is not None and ttl <= 60
+    assert cache.pending_keys == 0
+
+    warnings = [r for r in caplog.records if r.name == "redkeep.cache" and r.levelno >= 30]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]  # one per state change
+    assert "unavailable" in warnings[0].getMessage()
+    assert "back on Redis" in warnings[1].getMessage()
+
+
+async def test_no_stale_resurrection(server: RedisServer, client: RespClient, prefix: str) -> None:
+    cache = make(client, prefix)
+    await cache.set_many({"deleted": "old", "overwritten": "old", "untouched": "old"})
+    await cache.set("expiring", "old")
+    server.kill()
+    assert await cache.delete("deleted") is False  # memory never held it; still recorded
+    await cache.set("overwritten", "new")
+    await cache.set("expiring", "short-lived", ttl=0.1)
+    await cache.set("created", "new")
+    assert cache.mode == "fallback"
+    await asyncio.sleep(0.15)  # "expiring" expires in memory during the outage
+    server.start()
+    assert await client.get(f"{prefix}:cache:fb:deleted") is not None  # Redis has the old value
+    await wait_for_redis(cache)
+    assert await cache.get("deleted") is None
+    assert await cache.get("overwritten") == "new"
+    assert await cache.get("expiring") is None
+    assert await cache.get("created") == "new"
+    assert await cache.get("untouched") == "old"
+    # A second outage starts from an empty memory, not from the first outage's values.
+    server.kill()
+    assert await cache.get("overwritten") is None
+    assert cache.mode == "fallback"
+    server.start()
+    await wait_for_redis(cache)
+    assert await cache.get("overwritten") == "new"
+
+
+async def test_clear_and_overflow_invalidate_the_namespace(
+    server: RedisServer, client: RespClient, prefix: str
+) -> None:
+    cache = make(client, prefix, max_dirty_keys=3)
+    await cache.set_many({f"old{i}": i for i in range(10)})
+    server.kill()
+    for i in range(5):  # more than max_dirty_keys
+        await cache.set(f"new{i}", i)
+    await cache.delete("old0")
+    server.start()
+    await wait_for_redis(cache)
+    assert await cache.get_many([f"old{i}" for i in range(10)]) == {}
+    assert await cache.get_many([f"new{i}" for i in range(5)]) == {f"new{i}": i for i in range(5)}
+
+    server.kill()
+    await cache.set("x", 1)  # enters fallback
+    assert await cache.clear() == 1
+    await cache.set("after-clear", 2)
+    server.start()
+    await wait_for_redis(cache)
+    assert await cache.get_many(["x", "new1", "after-clear"]) == {"after-clear": 2}
+
+
+async def test_paused_server_times_out_into_fallback(
+    server: RedisServer, client: RespClient, prefix: str
+) -> None:
+    cache = make(client, prefix)
+    await cache.set("k", "v")
+    server.pause()
+    try:
+        await cache.set("k", "during-pause")
+        assert cache.mode == "fallback"
+        assert await cache.get("k") == "during-pause"
+    finally:
+        server.resume()
+    await wait_for_redis(cache)
+    assert await cache.get("k") == "during-pause"
+
+
+async def test_open_shared_breaker_routes_to_memory(
+    server: RedisServer, client: RespClient, prefix: str
+) -> None:
+    breaker = CircuitBreaker("shared", failure_threshold=1, reset_timeout=60)
+    cache = FallbackCache(RedisCache(client, "fb", key_prefix=prefix), breaker=breaker)
+    await cache.set("k", "redis")
+    breaker.trip()  # e.g. another cache on the same client saw Redis fail
+    await cache.set("k", "memory")
+    assert cache.mode == "fallback"
+    assert await client.get(f"{prefix}:cache:fb:k") == '"redis"'  # not sent to Redis
+    breaker.reset()
+    await wait_for_redis(cache)
+    assert await cache.get("k") == "memory"
+
+
+async def test_uses_given_memory_and_closes(client: RespClient, prefix: str) -> None:
+    memory = MemoryCache("fb", max_entries=2)
+    cache = FallbackCache(RedisCache(client, "fb", key_prefix=prefix), memory)
+    assert cache.fallback is memory
+    await cache.close()

@@ -1,0 +1,161 @@
+"""Fixtures shared by every test: key prefixes, the shared Redis, private servers, clients.
+
+- ``prefix``: a unique key prefix per test (valid as ``Settings.key_prefix``); keys containing
+  its unique token are removed from the shared server after the test.
+- ``redis_url``: the shared Redis (``redis://127.0.0.1:6379/0`` or ``REDKEEP_TEST_REDIS_URL``);
+  when it does not answer, a private session server is started instead.
+- ``resp_client``: a :class:`~redkeep.redis.resp.RespClient` on ``redis_url``.
+- ``redis_server_factory``: ``factory(**opts) -> RedisServer`` (see tests/support/redis_server.py);
+  every server is stopped by PID at teardown.
+- ``redis_cluster`` (session): a private 3-master Redis Cluster (``.url``, ``.ports``).
+- ``upstash_emulator`` (session): the Upstash REST emulator (``.url``, ``.token``).
+- ``any_client``: a RedisClient parametrized over resp / cluster / upstash, for contract suites.
+
+Test-support modules import as ``tests.support.*`` (pytest ``pythonpath = ["."]``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis as sync_redis
+from tests.support.redis_server import RedisServer
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+# -- shared server ---------------------------------------------------------------------------
+
+
+def _answers(url: str) -> bool:
+    try:
+        with sync_redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2) as r:
+            return bool(r.ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of the shared Redis; a private session server when the shared one is absent."""
+    url = os.environ.get("REDKEEP_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    if _answers(url):
+        yield url
+        return
+    server = RedisServer()
+    try:
+        yield server.url
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test, e.g. ``rkt:3f9a0c1d2e4b``; its keys are removed after."""
+    token = uuid.uuid4().hex[:12]
+    yield f"rkt:{token}"
+    try:
+        with sync_redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=5) as r:
+            batch: list[Any] = []
+            for key in r.scan_iter(match=f"*{token}*", count=1000):
+                batch.append(key)
+                if len(batch) >= 500:
+                    r.unlink(*batch)
+                    batch.clear()
+            if batch:
+                r.unlink(*batch)
+    except Exception:  # cleanup is best effort; the shared server may be down on purpose
+        pass
+
+
+@pytest.fixture
+async def resp_client(redis_url: str) -> AsyncIterator[Any]:
+    """A RespClient on the shared Redis, closed after the test."""
+    from redkeep.redis.resp import RespClient
+
+    client = RespClient(redis_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+# -- private servers -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
+    """``factory(**opts) -> RedisServer``; all servers are stopped (by PID) at teardown."""
+    servers: list[RedisServer] = []
+
+    def factory(**opts: Any) -> RedisServer:
+        server = RedisServer(**opts)
+        servers.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in servers:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """A private 3-master Redis Cluster for the whole session (``.url``, ``.ports``)."""
+    from tests.support.cluster import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def upstash_emulator() -> Iterator[Any]:
+    """The Upstash REST emulator on a private redis-server (``.url``, ``.token``) for the session.
+
+    Skipped only when node is missing.
+    """
+    from tests.support.upstash import emulator_missing_reason, start_emulator
+
+    reason = emulator_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    emulator = start_emulator()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(
+    params=[
+        "resp",
+        pytest.param("cluster", marks=pytest.mark.cluster),
+        pytest.param("upstash", marks=pytest.mark.upstash),
+    ]
+)
+async def any_client(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
+    """A RedisClient over each transport in turn: resp, cluster, upstash (closed after)."""
+    from redkeep.redis.resp import RespClient
+    from redkeep.redis.upstash import UpstashRestClient
+
+    client: Any
+    if request.param == "resp":
+        client = RespClient(redis_url)
+    elif request.param == "cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        client = RespClient(cluster.url, cluster=True)
+    else:
+        emulator = request.getfixturevalue("upstash_emulator")
+        client = UpstashRestClient(emulator.url, emulator.token)
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -1,0 +1,89 @@
+"""Queue fixtures: ``make_queue`` builds a queue on the backend the test is parametrized with.
+
+Every queue gets the test's unique ``prefix`` and a unique queue name; nothing is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+
+from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker
+
+BACKENDS = ["memory", "resp", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+QueueFactory = Callable[..., Awaitable[JobQueue]]
+
+
+@pytest.fixture(params=BACKENDS)
+async def make_queue(
+    request: pytest.FixtureRequest, prefix: str, redis_url: str
+) -> AsyncIterator[QueueFactory]:
+    """``await make_queue(**queue_options) -> JobQueue`` on memory / RESP / Cluster."""
+    backend = request.param
+    clients: list[Any] = []
+
+    async def factory(**opts: Any) -> JobQueue:
+        name = opts.pop("name", f"q-{uuid.uuid4().hex[:8]}")
+        if backend == "memory":
+            return MemoryJobQueue(name, **opts)
+        from redkeep.redis.resp import RespClient
+
+        if backend == "cluster":
+            cluster = request.getfixturevalue("redis_cluster")
+            client = RespClient(cluster.url, cluster=True)
+        else:
+            client = RespClient(redis_url)
+        clients.append(client)
+        return RedisJobQueue(client, name, key_prefix=prefix, **opts)
+
+    factory.backend = backend  # type: ignore[attr-defined]
+    try:
+        yield factory
+    finally:
+        for client in clients:
+            await client.close()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    queue: JobQueue | list[JobQueue], handlers: Mapping[str, Any], **opts: Any
+) -> AsyncIterator[Worker]:
+    """Run a Worker in the background for the duration of the block, then stop it."""
+    opts.setdefault("handle_signals", False)
+    worker = Worker(queue, handlers, **opts)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+async def wait_status(queue: JobQueue, job_id: str, status: str, timeout: float = 10.0) -> Any:
+    """Wait until the job reaches ``status`` and return it."""
+
+    async def check() -> bool:
+        job = await queue.get_job(job_id)
+        return job is not None and job.status == status
+
+    await wait_until(check, timeout)
+    return await queue.get_job(job_id)

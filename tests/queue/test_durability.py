@@ -1,0 +1,157 @@
+"""Durability on real Redis: worker crash, paused worker (fencing), redis-server crash + AOF."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redkeep.errors import BackendError
+from redkeep.queue import Job, JobStatus, RedisJobQueue
+from redkeep.redis.resp import RespClient
+from tests.queue.conftest import running, wait_status, wait_until
+
+WORKER = Path(__file__).with_name("worker_proc.py")
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Any]:
+    """Start worker_proc.py subprocesses; each is killed by PID at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(url: str, prefix: str, queue: str, lease: float) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), url, prefix, queue, str(lease)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        proc.log_path = tmp_path / f"worker-{len(procs)}.log"  # type: ignore[attr-defined]
+        procs.append(proc)
+        return proc
+
+    try:
+        yield spawn
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+async def _started(client: RespClient, prefix: str, job_id: str, attempt: int) -> bool:
+    return await client.get(f"{prefix}:started:{job_id}:{attempt}") is not None
+
+
+async def test_job_of_sigkilled_worker_runs_again_after_lease(
+    redis_url: str, prefix: str, spawn_worker: Any
+) -> None:
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "crash", key_prefix=prefix)
+    try:
+        job = await q.enqueue("work", {"sleep": 60})
+        proc = spawn_worker(redis_url, prefix, "crash", 1.0)
+        await wait_until(lambda: _started(client, prefix, job.id, 1), timeout=20)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        active = await q.get_job(job.id)
+        assert active is not None and active.status == JobStatus.ACTIVE
+
+        async def work(job: Job) -> str:
+            return f"rerun after attempt {job.attempts - 1}"
+
+        async with running(q, {"work": work}, lease=5.0):
+            done = await wait_status(q, job.id, "completed", timeout=20)
+        assert done.result == "rerun after attempt 1" and done.attempts == 2
+        assert done.error is not None and done.error.message == "lease expired"
+        assert done.started_at - active.started_at >= 1.0 - 0.01  # only after the lease
+    finally:
+        await client.close()
+
+
+async def test_paused_workers_late_completion_is_rejected(
+    redis_url: str, prefix: str, spawn_worker: Any
+) -> None:
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "fence", key_prefix=prefix)
+    try:
+        job = await q.enqueue("work", {"sleep": 1.5})
+        proc = spawn_worker(redis_url, prefix, "fence", 1.0)
+        await wait_until(lambda: _started(client, prefix, job.id, 1), timeout=20)
+        os.kill(proc.pid, signal.SIGSTOP)  # frozen: no renewals, handler not running
+
+        async def work(job: Job) -> str:
+            return "newer attempt"
+
+        async with running(q, {"work": work}, lease=5.0):
+            done = await wait_status(q, job.id, "completed", timeout=20)
+        assert done.result == "newer attempt" and done.attempts == 2
+        os.kill(proc.pid, signal.SIGCONT)  # the old attempt wakes up and tries to finish
+        log_path = proc.log_path
+
+        async def old_attempt_gave_up() -> bool:
+            text = log_path.read_text(errors="replace")
+            return "stale outcome rejected" in text or "lost its lease" in text
+
+        await wait_until(old_attempt_gave_up, timeout=15)
+        final = await q.get_job(job.id)
+        assert final is not None and final.result == "newer attempt"
+        assert final.status == JobStatus.COMPLETED and final.attempts == 2
+    finally:
+        await client.close()
+
+
+@pytest.mark.slow
+async def test_every_returned_enqueue_is_processed_across_redis_crash(
+    redis_server_factory: Any,
+) -> None:
+    server = redis_server_factory(appendonly=True, appendfsync="always")
+    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.05)
+    prefix = f"rkt:{uuid.uuid4().hex[:12]}"
+    q = RedisJobQueue(client, "restart", key_prefix=prefix)
+    processed: set[str] = set()
+
+    async def work(job: Job) -> None:
+        processed.add(job.id)
+
+    returned: list[str] = []
+    failed = 0
+    old_pid = server.pid
+    try:
+        async with running(q, {"work": work}, concurrency=5, lease=2.0):
+            restart: asyncio.Task[Any] | None = None
+            for i in range(400):
+                if i == 150:
+                    restart = asyncio.create_task(
+                        asyncio.to_thread(server.restart, graceful=False)
+                    )
+                try:
+                    returned.append((await q.enqueue("work", i)).id)
+                except BackendError:
+                    failed += 1
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.002)
+            assert restart is not None
+            await restart
+            assert server.pid != old_pid
+            print(f"enqueues returned: {len(returned)}, failed: {failed}")
+            assert len(returned) >= 200
+
+            async def all_done() -> bool:
+                replies = await client.pipeline(
+                    [("HGET", q.keys.job(i), "status") for i in returned]
+                )
+                return all(r == "completed" for r in replies)
+
+            await wait_until(all_done, timeout=60, interval=0.2)
+        assert set(returned) <= processed
+    finally:
+        await client.close()

@@ -1,0 +1,1 @@
+"""Reliability suite: real faults (killed workers, killed/paused Redis) with recorded figures."""

@@ -1,0 +1,262 @@
+"""Scenario 7: bad input. Generated keys, values and payloads; corrupted job records in Redis.
+
+* Cache (Redis): hypothesis-generated keys and values. A valid key with a supported value
+  round-trips; anything else raises a typed error (InvalidKey, SerializationError,
+  PayloadTooLarge) and writes nothing.
+* Queue (Redis): generated job names and payloads. Valid ones round-trip through get_job; bad
+  ones raise InvalidJob / SerializationError / PayloadTooLarge and enqueue nothing.
+* Corrupted job records written straight into Redis next to good jobs: the worker stays alive,
+  every good job completes, and each corrupted record ends failed with a reason (completed when
+  it is still runnable) or reading it raises a typed error; none stays stuck in waiting/active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from redkeep.cache import RedisCache
+from redkeep.errors import InvalidKey, PayloadTooLarge, RedkeepError, SerializationError
+from redkeep.queue import InvalidJob, Job, RedisJobQueue, Worker
+from redkeep.redis.resp import RespClient
+from redkeep.serialization import JsonSerializer
+from tests.reliability.harness import Deadline, Figures, scale, wait_until
+
+EXAMPLES = scale(60, 400)
+MAX_KEY = 64
+MAX_BYTES = 2048
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+
+_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=50),
+    st.binary(max_size=50),
+)
+SUPPORTED = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.tuples(inner, inner),
+        st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    ),
+    max_leaves=20,
+)
+UNSUPPORTED = st.one_of(
+    st.builds(object),
+    st.just(lambda: None),
+    st.lists(st.builds(object), min_size=1, max_size=2),
+    st.dictionaries(st.text(max_size=5), st.builds(object), min_size=1, max_size=2),
+)
+BIG = st.text(min_size=MAX_BYTES + 1, max_size=MAX_BYTES + 50)
+KEYS = st.one_of(
+    st.text(min_size=1, max_size=MAX_KEY),  # any characters: NUL, braces, globs, emoji
+    st.just(""),
+    st.text(min_size=MAX_KEY + 1, max_size=MAX_KEY + 20),
+    st.binary(min_size=1, max_size=10),
+    st.integers(),
+    st.none(),
+)
+
+
+def _valid_key(key: object) -> bool:
+    return type(key) is str and 0 < len(key) <= MAX_KEY
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return bool(a == b) and type(a) is type(b)
+
+
+@FUZZ
+@given(key=KEYS, value=st.one_of(SUPPORTED, UNSUPPORTED, BIG), data=st.data())
+async def test_cache_rejects_bad_keys_and_values_with_typed_errors(
+    redis_url: str, prefix: str, key: Any, value: Any, data: st.DataObject
+) -> None:
+    client = RespClient(redis_url)
+    cache = RedisCache(
+        client, "fuzz", key_prefix=prefix, max_key_length=MAX_KEY,
+        serializer=JsonSerializer(max_payload_bytes=MAX_BYTES),
+    )  # fmt: skip
+    try:
+        if not _valid_key(key):
+            with pytest.raises(InvalidKey):
+                await cache.set(key, value)
+            with pytest.raises(InvalidKey):
+                await cache.get(key)
+            return
+        await cache.delete(key)
+        try:
+            await cache.set(key, value)
+        except SerializationError as exc:
+            assert str(exc), "a SerializationError must say what was wrong"
+            assert not await cache.has(key), "a refused value was written"
+            if isinstance(exc, PayloadTooLarge):
+                assert exc.size > MAX_BYTES
+            return
+        got = await cache.get(key)
+        assert _same(got, value) or got == value, f"{value!r} came back as {got!r}"
+        other = data.draw(UNSUPPORTED)
+        with pytest.raises(SerializationError):
+            await cache.set(key, other)
+        assert await cache.get(key) == got, "a refused overwrite changed the stored value"
+    finally:
+        await client.close()
+
+
+NAMES = st.one_of(
+    st.text(min_size=1, max_size=200), st.just(""), st.text(min_size=201, max_size=210),
+    st.integers(), st.none(),
+)  # fmt: skip
+JSON_PAYLOADS = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=50),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@FUZZ
+@given(name=NAMES, payload=st.one_of(JSON_PAYLOADS, SUPPORTED, UNSUPPORTED, BIG))
+async def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
+    redis_url: str, prefix: str, name: Any, payload: Any
+) -> None:
+    client = RespClient(redis_url)
+    queue = RedisJobQueue(client, "fuzz", key_prefix=prefix, max_payload_bytes=MAX_BYTES)
+    try:
+        before = await queue.counts()
+        try:
+            job = await queue.enqueue(name, payload)
+        except (InvalidJob, SerializationError) as exc:
+            assert str(exc)
+            assert await queue.counts() == before, "a refused enqueue wrote something"
+            return
+        assert isinstance(name, str) and 0 < len(name) <= 200
+        stored = await queue.get_job(job.id)
+        assert stored is not None and stored.name == name
+        assert stored.payload == payload and stored.payload_error is None
+    finally:
+        await client.close()
+
+
+# -- corrupted records ---------------------------------------------------------------------------
+
+# A well-formed waiting job hash; each corruption changes one thing about it. ``None`` values
+# remove the field; "only_id" keeps nothing but the id, "no_hash" writes no hash at all (only the
+# waiting entry) and "wrong_key_type" writes a string where the hash belongs.
+VALID = {
+    "name": "work", "payload": "1", "status": "waiting", "priority": "0", "attempts": "0",
+    "max_attempts": "2", "created": "1700000000000", "run_at": "1700000000000", "backoff": "",
+    "timeout": "", "token": "0",
+}  # fmt: skip
+CORRUPTIONS: dict[str, dict[str, str | None]] = {
+    "payload_not_json": {"payload": "{not json"},
+    "unknown_handler": {"name": "no-such-handler"},
+    "only_id": {},
+    "no_hash": {},
+    "wrong_key_type": {},
+    "bad_attempts": {"attempts": "many"},
+    "bad_max_attempts": {"max_attempts": "lots"},
+    "no_max_attempts": {"max_attempts": None},
+    "bad_priority": {"priority": "high"},
+    "bad_backoff": {"backoff": "[[["},
+    "bad_timeout": {"timeout": "soon"},
+    "bad_status": {"status": "zombie"},
+}
+GOOD_JOBS = 40
+SETTLE = scale(8.0, 20.0)
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+async def test_corrupted_job_record_fails_alone_and_worker_survives(
+    kind: str, redis_url: str, prefix: str, figures: Callable[..., Figures]
+) -> None:
+    fig = figures("bad_input", "Corrupted job records next to good jobs", part=kind)
+    client = RespClient(redis_url)
+    queue = RedisJobQueue(client, "corrupt", key_prefix=prefix, max_attempts=2, backoff=None)
+    keys = queue.keys
+    good = [await queue.enqueue("work", {"n": n}) for n in range(GOOD_JOBS)]
+    # Give the bad record a place in the middle of the waiting set, so it is claimed in the
+    # same batch as good jobs.
+    bad_id = f"corrupt-{kind}"
+    middle = await client.zrange(keys.waiting, GOOD_JOBS // 2, GOOD_JOBS // 2, withscores=True)
+    await client.zadd(keys.waiting, {bad_id: float(middle[0][1]) + 0.5})
+    if kind == "wrong_key_type":
+        await client.set(keys.job(bad_id), "not a hash")
+    elif kind == "only_id":
+        await client.hset(keys.job(bad_id), {"id": bad_id})
+    elif kind != "no_hash":
+        fields = {**VALID, **CORRUPTIONS[kind]}
+        await client.hset(
+            keys.job(bad_id), {"id": bad_id, **{k: v for k, v in fields.items() if v is not None}}
+        )
+
+    done: set[str] = set()
+
+    async def work(job: Job) -> None:
+        done.add(job.id)
+
+    worker = Worker(queue, {"work": work}, concurrency=10, lease=1.0, handle_signals=False)
+    runner = asyncio.create_task(worker.run())
+    settle = Deadline(SETTLE)
+    try:
+        good_ids = {j.id for j in good}
+
+        async def settled() -> bool:
+            counts = await queue.counts()
+            return good_ids <= done and counts["waiting"] + counts["active"] == 0
+
+        with contextlib.suppress(AssertionError):
+            await wait_until(settled, timeout=SETTLE, what="good jobs done, nothing stuck")
+        alive = not runner.done()
+        counts = await queue.counts()
+        try:
+            bad = await queue.get_job(bad_id)
+            read_error = None
+        except RedkeepError as exc:
+            bad, read_error = None, f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # untyped: a bug, reported below
+            bad, read_error = None, f"UNTYPED {type(exc).__name__}: {exc}"
+        good_status = {j.id: (await queue.get_job(j.id)) for j in good}
+    finally:
+        worker.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runner, 15)
+        await client.close()
+
+    lost_good = sorted(i for i, j in good_status.items() if j is None or j.status != "completed")
+    fig.record(
+        jobs=GOOD_JOBS, lost=len(lost_good), settle_s=round(settle.elapsed, 1),
+        worker_alive=alive, stuck=counts["waiting"] + counts["active"],
+        bad_status=bad.status.value if bad is not None else None,
+        bad_reason=(bad.error.message[:80] if bad is not None and bad.error else read_error),
+    )  # fmt: skip
+    assert alive, "the worker died"
+    assert not lost_good, f"{len(lost_good)} good jobs not completed: {lost_good[:5]}"
+    assert counts["waiting"] + counts["active"] == 0, f"jobs stuck: {counts}"
+    if read_error is not None:
+        assert not read_error.startswith("UNTYPED"), read_error
+    elif bad is not None:
+        # A record that is still runnable may complete; otherwise it must fail with a reason.
+        assert bad.status in ("completed", "failed"), f"corrupted record ended {bad.status}"
+        if bad.status == "failed":
+            assert bad.error is not None and bad.error.message, "failed without a reason"

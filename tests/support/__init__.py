@@ -1,0 +1,1 @@
+"""Test-support code shared by every test package (private Redis servers, clusters, emulators)."""

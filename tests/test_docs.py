@@ -1,0 +1,113 @@
+"""The documentation set: the generated configuration reference and the links between pages."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+
+from redkeep import docs_gen
+from redkeep.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+CONFIG_DOC = DOCS / "configuration.md"
+OWN_PAGES = ["configuration.md", "deployment.md", "troubleshooting.md", "api.md", "migration.md"]
+
+
+def test_configuration_reference_is_up_to_date() -> None:
+    assert CONFIG_DOC.read_text(encoding="utf-8") == docs_gen.render_configuration(), (
+        "docs/configuration.md is out of date: run `python -m redkeep.docs_gen`"
+    )
+
+
+@pytest.mark.parametrize("name", list(Settings.model_fields))
+def test_every_setting_is_documented(name: str) -> None:
+    info = Settings.model_fields[name]
+    assert info.description and len(info.description) > 10, f"Settings.{name} has no description"
+    text = CONFIG_DOC.read_text(encoding="utf-8")
+    section = text.split(f"### {docs_gen.env_names(name, info)[0]}\n", 1)
+    assert len(section) == 2, f"no section for Settings.{name} in docs/configuration.md"
+    body = section[1].split("\n### ", 1)[0]
+    assert " ".join(info.description.split()) in body
+    assert f"`Settings.{name}`" in body
+
+
+def test_aliases_are_listed() -> None:
+    text = CONFIG_DOC.read_text(encoding="utf-8")
+    assert "`UPSTASH_REDIS_REST_URL`" in text
+    assert "`UPSTASH_REDIS_REST_TOKEN`" in text
+
+
+def test_a_new_setting_makes_the_reference_stale(tmp_path: Path) -> None:
+    class Extended(Settings):
+        brand_new_knob: int = Field(
+            7, ge=2, description="A setting added after the docs were built."
+        )
+
+    rendered = docs_gen.render_configuration(Extended)
+    assert "### REDKEEP_BRAND_NEW_KNOB" in rendered
+    assert "A setting added after the docs were built." in rendered
+    assert "- Allowed: >= 2" in rendered
+    assert rendered != CONFIG_DOC.read_text(encoding="utf-8")
+
+
+def test_check_mode_reports_a_stale_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "configuration.md"
+    target.write_text("# stale\n", encoding="utf-8")
+    assert docs_gen.main(["--check", str(target)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert docs_gen.main([str(target)]) == 0
+    assert docs_gen.main(["--check", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == docs_gen.render_configuration()
+
+
+def test_type_names_are_readable() -> None:
+    fields = Settings.model_fields
+    assert docs_gen.type_name(fields["redis_url"].annotation) == "str, secret, optional"
+    assert docs_gen.type_name(fields["cache_default_ttl"].annotation) == "float, optional"
+    assert docs_gen.type_name(fields["startup"].annotation) == "one of: `strict`, `degraded`"
+
+
+_LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
+
+
+@pytest.mark.parametrize("page", OWN_PAGES)
+def test_relative_links_resolve(page: str) -> None:
+    path = DOCS / page
+    assert path.exists(), f"docs/{page} is missing"
+    for target, _anchor in _LINK.findall(path.read_text(encoding="utf-8")):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        assert (path.parent / target).resolve().exists(), f"docs/{page} links to missing {target}"
+
+
+_DOTTED = re.compile(r"`(redkeep(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`")
+
+
+def test_api_reference_names_exist() -> None:
+    """Every dotted ``redkeep.x.y`` name in docs/api.md imports (the reference stays accurate)."""
+    names = set(_DOTTED.findall((DOCS / "api.md").read_text(encoding="utf-8")))
+    assert names, "docs/api.md mentions no redkeep names"
+    missing = []
+    for dotted in sorted(names):
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj: object = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            try:
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+            except AttributeError:
+                missing.append(dotted)
+            break
+        else:
+            missing.append(dotted)
+    assert not missing, f"docs/api.md names that do not exist: {missing}"
