@@ -3,7 +3,7 @@
 Run from the project root, e.g.::
 
     BENCH_REDIS_PORT=6391 BENCH_EXTRA_PYTHONPATH=bench BENCH_ONLY=cache \\
-    BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepFallbackCache,raw \\
+    BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,raw \\
       ../shared/bench/run_peers.sh
 
 Each class uses exactly the server and DB it is given; keys get the prefix ``bench:cache:peer:``.

@@ -165,8 +165,9 @@ def markdown(rows: list[list[str]], runs: int) -> str:
         f"{platform.machine()}, {time.strftime('%Y-%m-%d')}). `orjson.dumps` includes "
         "`.decode()` to text, as redkeep returns `str`. Contenders run interleaved on a shared "
         "2-core machine, so compare within a row rather than across runs. redkeep encodes with "
-        "orjson, then checks per container, at C speed, that the value held only JSON-native "
-        "types (tuples, UUIDs, datetimes, NaN, big ints would otherwise be lost); only if not "
+        "orjson, then checks that the value held only JSON-native types (a short loop for small "
+        "values, C-level calls per nesting level for large ones), as orjson would silently lose "
+        "tuples, UUIDs, datetimes and NaN; only if that check fails "
         "does it walk the value and tag what needs it. Decoding post-processes only when the "
         "text contains the tag marker. The last row needs tags, so only redkeep round-trips it.",
         "",

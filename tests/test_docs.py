@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import Field
@@ -111,3 +112,58 @@ def test_api_reference_names_exist() -> None:
         else:
             missing.append(dotted)
     assert not missing, f"docs/api.md names that do not exist: {missing}"
+
+
+def _documented_acl_rule() -> list[str]:
+    text = (DOCS / "deployment.md").read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if ln.startswith("ACL SETUSER redkeep "))
+    return line.split()[1:]  # drop "ACL"
+
+
+async def test_documented_acl_user_can_run_redkeep(redis_server_factory: Any) -> None:
+    """The ACL rule in docs/deployment.md is enough for startup, caches, queues and workers,
+    and keeps the user out of other keys and FLUSHALL."""
+    import asyncio
+
+    import redis as sync_redis
+
+    from redkeep.services import create_services
+
+    server = redis_server_factory(maxmemory_policy="noeviction")
+    args = [a.replace("CHANGE-ME", "acl-test-pw") for a in _documented_acl_rule()]
+    with sync_redis.Redis.from_url(server.url_no_auth) as admin:
+        admin.execute_command("ACL", *args)
+        admin.set("other-app:secret", "x")
+    url = f"redis://redkeep:acl-test-pw@127.0.0.1:{server.port}/0"
+    settings = Settings(redis_url=url, startup="strict", connect_max_wait=2.0)
+    done = asyncio.Event()
+
+    async def handler(job: Any) -> str:
+        done.set()
+        return "ok"
+
+    async with create_services(settings) as services:
+        assert services.degraded_reason is None and services.eviction_policy == "noeviction"
+        cache = services.cache("acl")
+        await cache.set("k", {"v": 1}, ttl=30)
+        assert await cache.get("k") == {"v": 1}
+        assert await cache.incr("n") == 1
+        assert await cache.clear() == 2
+        queue = services.queue("acl-q")
+        job = await queue.enqueue("h", {"x": 1})
+        worker = services.worker({"h": handler}, queues=["acl-q"], handle_signals=False)
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(done.wait(), 10)
+        for _ in range(100):
+            got = await queue.get_job(job.id)
+            if got is not None and got.status == "completed":
+                break
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await asyncio.wait_for(task, 15)
+        assert got is not None and got.status == "completed" and got.result == "ok"
+    with sync_redis.Redis.from_url(url) as limited:
+        with pytest.raises(sync_redis.exceptions.NoPermissionError):
+            limited.get("other-app:secret")
+        with pytest.raises(sync_redis.exceptions.NoPermissionError):
+            limited.flushall()

@@ -6,6 +6,8 @@ middleware make); the end-to-end path through a running service is in tests/web/
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from redkeep.cache.base import CacheStats
@@ -255,3 +257,26 @@ async def test_fallback_cache_and_breaker_series_from_a_degraded_service() -> No
             m, "redkeep_redis_errors_total", transport="resp", category="BackendUnavailable"
         )
         assert errors is not None and errors >= 1
+
+
+async def test_queue_depth_matches_counts_in_one_script_call(resp_client: Any, prefix: str) -> None:
+    import asyncio
+
+    from redkeep.monitoring.probes import queue_depth
+    from redkeep.queue.memory import MemoryJobQueue
+    from redkeep.queue.redis import RedisJobQueue
+
+    for queue in (RedisJobQueue(resp_client, "depth", key_prefix=prefix), MemoryJobQueue("depth")):
+        counts, age = await queue_depth(queue)
+        assert age is None
+        assert sum(counts.values()) == 0
+        await queue.enqueue("a", 1)
+        await asyncio.sleep(0.5)
+        await queue.enqueue("b", 2, priority=5)
+        await queue.enqueue("c", 3, delay=60)
+        counts, age = await queue_depth(queue)
+        assert counts == await queue.counts()
+        assert counts["waiting"] == 2
+        assert counts["delayed"] == 1
+        # The head of the waiting queue is the priority-5 job, enqueued last: a young age.
+        assert age is not None and 0 <= age < 0.5

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -342,3 +343,13 @@ def test_large_values_with_tagged_items_deep_inside_round_trip() -> None:
         expected = "red" if odd is Color.RED else odd
         assert same(back["items"][-1]["deep"][0], expected)
         assert back["items"][:-1] == filler
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_level_by_level_check_agrees_on_any_value(value: Any) -> None:
+    # Force the check used for large payloads onto small generated values.
+    with mock.patch.object(serialization, "_SMALL_PAYLOAD", 0):
+        text = dumps(value)
+    assert same(loads(text), value)
+    assert text == dumps(value)  # both checks choose the same encoding

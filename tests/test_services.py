@@ -156,3 +156,52 @@ async def test_services_context_manager_returns_itself() -> None:
     services = Services(settings(backend="memory"))
     async with services as entered:
         assert entered is services
+
+
+async def _exercise(services: Services) -> None:
+    """Cache, queue, metrics and health through one started Services."""
+    cache = services.cache("c")
+    await cache.set("k", [1, "two"])
+    assert await cache.get("k") == [1, "two"]
+    queue = services.queue("q")
+    job = await queue.enqueue("echo", {"x": 1})
+    assert (await queue.get_job(job.id)) is not None
+    await services.refresh_metrics()
+    text = services.metrics.render().decode()
+    assert 'redkeep_queue_jobs{queue="q",status="waiting"} 1.0' in text
+    assert 'redkeep_cache_sets_total{cache="c"} 1.0' in text
+    report = await services.health()
+    assert report["ready"] is True, report
+
+
+@pytest.mark.cluster
+async def test_services_on_redis_cluster(redis_cluster: Any, prefix: str) -> None:
+    s = settings(
+        redis_url=redis_cluster.url,
+        redis_cluster=True,
+        key_prefix=prefix,
+        startup="strict",
+        command_timeout=2.0,
+        connect_timeout=2.0,
+    )
+    async with create_services(s) as services:
+        assert services.client is not None and services.client.transport == "cluster"
+        await _exercise(services)
+
+
+@pytest.mark.upstash
+async def test_services_on_upstash_rest(upstash_emulator: Any, prefix: str) -> None:
+    s = settings(
+        backend="upstash",
+        REDKEEP_UPSTASH_URL=upstash_emulator.url,  # aliased fields take their env names
+        REDKEEP_UPSTASH_TOKEN=upstash_emulator.token,
+        key_prefix=prefix,
+        startup="strict",
+        command_timeout=2.0,
+        connect_timeout=2.0,
+    )
+    async with create_services(s) as services:
+        assert services.client is not None and services.client.transport == "upstash"
+        await _exercise(services)
+        report = await services.health()
+        assert upstash_emulator.token not in repr(report)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkeep.cache.base import CacheService
 from redkeep.cache.manager import CacheManager
-from redkeep.config import Settings
+from redkeep.config import Settings, redact_url
 from redkeep.errors import RedkeepError, scrub
 from redkeep.monitoring.metrics import Metrics
 from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
@@ -260,12 +260,13 @@ class Services:
     def _where(self) -> str:
         s = self.settings
         if self.backend == "upstash":
-            return f"Upstash at {s.upstash_url}"
+            return f"Upstash at {redact_url(s.upstash_url)}"
         return f"Redis at {s.redis_url_redacted}"
 
     def _warn(self, message: str) -> None:
-        self.warnings.append(message)
-        log.warning("%s", message)
+        if message not in self.warnings:  # re-validation after an outage warns only once
+            self.warnings.append(message)
+            log.warning("%s", message)
 
     def _watch_breakers(self) -> None:
         if self.caches is None:
@@ -293,7 +294,7 @@ class Services:
                 "status": "up",
                 "backend": self.backend,
                 "transport": self.client.transport,
-                "url": self.settings.upstash_url
+                "url": redact_url(self.settings.upstash_url)
                 if self.backend == "upstash"
                 else self.settings.redis_url_redacted,
                 "state": self.connection.state if self.connection is not None else None,

@@ -178,3 +178,36 @@ async def test_uses_given_memory_and_closes(client: RespClient, prefix: str) -> 
     cache = FallbackCache(RedisCache(client, "fb", key_prefix=prefix), memory)
     assert cache.fallback is memory
     await cache.close()
+
+
+class PingCounter:
+    def __init__(self) -> None:
+        self.pings = 0
+
+    def on_command(self, transport: str, command: str, seconds: float, error: str | None) -> None:
+        if command.upper() == "PING":
+            self.pings += 1
+
+
+async def test_recovery_probes_are_paced_by_the_breaker(server: RedisServer, prefix: str) -> None:
+    counter = PingCounter()
+    client = RespClient(
+        server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5, observer=counter
+    )
+    try:
+        breaker = CircuitBreaker("paced", failure_threshold=1, window=10, reset_timeout=0.5)
+        cache = FallbackCache(RedisCache(client, "fb", key_prefix=prefix), breaker=breaker)
+        await cache.set("k", 1)
+        server.kill()
+        start = time.monotonic()
+        calls = 0
+        while time.monotonic() - start < 1.2:
+            await cache.set(f"k{calls}", calls)
+            calls += 1
+            await asyncio.sleep(0.002)
+        assert calls > 100
+        assert cache.mode == "fallback"
+        assert 1 <= counter.pings <= 4, counter.pings  # one probe per reset_timeout, not per call
+        await cache.close()
+    finally:
+        await client.close()

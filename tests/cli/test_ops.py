@@ -207,3 +207,31 @@ def test_memory_backend_is_refused(cli: Any) -> None:
     result = cli("queues", extra={"REDKEEP_REDIS_URL": "", "REDKEEP_BACKEND": "memory"})
     assert result.exit_code == 1
     assert "REDKEEP_REDIS_URL" in result.stderr
+
+
+def test_installed_command_runs_as_a_subprocess(redis_url: str, prefix: str) -> None:
+    """`python -m redkeep queues --json` in a real process (entry point, env, exit code)."""
+    import os
+    import subprocess
+    import sys
+
+    asyncio.run(_seed(redis_url, prefix))
+    env = {**os.environ, "REDKEEP_REDIS_URL": redis_url, "REDKEEP_KEY_PREFIX": prefix}
+    done = subprocess.run(
+        [sys.executable, "-m", "redkeep", "queues", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    names = [row["queue"] for row in orjson.loads(done.stdout)["queues"]]
+    assert names == ["mail", "reports"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "redkeep", "jobs", "show", "nope", "-q", "mail"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 3 and "no job 'nope'" in missing.stderr

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.web.server import TOKEN, ServerThread
+from tests.web.server import TOKEN, ServerThread, redis_settings
 from typer.testing import CliRunner
 
 from redkeep.cache.redis import RedisCache
@@ -166,3 +166,41 @@ def test_cli_snapshot_round_trip_and_bad_lines(tmp_path: Any, redis_url: str, pr
     assert same.exit_code == 2
     bad = runner.invoke(app, ["migrate", "--from", "ftp://x", "--to", "settings"], env=env)
     assert bad.exit_code == 2 and "unknown scheme" in bad.stderr
+
+
+def test_export_of_a_redis_service_reports_unreadable_values(redis_url: str, prefix: str) -> None:
+    """On Redis the export lists what is under the prefix; a corrupt value becomes an error
+    record that `migrate` reports (and, with --on-error skip, skips)."""
+
+    async def seed() -> None:
+        client = RespClient(redis_url)
+        try:
+            await RedisCache(client, "c", key_prefix=prefix).set("good", {"v": 1}, ttl=60)
+            await client.set(f"{prefix}:cache:c:bad", "{garbage")
+            await RedisJobQueue(client, "q", key_prefix=prefix).enqueue("n", [1], job_id="j")
+        finally:
+            await client.close()
+
+    asyncio.run(seed())
+    server = ServerThread(redis_settings(redis_url, prefix)).start()
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+            lines = [orjson.loads(x) for x in http.get("/v1/export").content.splitlines()]
+        kinds = sorted(x["kind"] for x in lines)
+        assert kinds == ["cache", "end", "error", "header", "job"]
+        error = next(x for x in lines if x["kind"] == "error")
+        assert error["where"] == "cache 'c' key 'bad'" and "not valid JSON" in error["reason"]
+
+        runner = CliRunner()
+        target = f"{prefix}:copy"
+        args = ["migrate", "--from", server.url, "--to", redis_url, "--to-prefix", target]
+        env = {"REDKEEP_MIGRATE_FROM_TOKEN": TOKEN, "REDKEEP_REDIS_URL": ""}
+        aborted = runner.invoke(app, args, env=env)
+        assert aborted.exit_code == 4
+        assert "could not export cache 'c' key 'bad'" in aborted.stderr
+        skipped = runner.invoke(app, [*args, "--on-error", "skip", "--json"], env=env)
+        assert skipped.exit_code == 5
+        assert orjson.loads(skipped.stdout)["copied"] == 2
+    finally:
+        server.stop()

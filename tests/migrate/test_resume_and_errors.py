@@ -19,6 +19,7 @@ from redkeep.migrate import (
     parse_endpoint,
     write_snapshot,
 )
+from redkeep.queue.keys import QueueKeys
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.redis.resp import RespClient
 
@@ -159,6 +160,10 @@ async def test_foreign_file_is_rejected(tmp_path: Path) -> None:
             "'attempts'",
         ),
         ({"kind": "teapot"}, "unknown record kind"),
+        (
+            {"kind": "error", "where": "cache 'c' key 'k'", "reason": "boom"},
+            "could not export cache 'c' key 'k': boom",
+        ),
         ([1, 2], "must be a JSON object"),
     ],
 )
@@ -174,3 +179,51 @@ async def test_invalid_records_name_the_problem(tmp_path: Path, line: object, re
     assert count == 0
     assert len(bad) == 1 and bad[0].error is not None and bad[0].error.line == 2
     assert reason in bad[0].error.reason
+
+
+async def test_undecodable_value_in_a_live_redis_source(redis_url: str, prefix: str) -> None:
+    """Garbage written straight into Redis is reported by cache and key, not a crash."""
+    client = RespClient(redis_url)
+    src = f"{prefix}:src"
+    try:
+        await client.set(f"{src}:cache:c:good", "[1, 2]")
+        await client.set(f"{src}:cache:c:bad", "{not json")
+        await client.hset(f"{src}:cache:c:hash", {"f": "v"})  # WRONGTYPE for GET
+        queue = RedisJobQueue(client, "q", key_prefix=src)
+        await queue.enqueue("n", {"ok": 1}, job_id="fine")
+        await queue.enqueue("n", {"ok": 2}, job_id="mangled")
+        await client.hset(QueueKeys(src, "q").job("mangled"), {"payload": "{oops"})
+    finally:
+        await client.close()
+
+    def run(**options: object):  # type: ignore[no-untyped-def]
+        source = open_source(parse_endpoint(redis_url, key_prefix=src), SETTINGS)
+        target = open_target(
+            parse_endpoint(redis_url, key_prefix=f"{prefix}:dst", option="--to"), SETTINGS
+        )
+
+        async def go():  # type: ignore[no-untyped-def]
+            try:
+                return await migrate(source, target, **options)  # type: ignore[arg-type]
+            finally:
+                await source.close()
+                await target.close()
+
+        return go()
+
+    with pytest.raises(MigrationAborted) as info:
+        await run()
+    where = info.value.errors[0].where or ""
+    assert where in ("cache 'c' key 'bad'", "cache 'c' key 'hash'")
+    assert str(info.value).startswith(f"migration aborted: {where}: ")
+
+    report = await run(on_error="skip")
+    assert sorted(e.where or "" for e in report.skipped) == [
+        "cache 'c' key 'bad'",
+        "cache 'c' key 'hash'",
+        "queue 'q' job 'mangled'",
+    ]
+    assert report.queues["q"]["waiting"].copied == 1
+    bad = next(e for e in report.skipped if e.where == "cache 'c' key 'bad'")
+    assert "not valid JSON" in bad.reason
+    assert report.caches["c"].copied + report.caches["c"].existed == 1

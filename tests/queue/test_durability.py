@@ -155,3 +155,57 @@ async def test_every_returned_enqueue_is_processed_across_redis_crash(
         assert set(returned) <= processed
     finally:
         await client.close()
+
+
+async def _idle_workers(client: RespClient, q: RedisJobQueue) -> int:
+    return await client.zcard(q.keys.idle)
+
+
+async def test_idle_worker_gets_jobs_handed_over_and_deregisters_at_stop(
+    redis_url: str, prefix: str
+) -> None:
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "handoff", key_prefix=prefix)
+    try:
+        async with running(q, {"x": lambda job: job.attempts}) as worker:
+            await wait_until(lambda: _is(_idle_workers(client, q), 1))
+            job = await q.enqueue("x")
+            assert job.status == JobStatus.ACTIVE  # claimed for the idle worker by the enqueue
+            done = await wait_status(q, job.id, "completed")
+            assert done.result == 1 and done.worker_id == worker.id
+        assert await _idle_workers(client, q) == 0
+        after = await q.enqueue("x")
+        assert after.status == JobStatus.WAITING
+        assert [k async for k in client.scan_iter(f"{q.keys.inbox_prefix}*")] == []
+    finally:
+        await client.close()
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+async def test_job_handed_to_a_worker_that_died_runs_after_its_lease(
+    redis_url: str, prefix: str, spawn_worker: Any
+) -> None:
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "handoff-crash", key_prefix=prefix)
+    try:
+        proc = spawn_worker(redis_url, prefix, "handoff-crash", 1.0)
+
+        async def freshly_registered() -> bool:
+            # kill it while its idle registration (1.5 s) still has >= 1.2 s to run
+            entries = await client.zrange(q.keys.idle, 0, 0, withscores=True)
+            return bool(entries) and entries[0][1] / 1000 - await client.time() >= 1.2
+
+        await wait_until(freshly_registered, timeout=20, interval=0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        job = await q.enqueue("work", {"sleep": 0})
+        assert job.status == JobStatus.ACTIVE  # handed to the dead worker's inbox
+
+        async with running(q, {"work": lambda job: "recovered"}):
+            done = await wait_status(q, job.id, "completed", timeout=20)
+        assert done.result == "recovered" and done.attempts == 2
+    finally:
+        await client.close()

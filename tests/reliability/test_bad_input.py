@@ -15,19 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.reliability.harness import Deadline, Figures, scale, wait_until
 
 from redkeep.cache import RedisCache
 from redkeep.errors import InvalidKey, PayloadTooLarge, RedkeepError, SerializationError
 from redkeep.queue import InvalidJob, Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 from redkeep.serialization import JsonSerializer
-from tests.reliability.harness import Deadline, Figures, scale, wait_until
 
 EXAMPLES = scale(60, 400)
 MAX_KEY = 64
@@ -135,25 +137,33 @@ JSON_PAYLOADS = st.recursive(
 )  # fmt: skip
 
 
+JOB_IDS = st.one_of(st.none(), st.text(max_size=210), st.integers())
+
+
 @FUZZ
-@given(name=NAMES, payload=st.one_of(JSON_PAYLOADS, SUPPORTED, UNSUPPORTED, BIG))
+@given(name=NAMES, payload=st.one_of(JSON_PAYLOADS, SUPPORTED, UNSUPPORTED, BIG), job_id=JOB_IDS)
 async def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
-    redis_url: str, prefix: str, name: Any, payload: Any
+    redis_url: str, prefix: str, name: Any, payload: Any, job_id: Any
 ) -> None:
     client = RespClient(redis_url)
-    queue = RedisJobQueue(client, "fuzz", key_prefix=prefix, max_payload_bytes=MAX_BYTES)
+    queue = RedisJobQueue(
+        client, f"fuzz-{uuid.uuid4().hex[:8]}", key_prefix=prefix, max_payload_bytes=MAX_BYTES
+    )
     try:
-        before = await queue.counts()
         try:
-            job = await queue.enqueue(name, payload)
+            job = await queue.enqueue(name, payload, job_id=job_id)
         except (InvalidJob, SerializationError) as exc:
             assert str(exc)
-            assert await queue.counts() == before, "a refused enqueue wrote something"
+            assert sum((await queue.counts()).values()) == 0, "a refused enqueue wrote something"
             return
         assert isinstance(name, str) and 0 < len(name) <= 200
+        assert job_id is None or (isinstance(job_id, str) and 0 < len(job_id) <= 200)
+        assert job_id is None or job.id == job_id
         stored = await queue.get_job(job.id)
         assert stored is not None and stored.name == name
-        assert stored.payload == payload and stored.payload_error is None
+        # Job payloads are plain JSON: tuples come back as lists.
+        assert stored.payload == orjson.loads(orjson.dumps(payload))
+        assert stored.payload_error is None
     finally:
         await client.close()
 

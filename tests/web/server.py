@@ -31,7 +31,12 @@ class ServerThread:
         self.port = free_port()
         self.app = create_app(settings=settings, worker_handlers=handlers)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -54,7 +59,7 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         self.server.should_exit = True
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "uvicorn did not stop"

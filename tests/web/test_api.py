@@ -232,7 +232,16 @@ def test_job_metrics_and_oldest_waiting_age(
     with httpx.Client(base_url=busy.url, headers=AUTH, timeout=10) as c:
         job = c.post("/v1/queues/default/jobs", json={"name": "echo", "payload": 1}).json()
         wait_for_status(c, "default", job["id"], "completed")
+        body = {"name": "fail", "max_attempts": 2}
+        failing = c.post("/v1/queues/default/jobs", json=body).json()
+        assert wait_for_status(c, "default", failing["id"], "failed")["attempts"] == 2
         text = c.get("/metrics").text
+    retries = metric(text, "redkeep_job_retries_total", queue="default", handler="fail")
+    assert retries == 1
+    failed = metric(
+        text, "redkeep_job_duration_seconds_count", queue="default", handler="fail", status="failed"
+    )
+    assert failed == 1
     count = metric(
         text,
         "redkeep_job_duration_seconds_count",
@@ -259,3 +268,17 @@ def test_openapi_document(client: httpx.Client) -> None:
         "/health/live",
         "/metrics",
     } <= paths
+
+
+def test_openapi_document_validates_against_the_openapi_30_schema() -> None:
+    import jsonschema_rs
+    from schemathesis.specs.openapi.definitions import OPENAPI_30  # the official 3.0 schema
+
+    from redkeep.web.openapi import openapi_schema
+
+    validator = jsonschema_rs.validator_for(OPENAPI_30)
+    errors = [str(e) for e in validator.iter_errors(openapi_schema())]
+    assert errors == []
+    broken = openapi_schema()
+    broken["paths"]["/health/live"]["get"]["responses"] = {"200": {"content": {}}}  # no description
+    assert not validator.is_valid(broken)

@@ -66,6 +66,20 @@ def test_ready_goes_503_when_redis_dies_and_200_when_back(
         assert PASSWORD not in r.text
         assert client.get("/health/live").status_code == 200
 
+        # The API during the outage: queue routes answer 503, caches answer from the fallback.
+        r = client.post("/v1/queues/default/jobs", json={"name": "echo"}, headers=AUTH)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["type"] == "backend_unavailable"
+        assert "retry-after" in r.headers
+        assert PASSWORD not in r.text
+        assert client.get("/v1/queues/default/counts", headers=AUTH).status_code == 503
+        r = client.put("/v1/caches/c/keys/k", json={"value": 1}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert client.get("/v1/caches/c/keys/k", headers=AUTH).json()["value"] == 1
+        time.sleep(1.1)  # past the probe's cache window
+        body = client.get("/health/ready").json()
+        assert body["components"]["caches"]["caches"]["c"]["status"] == "fallback"
+
         redis.start()
         r = wait_ready(client, 200)
         assert r.status_code == 200, r.text

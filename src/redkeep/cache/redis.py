@@ -32,6 +32,7 @@ __all__ = ["RedisCache", "list_cache_names"]
 
 INCR_SCRIPT = Script.from_file(Path(__file__).with_name("incr.lua"))
 _BATCH = 500
+_now = time.perf_counter
 
 
 def _glob_escape(text: str) -> str:
@@ -83,14 +84,14 @@ class RedisCache(CacheService):
         if type(key) is not str or not 0 < len(key) <= self.max_key_length:
             raise self._bad_key(key)
         stats = self._stats
-        start = time.perf_counter()
+        start = _now()
         try:
             text = await self.client.get(self.namespace + key)
         except Exception:
             stats.errors += 1
             raise
         stats.operations += 1
-        stats.op_seconds += time.perf_counter() - start
+        stats.op_seconds += _now() - start
         if text is None:
             stats.misses += 1
             return default
@@ -104,7 +105,7 @@ class RedisCache(CacheService):
         text = self._dumps(value)
         px = _px(self.default_ttl if ttl is None else self._ttl(ttl))
         stats = self._stats
-        start = time.perf_counter()
+        start = _now()
         try:
             await self.client.set(self.namespace + key, text, px=px)
         except Exception:
@@ -112,15 +113,15 @@ class RedisCache(CacheService):
             raise
         stats.operations += 1
         stats.sets += 1
-        stats.op_seconds += time.perf_counter() - start
+        stats.op_seconds += _now() - start
 
     # -- the rest ------------------------------------------------------------------------------
     def _done(self, start: float) -> None:
         self._stats.operations += 1
-        self._stats.op_seconds += time.perf_counter() - start
+        self._stats.op_seconds += _now() - start
 
     async def _run(self, coro: Any) -> Any:
-        start = time.perf_counter()
+        start = _now()
         try:
             result = await coro
         except Exception:
@@ -155,7 +156,7 @@ class RedisCache(CacheService):
         """SCAN + UNLINK this namespace in batches; returns the number of keys removed."""
         removed = 0
         batch: list[str] = []
-        start = time.perf_counter()
+        start = _now()
         try:
             async for full in self.client.scan_iter(_glob_escape(self.namespace) + "*", _BATCH):
                 batch.append(full)

@@ -194,11 +194,13 @@ def migrate(
                 {
                     "aborted": True,
                     "applied": exc.applied,
-                    "errors": [{"line": e.line, "reason": e.reason} for e in exc.errors],
+                    "errors": [
+                        {"line": e.line, "where": e.where, "reason": e.reason} for e in exc.errors
+                    ],
                 }
             )
         for e in exc.errors[:20]:
-            err.print(f"  line {e.line}: {e.reason}", markup=False)
+            err.print(f"  {e}", markup=False)
         fail(f"{exc} (use --on-error skip to copy the valid records)", EXIT_REFUSED)
     except KeyboardInterrupt:
         fail("interrupted: run the same command again to resume (nothing is copied twice)", 130)
@@ -212,7 +214,7 @@ def migrate(
     else:
         out.print(_summary(report))
         for e in report.skipped[:50]:
-            err.print(f"skipped line {e.line}: {e.reason}", markup=False)
+            err.print(f"skipped {e}", markup=False)
     if report.skipped:
         fail(f"{len(report.skipped)} bad line(s) skipped", EXIT_INCOMPLETE)
     if not report.verified:

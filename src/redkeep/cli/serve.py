@@ -100,6 +100,7 @@ async def _serve(
 
     from redkeep.services import create_services
     from redkeep.web.app import create_app
+    from redkeep.web.server import AnnouncingServer
 
     async with create_services(settings) as services:
         app = create_app(services, worker_handlers=handlers, worker_queues=queues)
@@ -113,14 +114,10 @@ async def _serve(
             server_header=False,
             timeout_graceful_shutdown=max(1, int(settings.queue_grace_period) + 1),
         )
-        server = uvicorn.Server(config)
-        log.info(
-            "serving on http://%s:%d (backend %s%s)",
-            host,
-            port,
-            services.backend,
-            f", worker for {','.join(sorted(handlers))}" if handlers else "",
-        )
+        detail = f"backend {services.backend}"
+        if handlers:
+            detail += f", worker for {','.join(sorted(handlers))}"
+        server = AnnouncingServer(config, f"serving on http://{host}:{port} ({detail})")
         # uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down; a no-op
         # handler lets the services close and the process exit 0 instead of dying by signal.
         previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from array import array
 from collections.abc import Callable
@@ -139,7 +138,9 @@ class MigrationReport:
                 q: {s: row(t) for s, t in sorted(st.items())}
                 for q, st in sorted(self.queues.items())
             },
-            "skipped_lines": [{"line": e.line, "reason": e.reason} for e in self.skipped],
+            "skipped_lines": [
+                {"line": e.line, "where": e.where, "reason": e.reason} for e in self.skipped
+            ],
         }
 
 
@@ -161,8 +162,9 @@ async def migrate(
     With ``on_error="abort"``, a source that can be checked up front (a snapshot, an export)
     is validated completely first, and one bad line aborts the run before anything is written
     (:class:`MigrationAborted` lists the line numbers). With ``"skip"``, bad lines are skipped
-    and listed in :attr:`MigrationReport.skipped`. Records are written in concurrent batches of
-    ``batch_size``; an interrupted run can simply be started again (writes are idempotent).
+    and listed in :attr:`MigrationReport.skipped`. Records are written in batches of
+    ``batch_size`` (see :meth:`Target.write_many`); an interrupted run can simply be started
+    again (writes are idempotent).
     """
     if on_error not in ("abort", "skip"):
         raise ValueError(f"on_error must be 'abort' or 'skip', got {on_error!r}")
@@ -180,7 +182,7 @@ async def migrate(
         nonlocal done
         if not pending:
             return
-        results = await asyncio.gather(*(target.write(r, dry_run=dry_run) for r in pending))
+        results = await target.write_many(pending, dry_run=dry_run)
         for record, result in zip(pending, results, strict=True):
             expires = record.expires_at if isinstance(record, CacheRecord) else None
             report.tally(record).add(result, expires)

@@ -14,6 +14,8 @@ bytes keep their tags, see :mod:`redkeep.serialization`). ``expires_at`` is an a
 (seconds since the epoch) or null, so an entry keeps its remaining TTL however long the
 snapshot waits before it is loaded, and an entry that expired in the meantime is not restored.
 Jobs keep their status, attempts, priority, run_at, times, result and error. No pickle.
+A ``{"kind":"error","where":...,"reason":...}`` line stands for a record the writer could not
+read; readers report it as a bad line.
 """
 
 from __future__ import annotations
@@ -53,12 +55,14 @@ VERSION = 1
 
 
 class SnapshotError(RedkeepError, ValueError):
-    """A snapshot line is not a valid record. ``line`` is its 1-based line number."""
+    """A record is not valid. ``line`` is its 1-based line number in a snapshot file, or 0 for
+    a record read from a live store, which ``where`` then names (e.g. ``cache 'a' key 'k'``)."""
 
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"snapshot line {line}: {reason}")
+    def __init__(self, line: int, reason: str, where: str | None = None) -> None:
+        super().__init__(f"{where or f'snapshot line {line}'}: {reason}")
         self.line = line
         self.reason = reason
+        self.where = where
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,12 @@ def encode_record(record: Record, serializer: Serializer | None = None) -> bytes
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def error_line(error: SnapshotError) -> bytes:
+    """A record standing for one the writer could not read (reported by every reader)."""
+    obj = {"kind": "error", "where": error.where, "reason": error.reason}
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def header_line(**extra: Any) -> bytes:
     """The first line of a snapshot."""
     obj = {"kind": "header", "format": FORMAT, "version": VERSION, "created_at": time.time()}
@@ -253,6 +263,8 @@ def decode_record(obj: Any, serializer: Serializer | None = None) -> Record:
             raise ValueError("job record needs a string 'queue'")
         validate_queue_name(queue)
         return JobRecord(queue, job_from_dict(obj.get("job"), queue))
+    if kind == "error":  # the writer could not read this record from its store
+        raise ValueError(f"the source could not export {obj.get('where')}: {obj.get('reason')}")
     raise ValueError(f"unknown record kind {kind!r} (expected 'cache' or 'job')")
 
 

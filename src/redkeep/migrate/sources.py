@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from redkeep.cache.base import CacheService
+from redkeep.cache.redis import RedisCache
 from redkeep.errors import BackendAuthError, BackendError, BackendUnavailable, scrub
-from redkeep.migrate.snapshot import CacheRecord, JobRecord, Line, Record, read_snapshot
+from redkeep.migrate.redis_read import redis_cache_lines
+from redkeep.migrate.snapshot import (
+    CacheRecord,
+    JobRecord,
+    Line,
+    Record,
+    SnapshotError,
+    read_snapshot,
+)
 from redkeep.queue.base import JobQueue
 from redkeep.serialization import Serializer
 
@@ -94,8 +103,22 @@ class StoreSource(Source):
     async def lines(self) -> AsyncIterator[Line]:
         await self.prepare()
         assert self._stores is not None
-        async for record in iter_store_records(*self._stores):
-            yield Line(0, record=record)
+        caches, queues = self._stores
+        for name, cache in caches.items():
+            if isinstance(cache, RedisCache):
+                async for line in redis_cache_lines(name, cache):
+                    yield line
+            else:
+                async for record in iter_store_records({name: cache}, {}):
+                    yield Line(0, record=record)
+        for name, queue in queues.items():
+            async for job in queue.dump_jobs():
+                problem = getattr(job, "payload_error", None)
+                if problem:  # restoring it would silently replace the payload with None
+                    where = f"queue {name!r} job {job.id!r}"
+                    yield Line(0, error=SnapshotError(0, f"payload: {problem}", where))
+                else:
+                    yield Line(0, record=JobRecord(name, job))
 
     async def close(self) -> None:
         if self._on_close is not None:

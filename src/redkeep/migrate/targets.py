@@ -9,14 +9,18 @@ are already present are counted as ``existed``.
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 from redkeep.cache.base import CacheService
+from redkeep.cache.redis import RedisCache
+from redkeep.migrate.redis_read import glob_escape
 from redkeep.migrate.snapshot import CacheRecord, Record, SnapshotWriter
 from redkeep.queue.base import JobQueue
+from redkeep.redis.base import Command
 from redkeep.serialization import Serializer
 
 __all__ = ["SnapshotTarget", "StoreTarget", "Target", "WriteResult"]
@@ -28,10 +32,24 @@ class Target(abc.ABC):
     """A destination of migration records."""
 
     display: str = "target"
+    max_concurrency: int = 32
+    """Records written at the same time, at most."""
 
     @abc.abstractmethod
     async def write(self, record: Record, *, dry_run: bool = False) -> WriteResult:
         """Apply one record (or, with ``dry_run``, only tell what applying it would do)."""
+
+    async def write_many(
+        self, records: Sequence[Record], *, dry_run: bool = False
+    ) -> list[WriteResult]:
+        """Apply ``records`` (at most :attr:`max_concurrency` at a time); results in order."""
+        slots = asyncio.Semaphore(max(1, self.max_concurrency))
+
+        async def one(record: Record) -> WriteResult:
+            async with slots:
+                return await self.write(record, dry_run=dry_run)
+
+        return list(await asyncio.gather(*(one(r) for r in records)))
 
     async def cache_count(self, name: str) -> int | None:
         """Entries of cache ``name`` in the target after the run (None: not countable)."""
@@ -59,7 +77,9 @@ class StoreTarget(Target):
         make_queue: Callable[[str], JobQueue],
         display: str,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        max_concurrency: int = 32,
     ) -> None:
+        self.max_concurrency = max_concurrency
         self._make_cache = make_cache
         self._make_queue = make_queue
         self._caches: dict[str, CacheService] = {}
@@ -96,9 +116,44 @@ class StoreTarget(Target):
             return "existed" if await queue.get_job(record.job.id) is not None else "copied"
         return "copied" if await queue.restore_job(record.job) else "existed"
 
+    async def write_many(
+        self, records: Sequence[Record], *, dry_run: bool = False
+    ) -> list[WriteResult]:
+        """Cache entries for Redis go out as one pipeline of ``SET NX PX`` per cache; the rest
+        (jobs, other backends) record by record."""
+        results: list[WriteResult | None] = [None] * len(records)
+        groups: dict[str, list[int]] = {}
+        rest: list[int] = []
+        now = time.time()
+        for i, record in enumerate(records):
+            if isinstance(record, CacheRecord) and isinstance(self.cache(record.cache), RedisCache):
+                remaining = record.remaining(now)
+                if remaining is not None and remaining <= 0.001:
+                    results[i] = "expired"
+                else:
+                    groups.setdefault(record.cache, []).append(i)
+            else:
+                rest.append(i)
+        for name, indexes in groups.items():
+            cache = self.cache(name)
+            assert isinstance(cache, RedisCache)
+            batch = [records[i] for i in indexes]
+            for i, result in zip(indexes, await _pipelined_add(cache, batch, dry_run), strict=True):
+                results[i] = result
+        if rest:
+            done = await super().write_many([records[i] for i in rest], dry_run=dry_run)
+            for i, result in zip(rest, done, strict=True):
+                results[i] = result
+        return [r if r is not None else "existed" for r in results]
+
     async def cache_count(self, name: str) -> int | None:
+        cache = self.cache(name)
         count = 0
-        async for _ in self.cache(name).items():
+        if isinstance(cache, RedisCache):  # count keys with SCAN, without reading values
+            async for _ in cache.client.scan_iter(glob_escape(cache.namespace) + "*", 1000):
+                count += 1
+            return count
+        async for _ in cache.items():
             count += 1
         return count
 
@@ -112,6 +167,34 @@ class StoreTarget(Target):
             await queue.close()
         if self._on_close is not None:
             await self._on_close()
+
+
+async def _pipelined_add(
+    cache: RedisCache, records: Sequence[Record], dry_run: bool
+) -> list[WriteResult]:
+    """``SET key value NX [PX ms]`` (or ``EXISTS`` for a dry run) for every record, one round
+    trip; TTLs are computed right before sending. A refused write (OOM...) raises."""
+    commands: list[Command] = []
+    for record in records:
+        assert isinstance(record, CacheRecord)
+        key = cache.namespace + record.key
+        if dry_run:
+            commands.append(("EXISTS", key))
+            continue
+        command: list[str | int] = ["SET", key, cache.serializer.dumps(record.value), "NX"]
+        remaining = record.remaining(time.time())
+        if remaining is not None:
+            command += ["PX", max(1, int(remaining * 1000 + 0.5))]
+        commands.append(tuple(command))
+    out: list[WriteResult] = []
+    for reply in await cache.client.pipeline(commands):
+        if isinstance(reply, Exception):
+            raise reply
+        if dry_run:
+            out.append("existed" if int(reply) else "copied")
+        else:
+            out.append("copied" if reply is not None else "existed")
+    return out
 
 
 class SnapshotTarget(Target):

@@ -328,10 +328,18 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def _step(
-        self, worker_id: str, outcomes: Sequence[Outcome], claim: int, lease: float
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        claim: int,
+        lease: float,
+        idle: float = 0.0,
     ) -> StepResult:
         """Apply ``outcomes`` (fenced by token), reap expired leases, promote due delayed
-        jobs, then claim up to ``claim`` jobs for ``worker_id`` with a lease of ``lease`` s."""
+        jobs, then claim up to ``claim`` jobs for ``worker_id`` with a lease of ``lease`` s.
+
+        With ``idle`` > 0 and fewer jobs than ``claim`` available, the worker is registered
+        for ``idle`` s as ready for a direct hand-off (see :meth:`_wait`)."""
 
     @abstractmethod
     async def _extend(
@@ -340,11 +348,16 @@ class JobQueue(ABC):
         """Renew the leases of ``held`` (id, token); return the ids no longer held."""
 
     @abstractmethod
-    async def _wait(self, seconds: float) -> bool:
-        """Wait up to ``seconds`` for jobs to become runnable; True if woken by one."""
+    async def _wait(self, seconds: float, worker_id: str = "") -> bool | Job:
+        """Wait up to ``seconds`` for runnable jobs: a Job handed straight to ``worker_id``
+        (already claimed for it), True when woken by the queue, False on timeout."""
 
     async def _wake(self) -> None:  # noqa: B027 - optional hook
         """Hand a wake-up on to another idle worker (default: nothing)."""
+
+    async def _interrupt(self, worker_id: str) -> None:
+        """End ``worker_id``'s pending :meth:`_wait` early (default: wake any waiter)."""
+        await self._wake()
 
     # -- helpers -------------------------------------------------------------------------------
     def _prepare(self, spec: JobSpec) -> _Prepared:

@@ -82,6 +82,20 @@ class QueueKeys:
         return f"{self.tag}:marker"
 
     @property
+    def idle(self) -> str:
+        """Zset of idle workers ready for a direct hand-off: ``<worker id>|<lease ms>`` scored
+        by registration expiry (ms)."""
+        return f"{self.tag}:idle"
+
+    @property
+    def inbox_prefix(self) -> str:
+        return f"{self.tag}:inbox:"
+
+    def inbox(self, worker_id: str) -> str:
+        """Zset through which an enqueue hands a job (already claimed) to an idle worker."""
+        return f"{self.inbox_prefix}{worker_id}"
+
+    @property
     def seq(self) -> str:
         """Counter giving FIFO order within a priority."""
         return f"{self.tag}:seq"
@@ -101,4 +115,5 @@ class QueueKeys:
             self.cancelled,
             self.marker,
             self.seq,
+            self.idle,
         ]

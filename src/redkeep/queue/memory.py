@@ -240,7 +240,12 @@ class MemoryJobQueue(JobQueue):
         return True
 
     async def _step(
-        self, worker_id: str, outcomes: Sequence[Outcome], claim: int, lease: float
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        claim: int,
+        lease: float,
+        idle: float = 0.0,
     ) -> StepResult:
         now = time.time()
         rejected = []
@@ -296,7 +301,7 @@ class MemoryJobQueue(JobQueue):
                 lost.append(job_id)
         return lost
 
-    async def _wait(self, seconds: float) -> bool:
+    async def _wait(self, seconds: float, worker_id: str = "") -> bool | Job:
         try:
             async with asyncio.timeout(seconds):
                 await self._event.wait()

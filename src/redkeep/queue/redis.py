@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import (
@@ -37,6 +39,7 @@ ENQUEUE_CHUNK = 1000
 BATCH = 100
 PAGE = 500
 MAX_BLOCK = 1.0
+STOP = "[]"
 
 
 async def list_queue_names(client: RedisClient, key_prefix: str = "redkeep") -> list[str]:
@@ -92,7 +95,10 @@ class RedisJobQueue(JobQueue):
             k.cancelled,
             k.marker,
             k.seq,
+            k.idle,
         ]
+        self._enqueue_keys = [k.waiting, k.delayed, k.marker, k.seq, k.idle, k.active]
+        self._inboxes: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
@@ -127,15 +133,13 @@ class RedisJobQueue(JobQueue):
         out: list[Job] = []
         for start in range(0, len(prepared), ENQUEUE_CHUNK):
             chunk = prepared[start : start + ENQUEUE_CHUNK]
-            args: list[Any] = [k.job_prefix, len(chunk)]
+            args: list[Any] = [k.job_prefix, k.inbox_prefix, len(chunk)]
             for p in chunk:
                 args += [
                     p.id, p.name, p.payload, p.priority, p.delay_ms, p.run_at_ms,
                     p.max_attempts, p.backoff, "" if p.timeout is None else p.timeout,
                 ]  # fmt: skip
-            replies = await self.client.evalsha(
-                scripts.ENQUEUE, [k.waiting, k.delayed, k.marker, k.seq], args
-            )
+            replies = await self.client.evalsha(scripts.ENQUEUE, self._enqueue_keys, args)
             for p, reply in zip(chunk, replies, strict=True):
                 if int(reply[0]) == 1:
                     out.append(hash_to_job(self.name, pairs_to_dict(reply[1:]))[0])
@@ -238,11 +242,18 @@ class RedisJobQueue(JobQueue):
 
     # -- worker hooks --------------------------------------------------------------------------
     async def _step(
-        self, worker_id: str, outcomes: Sequence[Outcome], claim: int, lease: float
+        self,
+        worker_id: str,
+        outcomes: Sequence[Outcome],
+        claim: int,
+        lease: float,
+        idle: float = 0.0,
     ) -> StepResult:
+        if not self.client.capabilities.blocking:
+            idle = 0.0  # pollers cannot receive hand-offs while they sleep
         args: list[Any] = [
             self.keys.job_prefix, worker_id, claim, int(lease * 1000), *self._retention_args,
-            BATCH, len(outcomes),
+            BATCH, self.keys.inbox(worker_id), int(idle * 1000), len(outcomes),
         ]  # fmt: skip
         for o in outcomes:
             args += [o.job_id, o.token, o.kind, o.data, int(o.delay * 1000)]
@@ -272,10 +283,20 @@ class RedisJobQueue(JobQueue):
         lost = await self.client.evalsha(scripts.EXTEND, [self.keys.active], args)
         return [str(i) for i in lost or []]
 
-    async def _wait(self, seconds: float) -> bool:
+    async def _wait(self, seconds: float, worker_id: str = "") -> bool | Job:
         if self.client.capabilities.blocking:
-            popped = await self.client.bzpopmin([self.keys.marker], max(0.01, seconds))
-            return popped is not None
+            inbox = self._inboxes.get(worker_id)
+            if inbox is None:
+                inbox = self._inboxes[worker_id] = self.keys.inbox(worker_id)
+            popped = await self.client.bzpopmin([inbox, self.keys.marker], max(0.01, seconds))
+            if popped is None:
+                return False
+            if popped[0] == inbox:
+                if popped[1] == STOP:
+                    return False
+                # A job handed over by an enqueue: already claimed for this worker.
+                return hash_to_job(self.name, pairs_to_dict(orjson.loads(popped[1])))[0]
+            return True
         # No blocking commands (Upstash REST): sleep with an adaptive interval, never polling
         # faster than poll_max_rate.
         await asyncio.sleep(max(self._min_poll, min(self._poll, seconds)))
@@ -284,10 +305,12 @@ class RedisJobQueue(JobQueue):
     async def _wake(self) -> None:
         await self.client.zadd(self.keys.marker, {"w": 0})
 
+    async def _interrupt(self, worker_id: str) -> None:
+        # An empty JSON list: ends the worker's pop; the step script skips and deletes it.
+        await self.client.zadd(self.keys.inbox(worker_id), {STOP: 0})
+
 
 def _backoff(text: str) -> Backoff | None:
-    import orjson
-
     return Backoff.from_list(orjson.loads(text)) if text else None
 
 

@@ -35,6 +35,7 @@ log = logging.getLogger("redkeep.queue.worker")
 
 MAX_BLOCK = 1.0
 FLUSH_DELAY = 0.02  # longest wait before reporting a finished job
+IDLE_REGISTRATION = MAX_BLOCK + 0.5  # an idle worker re-registers after each blocking wait
 
 
 @dataclass
@@ -52,8 +53,10 @@ class _QueueState:
     outcomes: list[Outcome] = field(default_factory=list)
     first_outcome: float = 0.0
     event: asyncio.Event = field(default_factory=asyncio.Event)
-    waiter: asyncio.Task[bool] | None = None
+    waiter: asyncio.Task[bool | Job] | None = None
     empty: bool = True  # the last step left no waiting jobs: block on the wake-up marker
+    woken: bool = False  # the queue signalled runnable jobs since the last step
+    taken: Job | None = None  # last handed-over job already started by _on_wait_done
 
 
 class Worker:
@@ -165,15 +168,37 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*loops, renewer, return_exceptions=True)
             for st in self._states:
-                if st.waiter is not None:
-                    st.waiter.cancel()
-                    with contextlib.suppress(BaseException):
-                        await st.waiter
+                await self._deregister(st)
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+
+    async def _deregister(self, st: _QueueState) -> None:
+        """Stop being offered hand-offs and release any job handed over meanwhile. A pending
+        blocking wait is interrupted, not cancelled: cancelling the pop could lose the reply
+        carrying a handed job."""
+        handed: list[Job] = []
+        waiter, st.waiter = st.waiter, None
+        if waiter is not None:
+            if not waiter.done():
+                with contextlib.suppress(Exception):
+                    await st.queue._interrupt(self.id)
+            try:
+                result = await asyncio.wait_for(waiter, MAX_BLOCK + 1.0)
+                if isinstance(result, Job) and result is not st.taken:
+                    handed.append(result)
+            except BaseException:  # noqa: S110 - a failed or timed-out wait handed nothing over
+                pass
+        try:
+            handed += (await st.queue._step(self.id, [], 0, self.lease)).jobs
+            if handed:
+                release = [Outcome(j.id, j.token, "release") for j in handed]
+                await st.queue._step(self.id, release, 0, self.lease)
+        except Exception as exc:
+            log.warning("queue %s: leaving the idle set failed (%s); jobs handed over now wait "
+                        "for their lease", st.queue.name, scrub(str(exc)))  # fmt: skip
 
     async def _drain(self) -> None:
         """Release prefetched jobs, wait up to the grace period for running ones, release the
@@ -203,7 +228,8 @@ class Worker:
     def _should_step(self, st: _QueueState) -> bool:
         if self._stopping:
             return bool(st.outcomes)
-        if self._room() >= self._batch:
+        room = self._room()
+        if room >= self._batch or (st.woken and room > 0):
             return True
         if not st.outcomes:
             return False
@@ -227,8 +253,10 @@ class Worker:
             claim = 0 if self._stopping else max(0, self._room())
             outcomes, st.outcomes = st.outcomes, []
             self._reserved += claim
+            st.woken = False
+            idle = IDLE_REGISTRATION if claim > 0 else 0.0
             try:
-                res = await q._step(self.id, outcomes, claim, self.lease)
+                res = await q._step(self.id, outcomes, claim, self.lease, idle)
             except Exception as exc:
                 self._reserved -= claim
                 st.outcomes[:0] = outcomes
@@ -239,7 +267,7 @@ class Worker:
             failures = 0
             self._reserved -= claim
             for job in res.jobs:
-                self._buffer.append((st, job))
+                self._take(st, job)
             self._start_next()
             if res.rejected:
                 log.warning("queue %s: stale outcome rejected for %s", q.name, res.rejected)
@@ -261,7 +289,8 @@ class Worker:
             timeout = max(0.0, min(timeout, flush_in))
         want_jobs = st.empty and not self._stopping and self._room() > 0
         if want_jobs and st.waiter is None:
-            st.waiter = asyncio.create_task(st.queue._wait(max(timeout, 0.01)))
+            st.waiter = asyncio.create_task(st.queue._wait(max(timeout, 0.01), self.id))
+            st.waiter.add_done_callback(lambda task: self._on_wait_done(st, task))
         waits: set[asyncio.Future[object]] = {asyncio.ensure_future(st.event.wait())}
         if st.waiter is not None:
             waits.add(st.waiter)  # type: ignore[arg-type]
@@ -277,10 +306,33 @@ class Worker:
                 log.warning("queue %s: wait failed (%s)", st.queue.name, scrub(str(exc)))
                 await asyncio.sleep(0.2)
                 return
-            if woken and (self._room() <= 0 or self._stopping):
+            if isinstance(woken, Job):
+                if woken is not st.taken:
+                    self._take(st, woken)
+                    self._start_next()
+            elif woken and (self._room() <= 0 or self._stopping):
                 # Pass the wake-up on to another worker that has room.
                 with contextlib.suppress(Exception):
                     await st.queue._wake()
+            elif woken:
+                st.woken = True
+
+    def _on_wait_done(self, st: _QueueState, task: asyncio.Task[bool | Job]) -> None:
+        """Start a handed-over job straight from the wait's completion (saves a loop pass)."""
+        if task.cancelled() or task.exception() is not None or self._stopping:
+            return
+        job = task.result()
+        if isinstance(job, Job):
+            st.taken = job
+            self._take(st, job)
+            self._start_next()
+
+    def _take(self, st: _QueueState, job: Job) -> None:
+        """Queue a job claimed for this worker to run, or release it when stopping."""
+        if self._stopping:
+            self._add_outcome(st, Outcome(job.id, job.token, "release"))
+        else:
+            self._buffer.append((st, job))
 
     # -- running -------------------------------------------------------------------------------
     def _thread_pool(self) -> ThreadPoolExecutor:

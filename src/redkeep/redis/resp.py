@@ -28,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff
 
 from redkeep.errors import BackendResponseError, BackendUnavailable, ConfigError, register_secret
+from redkeep.redis._fastconn import FastSendConnection
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.errors import translate_error
 
@@ -106,6 +107,8 @@ class RespClient:
                     url, max_connections=max_connections, **options
                 )
             else:
+                if parts.scheme == "redis":  # rediss:// and unix:// keep redis-py's classes
+                    options["connection_class"] = FastSendConnection
                 pool = BlockingConnectionPool.from_url(
                     url, max_connections=max_connections, timeout=command_timeout, **options
                 )

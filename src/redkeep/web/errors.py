@@ -19,6 +19,7 @@ from starlette.responses import Response
 from redkeep.errors import (
     BackendAuthError,
     BackendError,
+    BackendResponseError,
     CircuitOpen,
     InvalidKey,
     JobError,
@@ -26,6 +27,7 @@ from redkeep.errors import (
     PayloadTooLarge,
     RedkeepError,
     SerializationError,
+    is_transient,
     scrub,
 )
 
@@ -88,6 +90,11 @@ _HTTP_KINDS = {
 }
 
 
+def _is_outage(exc: BackendResponseError) -> bool:
+    """Errors meaning the backend cannot serve right now (full, loading, failing over)."""
+    return is_transient(exc) or str(exc).startswith(("OOM", "READONLY", "MISCONF", "NOREPLICAS"))
+
+
 def _map(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.kind, exc.message, field=exc.field)
@@ -108,6 +115,11 @@ def _map(exc: Exception) -> Response:
     if isinstance(exc, BackendAuthError):
         log.error("backend refused authentication: %s", scrub(str(exc)))
         return error_response(503, "backend_unavailable", "backend refused authentication")
+    if isinstance(exc, BackendResponseError) and not _is_outage(exc):
+        # The server refused a command (a script or data bug, not an outage): log it, answer a
+        # plain 500 without the server's message.
+        log.error("backend rejected a command: %s", scrub(str(exc)))
+        return error_response(500, "internal_error", "the backend rejected a command")
     if isinstance(exc, BackendError):
         return error_response(
             503, "backend_unavailable", f"backend error: {exc}", headers={"Retry-After": "1"}

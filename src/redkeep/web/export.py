@@ -22,8 +22,8 @@ from starlette.routing import Route
 
 from redkeep.cache.base import CacheService
 from redkeep.errors import RedkeepError, scrub
-from redkeep.migrate.snapshot import encode_record, end_line, header_line
-from redkeep.migrate.sources import iter_store_records
+from redkeep.migrate.snapshot import encode_record, end_line, error_line, header_line
+from redkeep.migrate.sources import StoreSource
 from redkeep.queue.base import JobQueue
 from redkeep.web.errors import map_exception
 
@@ -75,11 +75,18 @@ async def _stream(
     caches: Mapping[str, CacheService], queues: Mapping[str, JobQueue]
 ) -> AsyncIterator[bytes]:
     yield header_line(caches=sorted(caches), queues=sorted(queues))
+
+    async def stores() -> tuple[Mapping[str, CacheService], Mapping[str, JobQueue]]:
+        return caches, queues
+
     count = 0
     chunk: list[bytes] = []
     try:
-        async for record in iter_store_records(caches, queues):
-            chunk.append(encode_record(record))
+        async for line in StoreSource(stores, "export").lines():
+            if line.record is not None:
+                chunk.append(encode_record(line.record))
+            elif line.error is not None:  # an unreadable value: the reader reports it
+                chunk.append(error_line(line.error))
             count += 1
             if len(chunk) >= 200:
                 yield b"".join(chunk)

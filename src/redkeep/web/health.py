@@ -9,18 +9,22 @@ latency, connection and breaker state, degraded reason). Probe results are cache
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from redkeep.errors import scrub
 from redkeep.web.errors import json_response
 
 if TYPE_CHECKING:
     from redkeep.services import Services
 
 __all__ = ["ReadinessProbe", "live", "ready"]
+
+log = logging.getLogger("redkeep.web")
 
 
 class ReadinessProbe:
@@ -53,5 +57,14 @@ async def live(request: Request) -> Response:
 async def ready(request: Request) -> Response:
     """200 with the component report when ready, 503 otherwise."""
     probe: ReadinessProbe = request.app.state.probe
-    report = await probe.check()
+    try:
+        report = await probe.check()
+    except Exception as exc:  # a probe must answer, never 500
+        log.error("readiness check failed: %s: %s", type(exc).__name__, scrub(str(exc)))
+        report = {
+            "ready": False,
+            "status": "unavailable",
+            "reason": f"readiness check failed ({type(exc).__name__})",
+            "components": {},
+        }
     return json_response(report, 200 if report.get("ready") else 503)

@@ -1,6 +1,9 @@
 -- Enqueue one or more jobs atomically; a job whose id already exists is returned, not re-added.
+-- A runnable job enqueued while nothing is waiting and a worker is registered idle is handed
+-- straight to that worker: claimed for it (lease, attempt, fencing token) and put in its inbox.
 -- KEYS[1] waiting zset   KEYS[2] delayed zset   KEYS[3] marker zset   KEYS[4] sequence counter
--- ARGV[1] job hash key prefix   ARGV[2] number of jobs (at most 1000 per call)
+-- KEYS[5] idle workers zset   KEYS[6] active zset
+-- ARGV[1] job hash key prefix   ARGV[2] inbox key prefix   ARGV[3] number of jobs (<= 1000)
 -- then 9 values per job: id, name, payload, priority, delay_ms, run_at_ms (0 = none),
 --   max_attempts, backoff (JSON or ""), timeout (seconds or "")
 -- Returns one entry per job: {1, field, value, ...} for an existing job (its whole hash),
@@ -8,12 +11,14 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local jp = ARGV[1]
-local n = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
 local out = {}
 local waiting = {}
 local delayed = {}
 local seq = tonumber(redis.call('INCRBY', KEYS[4], n)) - n
-local i = 3
+local handoff = redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[5]) == 1
+if handoff then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now) end
+local i = 4
 for k = 1, n do
   local id = ARGV[i]
   local jk = jp .. id
@@ -33,7 +38,26 @@ for k = 1, n do
       'run_at', due)
     if ARGV[i + 7] ~= '' then redis.call('HSET', jk, 'backoff', ARGV[i + 7]) end
     if ARGV[i + 8] ~= '' then redis.call('HSET', jk, 'timeout', ARGV[i + 8]) end
-    if status == 'waiting' then
+    local worker = nil
+    local lease = 0
+    if status == 'waiting' and handoff and #waiting == 0 then
+      local member = redis.call('ZRANGE', KEYS[5], 0, 0)[1]
+      if member then
+        redis.call('ZREM', KEYS[5], member)
+        worker, lease = string.match(member, '^(.*)|(%d+)$')
+      else
+        handoff = false
+      end
+    end
+    if worker then
+      status = 'active'
+      redis.call('HSET', jk, 'status', 'active', 'attempts', 1, 'token', 1, 'started', now,
+        'worker', worker)
+      redis.call('ZADD', KEYS[6], now + tonumber(lease), id)
+      local inbox = ARGV[2] .. worker
+      redis.call('ZADD', inbox, 0, cjson.encode(redis.call('HGETALL', jk)))
+      redis.call('PEXPIRE', inbox, tonumber(lease))
+    elseif status == 'waiting' then
       waiting[#waiting + 1] = -prio * 1e12 + seq + k
       waiting[#waiting + 1] = id
     else

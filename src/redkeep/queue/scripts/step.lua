@@ -1,11 +1,14 @@
 -- One worker step: record finished attempts (fenced by token), reap expired leases, promote
 -- due delayed jobs, trim finished jobs, then claim up to N waiting jobs.
 -- KEYS[1] waiting  KEYS[2] delayed  KEYS[3] active  KEYS[4] completed  KEYS[5] failed
--- KEYS[6] cancelled  KEYS[7] marker  KEYS[8] sequence counter
+-- KEYS[6] cancelled  KEYS[7] marker  KEYS[8] sequence counter  KEYS[9] idle workers
 -- ARGV[1] job hash key prefix  ARGV[2] worker id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
--- ARGV[9] batch size for reaping/promoting/trimming  ARGV[10] number of outcomes
+-- ARGV[9] batch size for reaping/promoting/trimming  ARGV[10] this worker's inbox key
+-- ARGV[11] ms to stay registered idle when nothing is left to claim (0 = do not register)
+-- ARGV[12] number of outcomes
 -- then 5 values per outcome: id, token, kind (done|retry|fail|release), data, delay_ms
+-- Jobs handed to this worker by an enqueue (its inbox) are returned with the claimed ones.
 -- Returns {claimed jobs (each a flat field/value list), ms until next delayed job or -1,
 --   leases recovered, rejected ids, 1 if more jobs are waiting else 0}
 local t = redis.call('TIME')
@@ -22,9 +25,32 @@ local function requeue(jk, id)
   wake = true
 end
 
+-- 0. no longer idle; collect jobs handed over since the last step
+local me = ARGV[2] .. '|' .. ARGV[4]
+redis.call('ZREM', KEYS[9], me)
+local claimed = {}
+local handed = redis.call('ZRANGE', ARGV[10], 0, -1)
+if #handed > 0 then
+  redis.call('DEL', ARGV[10])
+  for _, data in ipairs(handed) do
+    local flat = cjson.decode(data)
+    local id = nil
+    for k = 1, #flat, 2 do
+      if flat[k] == 'id' then id = flat[k + 1] end
+    end
+    if id then
+      local jk = jp .. id
+      local st = redis.call('HMGET', jk, 'status', 'worker')
+      if st[1] == 'active' and st[2] == ARGV[2] then
+        claimed[#claimed + 1] = redis.call('HGETALL', jk)
+      end
+    end
+  end
+end
+
 -- 1. outcomes
-local i = 11
-for _ = 1, tonumber(ARGV[10]) do
+local i = 13
+for _ = 1, tonumber(ARGV[12]) do
   local id, token, kind, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local delay = tonumber(ARGV[i + 4])
   i = i + 5
@@ -106,8 +132,8 @@ trim(KEYS[6], cttl, cmax)
 trim(KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]))
 
 -- 5. claim
-local claimed = {}
-local want = tonumber(ARGV[3])
+local want = tonumber(ARGV[3]) - #claimed
+local got = 0
 if want > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[1], want)
   local expiry = now + tonumber(ARGV[4])
@@ -120,6 +146,7 @@ if want > 0 then
       redis.call('HSET', jk, 'status', 'active', 'started', now, 'worker', ARGV[2])
       redis.call('ZADD', KEYS[3], expiry, id)
       claimed[#claimed + 1] = redis.call('HGETALL', jk)
+      got = got + 1
     end
   end
 end
@@ -128,6 +155,8 @@ local more = 0
 if redis.call('ZCARD', KEYS[1]) > 0 then
   more = 1
   if want > 0 then wake = true end
+elseif tonumber(ARGV[11]) > 0 and want > got then
+  redis.call('ZADD', KEYS[9], now + tonumber(ARGV[11]), me)
 end
 if wake then redis.call('ZADD', KEYS[7], 0, 'w') end
 local next_due = -1
