@@ -7,8 +7,11 @@ FallbackCache (healthy Redis). Values are the same dicts as the shared peer harn
 
 Redis: a private ``redis-server`` on a free loopback port (no persistence), stopped by PID at the
 end; or ``REDKEEP_BENCH_REDIS_URL`` (keys get a unique prefix and are removed afterwards; never
-FLUSHDB). Env: ``REDKEEP_BENCH_N`` ops per case (default 5000), ``REDKEEP_BENCH_REPEATS``
-(default 3, the median is reported), ``REDKEEP_BENCH_ONLY`` (comma-separated backend names).
+FLUSHDB). Env: ``REDKEEP_BENCH_N`` ops per case and round (default 3000; get_many does N/10
+calls), ``REDKEEP_BENCH_REPEATS`` rounds (default 5; medians are reported),
+``REDKEEP_BENCH_ONLY`` (comma-separated backend names: raw, memory, redis, fallback).
+Backends are measured interleaved - every round runs each backend once per case, in rotating
+order - so that load from other processes on a shared machine affects all of them alike.
 
     .venv/bin/python bench/cache_bench.py
     /tmp/redkeep-peer-bench/.venv/bin/python bench/cache_bench.py   # redis-py 5.3.1
@@ -39,8 +42,8 @@ import redis.asyncio as aredis
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
 from redkeep.redis.resp import RespClient
 
-N = int(os.environ.get("REDKEEP_BENCH_N", "5000"))
-REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "3"))
+N = int(os.environ.get("REDKEEP_BENCH_N", "3000"))
+REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "5"))
 ONLY = {s for s in os.environ.get("REDKEEP_BENCH_ONLY", "").split(",") if s}
 CONC = 50
 SLOTS = 1000
@@ -156,21 +159,34 @@ async def run_case(lib: Any, case: str, conc: int) -> float:
     return per * conc / elapsed
 
 
-async def bench_backend(factory: Callable[[], Any]) -> dict[str, list[float]]:
-    lib = factory()
-    results: dict[str, list[float]] = {}
+async def prepare(lib: Any) -> None:
+    for i in range(SLOTS):  # fill the slots the hit cases read
+        await lib.set(f"s:{i}", SMALL)
+        await lib.set(f"b:{i}", BIG)
+    for i in range(200):  # warm-up
+        await lib.get(f"s:{i}")
+
+
+async def bench_all(factories: dict[str, Callable[[], Any]]) -> dict[str, dict[str, list[float]]]:
+    """Interleaved: each case runs every backend once per round, in a rotating order, so
+    that load from other processes on the machine hits all backends alike."""
+    libs = {name: factory() for name, factory in factories.items()}
+    results: dict[str, dict[str, list[float]]] = {name: {} for name in libs}
     try:
-        for i in range(SLOTS):  # fill the slots the hit cases read
-            await lib.set(f"s:{i}", SMALL)
-            await lib.set(f"b:{i}", BIG)
-        for i in range(200):  # warm-up
-            await lib.get(f"s:{i}")
-        for _ in range(REPEATS):
-            for conc, tag in ((1, "seq"), (CONC, "c50")):
-                for case in CASES:
-                    results.setdefault(f"{case}_{tag}", []).append(await run_case(lib, case, conc))
+        for lib in libs.values():
+            await prepare(lib)
+        order = list(libs)
+        for conc, tag in ((1, "seq"), (CONC, "c50")):
+            for case in CASES:
+                print(f"  {case}_{tag}", file=sys.stderr)
+                for r in range(REPEATS):
+                    rotated = order[r % len(order) :] + order[: r % len(order)]
+                    for name in rotated:
+                        rate = await run_case(libs[name], case, conc)
+                        results[name].setdefault(f"{case}_{tag}", []).append(rate)
     finally:
-        await close(lib)
+        for lib in libs.values():
+            await close(lib)
     return results
 
 
@@ -238,13 +254,9 @@ def render(all_results: dict[str, dict[str, list[float]]]) -> str:
 async def amain(url: str) -> None:
     prefix = f"rkbench:{uuid.uuid4().hex[:8]}"
     backends = make_backends(url, prefix)
-    all_results: dict[str, dict[str, list[float]]] = {}
+    chosen = {n: f for n, f in backends.items() if not ONLY or n in ONLY}
     try:
-        for name, factory in backends.items():
-            if ONLY and name not in ONLY:
-                continue
-            print(f"running {name} ...", file=sys.stderr)
-            all_results[name] = await bench_backend(factory)
+        all_results = await bench_all(chosen)
     finally:
         await cleanup_keys(url, prefix)
     print(

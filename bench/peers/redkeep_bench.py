@@ -50,9 +50,9 @@ async def run_variant(concurrency: int) -> None:
         seq_one=seq_one,
         main_enqueue=main_enqueue,
         worker_argv=[
-            "redkeep", "worker", "redkeep_bench:handlers", "-q", QUEUE,
-            "--concurrency", str(concurrency),
-        ],  # fmt: skip
+            *("redkeep", "worker", "redkeep_bench:handlers", "-q", QUEUE),
+            *("--concurrency", str(concurrency)),
+        ],
         env_extra={"REDKEEP_REDIS_URL": common.URL, "REDKEEP_LOG_LEVEL": "WARNING"},
         lat_one=lat_one,
         worker_concurrency=f"concurrency={concurrency} (1 process, asyncio; default 10)",

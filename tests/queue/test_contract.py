@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 import pytest
+from tests.queue.conftest import running, wait_status, wait_until
 
 from redkeep.errors import PayloadTooLarge, SerializationError
 from redkeep.queue import Backoff, InvalidJob, Job, JobSpec, JobStatus, RetentionPolicy
-from tests.queue.conftest import running, wait_status, wait_until
 
 
 async def test_enqueue_and_inspect(make_queue: Any) -> None:
@@ -114,7 +114,8 @@ async def test_worker_runs_jobs_and_stores_results(make_queue: Any) -> None:
         return int(job.payload["a"] + job.payload["b"])
 
     def mul(job: Job) -> dict[str, Any]:  # sync: runs in the thread pool
-        return {"product": job.payload[0] * job.payload[1], "thread": threading.current_thread().name}
+        thread = threading.current_thread().name
+        return {"product": job.payload[0] * job.payload[1], "thread": thread}
 
     a = await q.enqueue("add", {"a": 2, "b": 3})
     m = await q.enqueue("mul", [4, 5])

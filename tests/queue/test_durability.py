@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.queue.conftest import running, wait_status, wait_until
 
 from redkeep.errors import BackendError
 from redkeep.queue import Job, JobStatus, RedisJobQueue
 from redkeep.redis.resp import RespClient
-from tests.queue.conftest import running, wait_status, wait_until
 
 WORKER = Path(__file__).with_name("worker_proc.py")
 
@@ -130,9 +130,7 @@ async def test_every_returned_enqueue_is_processed_across_redis_crash(
             restart: asyncio.Task[Any] | None = None
             for i in range(400):
                 if i == 150:
-                    restart = asyncio.create_task(
-                        asyncio.to_thread(server.restart, graceful=False)
-                    )
+                    restart = asyncio.create_task(asyncio.to_thread(server.restart, graceful=False))
                 try:
                     returned.append((await q.enqueue("work", i)).id)
                 except BackendError:

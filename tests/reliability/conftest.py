@@ -28,6 +28,7 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Callable[..., Figures]]:
 
     def make(scenario: str, title: str, part: str | None = None) -> Figures:
         fig = Figures(scenario, title, part=part)
+        fig.meta(description=" ".join((request.module.__doc__ or "").split()))
         made.append(fig)
         return fig
 

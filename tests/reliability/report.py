@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from importlib import metadata
 from pathlib import Path
@@ -62,6 +63,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "scenario": parts[0]["scenario"],
         "title": parts[0].get("title", ""),
         "mode": parts[0].get("mode"),
+        "description": parts[0].get("description"),
         "redis_version": next((p["redis_version"] for p in parts if p.get("redis_version")), None),
         "outcome": "passed" if not failed else f"failed ({len(failed)}/{len(parts)} parts)",
         "seconds": round(sum(float(p.get("seconds") or 0) for p in parts), 2),
@@ -122,6 +124,10 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _wrap(text: str) -> str:
+    return "\n".join(textwrap.wrap(text, width=100, break_on_hyphens=False))
+
+
 def _flat(figures: dict[str, Any]) -> dict[str, Any]:
     """Scalar figures as they are; nested latency summaries flattened to ``name.p99_ms``."""
     out: dict[str, Any] = {}
@@ -166,6 +172,8 @@ def render(results: list[dict[str, Any]], mode: str) -> str:
         lines.append("| (no results found) |" + " |" * (len(SUMMARY_COLUMNS) + 2))
     for r in results:
         lines += ["", f"## {r['scenario']}: {r.get('title', '')}", ""]
+        if r.get("description"):
+            lines += [_wrap(r["description"]), ""]
         lines.append(f"Outcome: **{r.get('outcome', '?')}** in {_cell(r.get('seconds'))} s.")
         if r.get("detail"):
             lines += ["", f"Failure: `{_cell(r['detail'])}`"]

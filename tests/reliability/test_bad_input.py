@@ -31,6 +31,8 @@ from redkeep.queue import InvalidJob, Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 from redkeep.serialization import JsonSerializer
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = scale(60, 400)
 MAX_KEY = 64
 MAX_BYTES = 2048

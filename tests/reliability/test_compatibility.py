@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from tests.reliability.harness import Figures, scale, wait_until
 
 from redkeep.cache import MemoryCache, RedisCache
 from redkeep.cache.base import CacheService
 from redkeep.queue import Backoff, Job, JobQueue, MemoryJobQueue, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
+
+pytestmark = pytest.mark.slow
 
 CACHE_OPS = scale(400, 3000)
 QUEUE_OPS = scale(150, 600)

@@ -22,6 +22,8 @@ from redkeep.cache import RedisCache
 from redkeep.queue import Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 
+pytestmark = pytest.mark.slow
+
 LOAD_SECONDS = scale(5.0, 20.0)
 KILL_INTERVAL = 0.25
 MAX_KILLS = scale(30, 100)

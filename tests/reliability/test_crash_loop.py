@@ -22,6 +22,8 @@ from tests.reliability.processes import WorkerPool
 from redkeep.queue import JobSpec, RedisJobQueue
 from redkeep.redis.resp import RespClient
 
+pytestmark = pytest.mark.slow
+
 JOBS = scale(300, 2000)
 KILL_WINDOW = scale(15.0, 60.0)
 WORKERS = 3

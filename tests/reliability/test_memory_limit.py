@@ -19,6 +19,8 @@ from redkeep.errors import BackendResponseError
 from redkeep.queue import JobSpec, JobStatus, RedisJobQueue
 from redkeep.redis.resp import RespClient
 
+pytestmark = pytest.mark.slow
+
 HEADROOM = scale(1_000_000, 4_000_000)  # bytes above the server's idle usage
 PAYLOAD = "x" * 1000
 MAX_ENQUEUES = 100_000
@@ -63,9 +65,12 @@ async def test_noeviction_limit_refuses_enqueue_without_half_writes(
     messages = set(refused.values())
     assert all("OOM" in m for m in messages), f"refusals without OOM: {messages}"
 
+    # The cache hits the same wall (memory may have dipped below the limit meanwhile, so write
+    # until refused; the bound is far above what the headroom holds).
     cache = RedisCache(client, "mem", key_prefix="rel")
     with pytest.raises(BackendResponseError, match="OOM"):
-        await cache.set("one-more", PAYLOAD)
+        for n in bounded(HEADROOM // len(PAYLOAD) + 100, 30.0):
+            await cache.set(f"fill-{n}", PAYLOAD)
 
     # Consistency: job hashes versus status sets, straight from Redis.
     keys = queue.keys

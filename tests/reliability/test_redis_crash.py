@@ -21,6 +21,8 @@ from redkeep.errors import BackendTimeout, BackendUnavailable
 from redkeep.queue import Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 
+pytestmark = pytest.mark.slow
+
 JOBS = scale(1200, 5000)
 PRODUCERS = 4
 KILLS = 2

@@ -24,6 +24,8 @@ from redkeep.queue import JobSpec, RedisJobQueue
 from redkeep.redis.resp import RespClient
 from redkeep.resilience import CircuitBreaker
 
+pytestmark = pytest.mark.slow
+
 HANG = scale(3.0, 5.0)
 COMMAND_TIMEOUT = 0.3
 RESET_TIMEOUT = 1.0

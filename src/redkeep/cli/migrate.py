@@ -122,7 +122,7 @@ def migrate(
         ),
     ] = "abort",
     batch_size: Annotated[
-        int, typer.Option(min=1, max=10_000, help="Records written concurrently.")
+        int, typer.Option(min=1, max=10_000, help="Records per write batch.")
     ] = 200,
     json_out: JsonOption = False,
 ) -> None:

@@ -33,7 +33,8 @@ class Target(abc.ABC):
 
     display: str = "target"
     max_concurrency: int = 32
-    """Records written at the same time, at most."""
+    """Records written at the same time, at most: below a client's pool size (50 by default),
+    because a full cluster pool fails a command instead of waiting."""
 
     @abc.abstractmethod
     async def write(self, record: Record, *, dry_run: bool = False) -> WriteResult:

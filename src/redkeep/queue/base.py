@@ -8,11 +8,12 @@ Public methods validate input and encode payloads here; backends (Redis, memory)
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 import orjson
@@ -187,8 +188,26 @@ def decode_value(text: str | None, what: str = "payload") -> Any:
         raise SerializationError(f"cannot decode job {what}: {exc}") from None
 
 
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
 def new_job_id() -> str:
-    return os.urandom(10).hex()
+    """A unique id: a random per-process prefix (64 bits) and a counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+
+
+_JOB_DEFAULTS: dict[str, Any] = {}
+
+
+def make_job(**values: Any) -> Job:
+    """Build a Job without the per-field cost of a frozen dataclass __init__ (hot paths)."""
+    if not _JOB_DEFAULTS:
+        _JOB_DEFAULTS.update({f.name: f.default for f in fields(Job) if f.default is not MISSING})
+    job = object.__new__(Job)
+    job.__dict__.update(_JOB_DEFAULTS)
+    job.__dict__.update(values)
+    return job
 
 
 # -- the queue ------------------------------------------------------------------------------------
@@ -400,6 +419,7 @@ class JobQueue(ABC):
         payload = encode_value(spec.payload, self.max_payload_bytes)
         return _Prepared(
             id=job_id or new_job_id(),
+            check=1 if job_id else 0,
             name=spec.name,
             payload=payload,
             priority=prio,
@@ -418,6 +438,7 @@ class JobQueue(ABC):
 @dataclass(frozen=True)
 class _Prepared:
     id: str
+    check: int  # 1: caller-chosen id, may exist already; 0: fresh id
     name: str
     payload: str
     priority: int

@@ -9,7 +9,7 @@ import orjson
 
 from redkeep.errors import SerializationError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import Job, JobFailure, JobStatus, decode_value
+from redkeep.queue.base import Job, JobFailure, JobStatus, decode_value, make_job
 
 __all__ = ["hash_to_job", "job_to_hash", "pairs_to_dict"]
 
@@ -18,6 +18,9 @@ def pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:
     """``[f1, v1, f2, v2, ...]`` (an HGETALL reply from a script) as a dict."""
     it = iter(flat)
     return dict(zip(it, it, strict=True))
+
+
+_STATUS = {s.value: s for s in JobStatus}
 
 
 def _ms(value: str | None) -> float | None:
@@ -43,11 +46,8 @@ def hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
     backoff = h.get("backoff")
     timeout = h.get("timeout")
     worker = h.get("worker")
-    try:
-        status = JobStatus(h.get("status", "waiting"))
-    except ValueError:
-        status = JobStatus.FAILED
-    job = Job(
+    status = _STATUS.get(h.get("status", "waiting"), JobStatus.FAILED)
+    job = make_job(
         id=h["id"],
         name=h.get("name", ""),
         queue=queue,

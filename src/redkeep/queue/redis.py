@@ -25,6 +25,7 @@ from redkeep.queue.base import (
     RetentionPolicy,
     StepResult,
     _Prepared,
+    make_job,
 )
 from redkeep.queue.codec import hash_to_job, job_to_hash, pairs_to_dict
 from redkeep.queue.keys import QueueKeys, registry_key
@@ -133,12 +134,13 @@ class RedisJobQueue(JobQueue):
         out: list[Job] = []
         for start in range(0, len(prepared), ENQUEUE_CHUNK):
             chunk = prepared[start : start + ENQUEUE_CHUNK]
-            args: list[Any] = [k.job_prefix, k.inbox_prefix, len(chunk)]
-            for p in chunk:
-                args += [
-                    p.id, p.name, p.payload, p.priority, p.delay_ms, p.run_at_ms,
-                    p.max_attempts, p.backoff, "" if p.timeout is None else p.timeout,
-                ]  # fmt: skip
+            # One JSON argument instead of 9 per job: far cheaper for the client to send.
+            packed = orjson.dumps([
+                [p.id, p.name, p.payload, p.priority, p.delay_ms, p.run_at_ms, p.max_attempts,
+                 p.backoff, "" if p.timeout is None else str(p.timeout), p.check]
+                for p in chunk
+            ]).decode()  # fmt: skip
+            args: list[Any] = [k.job_prefix, k.inbox_prefix, packed]
             replies = await self.client.evalsha(scripts.ENQUEUE, self._enqueue_keys, args)
             for p, reply in zip(chunk, replies, strict=True):
                 if int(reply[0]) == 1:
@@ -146,18 +148,20 @@ class RedisJobQueue(JobQueue):
                     continue
                 created = int(reply[1]) / 1000.0
                 out.append(
-                    Job(
+                    make_job(
                         id=p.id,
                         name=p.name,
                         queue=self.name,
                         payload=p.value,
-                        status=JobStatus(str(reply[2])),
+                        status=_STATUS[reply[2]],
                         priority=p.priority,
                         max_attempts=p.max_attempts,
                         created_at=created,
                         run_at=int(reply[3]) / 1000.0,
                         timeout=p.timeout,
                         backoff=_backoff(p.backoff),
+                        attempts=1 if reply[2] == "active" else 0,
+                        token=1 if reply[2] == "active" else 0,
                     )
                 )
         return out
@@ -253,10 +257,11 @@ class RedisJobQueue(JobQueue):
             idle = 0.0  # pollers cannot receive hand-offs while they sleep
         args: list[Any] = [
             self.keys.job_prefix, worker_id, claim, int(lease * 1000), *self._retention_args,
-            BATCH, self.keys.inbox(worker_id), int(idle * 1000), len(outcomes),
+            BATCH, self.keys.inbox(worker_id), int(idle * 1000),
+            orjson.dumps(
+                [[o.job_id, o.token, o.kind, o.data, int(o.delay * 1000)] for o in outcomes]
+            ).decode(),
         ]  # fmt: skip
-        for o in outcomes:
-            args += [o.job_id, o.token, o.kind, o.data, int(o.delay * 1000)]
         reply = await self.client.evalsha(scripts.STEP, self._step_keys, args)
         claimed, next_due, recovered, rejected, more = reply
         jobs = []
@@ -308,6 +313,9 @@ class RedisJobQueue(JobQueue):
     async def _interrupt(self, worker_id: str) -> None:
         # An empty JSON list: ends the worker's pop; the step script skips and deletes it.
         await self.client.zadd(self.keys.inbox(worker_id), {STOP: 0})
+
+
+_STATUS = {s.value: s for s in JobStatus}
 
 
 def _backoff(text: str) -> Backoff | None:

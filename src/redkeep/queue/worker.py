@@ -35,6 +35,7 @@ log = logging.getLogger("redkeep.queue.worker")
 
 MAX_BLOCK = 1.0
 FLUSH_DELAY = 0.02  # longest wait before reporting a finished job
+FINAL_FLUSH_TIMEOUT = 10.0  # longest wait at stop for the last outcomes to be reported
 IDLE_REGISTRATION = MAX_BLOCK + 0.5  # an idle worker re-registers after each blocking wait
 
 
@@ -162,7 +163,11 @@ class Worker:
         try:
             await self._stop_event.wait()
             await self._drain()
-            await asyncio.gather(*loops)
+            # Report the last outcomes; bounded, so a stop during an outage still returns (the
+            # unreported jobs then run again after their lease: at-least-once).
+            _, pending = await asyncio.wait(loops, timeout=FINAL_FLUSH_TIMEOUT)
+            if pending:
+                log.warning("worker %s: stopped without reporting every outcome", self.id)
         finally:
             for task in [*loops, renewer]:
                 task.cancel()

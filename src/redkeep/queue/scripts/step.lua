@@ -6,8 +6,8 @@
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming  ARGV[10] this worker's inbox key
 -- ARGV[11] ms to stay registered idle when nothing is left to claim (0 = do not register)
--- ARGV[12] number of outcomes
--- then 5 values per outcome: id, token, kind (done|retry|fail|release), data, delay_ms
+-- ARGV[12] JSON list of outcomes, each [id, token, kind (done|retry|fail|release), data,
+--   delay_ms]
 -- Jobs handed to this worker by an enqueue (its inbox) are returned with the claimed ones.
 -- Returns {claimed jobs (each a flat field/value list), ms until next delayed job or -1,
 --   leases recovered, rejected ids, 1 if more jobs are waiting else 0}
@@ -49,14 +49,11 @@ if #handed > 0 then
 end
 
 -- 1. outcomes
-local i = 13
-for _ = 1, tonumber(ARGV[12]) do
-  local id, token, kind, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local delay = tonumber(ARGV[i + 4])
-  i = i + 5
+for _, o in ipairs(cjson.decode(ARGV[12])) do
+  local id, token, kind, data, delay = o[1], tonumber(o[2]), o[3], o[4], tonumber(o[5])
   local jk = jp .. id
   local st = redis.call('HMGET', jk, 'status', 'token', 'attempts', 'max_attempts')
-  if st[1] ~= 'active' or st[2] ~= token then
+  if st[1] ~= 'active' or tonumber(st[2]) ~= token then
     rejected[#rejected + 1] = id
   else
     redis.call('ZREM', KEYS[3], id)

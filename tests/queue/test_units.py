@@ -1,0 +1,60 @@
+"""Backoff bounds, key layout and construction from Settings (no Redis needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from redkeep.config import Settings
+from redkeep.queue import Backoff, InvalidJob, MemoryJobQueue, Worker
+from redkeep.queue.keys import QueueKeys, validate_queue_name
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 12, 40])
+def test_exponential_backoff_stays_within_equal_jitter_bounds(attempt: int) -> None:
+    b = Backoff(base=1.0, max_delay=3600.0)
+    step = min(3600.0, 2.0 ** (attempt - 1))
+    delays = [b.delay(attempt) for _ in range(200)]
+    assert all(step / 2 <= d <= step for d in delays)
+    assert max(delays) - min(delays) > 0  # jittered
+    assert b.step(attempt) == step
+
+
+def test_backoff_cap_fixed_and_no_jitter() -> None:
+    assert Backoff(1.0, 10.0).step(30) == 10.0
+    assert Backoff(2.0, 60.0, jitter=False).delay(3) == 8.0
+    assert Backoff(5.0, 60.0, kind="fixed", jitter=False).delay(9) == 5.0
+    assert Backoff.from_list(Backoff(3.0, 9.0, "fixed", False).to_list()) == Backoff(
+        3.0, 9.0, "fixed", False
+    )
+    with pytest.raises(ValueError, match="kind"):
+        Backoff(kind="linear")
+    with pytest.raises(ValueError, match=">= 0"):
+        Backoff(base=-1)
+
+
+def test_all_keys_of_a_queue_share_one_hash_tag() -> None:
+    k = QueueKeys("app", "emails")
+    keys = [*k.all_static(), k.job("abc"), k.inbox("host:1:ff")]
+    assert all(key.startswith("{app:q:emails}:") for key in keys)
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x{y}", "q*", "n" * 201])
+def test_bad_queue_names_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError):
+        validate_queue_name(bad)
+    with pytest.raises(InvalidJob):
+        MemoryJobQueue(bad)
+
+
+def test_worker_from_settings_uses_queue_settings() -> None:
+    settings = Settings(
+        backend="memory", queue_concurrency=7, queue_lease=12.0, queue_grace_period=3.0
+    )
+    worker = Worker.from_settings(MemoryJobQueue("s"), {"x": print}, settings)
+    assert (worker.concurrency, worker.lease, worker.grace_period) == (7, 12.0, 3.0)
+    assert worker.prefetch == 7 and worker.renew_interval == 1.0
+    with pytest.raises(InvalidJob):
+        Worker([], {})
+    with pytest.raises(InvalidJob):
+        Worker(MemoryJobQueue("s"), {}, concurrency=0)
