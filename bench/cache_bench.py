@@ -9,9 +9,11 @@ Redis: a private ``redis-server`` on a free loopback port (no persistence), stop
 end; or ``REDKEEP_BENCH_REDIS_URL`` (keys get a unique prefix and are removed afterwards; never
 FLUSHDB). Env: ``REDKEEP_BENCH_N`` ops per case and round (default 3000; get_many does N/10
 calls), ``REDKEEP_BENCH_REPEATS`` rounds (default 5; medians are reported),
-``REDKEEP_BENCH_ONLY`` (comma-separated backend names: raw, memory, redis, fallback).
-Backends are measured interleaved - every round runs each backend once per case, in rotating
-order - so that load from other processes on a shared machine affects all of them alike.
+``REDKEEP_BENCH_ONLY`` (comma-separated backend names: raw, raw_resp_settings, memory, redis,
+fallback; ``raw_resp_settings`` is raw redis-py configured like RespClient).
+Backends are measured interleaved so that load from other processes on a shared machine
+affects all of them alike: with 1 coroutine, operation i runs on every backend in turn (each
+call timed); with 50 coroutines, every round runs each backend once, in rotating order.
 
     .venv/bin/python bench/cache_bench.py
     /tmp/redkeep-peer-bench/.venv/bin/python bench/cache_bench.py   # redis-py 5.3.1
@@ -83,6 +85,25 @@ class Raw:
         await self.r.aclose()
 
 
+class RawLikeResp(Raw):
+    """Raw redis-py + json configured like RespClient: socket timeouts, a bounded blocking
+    pool, replies decoded to str. Isolates the cost of those transport settings."""
+
+    name = "raw redis-py+json, RespClient settings"
+
+    def __init__(self, url: str, prefix: str) -> None:
+        pool = aredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=50,
+            timeout=2.0,
+            socket_timeout=2.0,
+            socket_connect_timeout=5.0,
+            decode_responses=True,
+        )
+        self.r = aredis.Redis(connection_pool=pool)
+        self.p = prefix + ":rawresp:"
+
+
 def make_backends(url: str, prefix: str) -> dict[str, Callable[[], Any]]:
     def redis_cache() -> Any:
         client = RespClient(url)
@@ -98,6 +119,7 @@ def make_backends(url: str, prefix: str) -> dict[str, Callable[[], Any]]:
 
     return {
         "raw": lambda: Raw(url, prefix),
+        "raw_resp_settings": lambda: RawLikeResp(url, prefix),
         "memory": lambda: MemoryCache("bench", max_entries=100_000),
         "redis": redis_cache,
         "fallback": fallback_cache,
@@ -167,9 +189,28 @@ async def prepare(lib: Any) -> None:
         await lib.get(f"s:{i}")
 
 
+async def run_seq_interleaved(
+    libs: dict[str, Any], case: str, order: list[str]
+) -> dict[str, float]:
+    """One coroutine; operation i runs on every backend in turn, each call timed on its own,
+    so bursts of load from other processes hit all backends alike."""
+    ops = [(name, one_op(libs[name], case)) for name in order]
+    spent = dict.fromkeys(order, 0.0)
+    n = N // 10 if case == "get_many_100" else N
+    clock = time.perf_counter
+    for i in range(n):
+        for name, op in ops:
+            start = clock()
+            ok = await op(i)
+            spent[name] += clock() - start
+            if not ok:
+                raise RuntimeError(f"{name} {case}: wrong result")
+    return {name: n / spent[name] for name in order}
+
+
 async def bench_all(factories: dict[str, Callable[[], Any]]) -> dict[str, dict[str, list[float]]]:
-    """Interleaved: each case runs every backend once per round, in a rotating order, so
-    that load from other processes on the machine hits all backends alike."""
+    """Interleaved measurement (see run_seq_interleaved; with 50 coroutines each round runs
+    every backend once, in rotating order)."""
     libs = {name: factory() for name, factory in factories.items()}
     results: dict[str, dict[str, list[float]]] = {name: {} for name in libs}
     try:
@@ -181,8 +222,11 @@ async def bench_all(factories: dict[str, Callable[[], Any]]) -> dict[str, dict[s
                 print(f"  {case}_{tag}", file=sys.stderr)
                 for r in range(REPEATS):
                     rotated = order[r % len(order) :] + order[: r % len(order)]
-                    for name in rotated:
-                        rate = await run_case(libs[name], case, conc)
+                    if conc == 1:
+                        rates = await run_seq_interleaved(libs, case, rotated)
+                    else:
+                        rates = {name: await run_case(libs[name], case, conc) for name in rotated}
+                    for name, rate in rates.items():
                         results[name].setdefault(f"{case}_{tag}", []).append(rate)
     finally:
         for lib in libs.values():

@@ -172,6 +172,7 @@ async def test_idle_worker_gets_jobs_handed_over_and_deregisters_at_stop(
             done = await wait_status(q, job.id, "completed")
             assert done.result == 1 and done.worker_id == worker.id
         assert await _idle_workers(client, q) == 0
+        assert await client.exists(q.keys.idle_room) == 0
         after = await q.enqueue("x")
         assert after.status == JobStatus.WAITING
         assert [k async for k in client.scan_iter(f"{q.keys.inbox_prefix}*")] == []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -182,3 +184,20 @@ async def test_listener_errors_do_not_break_state_changes(redis_server_factory: 
     finally:
         await manager.close()
         await client.close()
+
+
+async def test_shutdown_leaves_no_unclosed_connection_warnings(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = client_for(server.url)
+        manager = ConnectionManager(client, settings(health_check_interval=0.05))
+        await manager.start()
+        await asyncio.gather(*(client.get(f"k{i}") for i in range(20)))  # several connections
+        await manager.close()
+        await client.close()
+        del client, manager
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

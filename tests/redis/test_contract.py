@@ -67,6 +67,12 @@ async def test_set_xx_only_overwrites_existing_keys(any_client: Any, prefix: str
     assert await any_client.get(f"{prefix}:x") == "w"
 
 
+async def test_set_rejects_nx_with_xx(any_client: Any, prefix: str) -> None:
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        await any_client.set(f"{prefix}:both", "v", nx=True, xx=True)
+    assert await any_client.get(f"{prefix}:both") is None
+
+
 async def test_mget_mset_across_keys_keep_order(any_client: Any, prefix: str) -> None:
     names = keys(prefix, 20)
     await any_client.mset({k: f"v{i}" for i, k in enumerate(names)})
@@ -292,6 +298,12 @@ async def test_calls_after_close_raise_unavailable(any_client: Any, prefix: str)
     await any_client.close()
     with pytest.raises(BackendUnavailable):
         await any_client.get(f"{prefix}:a")
+    with pytest.raises(BackendUnavailable):
+        await any_client.mget([f"{prefix}:a", f"{prefix}:b"])
+    with pytest.raises(BackendUnavailable):
+        await any_client.delete(f"{prefix}:a", f"{prefix}:b")
+    with pytest.raises(BackendUnavailable):
+        await any_client.pipeline([("GET", f"{prefix}:a")])
 
 
 class Recorder:

@@ -75,6 +75,7 @@ async def test_bad_urls_are_config_errors() -> None:
     [
         (rx.ConnectionError("Connection refused"), BackendUnavailable, "refused"),
         (rx.TimeoutError("Timeout reading from socket"), BackendTimeout, "Timeout"),
+        (rx.ConnectionError("No connection available."), BackendTimeout, "pool exhausted"),
         (rx.AuthenticationError("invalid username-password pair"), BackendAuthError, "invalid"),
         (rx.NoPermissionError("this user has no permissions"), BackendAuthError, "NOPERM"),
         (rx.ResponseError("WRONGTYPE Operation against a key"), BackendResponseError, "WRONGTYPE"),

@@ -199,3 +199,21 @@ async def test_tls_connection_with_self_signed_cert(
     finally:
         await client.close()
         await untrusted.close()
+
+
+async def test_large_write_to_frozen_server_times_out(redis_server_factory: Factory) -> None:
+    # 32 MiB cannot fit in the loopback socket buffers: the send itself must block and time out.
+    server = redis_server_factory()
+    client = RespClient(server.url, command_timeout=0.5, retry_attempts=0)
+    try:
+        await client.ping()
+        server.pause()
+        start = time.monotonic()
+        with pytest.raises(BackendTimeout):
+            await client.set("big", "x" * (32 * 1024 * 1024))
+        assert time.monotonic() - start < 0.5 + 1.0
+        server.resume()
+        assert await client.set("small", "v") is True  # the pool recovered a fresh connection
+    finally:
+        server.resume()
+        await client.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -90,3 +92,77 @@ async def test_from_settings_uses_url_token_and_timeouts(upstash_emulator: Any) 
 def test_parse_info_converts_numbers_and_skips_sections() -> None:
     text = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:12\r\nratio:1.5\r\n\r\n"
     assert parse_info(text) == {"redis_version": "7.0.15", "uptime_in_seconds": 12, "ratio": 1.5}
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    """Answers from ``server.script`` (a list of (status, delay)), then 200 PONG."""
+
+    def do_POST(self) -> None:
+        server: Any = self.server
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        server.requests += 1
+        status, delay = server.script.pop(0) if server.script else (200, 0.0)
+        time.sleep(delay)
+        body = b'{"result":"PONG"}' if status == 200 else b"unavailable"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (timeout test)
+            pass
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[Any]:
+    """A fake HTTP server: real Upstash cannot be made to answer 503 or stall on demand."""
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedHandler)
+    server.requests = 0
+    server.script = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+async def test_503_and_429_are_retried_with_backoff_then_succeed(scripted_server: Any) -> None:
+    scripted_server.script = [(503, 0.0), (429, 0.0)]
+    url = f"http://127.0.0.1:{scripted_server.server_address[1]}"
+    client = UpstashRestClient(url, "tok-fake", retry_attempts=3, retry_base_delay=0.01)
+    try:
+        assert await client.ping() > 0
+        assert scripted_server.requests == 3
+    finally:
+        await client.close()
+
+
+async def test_503_beyond_retry_budget_is_unavailable(scripted_server: Any) -> None:
+    scripted_server.script = [(503, 0.0)] * 5
+    url = f"http://127.0.0.1:{scripted_server.server_address[1]}"
+    client = UpstashRestClient(url, "tok-fake", retry_attempts=2, retry_base_delay=0.01)
+    try:
+        with pytest.raises(BackendUnavailable, match="503"):
+            await client.ping()
+        assert scripted_server.requests == 3
+    finally:
+        await client.close()
+
+
+async def test_read_timeout_is_not_retried(scripted_server: Any) -> None:
+    # The command may have run server-side: repeating it could apply it twice (INCR, enqueue).
+    scripted_server.script = [(200, 1.0)]
+    url = f"http://127.0.0.1:{scripted_server.server_address[1]}"
+    client = UpstashRestClient(url, "tok-fake", command_timeout=0.3, retry_attempts=3)
+    try:
+        with pytest.raises(BackendTimeout):
+            await client.incrby("k")
+        assert scripted_server.requests == 1
+    finally:
+        await client.close()

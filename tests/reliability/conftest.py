@@ -40,5 +40,6 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Callable[..., Figures]]:
     if failed:
         crash = getattr(failed[0].longrepr, "reprcrash", None)
         detail = crash.message if crash is not None else str(failed[0].longrepr)[-500:]
+        detail = (detail.splitlines() or [""])[0][:300]
     for fig in made:
         fig.finish(outcome, detail)

@@ -71,7 +71,7 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "figures": {},
     }
     if failed:
-        merged["detail"] = "; ".join(
+        merged["detail"] = " ;; ".join(
             f"{p['part']}: {p.get('detail', p.get('outcome'))}" for p in failed
         )
     for key, _ in SUMMARY_COLUMNS:
@@ -176,7 +176,8 @@ def render(results: list[dict[str, Any]], mode: str) -> str:
             lines += [_wrap(r["description"]), ""]
         lines.append(f"Outcome: **{r.get('outcome', '?')}** in {_cell(r.get('seconds'))} s.")
         if r.get("detail"):
-            lines += ["", f"Failure: `{_cell(r['detail'])}`"]
+            lines += ["", "Failures:", ""]
+            lines += [f"- `{_cell(d.strip())}`" for d in str(r["detail"]).split(" ;; ")]
         if r.get("bounds"):
             lines += ["", "Bounds: " + _cell(r["bounds"]) + "."]
         figs = _flat(r.get("figures", {}))

@@ -68,6 +68,7 @@ async def test_redis_sigstop_fallback_answers_and_workers_resume(
     )  # fmt: skip
 
     latencies = Latencies()
+    started: list[float] = []  # monotonic start of each call, parallel to latencies.samples
     errors: list[str] = []
     stop = asyncio.Event()
 
@@ -76,6 +77,7 @@ async def test_redis_sigstop_fallback_answers_and_workers_resume(
         while not stop.is_set():
             key = f"k{(c * 7919 + n) % KEYS}"
             start = time.perf_counter()
+            started.append(time.monotonic())
             try:
                 if n % 3 == 0:
                     await cache.set(key, {"c": c, "n": n})
@@ -124,9 +126,14 @@ async def test_redis_sigstop_fallback_answers_and_workers_resume(
 
     lost = sorted(i for i in ids if status.get(i) != "completed")
     summary = latencies.summary()
+    frozen = Latencies(
+        [lat for t, lat in zip(started, latencies.samples, strict=True)
+         if paused_at <= t < resumed_at]
+    ).summary()  # fmt: skip
     fig.record(
         calls=summary["count"], errors=len(errors), p50_ms=summary["p50_ms"],
-        p99_ms=summary["p99_ms"], max_ms=summary["max_ms"],
+        p99_ms=summary["p99_ms"], max_ms=summary["max_ms"], hang_calls=frozen["count"],
+        hang_p99_ms=frozen["p99_ms"], hang_max_ms=frozen["max_ms"],
         breaker_opened_after_s=round(opened[0] - paused_at, 3) if opened else None,
         breaker_closed_after_resume_s=round(closed_after, 3),
         jobs=JOBS, lost=len(lost), duplicates=sum(max(0, v - 1) for v in runs.values()),
@@ -136,6 +143,7 @@ async def test_redis_sigstop_fallback_answers_and_workers_resume(
     assert mode_during_hang == "fallback"
     assert opened, "the breaker never opened while Redis was frozen"
     assert summary["p99_ms"] <= (COMMAND_TIMEOUT + 0.010) * 1000, summary
+    assert frozen["count"] > 100 and frozen["p99_ms"] <= (COMMAND_TIMEOUT + 0.010) * 1000, frozen
     assert closed, "the breaker did not close after SIGCONT"
     assert closed[0] - resumed_at <= RESET_TIMEOUT + REPLAY_ALLOWANCE, (
         f"breaker closed {closed[0] - resumed_at:.2f}s after SIGCONT "

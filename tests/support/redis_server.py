@@ -8,6 +8,7 @@ teardown, even when the test failed.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +25,17 @@ __all__ = ["REDIS_SERVER", "RedisServer", "free_port", "wait_for_ping"]
 
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 HOST = "127.0.0.1"
+
+
+_LIVE: weakref.WeakSet[RedisServer] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """Safety net: kill (by PID) any server a crashed test run did not stop."""
+    for server in list(_LIVE):
+        with contextlib.suppress(Exception):
+            server.kill()
 
 
 def free_port(*, with_bus: bool = False) -> int:
@@ -218,6 +231,7 @@ class RedisServer:
             stderr=subprocess.PIPE,
         )
         self.paused = False
+        _LIVE.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -42,6 +42,11 @@ class QueueKeys:
         return f"{{{self.key_prefix}:q:{self.queue}}}"
 
     @property
+    def base(self) -> str:
+        """``{tag}:``; scripts append ``waiting``, ``job:<id>``... to it."""
+        return f"{self.tag}:"
+
+    @property
     def job_prefix(self) -> str:
         """Prefix of job hashes; scripts append the job id."""
         return f"{self.tag}:job:"
@@ -88,6 +93,11 @@ class QueueKeys:
         return f"{self.tag}:idle"
 
     @property
+    def idle_room(self) -> str:
+        """Hash: idle worker member -> how many more jobs it may be handed."""
+        return f"{self.tag}:idleroom"
+
+    @property
     def inbox_prefix(self) -> str:
         return f"{self.tag}:inbox:"
 
@@ -116,4 +126,5 @@ class QueueKeys:
             self.marker,
             self.seq,
             self.idle,
+            self.idle_room,
         ]

@@ -97,8 +97,12 @@ class RedisJobQueue(JobQueue):
             k.marker,
             k.seq,
             k.idle,
+            k.idle_room,
         ]
-        self._enqueue_keys = [k.waiting, k.delayed, k.marker, k.seq, k.idle, k.active]
+        # Hot scripts get one routing key and derive the others (same hash tag) from the base:
+        # fewer arguments for the client to encode on every call.
+        self._route = [k.waiting]
+        self._base = k.base
         self._inboxes: dict[str, str] = {}
 
     @classmethod
@@ -130,7 +134,6 @@ class RedisJobQueue(JobQueue):
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
         if not self._registered:
             await self.register()
-        k = self.keys
         out: list[Job] = []
         for start in range(0, len(prepared), ENQUEUE_CHUNK):
             chunk = prepared[start : start + ENQUEUE_CHUNK]
@@ -140,8 +143,7 @@ class RedisJobQueue(JobQueue):
                  p.backoff, "" if p.timeout is None else str(p.timeout), p.check]
                 for p in chunk
             ]).decode()  # fmt: skip
-            args: list[Any] = [k.job_prefix, k.inbox_prefix, packed]
-            replies = await self.client.evalsha(scripts.ENQUEUE, self._enqueue_keys, args)
+            replies = await self.client.evalsha(scripts.ENQUEUE, self._route, [self._base, packed])
             for p, reply in zip(chunk, replies, strict=True):
                 if int(reply[0]) == 1:
                     out.append(hash_to_job(self.name, pairs_to_dict(reply[1:]))[0])
@@ -256,13 +258,13 @@ class RedisJobQueue(JobQueue):
         if not self.client.capabilities.blocking:
             idle = 0.0  # pollers cannot receive hand-offs while they sleep
         args: list[Any] = [
-            self.keys.job_prefix, worker_id, claim, int(lease * 1000), *self._retention_args,
-            BATCH, self.keys.inbox(worker_id), int(idle * 1000),
+            self._base, worker_id, claim, int(lease * 1000), *self._retention_args,
+            BATCH, int(idle * 1000),
             orjson.dumps(
                 [[o.job_id, o.token, o.kind, o.data, int(o.delay * 1000)] for o in outcomes]
             ).decode(),
         ]  # fmt: skip
-        reply = await self.client.evalsha(scripts.STEP, self._step_keys, args)
+        reply = await self.client.evalsha(scripts.STEP, self._route, args)
         claimed, next_due, recovered, rejected, more = reply
         jobs = []
         for flat in claimed:

@@ -56,7 +56,7 @@ class _QueueState:
     event: asyncio.Event = field(default_factory=asyncio.Event)
     waiter: asyncio.Task[bool | Job] | None = None
     empty: bool = True  # the last step left no waiting jobs: block on the wake-up marker
-    woken: bool = False  # the queue signalled runnable jobs since the last step
+    woken: bool = True  # runnable jobs may exist (the queue signalled, or at start): step
     taken: Job | None = None  # last handed-over job already started by _on_wait_done
 
 
@@ -234,7 +234,7 @@ class Worker:
         if self._stopping:
             return bool(st.outcomes)
         room = self._room()
-        if room >= self._batch or (st.woken and room > 0):
+        if (room >= self._batch and not st.empty) or (st.woken and room > 0):
             return True
         if not st.outcomes:
             return False
@@ -319,7 +319,8 @@ class Worker:
                 # Pass the wake-up on to another worker that has room.
                 with contextlib.suppress(Exception):
                     await st.queue._wake()
-            elif woken:
+            else:
+                # woken by the queue, or the wait timed out: step (claims, reaper, promotion)
                 st.woken = True
 
     def _on_wait_done(self, st: _QueueState, task: asyncio.Task[bool | Job]) -> None:

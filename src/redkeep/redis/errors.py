@@ -88,6 +88,8 @@ def translate_error(exc: BaseException) -> BaseException:
         if isinstance(exc, rx.ResponseError):
             return response_error(_server_message(exc))
         if isinstance(exc, rx.ConnectionError):
+            if "No connection available" in str(exc):  # BlockingConnectionPool wait expired
+                return BackendTimeout("redis connection pool exhausted: no connection became free")
             return BackendUnavailable(scrub(f"redis unavailable: {exc}"))
         if isinstance(exc, rx.DataError):
             return BackendResponseError(scrub(f"ERR invalid command argument: {exc}"))

@@ -16,6 +16,7 @@ Design notes:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, cast
@@ -162,6 +163,10 @@ class RespClient:
             raise translate_error(exc) from None
 
     async def _run(self, name: str, awaitable: Awaitable[Any]) -> Any:
+        if self._ex is _closed:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise BackendUnavailable("redis client is closed")
         try:
             if self._observer is None:
                 return await awaitable
@@ -183,12 +188,14 @@ class RespClient:
         self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         """SET with optional PX/NX/XX; True when written."""
+        if nx and xx:
+            raise ValueError("set(): nx and xx are mutually exclusive")
         args: list[Any] = ["SET", key, value]
         if px is not None:
             args += ("PX", px)
         if nx:
             args.append("NX")
-        elif xx:
+        if xx:
             args.append("XX")
         try:
             if self._observer is None:
@@ -438,7 +445,7 @@ class RespClient:
                 "ERR MULTI/EXEC pipelines are not supported on Redis Cluster; "
                 "use a Lua script with keys sharing one hash tag"
             )
-        pipe = self._r.pipeline(transaction=transaction) if transaction else self._r.pipeline()
+        pipe = self._r.pipeline() if self._cluster else self._r.pipeline(transaction=transaction)
         for command in commands:
             pipe.execute_command(*command)
         replies = await self._run("PIPELINE", pipe.execute(raise_on_error=False))

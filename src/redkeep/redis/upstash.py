@@ -8,7 +8,7 @@ them as a transaction. Authentication is ``Authorization: Bearer <token>``.
 Why not the ``upstash-redis`` SDK: its async client sends requests with no timeout (httpx
 ``timeout=None``) and retries on a fixed 3 s interval, so one stuck request can hang a worker and
 a brief outage costs seconds. Here every request has ``command_timeout``; only failures where
-the request cannot have reached the server (connect errors, 503) are retried, with the shared
+the command cannot have run (connect errors, HTTP 429 and 503) are retried, with the shared
 exponential full-jitter :class:`~redkeep.resilience.RetryPolicy` delays.
 
 Values travel as JSON strings (UTF-8), so any ``str`` including non-ASCII text round-trips; the
@@ -32,6 +32,7 @@ import orjson
 from redkeep.errors import (
     BackendAuthError,
     BackendResponseError,
+    BackendTimeout,
     BackendUnavailable,
     ConfigError,
     register_secret,
@@ -48,6 +49,8 @@ __all__ = ["UpstashRestClient"]
 
 _EMULATOR_PREFIXES = ("Failed to execute Redis command: ", "Failed to execute pipeline: ")
 _HEADERS_JSON = {"Content-Type": "application/json"}
+# Answers that mean the command did not run, so sending it again is safe.
+_RETRY_STATUS = frozenset({429, 503})
 
 
 def _error_text(message: str) -> str:
@@ -140,7 +143,7 @@ class UpstashRestClient:
 
     # -- plumbing ------------------------------------------------------------------------------
     async def _post(self, path: str, body: Any) -> Any:
-        """POST JSON; retries only failures where the request never reached the server."""
+        """POST JSON; retries only failures where the command cannot have run."""
         http = self._http
         if http is None:
             raise BackendUnavailable("upstash client is closed")
@@ -149,9 +152,11 @@ class UpstashRestClient:
         while True:
             try:
                 response = await http.post(path, content=content)
-                if response.status_code != 503:
+                if response.status_code not in _RETRY_STATUS:
                     break
-                failure: Exception = BackendUnavailable("upstash answered 503 Service Unavailable")
+                failure: Exception = BackendUnavailable(
+                    f"upstash answered HTTP {response.status_code} (request not executed)"
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 failure = exc
             delay = next(delays, None)
@@ -169,6 +174,8 @@ class UpstashRestClient:
             if isinstance(data, dict) and "error" in data:
                 raise response_error(_error_text(str(data["error"])))
             text = scrub(response.text[:200])
+            if status == 504:
+                raise BackendTimeout(f"upstash answered HTTP 504: {text}")
             if status >= 500:
                 raise BackendUnavailable(f"upstash answered HTTP {status}: {text}")
             raise BackendResponseError(f"ERR upstash answered HTTP {status}: {text}")
@@ -209,12 +216,14 @@ class UpstashRestClient:
         self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         """SET with optional PX/NX/XX; True when written."""
+        if nx and xx:
+            raise ValueError("set(): nx and xx are mutually exclusive")
         args: list[Any] = ["SET", key, value]
         if px is not None:
             args += ("PX", px)
         if nx:
             args.append("NX")
-        elif xx:
+        if xx:
             args.append("XX")
         return await self._cmd(*args) is not None
 
