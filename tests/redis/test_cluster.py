@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -61,3 +62,46 @@ async def test_raw_multi_key_command_across_slots_is_crossslot_error(
         await cluster_client.execute("MGET", f"{prefix}:a", f"{prefix}:b")
     tag = f"{{{prefix}}}"
     assert await cluster_client.execute("MGET", f"{tag}:a", f"{tag}:b") == [None, None]
+
+
+def _connected_clients(server: Any) -> int:
+    for line in server.cli("INFO", "clients").splitlines():
+        if line.startswith("connected_clients:"):
+            return int(line.split(":", 1)[1])
+    raise AssertionError("INFO clients has no connected_clients")
+
+
+async def test_many_concurrent_commands_on_fresh_client_wait_for_a_connection(
+    redis_cluster: Any, prefix: str
+) -> None:
+    """Regression: redis-py's cluster pools raise MaxConnectionsError instead of waiting, and a
+    fresh client's first concurrent commands were misrouted (MOVED) until redis-py reset every
+    connection, failing others with AttributeError ('NoneType' ... 'writelines')."""
+    before = [_connected_clients(s) for s in redis_cluster.servers]
+    client = RespClient(redis_cluster.url, cluster=True, max_connections=10)
+    script = Script(
+        "conc", f"-- KEYS[1]: key, ARGV[1]: suffix ({prefix})\nreturn KEYS[1] .. ARGV[1]"
+    )
+    keys = [f"{prefix}:conc:{i}" for i in range(200)]
+
+    async def one(i: int) -> Any:
+        key = keys[i]
+        if i % 3 == 0:
+            return await client.set(key, str(i))
+        if i % 3 == 1:
+            return await client.get(key)
+        return await client.evalsha(script, [key], ["!"])
+
+    try:
+        results = await asyncio.gather(*(one(i) for i in range(200)), return_exceptions=True)
+        during = [_connected_clients(s) for s in redis_cluster.servers]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert errors == []
+        for i, result in enumerate(results):
+            expected = {0: True, 1: None, 2: f"{keys[i]}!"}[i % 3]
+            assert result == expected, (i, result)
+        # the bound holds per node: at most max_connections (+1 bootstrap connection) each
+        assert all(d - b <= 11 for b, d in zip(before, during, strict=True)), (before, during)
+        assert await client.mget(keys[:6:3]) == ["0", "3"]
+    finally:
+        await client.close()

@@ -105,7 +105,5 @@ def open_target(endpoint: Endpoint, settings: Settings) -> Target:
         lambda n: _queue(client, n, prefix),
         endpoint.display,
         on_close=client.close,
-        # redis-py's async cluster client can fail concurrent commands on fresh connections
-        # ('NoneType' object has no attribute 'writelines'): write to a cluster one at a time.
-        max_concurrency=1 if endpoint.cluster else 32,
+        max_concurrency=32,
     )

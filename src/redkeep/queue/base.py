@@ -102,7 +102,8 @@ class Job:
     token: int = 0
     """Fencing token of the current claim (internal; stale tokens are rejected)."""
     payload_error: str | None = None
-    """Set when the stored payload cannot be decoded (``payload`` is then None)."""
+    """Set when the stored payload cannot be decoded (``payload`` is then None) or a field of
+    the stored record is corrupted; a worker fails such a job at once with this reason."""
 
     @property
     def finished(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -23,19 +23,33 @@ def pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:
 _STATUS = {s.value: s for s in JobStatus}
 
 
-def _ms(value: str | None) -> float | None:
-    if value is None or value == "":
-        return None
+def _ms(value: str) -> float:
     return int(value) / 1000.0
 
 
 def hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
-    """Build a Job from its hash; the second item is a payload decode error, if any."""
-    payload_error: str | None = None
+    """Build a Job from its hash; the second item describes an undecodable record, if any.
+
+    A corrupted field never raises: it takes its default and is named in
+    ``Job.payload_error`` (the worker then fails the job with that reason).
+    """
+    problems: list[str] = []
+
+    def field(name: str, convert: Callable[[str], Any], default: Any) -> Any:
+        raw = h.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return convert(raw)
+        except (ValueError, TypeError, SerializationError, orjson.JSONDecodeError):
+            problems.append(f"invalid job field {name!r}: {raw[:50]!r}")
+            return default
+
     try:
         payload = decode_value(h.get("payload"))
     except SerializationError as exc:
-        payload, payload_error = None, str(exc)
+        payload = None
+        problems.append(str(exc))
     result: Any = None
     if "result" in h:
         try:
@@ -43,32 +57,40 @@ def hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
         except SerializationError:
             result = None
     error = h.get("error")
-    backoff = h.get("backoff")
-    timeout = h.get("timeout")
-    worker = h.get("worker")
-    status = _STATUS.get(h.get("status", "waiting"), JobStatus.FAILED)
+    status = _STATUS.get(h.get("status", "waiting"))
+    if status is None:
+        problems.append(f"invalid job field 'status': {h.get('status', '')[:50]!r}")
+        status = JobStatus.FAILED
+    values = {
+        "priority": field("priority", int, 0),
+        "attempts": field("attempts", int, 0),
+        "max_attempts": field("max_attempts", int, 1),
+        "created_at": field("created", _ms, None),
+        "started_at": field("started", _ms, None),
+        "finished_at": field("finished", _ms, None),
+        "run_at": field("run_at", _ms, None),
+        "timeout": field("timeout", float, None),
+        "backoff": field("backoff", _backoff, None),
+        "token": field("token", int, 0),
+    }
+    payload_error = "; ".join(problems) if problems else None
     job = make_job(
-        id=h["id"],
+        id=h.get("id", ""),
         name=h.get("name", ""),
         queue=queue,
         payload=payload,
         status=status,
-        priority=int(h.get("priority", 0)),
-        attempts=int(h.get("attempts", 0)),
-        max_attempts=int(h.get("max_attempts", 1)),
-        created_at=_ms(h.get("created")),
-        started_at=_ms(h.get("started")),
-        finished_at=_ms(h.get("finished")),
-        run_at=_ms(h.get("run_at")),
         result=result,
         error=JobFailure.from_json(error) if error else None,
-        worker_id=worker or None,
-        timeout=float(timeout) if timeout else None,
-        backoff=Backoff.from_list(orjson.loads(backoff)) if backoff else None,
-        token=int(h.get("token", 0)),
+        worker_id=h.get("worker") or None,
         payload_error=payload_error,
+        **values,
     )
     return job, payload_error
+
+
+def _backoff(text: str) -> Backoff:
+    return Backoff.from_list(orjson.loads(text))
 
 
 def _ms_text(value: float | None) -> str | None:

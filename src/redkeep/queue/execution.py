@@ -69,6 +69,7 @@ async def execute_job(
 ) -> Outcome:
     """Run ``job``'s handler and say how the attempt ended. Never raises except CancelledError."""
     if job.payload_error is not None:
+        # Undecodable payload or corrupted record: retrying cannot help.
         failure = JobFailure("SerializationError", job.payload_error)
         return Outcome(job.id, job.token, "fail", failure.to_json())
     handler = handlers.get(job.name)

@@ -12,10 +12,19 @@ Design notes:
   :class:`~redkeep.errors.BackendTimeout` after about ``command_timeout``.
 - Blocking pops wait at most ``0.8 * command_timeout`` server-side, so they never trip the
   socket timeout; callers simply loop on ``None``.
+- Cluster: redis-py's per-node pools raise ``MaxConnectionsError`` instead of waiting
+  (redis-py #3135, #2522), so a semaphore of ``max_connections`` bounds the operations in flight
+  and callers queue on it (``BackendTimeout`` after ``command_timeout``, like the standalone
+  pool). Each operation first awaits ``RedisCluster.initialize()``: redis-py 8 resolves a
+  command's routing *before* its lazy initialization, so commands racing a (re)initialization
+  went to the default node, got MOVED, and every 5th MOVED made redis-py ``aclose()`` all
+  connections, including ones other tasks were using (``'NoneType' object has no attribute
+  'writelines'``). ``reinitialize_steps=0`` keeps MOVED from triggering that reset.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
@@ -28,7 +37,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff
 
-from redkeep.errors import BackendResponseError, BackendUnavailable, ConfigError, register_secret
+from redkeep.errors import (
+    BackendResponseError,
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+    register_secret,
+)
 from redkeep.redis._fastconn import FastSendConnection
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.errors import translate_error
@@ -39,10 +54,19 @@ if TYPE_CHECKING:
 __all__ = ["RespClient"]
 
 _KEEP_CALLBACKS = ("CLUSTER", "COMMAND", "INFO")
+_POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
 
 
 async def _closed(*args: Any, **kwargs: Any) -> Any:
     raise BackendUnavailable("redis client is closed")
+
+
+def _raised_in_redis_py(exc: BaseException) -> bool:
+    """True when ``exc`` was raised inside redis-py itself (not by a callback of ours)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
 
 
 def _flat_pairs(mapping: Mapping[str, Any]) -> list[Any]:
@@ -105,7 +129,12 @@ class RespClient:
         try:
             if cluster:
                 self._r: Any = RedisCluster.from_url(
-                    url, max_connections=max_connections, **options
+                    url,
+                    # the semaphore below is the real bound; the headroom covers connections
+                    # redis-py 8 still recycles after a topology refresh (redis-py #3929)
+                    max_connections=2 * max_connections,
+                    reinitialize_steps=0,
+                    **options,
                 )
             else:
                 if parts.scheme == "redis":  # rediss:// and unix:// keep redis-py's classes
@@ -120,7 +149,11 @@ class RespClient:
         for name in list(callbacks):
             if not str(name).upper().startswith(_KEEP_CALLBACKS):
                 del callbacks[name]
-        self._ex: Callable[..., Awaitable[Any]] = self._r.execute_command
+        self._slots = asyncio.Semaphore(max_connections)
+        self._pool_timeout = command_timeout
+        self._ex: Callable[..., Awaitable[Any]] = (
+            self._cluster_ex if cluster else self._r.execute_command
+        )
 
     @classmethod
     def from_settings(
@@ -142,6 +175,45 @@ class RespClient:
         )
 
     # -- plumbing ------------------------------------------------------------------------------
+    async def _acquire(self) -> None:
+        """Take one of the ``max_connections`` cluster slots, waiting up to ``command_timeout``."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns without suspending
+            return
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise BackendTimeout(_POOL_EXHAUSTED) from None
+
+    async def _cluster_op(self, awaitable: Awaitable[Any]) -> Any:
+        """Await one cluster operation inside a slot, on an initialized RedisCluster."""
+        try:
+            await self._acquire()
+        except BaseException:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise
+        try:
+            if self._ex is _closed:  # closed while waiting; redis-py would reconnect
+                raise BackendUnavailable("redis client is closed")
+            await self._r.initialize()  # no-op unless (re)initialization is pending
+            return await awaitable
+        except AttributeError as exc:
+            # a connection torn down under us by redis-py's cluster reset (see module notes)
+            if _raised_in_redis_py(exc):
+                raise BackendUnavailable(
+                    "redis cluster connection was reset while in use"
+                ) from None
+            raise
+        finally:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()  # no-op once awaited; frees it when we raised before
+            self._slots.release()
+
+    def _cluster_ex(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        return self._cluster_op(self._r.execute_command(*args, **kwargs))
+
     async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
         observer = cast(CommandObserver, self._observer)
         start = perf_counter()
@@ -167,6 +239,8 @@ class RespClient:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
             raise BackendUnavailable("redis client is closed")
+        if self._cluster:
+            awaitable = self._cluster_op(awaitable)
         try:
             if self._observer is None:
                 return await awaitable

@@ -62,6 +62,7 @@ for _, o in ipairs(outcomes) do
   local id, token, kind, data, delay = o[1], tonumber(o[2]), o[3], o[4], tonumber(o[5])
   local jk = jp .. id
   local st = redis.call('HMGET', jk, 'status', 'token', 'attempts', 'max_attempts')
+  local attempts, max_attempts = tonumber(st[3]) or 1, tonumber(st[4]) or 1
   if st[1] ~= 'active' or tonumber(st[2]) ~= token then
     rejected[#rejected + 1] = id
   else
@@ -70,11 +71,11 @@ for _, o in ipairs(outcomes) do
       redis.call('HSET', jk, 'status', 'completed', 'finished', now, 'result', data)
       redis.call('ZADD', K[4], now, id)
     elseif kind == 'release' then
-      local attempts = tonumber(st[3]) - 1
-      if attempts < 0 then attempts = 0 end
-      redis.call('HSET', jk, 'status', 'waiting', 'attempts', attempts)
+      local left = attempts - 1
+      if left < 0 then left = 0 end
+      redis.call('HSET', jk, 'status', 'waiting', 'attempts', left)
       requeue(jk, id)
-    elseif kind == 'retry' and tonumber(st[3]) < tonumber(st[4]) then
+    elseif kind == 'retry' and attempts < max_attempts then
       redis.call('HSET', jk, 'status', 'delayed', 'error', data, 'run_at', now + delay)
       redis.call('ZADD', K[2], now + delay, id)
     else
@@ -94,7 +95,7 @@ for _, id in ipairs(expired) do
   if st[1] then
     local err = '["LeaseExpired","lease expired",""]'
     recovered = recovered + 1
-    if tonumber(st[1]) >= tonumber(st[2]) then
+    if (tonumber(st[1]) or 1) >= (tonumber(st[2]) or 1) then
       redis.call('HSET', jk, 'status', 'failed', 'finished', now, 'error', err)
       redis.call('ZADD', K[5], now, id)
     else
@@ -124,10 +125,13 @@ if want > 0 then
   for k = 1, #popped, 2 do
     local id = popped[k]
     local jk = jp .. id
-    if redis.call('EXISTS', jk) == 1 then
-      redis.call('HINCRBY', jk, 'attempts', 1)
-      redis.call('HINCRBY', jk, 'token', 1)
-      redis.call('HSET', jk, 'status', 'active', 'started', now, 'worker', ARGV[2])
+    -- Only job hashes are claimed; anything else under a job key is dropped from the queue.
+    if redis.call('TYPE', jk)['ok'] == 'hash' then
+      -- Fields are sanitised (a corrupted record must not break the batch it is claimed in).
+      local f = redis.call('HMGET', jk, 'attempts', 'token')
+      redis.call('HSET', jk, 'attempts', (tonumber(f[1]) or 0) + 1,
+        'token', (tonumber(f[2]) or 0) + 1, 'status', 'active', 'started', now,
+        'worker', ARGV[2])
       redis.call('ZADD', K[3], expiry, id)
       claimed[#claimed + 1] = redis.call('HGETALL', jk)
       got = got + 1

@@ -1,0 +1,46 @@
+"""Job records damaged in Redis (written behind the queue's back) fail alone, with the reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from tests.queue.conftest import running, wait_status
+
+from redkeep.queue import Job, RedisJobQueue
+from redkeep.redis.resp import RespClient
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("payload", "{not json", "cannot decode job payload"),
+        ("timeout", "soon", "invalid job field 'timeout'"),
+        ("backoff", "[[[", "invalid job field 'backoff'"),
+    ],
+)
+async def test_undecodable_record_fails_with_the_decode_error(
+    redis_url: str, prefix: str, field: str, value: str, reason: str
+) -> None:
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "records", key_prefix=prefix)
+    ran: list[Any] = []
+    try:
+        bad = await q.enqueue("work", {"ok": True}, max_attempts=3)
+        good = await q.enqueue("work", {"ok": True})
+        await client.hset(q.keys.job(bad.id), {field: value})
+        seen = await q.get_job(bad.id)
+        assert seen is not None and seen.payload_error is not None and reason in seen.payload_error
+
+        def work(job: Job) -> str:
+            ran.append(job.id)
+            return "ran"
+
+        async with running(q, {"work": work}):
+            failed = await wait_status(q, bad.id, "failed")
+            assert (await wait_status(q, good.id, "completed")).result == "ran"
+        assert failed.attempts == 1  # not retried: a retry cannot fix the record
+        assert failed.error.type == "SerializationError" and reason in failed.error.message
+        assert ran == [good.id]
+    finally:
+        await client.close()
