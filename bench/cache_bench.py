@@ -9,8 +9,8 @@ Redis: a private ``redis-server`` on a free loopback port (no persistence), stop
 end; or ``REDKEEP_BENCH_REDIS_URL`` (keys get a unique prefix and are removed afterwards; never
 FLUSHDB). Env: ``REDKEEP_BENCH_N`` ops per case and round (default 3000; get_many does N/10
 calls), ``REDKEEP_BENCH_REPEATS`` rounds (default 5; medians are reported),
-``REDKEEP_BENCH_ONLY`` (comma-separated backend names: raw, raw_resp_settings, memory, redis,
-fallback; ``raw_resp_settings`` is raw redis-py configured like RespClient).
+``REDKEEP_BENCH_ONLY`` (comma-separated backend names: raw, raw_blocking_pool, memory, redis,
+fallback; ``raw_blocking_pool`` is raw redis-py on RespClient's bounded blocking pool).
 Backends are measured interleaved so that load from other processes on a shared machine
 affects all of them alike: with 1 coroutine, operation i runs on every backend in turn (each
 call timed); with 50 coroutines, every round runs each backend once, in rotating order.
@@ -85,23 +85,16 @@ class Raw:
         await self.r.aclose()
 
 
-class RawLikeResp(Raw):
-    """Raw redis-py + json configured like RespClient: socket timeouts, a bounded blocking
-    pool, replies decoded to str. Isolates the cost of those transport settings."""
+class RawBlockingPool(Raw):
+    """Raw redis-py + json on a bounded ``BlockingConnectionPool`` of 50, the pool RespClient
+    uses for standalone Redis: isolates what bounding the pool costs per command."""
 
-    name = "raw redis-py+json, RespClient settings"
+    name = "raw redis-py+json, BlockingConnectionPool(50)"
 
     def __init__(self, url: str, prefix: str) -> None:
-        pool = aredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=50,
-            timeout=2.0,
-            socket_timeout=2.0,
-            socket_connect_timeout=5.0,
-            decode_responses=True,
-        )
+        pool = aredis.BlockingConnectionPool.from_url(url, max_connections=50, timeout=2.0)
         self.r = aredis.Redis(connection_pool=pool)
-        self.p = prefix + ":rawresp:"
+        self.p = prefix + ":rawblk:"
 
 
 def make_backends(url: str, prefix: str) -> dict[str, Callable[[], Any]]:
@@ -119,7 +112,7 @@ def make_backends(url: str, prefix: str) -> dict[str, Callable[[], Any]]:
 
     return {
         "raw": lambda: Raw(url, prefix),
-        "raw_resp_settings": lambda: RawLikeResp(url, prefix),
+        "raw_blocking_pool": lambda: RawBlockingPool(url, prefix),
         "memory": lambda: MemoryCache("bench", max_entries=100_000),
         "redis": redis_cache,
         "fallback": fallback_cache,
