@@ -27,9 +27,6 @@ async def all_missed(cache: CacheService, n: int) -> None:
 
 
 async def test_fifty_concurrent_callers_one_factory_call(cache: CacheService) -> None:
-    # One call first: redis-py's asyncio RedisCluster fails some of 50 concurrent first commands
-    # on a cold client (topology not initialized yet); that is a transport matter, not this test's.
-    await cache.has("warm-up")
     calls = 0
     release = asyncio.Event()
 
@@ -49,7 +46,6 @@ async def test_fifty_concurrent_callers_one_factory_call(cache: CacheService) ->
 
 
 async def test_factory_error_reaches_every_waiter_and_is_not_cached(cache: CacheService) -> None:
-    await cache.has("warm-up")  # see above
     calls = 0
     release = asyncio.Event()
 
