@@ -16,7 +16,7 @@ import pytest
 from tests.queue.conftest import running, wait_status, wait_until
 
 from redkeep.errors import BackendError
-from redkeep.queue import Job, JobStatus, RedisJobQueue
+from redkeep.queue import Job, JobStatus, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 
 WORKER = Path(__file__).with_name("worker_proc.py")
@@ -206,5 +206,66 @@ async def test_job_handed_to_a_worker_that_died_runs_after_its_lease(
         async with running(q, {"work": lambda job: "recovered"}):
             done = await wait_status(q, job.id, "completed", timeout=20)
         assert done.result == "recovered" and done.attempts == 2
+    finally:
+        await client.close()
+
+
+@pytest.mark.slow
+async def test_stop_returns_while_redis_is_frozen(redis_server_factory: Any) -> None:
+    """A stop during an outage still returns; the unreported job runs again after its lease."""
+    server = redis_server_factory()
+    client = RespClient(server.url, command_timeout=1.0, retry_attempts=1)
+    q = RedisJobQueue(client, "frozen", key_prefix=f"rkt:{uuid.uuid4().hex[:12]}")
+    started = asyncio.Event()
+
+    async def work(job: Job) -> str:
+        started.set()
+        await asyncio.sleep(0.5)
+        return "done"
+
+    try:
+        job = await q.enqueue("work")
+        worker = Worker(q, {"work": work}, lease=2.0, grace_period=2.0, handle_signals=False)
+        runner = asyncio.create_task(worker.run())
+        await asyncio.wait_for(started.wait(), 10)
+        server.pause()  # connections stay open, nothing answers
+        worker.stop()
+        await asyncio.wait_for(runner, 40)  # bounded: grace + final flush + deregistration
+        server.resume()
+        async with running(q, {"work": lambda job: "again"}):
+            done = await wait_status(q, job.id, "completed", timeout=20)
+        assert done.result in ("done", "again")
+    finally:
+        server.resume()
+        await client.close()
+
+
+async def test_sigterm_releases_the_active_job_without_counting_an_attempt(
+    redis_url: str, prefix: str, spawn_worker: Any
+) -> None:
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "sigterm", key_prefix=prefix)
+    try:
+        job = await q.enqueue("work", {"sleep": 60})
+        proc = spawn_worker(redis_url, prefix, "sigterm", 30.0)  # grace period 0
+        await wait_until(lambda: _started(client, prefix, job.id, 1), timeout=20)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+        released = await q.get_job(job.id)
+        assert released is not None and released.status == JobStatus.WAITING
+        assert released.attempts == 0
+        assert await client.zcard(q.keys.idle) == 0
+    finally:
+        await client.close()
+
+
+async def test_queue_names_are_registered(redis_url: str, prefix: str) -> None:
+    from redkeep.queue import list_queue_names
+
+    client = RespClient(redis_url)
+    try:
+        await RedisJobQueue(client, "alpha", key_prefix=prefix).enqueue("x")
+        await RedisJobQueue(client, "beta", key_prefix=prefix).enqueue("x")
+        assert await list_queue_names(client, prefix) == ["alpha", "beta"]
     finally:
         await client.close()

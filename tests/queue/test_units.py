@@ -58,3 +58,21 @@ def test_worker_from_settings_uses_queue_settings() -> None:
         Worker([], {})
     with pytest.raises(InvalidJob):
         Worker(MemoryJobQueue("s"), {}, concurrency=0)
+
+
+def test_job_ids_are_unique_across_forked_processes() -> None:
+    import os
+
+    from redkeep.queue.base import new_job_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report a few ids and exit at once
+        os.write(write, " ".join(new_job_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 4096).decode().split()
+    os.close(read)
+    parent = [new_job_id() for _ in range(3)]
+    assert len(child) == 3 and not set(child) & set(parent)

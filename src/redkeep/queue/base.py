@@ -193,6 +193,16 @@ _ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
 
 
+def _new_id_prefix() -> None:
+    # A forked child must not repeat its parent's ids (fresh ids skip the existence check).
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def new_job_id() -> str:
     """A unique id: a random per-process prefix (64 bits) and a counter."""
     return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"

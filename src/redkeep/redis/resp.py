@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from redis import exceptions as rx
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff
@@ -67,6 +67,13 @@ def _raised_in_redis_py(exc: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
+
+
+async def _revive(conn: Any) -> None:
+    """(Re)connect a pooled connection that is closed, half-closed or holds unread bytes."""
+    if conn._reader is not None:
+        await conn.disconnect()
+    await conn.connect()
 
 
 def _flat_pairs(mapping: Mapping[str, Any]) -> list[Any]:
@@ -112,11 +119,8 @@ class RespClient:
         self._observer = observer
         self._cluster = cluster
         self._block_cap = max(command_timeout * 0.8, 0.01)
-        retry = Retry(
-            FullJitterBackoff(cap=retry_max_delay, base=retry_base_delay),
-            retry_attempts,
-            supported_errors=(rx.ConnectionError,),
-        )
+        self._backoff = FullJitterBackoff(cap=retry_max_delay, base=retry_base_delay)
+        retry = Retry(self._backoff, retry_attempts, supported_errors=(rx.ConnectionError,))
         options: dict[str, Any] = {
             "decode_responses": True,
             "encoding_errors": "replace",
@@ -126,6 +130,7 @@ class RespClient:
             # redis-py 5.x retries a command only for errors listed here (8.x uses ``retry``)
             "retry_on_error": [rx.ConnectionError],
         }
+        self._pool: Any = None
         try:
             if cluster:
                 self._r: Any = RedisCluster.from_url(
@@ -139,21 +144,29 @@ class RespClient:
             else:
                 if parts.scheme == "redis":  # rediss:// and unix:// keep redis-py's classes
                     options["connection_class"] = FastSendConnection
-                pool = BlockingConnectionPool.from_url(
-                    url, max_connections=max_connections, timeout=command_timeout, **options
+                # the semaphore below is the bound; redis-py's own limit is only a backstop
+                self._pool = ConnectionPool.from_url(
+                    url, max_connections=max_connections, **options
                 )
-                self._r = Redis(connection_pool=pool)
+                self._r = Redis(connection_pool=self._pool)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"invalid Redis URL options: {translate_error(exc)}") from None
         callbacks = self._r.response_callbacks
         for name in list(callbacks):
             if not str(name).upper().startswith(_KEEP_CALLBACKS):
                 del callbacks[name]
+        self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._pool_timeout = command_timeout
-        self._ex: Callable[..., Awaitable[Any]] = (
-            self._cluster_ex if cluster else self._r.execute_command
+        self._retry_attempts = retry_attempts
+        # the retries after the first failed attempt, which _std_ex makes inline
+        self._retry_rest = Retry(
+            self._backoff, max(retry_attempts - 1, 0), supported_errors=(rx.ConnectionError,)
         )
+        self._ex: Callable[..., Awaitable[Any]] = self._cluster_ex
+        if not cluster:
+            lists = isinstance(getattr(self._pool, "_available_connections", None), list)
+            self._ex = self._std_ex if lists else self._std_ex_generic
 
     @classmethod
     def from_settings(
@@ -175,8 +188,14 @@ class RespClient:
         )
 
     # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def pool_in_use(self) -> int | None:
+        """Connections checked out right now (operations holding one of ``max_connections``)."""
+        free = getattr(self._slots, "_value", None)
+        return None if free is None else self._max_connections - int(free)
+
     async def _acquire(self) -> None:
-        """Take one of the ``max_connections`` cluster slots, waiting up to ``command_timeout``."""
+        """Take one of the ``max_connections`` slots, waiting up to ``command_timeout``."""
         if not self._slots.locked():
             await self._slots.acquire()  # free: returns without suspending
             return
@@ -185,9 +204,77 @@ class RespClient:
                 await self._slots.acquire()
         except TimeoutError:
             raise BackendTimeout(_POOL_EXHAUSTED) from None
+        if self._ex is _closed:  # closed while waiting; redis-py would reconnect
+            self._slots.release()
+            raise BackendUnavailable("redis client is closed")
 
-    async def _cluster_op(self, awaitable: Awaitable[Any]) -> Any:
-        """Await one cluster operation inside a slot, on an initialized RedisCluster."""
+    async def _std_ex(self, *args: Any) -> Any:
+        """One standalone command (the hot path): a slot, a pooled connection, send, read.
+
+        The same steps as redis-py's ``Redis.execute_command`` minus its per-call extras
+        (retry lambdas, option dicts, response callbacks; 5.x's checkout poll that suspends
+        under the pool lock, 8.x's locks and metrics hooks on checkout and release). The
+        connection comes from redis-py's own pool lists, so pipelines, ``disconnect()`` and
+        ``aclose()`` still see it. An idle connection with unread bytes or EOF (what redis-py
+        8's checkout checks, without 5.x's poll) is reconnected first.
+        """
+        slots = self._slots
+        if slots.locked():
+            await self._acquire()
+        else:
+            await slots.acquire()  # free: returns without suspending
+        try:
+            pool = self._pool
+            free = pool._available_connections
+            conn = free.pop() if free else pool.make_connection()
+            pool._in_use_connections.add(conn)
+            try:
+                reader = conn._reader
+                if reader is None or reader._buffer or reader.at_eof():
+                    await _revive(conn)
+                try:
+                    await conn.send_command(*args)
+                    return await conn.read_response()
+                except rx.ConnectionError as exc:
+                    return await self._std_retry(conn, args, exc)
+            finally:
+                pool._in_use_connections.discard(conn)
+                pool._available_connections.append(conn)
+        finally:
+            slots.release()
+
+    async def _std_ex_generic(self, *args: Any) -> Any:
+        """:meth:`_std_ex` through the pool's public API (a redis-py without its pool lists)."""
+        await self._acquire()
+        try:
+            conn = await self._pool.get_connection()
+            try:
+                await conn.send_command(*args)
+                return await conn.read_response()
+            except rx.ConnectionError as exc:
+                return await self._std_retry(conn, args, exc)
+            finally:
+                await self._pool.release(conn)
+        finally:
+            self._slots.release()
+
+    async def _std_retry(self, conn: Any, args: tuple[Any, ...], exc: Exception) -> Any:
+        await conn.disconnect()
+        if self._retry_attempts <= 0:
+            raise exc
+        await asyncio.sleep(self._backoff.compute(1))
+
+        async def attempt() -> Any:
+            await conn.send_command(*args)
+            return await conn.read_response()
+
+        async def fail(_: Exception) -> None:
+            await conn.disconnect()
+
+        return await self._retry_rest.call_with_retry(attempt, fail)
+
+    async def _slot_op(self, awaitable: Awaitable[Any]) -> Any:
+        """Await one pooled operation (pipeline, cluster command) inside a slot."""
         try:
             await self._acquire()
         except BaseException:
@@ -195,13 +282,12 @@ class RespClient:
                 awaitable.close()
             raise
         try:
-            if self._ex is _closed:  # closed while waiting; redis-py would reconnect
-                raise BackendUnavailable("redis client is closed")
-            await self._r.initialize()  # no-op unless (re)initialization is pending
+            if self._cluster:
+                await self._r.initialize()  # no-op unless (re)initialization is pending
             return await awaitable
         except AttributeError as exc:
             # a connection torn down under us by redis-py's cluster reset (see module notes)
-            if _raised_in_redis_py(exc):
+            if self._cluster and _raised_in_redis_py(exc):
                 raise BackendUnavailable(
                     "redis cluster connection was reset while in use"
                 ) from None
@@ -212,7 +298,7 @@ class RespClient:
             self._slots.release()
 
     def _cluster_ex(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        return self._cluster_op(self._r.execute_command(*args, **kwargs))
+        return self._slot_op(self._r.execute_command(*args, **kwargs))
 
     async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
         observer = cast(CommandObserver, self._observer)
@@ -239,8 +325,7 @@ class RespClient:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
             raise BackendUnavailable("redis client is closed")
-        if self._cluster:
-            awaitable = self._cluster_op(awaitable)
+        awaitable = self._slot_op(awaitable)
         try:
             if self._observer is None:
                 return await awaitable
@@ -541,8 +626,8 @@ class RespClient:
         args = ("INFO",) if section is None else ("INFO", section)
         if self._cluster:
             reply = await self._cmd(*args, target_nodes=RedisCluster.DEFAULT_NODE)
-        else:
-            reply = await self._cmd(*args)
+        else:  # through redis-py, for its INFO parser
+            reply = await self._run("INFO", self._r.execute_command(*args))
         # A cluster may answer {node_name: info}; a plain INFO dict has scalar values too.
         if isinstance(reply, dict) and reply and all(isinstance(v, dict) for v in reply.values()):
             return cast("dict[str, Any]", next(iter(reply.values())))

@@ -1,0 +1,121 @@
+"""RespClient's standalone connection pool: the max_connections bound, slot timeouts, reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aredis
+from tests.support.redis_server import RedisServer
+
+from redkeep.errors import BackendTimeout
+from redkeep.redis.resp import RespClient
+
+Factory = Callable[..., RedisServer]
+
+
+async def _named_clients(admin: aredis.Redis, name: str) -> int:
+    clients = await admin.client_list()
+    return sum(1 for c in clients if c.get("name") == name)
+
+
+async def test_max_connections_bounds_the_standalone_pool(redis_server_factory: Factory) -> None:
+    server = redis_server_factory()
+    name = "rk-pool-bound"
+    client = RespClient(f"{server.url}?client_name={name}", max_connections=5, command_timeout=5)
+    admin = aredis.Redis.from_url(server.url, decode_responses=True)
+    seen: list[int] = []
+    in_use: list[int] = []
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        while not done.is_set():
+            seen.append(await _named_clients(admin, name))
+            in_use.append(client.pool_in_use or 0)
+            await asyncio.sleep(0.005)
+
+    async def one(i: int) -> str | None:
+        # BLPOP on an empty list holds its connection for 20 ms, so callers must queue
+        await client.execute("BLPOP", f"rk-pool:empty:{i}", "0.02")
+        assert await client.set(f"rk-pool:{i}", str(i))
+        return await client.get(f"rk-pool:{i}")
+
+    try:
+        sampler = asyncio.create_task(sample())
+        results = await asyncio.gather(*(one(i) for i in range(200)))
+        done.set()
+        await sampler
+        assert results == [str(i) for i in range(200)]
+        assert max(seen) <= 5
+        assert max(in_use) == 5  # the bound was reached, not just respected
+        assert await _named_clients(admin, name) <= 5
+        assert client.pool_in_use == 0
+    finally:
+        await client.close()
+        await admin.aclose()
+
+
+async def test_waiting_longer_than_command_timeout_for_a_slot_is_backend_timeout(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, max_connections=2, command_timeout=0.5)
+    # Three 0.35 s BLPOPs in one pipeline hold a connection ~1.05 s while no single reply
+    # takes longer than the 0.5 s socket timeout.
+    hold = [("BLPOP", "rk-pool:never", "0.35")] * 3
+    try:
+        holders = [asyncio.create_task(client.pipeline(hold)) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        assert client.pool_in_use == 2
+        start = time.perf_counter()
+        with pytest.raises(BackendTimeout, match="pool exhausted"):
+            await client.get("rk-pool:k")
+        waited = time.perf_counter() - start
+        assert 0.4 < waited < 0.9
+        assert await asyncio.gather(*holders) == [[None, None, None]] * 2
+        assert await client.set("rk-pool:k", "v")  # slots are free again
+        assert await client.get("rk-pool:k") == "v"
+    finally:
+        await client.close()
+
+
+async def test_cancelled_command_does_not_leave_a_stale_reply(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, max_connections=1, command_timeout=2)
+    try:
+        await client.set("rk-pool:a", "A")
+        task = asyncio.create_task(client.execute("BLPOP", "rk-pool:empty", "0.3"))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert client.pool_in_use == 0
+        await client.rpush("rk-pool:empty", "x")  # the BLPOP's late reply would say "x"
+        assert await client.get("rk-pool:a") == "A"
+        assert await client.lrange("rk-pool:empty", 0, -1) == ["x"]
+    finally:
+        await client.close()
+
+
+async def test_idle_connection_closed_by_server_is_replaced_without_retry(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    name = "rk-pool-killed"
+    client = RespClient(f"{server.url}?client_name={name}", retry_attempts=0)
+    admin = aredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        assert await client.set("rk-pool:k", "v")
+        kill = ("CLIENT", "KILL", "SKIPME", "yes", "USER", "default")
+        killed = await admin.execute_command(*kill)  # type: ignore[no-untyped-call]
+        assert int(killed) >= 1
+        await asyncio.sleep(0.1)  # let the event loop see the EOF on the idle connection
+        # with retries off, only the checkout's EOF check keeps this from failing
+        assert await client.get("rk-pool:k") == "v"
+    finally:
+        await client.close()
+        await admin.aclose()
