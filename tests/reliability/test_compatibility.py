@@ -208,9 +208,10 @@ async def _view(coro: Any) -> Any:
 
 async def _ids(coro: Any, status: str) -> list[str]:
     ids = [j.id for j in await coro]
-    # Finished jobs are listed newest first; several finish within one millisecond, and the
-    # order among equal timestamps is not part of the contract.
-    return sorted(ids) if status in ("completed", "failed", "cancelled") else ids
+    # Finished jobs are listed newest first and delayed ones by run_at: both are timestamps of
+    # this run (Redis has millisecond resolution), and the order among equal timestamps is not
+    # part of the contract. Waiting jobs have a deterministic order (priority, then FIFO).
+    return ids if status == "waiting" else sorted(ids)
 
 
 def _first_difference(a: list[Any], b: list[Any]) -> str:

@@ -1,23 +1,29 @@
-"""A redis-py asyncio ``Connection`` whose sends skip ``asyncio.wait_for`` when they cannot block.
+"""The standalone hot path: a pooled-command executor and a timer-free ``Connection`` send.
 
-redis-py (5.x to 8.x) wraps every send in ``asyncio.wait_for(..., socket_timeout)``, which
-creates a task per command and costs a large share of a loopback round trip. A write that the
-kernel accepted at once (nothing left in the transport buffer) cannot block, so it needs no
-timer; only a write that left data buffered awaits ``drain()`` under the timeout. Replies are
-still read under ``socket_timeout`` by redis-py itself, so a frozen server still times out.
+``FastSendConnection``: redis-py (5.x to 8.x) wraps every send in ``asyncio.wait_for(...,
+socket_timeout)``, which creates a task per command and costs a large share of a loopback round
+trip. A write that the kernel accepted at once (nothing left in the transport buffer) cannot
+block, so it needs no timer; only a write that left data buffered awaits ``drain()`` under the
+timeout. Replies are still read under ``socket_timeout`` by redis-py itself, so a frozen server
+still times out.
+
+``PooledExecutor``: what ``RespClient`` runs standalone commands through (see its docstring).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from redis import exceptions as rx
 from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+from redis.backoff import AbstractBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["FastSendConnection"]
+__all__ = ["FastSendConnection", "PooledExecutor"]
 
 
 class FastSendConnection(Connection):
@@ -52,3 +58,100 @@ class FastSendConnection(Connection):
         except BaseException:
             await self.disconnect(nowait=True)
             raise
+
+
+async def _revive(conn: Any) -> None:
+    """(Re)connect a pooled connection that is closed, half-closed or holds unread bytes."""
+    if conn._reader is not None:
+        await conn.disconnect()
+    await conn.connect()
+
+
+class PooledExecutor:
+    """Runs one command on a redis-py ``ConnectionPool`` inside a slot of ``slots``.
+
+    The same steps as redis-py's ``Redis.execute_command`` minus its per-call extras (retry
+    lambdas, option dicts, response callbacks; 5.x's checkout poll that suspends under the pool
+    lock, 8.x's locks and metrics hooks on checkout and release). Connections come from and go
+    back to the pool's own lists, so pipelines, ``disconnect()`` and ``aclose()`` still see
+    them; a redis-py without those lists gets the pool's public ``get_connection``/``release``.
+    An idle connection with unread bytes or EOF (what redis-py 8's checkout checks, without
+    5.x's poll) is reconnected first. A ``ConnectionError`` is retried like redis-py does it:
+    disconnect, back off, resend (``retry_attempts`` more tries).
+    """
+
+    def __init__(
+        self,
+        pool: Any,
+        slots: asyncio.Semaphore,
+        acquire: Callable[[], Awaitable[None]],
+        retry_attempts: int,
+        backoff: AbstractBackoff,
+    ) -> None:
+        self._pool = pool
+        self._slots = slots
+        self._acquire = acquire  # the waiting path: BackendTimeout when no slot frees in time
+        self._retry_attempts = retry_attempts
+        self._backoff = backoff
+        # the tries after the first failed one, which execute() makes inline
+        self._retry_rest = Retry(
+            backoff, max(retry_attempts - 1, 0), supported_errors=(rx.ConnectionError,)
+        )
+        if not isinstance(getattr(pool, "_available_connections", None), list):
+            self.execute = self._execute_generic  # type: ignore[method-assign]
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its raw reply (``ResponseError`` is raised)."""
+        slots = self._slots
+        if slots.locked():
+            await self._acquire()
+        else:
+            await slots.acquire()  # free: returns without suspending
+        try:
+            pool = self._pool
+            free = pool._available_connections
+            conn = free.pop() if free else pool.make_connection()
+            pool._in_use_connections.add(conn)
+            try:
+                reader = conn._reader
+                if reader is None or reader._buffer or reader.at_eof():
+                    await _revive(conn)
+                try:
+                    await conn.send_packed_command(conn.pack_command(*args), True)
+                    return await conn.read_response()
+                except rx.ConnectionError as exc:
+                    return await self._retry(conn, args, exc)
+            finally:
+                pool._in_use_connections.discard(conn)
+                pool._available_connections.append(conn)
+        finally:
+            slots.release()
+
+    async def _execute_generic(self, *args: Any) -> Any:
+        await self._acquire()
+        try:
+            conn = await self._pool.get_connection()
+            try:
+                await conn.send_command(*args)
+                return await conn.read_response()
+            except rx.ConnectionError as exc:
+                return await self._retry(conn, args, exc)
+            finally:
+                await self._pool.release(conn)
+        finally:
+            self._slots.release()
+
+    async def _retry(self, conn: Any, args: tuple[Any, ...], exc: Exception) -> Any:
+        await conn.disconnect()
+        if self._retry_attempts <= 0:
+            raise exc
+        await asyncio.sleep(self._backoff.compute(1))
+
+        async def attempt() -> Any:
+            await conn.send_command(*args)
+            return await conn.read_response()
+
+        async def fail(_: Exception) -> None:
+            await conn.disconnect()
+
+        return await self._retry_rest.call_with_retry(attempt, fail)

@@ -5,21 +5,27 @@ Design notes:
 - Replies are raw: the client's response callbacks are removed (except INFO and the cluster's
   own bootstrap commands), so ``pipeline`` returns what the server sent and the typed methods
   convert the few replies that need it. This also saves redis-py's per-reply callback work.
-- Every call goes straight to ``execute_command`` inside one ``try``; errors are translated by
-  :func:`redkeep.redis.errors.translate_error`. The observer costs nothing when absent.
+- Standalone: commands bypass ``Redis.execute_command``
+  (:class:`~redkeep.redis._fastconn.PooledExecutor`): a slot of an
+  ``asyncio.Semaphore(max_connections)`` (taken without suspending when one is free;
+  ``BackendTimeout`` after ``command_timeout`` when none frees), a connection from redis-py's
+  plain ``ConnectionPool`` lists, send, read. ``BlockingConnectionPool`` cost an
+  ``asyncio.Condition`` and a timeout context per checkout and release. Pipelines and INFO go
+  through redis-py inside a slot. Errors are translated by
+  :func:`redkeep.redis.errors.translate_error`; the observer costs nothing when absent.
 - Connection errors are retried by redis-py's ``Retry`` with ``FullJitterBackoff`` (present in
   redis-py 5.0 and 8.x). Timeouts are not retried, so a frozen server surfaces as
   :class:`~redkeep.errors.BackendTimeout` after about ``command_timeout``.
 - Blocking pops wait at most ``0.8 * command_timeout`` server-side, so they never trip the
   socket timeout; callers simply loop on ``None``.
-- Cluster: redis-py's per-node pools raise ``MaxConnectionsError`` instead of waiting
-  (redis-py #3135, #2522), so a semaphore of ``max_connections`` bounds the operations in flight
-  and callers queue on it (``BackendTimeout`` after ``command_timeout``, like the standalone
-  pool). Each operation first awaits ``RedisCluster.initialize()``: redis-py 8 resolves a
-  command's routing *before* its lazy initialization, so commands racing a (re)initialization
-  went to the default node, got MOVED, and every 5th MOVED made redis-py ``aclose()`` all
-  connections, including ones other tasks were using (``'NoneType' object has no attribute
-  'writelines'``). ``reinitialize_steps=0`` keeps MOVED from triggering that reset.
+- Cluster: redis-py's per-node pools raise ``MaxConnectionsError`` instead of waiting (redis-py
+  #3135, #2522), so a semaphore of ``max_connections`` bounds the operations in flight and
+  callers queue on it, as on the standalone pool. Each operation first awaits
+  ``RedisCluster.initialize()``: redis-py 8 resolves a command's routing *before* its lazy
+  initialization, so commands racing a (re)initialization went to the default node, got MOVED,
+  and every 5th MOVED made redis-py ``aclose()`` all connections, including ones other tasks
+  were using (``'NoneType' object has no attribute 'writelines'``). ``reinitialize_steps=0``
+  keeps MOVED from triggering that reset.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from redkeep.errors import (
     ConfigError,
     register_secret,
 )
-from redkeep.redis._fastconn import FastSendConnection
+from redkeep.redis._fastconn import FastSendConnection, PooledExecutor
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.errors import translate_error
 
@@ -67,13 +73,6 @@ def _raised_in_redis_py(exc: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("redis.")
-
-
-async def _revive(conn: Any) -> None:
-    """(Re)connect a pooled connection that is closed, half-closed or holds unread bytes."""
-    if conn._reader is not None:
-        await conn.disconnect()
-    await conn.connect()
 
 
 def _flat_pairs(mapping: Mapping[str, Any]) -> list[Any]:
@@ -158,15 +157,11 @@ class RespClient:
         self._max_connections = max_connections
         self._slots = asyncio.Semaphore(max_connections)
         self._pool_timeout = command_timeout
-        self._retry_attempts = retry_attempts
-        # the retries after the first failed attempt, which _std_ex makes inline
-        self._retry_rest = Retry(
-            self._backoff, max(retry_attempts - 1, 0), supported_errors=(rx.ConnectionError,)
-        )
         self._ex: Callable[..., Awaitable[Any]] = self._cluster_ex
         if not cluster:
-            lists = isinstance(getattr(self._pool, "_available_connections", None), list)
-            self._ex = self._std_ex if lists else self._std_ex_generic
+            self._ex = PooledExecutor(
+                self._pool, self._slots, self._acquire, retry_attempts, self._backoff
+            ).execute
 
     @classmethod
     def from_settings(
@@ -207,71 +202,6 @@ class RespClient:
         if self._ex is _closed:  # closed while waiting; redis-py would reconnect
             self._slots.release()
             raise BackendUnavailable("redis client is closed")
-
-    async def _std_ex(self, *args: Any) -> Any:
-        """One standalone command (the hot path): a slot, a pooled connection, send, read.
-
-        The same steps as redis-py's ``Redis.execute_command`` minus its per-call extras
-        (retry lambdas, option dicts, response callbacks; 5.x's checkout poll that suspends
-        under the pool lock, 8.x's locks and metrics hooks on checkout and release). The
-        connection comes from redis-py's own pool lists, so pipelines, ``disconnect()`` and
-        ``aclose()`` still see it. An idle connection with unread bytes or EOF (what redis-py
-        8's checkout checks, without 5.x's poll) is reconnected first.
-        """
-        slots = self._slots
-        if slots.locked():
-            await self._acquire()
-        else:
-            await slots.acquire()  # free: returns without suspending
-        try:
-            pool = self._pool
-            free = pool._available_connections
-            conn = free.pop() if free else pool.make_connection()
-            pool._in_use_connections.add(conn)
-            try:
-                reader = conn._reader
-                if reader is None or reader._buffer or reader.at_eof():
-                    await _revive(conn)
-                try:
-                    await conn.send_command(*args)
-                    return await conn.read_response()
-                except rx.ConnectionError as exc:
-                    return await self._std_retry(conn, args, exc)
-            finally:
-                pool._in_use_connections.discard(conn)
-                pool._available_connections.append(conn)
-        finally:
-            slots.release()
-
-    async def _std_ex_generic(self, *args: Any) -> Any:
-        """:meth:`_std_ex` through the pool's public API (a redis-py without its pool lists)."""
-        await self._acquire()
-        try:
-            conn = await self._pool.get_connection()
-            try:
-                await conn.send_command(*args)
-                return await conn.read_response()
-            except rx.ConnectionError as exc:
-                return await self._std_retry(conn, args, exc)
-            finally:
-                await self._pool.release(conn)
-        finally:
-            self._slots.release()
-
-    async def _std_retry(self, conn: Any, args: tuple[Any, ...], exc: Exception) -> Any:
-        await conn.disconnect()
-        if self._retry_attempts <= 0:
-            raise exc
-        await asyncio.sleep(self._backoff.compute(1))
-
-        async def attempt() -> Any:
-            await conn.send_command(*args)
-            return await conn.read_response()
-
-        async def fail(_: Exception) -> None:
-            await conn.disconnect()
-
-        return await self._retry_rest.call_with_retry(attempt, fail)
 
     async def _slot_op(self, awaitable: Awaitable[Any]) -> Any:
         """Await one pooled operation (pipeline, cluster command) inside a slot."""
