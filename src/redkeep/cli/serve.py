@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import signal
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from redkeep.cli._loop import run as run_loop
 from redkeep.cli.worker import HandlerSpecError, _configure_logging, _fail, load_handlers
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError
@@ -78,7 +78,7 @@ def serve(
             raise _fail(str(exc), 2) from None
 
     try:
-        started = asyncio.run(_serve(settings, host, port, handlers, queue))
+        started = run_loop(_serve(settings, host, port, handlers, queue))
     except RedkeepError as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import sys
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from redkeep.cli._loop import run as run_loop
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError, scrub
 
@@ -119,7 +119,7 @@ def worker(
     except HandlerSpecError as exc:
         raise _fail(str(exc), 2) from None
     try:
-        asyncio.run(_run(settings, loaded, queue or ["default"], concurrency))
+        run_loop(_run(settings, loaded, queue or ["default"], concurrency))
     except RedkeepError as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
