@@ -127,7 +127,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_redis() -> tuple[subprocess.Popen[bytes], str]:
+def start_redis() -> tuple[subprocess.Popen[bytes], str, str]:
     binary = shutil.which("redis-server") or sys.exit("redis-server not found on PATH")
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="resp-bench-")
@@ -140,15 +140,16 @@ def start_redis() -> tuple[subprocess.Popen[bytes], str]:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}/0"
+                    return proc, f"redis://127.0.0.1:{port}/0", tmp
         except OSError:
             time.sleep(0.05)
     proc.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
     sys.exit("private redis-server did not start")
 
 
 def main() -> None:
-    proc, url = start_redis()
+    proc, url, tmp = start_redis()
     try:
         try:
             import uvloop
@@ -159,8 +160,9 @@ def main() -> None:
             results = asyncio.run(bench(url))
             loop = "asyncio"
     finally:
-        proc.terminate()
+        proc.terminate()  # by PID: only the server this script started
         proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(
         f"python {sys.version.split()[0]}, redis-py {version('redis')}, loop={loop}, "
         f"N={N}, rounds={REPEATS}, load={os.getloadavg()[0]:.1f}"

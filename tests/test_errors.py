@@ -15,6 +15,7 @@ from redkeep.errors import (
     BackendUnavailable,
     CircuitOpen,
     ConfigError,
+    InvalidJob,
     InvalidKey,
     JobError,
     JobNotFound,
@@ -22,6 +23,7 @@ from redkeep.errors import (
     PayloadTooLarge,
     RedkeepError,
     SerializationError,
+    StartupError,
     is_transient,
     register_secret,
     scrub,
@@ -39,8 +41,10 @@ TREE: dict[type[Exception], type[Exception]] = {
     BackendResponseError: BackendError,
     CircuitOpen: RedkeepError,
     JobError: RedkeepError,
+    InvalidJob: JobError,
     JobNotFound: JobError,
     LeaseLost: JobError,
+    StartupError: RedkeepError,
 }
 
 

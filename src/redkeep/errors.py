@@ -13,9 +13,13 @@ Every exception redkeep raises derives from :class:`RedkeepError`::
     │   ├── BackendAuthError        wrong password, unknown ACL user, NOAUTH
     │   └── BackendResponseError    the server answered with an error (WRONGTYPE, OOM, ...)
     ├── CircuitOpen                 the circuit breaker rejects calls for now (transient)
-    └── JobError                    a job-queue operation was refused
-        ├── JobNotFound             no job with that id
-        └── LeaseLost               a fencing token is stale: another attempt owns the job
+    ├── JobError                    a job-queue operation was refused
+    │   ├── InvalidJob              an enqueue argument is invalid (name, priority, delay...)
+    │   ├── JobNotFound             no job with that id
+    │   └── LeaseLost               a fencing token is stale: another attempt owns the job
+    ├── StartupError                strict startup refused an unusable backend
+    ├── SnapshotError               a migration record is invalid (redkeep.migrate)
+    └── MigrationAborted            a migration stopped on bad records (redkeep.migrate)
 
 Transport code translates redis-py and httpx exceptions into this tree at the boundary, and
 every message passes through :func:`scrub` so that passwords and tokens never leak.
@@ -33,6 +37,7 @@ __all__ = [
     "BackendUnavailable",
     "CircuitOpen",
     "ConfigError",
+    "InvalidJob",
     "InvalidKey",
     "JobError",
     "JobNotFound",
@@ -40,6 +45,7 @@ __all__ = [
     "PayloadTooLarge",
     "RedkeepError",
     "SerializationError",
+    "StartupError",
     "is_transient",
     "register_secret",
     "scrub",
@@ -108,6 +114,10 @@ class JobError(RedkeepError):
     """A job-queue operation was refused."""
 
 
+class InvalidJob(JobError, ValueError):
+    """An enqueue argument is invalid (bad name, priority, delay, attempts...)."""
+
+
 class JobNotFound(JobError, KeyError):
     """No job with the given id exists."""
 
@@ -117,6 +127,10 @@ class JobNotFound(JobError, KeyError):
 
 class LeaseLost(JobError):
     """The caller's fencing token is stale: the job was reclaimed by another attempt."""
+
+
+class StartupError(RedkeepError):
+    """Strict startup refused an unusable backend (unreachable, scripts, eviction policy)."""
 
 
 _TRANSIENT = (BackendUnavailable, BackendTimeout, CircuitOpen)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from redkeep.cache.base import CacheService
 from redkeep.cache.manager import CacheManager
 from redkeep.config import Settings, redact_url
-from redkeep.errors import RedkeepError, scrub
+from redkeep.errors import RedkeepError, StartupError, scrub
 from redkeep.monitoring.metrics import Metrics
 from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
 from redkeep.queue import scripts as queue_scripts
@@ -50,10 +50,6 @@ MEMORY_WARNING = (
     "caches and queued jobs do NOT survive a restart"
 )
 MAX_NAMED = 256  # caches or queues one service creates on demand (bounds memory and metrics)
-
-
-class StartupError(RedkeepError):
-    """Strict startup refused an unusable backend (unreachable, scripts, eviction policy)."""
 
 
 def _scripts() -> list[Script]:

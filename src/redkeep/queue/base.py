@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from redkeep.errors import JobError, PayloadTooLarge, SerializationError
+from redkeep.errors import InvalidJob, PayloadTooLarge, SerializationError
 from redkeep.queue.backoff import Backoff
 
 __all__ = [
@@ -38,10 +38,6 @@ MAX_PRIORITY = 1000
 MAX_NAME = 200
 MAX_JOB_ID = 200
 TRACEBACK_LIMIT = 4000
-
-
-class InvalidJob(JobError, ValueError):
-    """An enqueue argument is invalid (bad name, priority, delay, attempts...)."""
 
 
 class JobStatus(enum.StrEnum):
