@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import math
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from redkeep.serialization import JsonSerializer
 
 pytestmark = pytest.mark.slow
 
+TITLE = "Bad input: generated keys, values and payloads; corrupted job records"
 EXAMPLES = scale(60, 400)
 MAX_KEY = 64
 MAX_BYTES = 2048
@@ -67,14 +69,14 @@ UNSUPPORTED = st.one_of(
     st.dictionaries(st.text(max_size=5), st.builds(object), min_size=1, max_size=2),
 )
 BIG = st.text(min_size=MAX_BYTES + 1, max_size=MAX_BYTES + 50)
+# About half valid (any characters: NUL, braces, globs, emoji), half invalid.
 KEYS = st.one_of(
-    st.text(min_size=1, max_size=MAX_KEY),  # any characters: NUL, braces, globs, emoji
-    st.just(""),
-    st.text(min_size=MAX_KEY + 1, max_size=MAX_KEY + 20),
-    st.binary(min_size=1, max_size=10),
-    st.integers(),
-    st.none(),
-)
+    st.text(min_size=1, max_size=MAX_KEY),
+    st.one_of(
+        st.just(""), st.text(min_size=MAX_KEY + 1, max_size=MAX_KEY + 20),
+        st.binary(min_size=1, max_size=10), st.integers(), st.none(),
+    ),
+)  # fmt: skip
 
 
 def _valid_key(key: object) -> bool:
@@ -87,11 +89,22 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b) and type(a) is type(b)
 
 
-@FUZZ
-@given(key=KEYS, value=st.one_of(SUPPORTED, UNSUPPORTED, BIG), data=st.data())
-async def test_cache_rejects_bad_keys_and_values_with_typed_errors(
-    redis_url: str, prefix: str, key: Any, value: Any, data: st.DataObject
+def test_cache_rejects_bad_keys_and_values_with_typed_errors(
+    redis_url: str, prefix: str, figures: Callable[..., Figures]
 ) -> None:
+    fig = figures("bad_input", TITLE, part="cache_fuzz")
+    seen: Counter[str] = Counter()
+
+    @FUZZ
+    @given(key=KEYS, value=st.one_of(SUPPORTED, st.one_of(UNSUPPORTED, BIG)), data=st.data())
+    def check(key: Any, value: Any, data: st.DataObject) -> None:
+        seen[asyncio.run(_cache_case(redis_url, prefix, key, value, data))] += 1
+
+    check()
+    fig.record(examples=sum(seen.values()), **dict(sorted(seen.items())))
+
+
+async def _cache_case(redis_url: str, prefix: str, key: Any, value: Any, data: Any) -> str:
     client = RespClient(redis_url)
     cache = RedisCache(
         client, "fuzz", key_prefix=prefix, max_key_length=MAX_KEY,
@@ -103,7 +116,7 @@ async def test_cache_rejects_bad_keys_and_values_with_typed_errors(
                 await cache.set(key, value)
             with pytest.raises(InvalidKey):
                 await cache.get(key)
-            return
+            return "InvalidKey"
         await cache.delete(key)
         try:
             await cache.set(key, value)
@@ -112,20 +125,21 @@ async def test_cache_rejects_bad_keys_and_values_with_typed_errors(
             assert not await cache.has(key), "a refused value was written"
             if isinstance(exc, PayloadTooLarge):
                 assert exc.size > MAX_BYTES
-            return
+            return type(exc).__name__
         got = await cache.get(key)
         assert _same(got, value) or got == value, f"{value!r} came back as {got!r}"
         other = data.draw(UNSUPPORTED)
         with pytest.raises(SerializationError):
             await cache.set(key, other)
         assert await cache.get(key) == got, "a refused overwrite changed the stored value"
+        return "round_trip"
     finally:
         await client.close()
 
 
 NAMES = st.one_of(
-    st.text(min_size=1, max_size=200), st.just(""), st.text(min_size=201, max_size=210),
-    st.integers(), st.none(),
+    st.text(min_size=1, max_size=200),
+    st.one_of(st.just(""), st.text(min_size=201, max_size=210), st.integers(), st.none()),
 )  # fmt: skip
 JSON_PAYLOADS = st.recursive(
     st.one_of(
@@ -139,14 +153,32 @@ JSON_PAYLOADS = st.recursive(
 )  # fmt: skip
 
 
-JOB_IDS = st.one_of(st.none(), st.text(max_size=210), st.integers())
+JOB_IDS = st.one_of(
+    st.none(), st.text(min_size=1, max_size=200),
+    st.one_of(st.just(""), st.text(min_size=201, max_size=210), st.integers()),
+)  # fmt: skip
 
 
-@FUZZ
-@given(name=NAMES, payload=st.one_of(JSON_PAYLOADS, SUPPORTED, UNSUPPORTED, BIG), job_id=JOB_IDS)
-async def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
-    redis_url: str, prefix: str, name: Any, payload: Any, job_id: Any
+def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
+    redis_url: str, prefix: str, figures: Callable[..., Figures]
 ) -> None:
+    fig = figures("bad_input", TITLE, part="queue_fuzz")
+    seen: Counter[str] = Counter()
+
+    @FUZZ
+    @given(
+        name=NAMES,
+        payload=st.one_of(JSON_PAYLOADS, SUPPORTED, UNSUPPORTED, BIG),
+        job_id=JOB_IDS,
+    )
+    def check(name: Any, payload: Any, job_id: Any) -> None:
+        seen[asyncio.run(_enqueue_case(redis_url, prefix, name, payload, job_id))] += 1
+
+    check()
+    fig.record(examples=sum(seen.values()), **dict(sorted(seen.items())))
+
+
+async def _enqueue_case(redis_url: str, prefix: str, name: Any, payload: Any, job_id: Any) -> str:
     client = RespClient(redis_url)
     queue = RedisJobQueue(
         client, f"fuzz-{uuid.uuid4().hex[:8]}", key_prefix=prefix, max_payload_bytes=MAX_BYTES
@@ -157,7 +189,7 @@ async def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
         except (InvalidJob, SerializationError) as exc:
             assert str(exc)
             assert sum((await queue.counts()).values()) == 0, "a refused enqueue wrote something"
-            return
+            return type(exc).__name__
         assert isinstance(name, str) and 0 < len(name) <= 200
         assert job_id is None or (isinstance(job_id, str) and 0 < len(job_id) <= 200)
         assert job_id is None or job.id == job_id
@@ -166,6 +198,7 @@ async def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
         # Job payloads are plain JSON: tuples come back as lists.
         assert stored.payload == orjson.loads(orjson.dumps(payload))
         assert stored.payload_error is None
+        return "round_trip"
     finally:
         await client.close()
 
@@ -202,7 +235,7 @@ SETTLE = scale(8.0, 20.0)
 async def test_corrupted_job_record_fails_alone_and_worker_survives(
     kind: str, redis_url: str, prefix: str, figures: Callable[..., Figures]
 ) -> None:
-    fig = figures("bad_input", "Corrupted job records next to good jobs", part=kind)
+    fig = figures("bad_input", TITLE, part=kind)
     client = RespClient(redis_url)
     queue = RedisJobQueue(client, "corrupt", key_prefix=prefix, max_attempts=2, backoff=None)
     keys = queue.keys
