@@ -81,7 +81,7 @@ async def test_bad_urls_are_config_errors() -> None:
         (rx.ResponseError("WRONGTYPE Operation against a key"), BackendResponseError, "WRONGTYPE"),
         (rx.ResponseError("unknown command 'X'"), BackendResponseError, "ERR unknown"),
         (rx.OutOfMemoryError("command not allowed when used memory"), BackendResponseError, "OOM"),
-        (rx.BusyLoadingError("Redis is loading"), BackendResponseError, "LOADING"),
+        (rx.BusyLoadingError("Redis is loading"), BackendUnavailable, "LOADING"),
         (rx.ClusterDownError("The cluster is down"), BackendResponseError, "CLUSTERDOWN"),
         (TimeoutError(), BackendTimeout, "timed out"),
         (TimeoutError(), BackendTimeout, "timed out"),

@@ -65,6 +65,8 @@ def response_error(message: str) -> BackendError:
     text = scrub(message)
     if text.startswith(_AUTH_CODES):
         return BackendAuthError(text)
+    if text.startswith("LOADING"):
+        return BackendUnavailable(text)
     return BackendResponseError(text)
 
 
@@ -83,8 +85,8 @@ def translate_error(exc: BaseException) -> BaseException:
             return BackendAuthError(scrub(_server_message(exc)))
         if isinstance(exc, rx.TimeoutError):
             return BackendTimeout(scrub(f"redis timed out: {exc}"))
-        if isinstance(exc, rx.BusyLoadingError):
-            return BackendResponseError(scrub(_server_message(exc)))
+        if isinstance(exc, rx.BusyLoadingError):  # up but still loading its AOF/RDB: not usable
+            return BackendUnavailable(scrub(_server_message(exc)))
         if isinstance(exc, rx.ResponseError):
             return response_error(_server_message(exc))
         if isinstance(exc, rx.ConnectionError):
