@@ -16,6 +16,7 @@ import pytest
 from tests.support.redis_server import RedisServer
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
+from redkeep.errors import BackendResponseError, BackendUnavailable
 from redkeep.redis.resp import RespClient
 from redkeep.resilience import CircuitBreaker
 
@@ -211,3 +212,143 @@ async def test_recovery_probes_are_paced_by_the_breaker(server: RedisServer, pre
         await cache.close()
     finally:
         await client.close()
+
+
+class CommandLog:
+    """Records the name of every command the client ran, in completion order."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def on_command(self, transport: str, command: str, seconds: float, error: str | None) -> None:
+        self.names.append(command.upper())
+
+
+async def test_replay_under_write_load_takes_bounded_round_trips(
+    server: RedisServer, prefix: str
+) -> None:
+    """20 writers keep dirtying 200 keys while Redis comes back: replay still ends, in at most
+    ``replay_rounds + 1`` rounds of pipelined batches, and Redis ends with every key's last
+    write (value or deletion), never the pre-outage value."""
+    log = CommandLog()
+    client = RespClient(
+        server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5, observer=log
+    )
+    writers, keys, batch = 20, 200, 64
+    names = [f"k{i}" for i in range(keys)]
+    breaker = CircuitBreaker("load", failure_threshold=1, window=10, reset_timeout=0.2)
+    replay_commands: list[str] = []  # commands run from the restart until the breaker closed
+    restarted_at = 0
+    breaker.add_listener(
+        lambda _name, _old, new: (
+            replay_commands.extend(log.names[restarted_at:]) if new == "closed" else None
+        )
+    )
+    cache = FallbackCache(
+        RedisCache(client, "fb", key_prefix=prefix), breaker=breaker, replay_batch=batch
+    )
+    expected: dict[str, Any] = {}  # each key has one writer, so its last write is well defined
+    stop = asyncio.Event()
+    deadline = time.monotonic() + 20.0
+
+    async def writer(w: int) -> None:
+        mine = names[w::writers]
+        n = 0
+        while not stop.is_set() and n < 200_000 and time.monotonic() < deadline:
+            key = mine[n % len(mine)]
+            if n % 5 == 4:
+                await cache.delete(key)
+                expected.pop(key, None)
+            else:
+                value = f"w{w}-{n}"
+                await cache.set(key, value, ttl=60 if n % 2 else None)
+                expected[key] = value
+            n += 1
+            await asyncio.sleep(0)
+
+    try:
+        await cache.set_many({k: "old" for k in names})
+        server.kill()
+        tasks = [asyncio.create_task(writer(w)) for w in range(writers)]
+        await asyncio.sleep(0.3)
+        assert cache.mode == "fallback"
+        restarted_at = len(log.names)
+        server.start()
+        while cache.mode != "redis":
+            assert time.monotonic() < deadline, f"not back on Redis; {cache.pending_keys} pending"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # writers go on, now against Redis
+        stop.set()
+        await asyncio.gather(*tasks)
+
+        assert replay_commands, "the breaker did not close on recovery"
+        pipelines = replay_commands.count("PIPELINE")
+        # Only probes and pipelined batches: no per-key SET/UNLINK round trips.
+        assert set(replay_commands) <= {"PING", "PIPELINE"}, set(replay_commands)
+        rounds_bound = cache.replay_rounds + 1
+        assert 1 <= pipelines <= rounds_bound * -(-keys // batch), pipelines
+        assert cache.pending_keys == 0
+        stored = await cache.primary.get_many(names)
+        assert stored == expected
+        assert "old" not in stored.values()
+    finally:
+        stop.set()
+        await cache.close()
+        await client.close()
+
+
+class FailingPipelines:
+    """Fault injection (a real server cannot fail one pipeline on demand): wraps a real client;
+    the next ``failures`` pipelines either raise a transport error or, with ``reply_error``, run
+    for real but report an error reply in their first slot (e.g. an OOM refusal)."""
+
+    def __init__(self, inner: RespClient, failures: int, *, reply_error: bool) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.reply_error = reply_error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def pipeline(self, commands: Any, *, transaction: bool = False) -> list[Any]:
+        if self.failures <= 0:
+            return await self.inner.pipeline(commands, transaction=transaction)
+        self.failures -= 1
+        if not self.reply_error:
+            raise BackendUnavailable("injected: connection lost during replay")
+        replies = await self.inner.pipeline(commands, transaction=transaction)
+        replies[0] = BackendResponseError("OOM injected: command not allowed")
+        return replies
+
+
+@pytest.mark.parametrize("reply_error", [False, True], ids=["transport-error", "error-reply"])
+async def test_failed_replay_keeps_the_keys_for_the_next_attempt(
+    client: RespClient, prefix: str, reply_error: bool
+) -> None:
+    failing = FailingPipelines(client, 0, reply_error=reply_error)
+    breaker = CircuitBreaker("replay-fails", failure_threshold=1, window=10, reset_timeout=0.2)
+    cache = FallbackCache(
+        RedisCache(failing, "fb", key_prefix=prefix),  # type: ignore[arg-type]
+        breaker=breaker,
+        replay_batch=2,
+    )
+    await cache.set_many({f"k{i}": "old" for i in range(5)})
+    breaker.trip()  # fallback without killing Redis, so the replay itself is what fails
+    for i in range(5):
+        await cache.set(f"k{i}", f"new{i}")
+    await cache.delete("k0")
+    assert cache.mode == "fallback" and cache.pending_keys == 5
+    failing.failures = 1
+    breaker.reset()
+    await cache.get("__poke__")  # starts recovery: PING passes, the first batch fails
+    for _ in range(200):  # the failed attempt opens the breaker (threshold 1)
+        if breaker.state == "open":
+            break
+        await asyncio.sleep(0.01)
+    assert failing.failures == 0
+    assert cache.mode == "fallback"
+    assert cache.pending_keys == 5  # nothing was dropped by the failed attempt
+    await wait_for_redis(cache)
+    expected = {f"k{i}": f"new{i}" for i in range(1, 5)}
+    assert await cache.primary.get_many([f"k{i}" for i in range(5)]) == expected
+    await cache.close()

@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aredis
+from redis.backoff import FullJitterBackoff
+from redis.exceptions import ResponseError
 from tests.support.redis_server import RedisServer
 
-from redkeep.errors import BackendTimeout
+from redkeep.errors import BackendResponseError, BackendTimeout
+from redkeep.redis._fastconn import PooledExecutor
 from redkeep.redis.resp import RespClient
 
 Factory = Callable[..., RedisServer]
@@ -116,6 +119,46 @@ async def test_idle_connection_closed_by_server_is_replaced_without_retry(
         await asyncio.sleep(0.1)  # let the event loop see the EOF on the idle connection
         # with retries off, only the checkout's EOF check keeps this from failing
         assert await client.get("rk-pool:k") == "v"
+    finally:
+        await client.close()
+        await admin.aclose()
+
+
+async def test_public_pool_api_fallback_runs_commands(redis_server_factory: Factory) -> None:
+    """The executor path for a redis-py whose pool lacks the lists (called directly here)."""
+    server = redis_server_factory()
+    pool = aredis.ConnectionPool.from_url(server.url, decode_responses=True, max_connections=2)
+    slots = asyncio.Semaphore(2)
+    executor = PooledExecutor(pool, slots, slots.acquire, 1, FullJitterBackoff(0.1, 0.01))
+    try:
+        assert await executor._execute_generic("SET", "rk-pool:g", "1") == "OK"
+        assert await executor._execute_generic("GET", "rk-pool:g") == "1"
+        with pytest.raises(ResponseError):
+            await executor._execute_generic("INCRBY", "rk-pool:g", "not-a-number")
+        assert await executor.execute("INCRBY", "rk-pool:g", 2) == 3
+        assert slots.locked() is False
+        assert len(pool._in_use_connections) == 0
+    finally:
+        await pool.disconnect()
+
+
+async def test_pipeline_survives_a_server_side_close_and_keeps_errors_in_place(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.01)
+    admin = aredis.Redis.from_url(server.url, decode_responses=True)
+    commands = [("SET", "rk-pool:p", "1"), ("LPUSH", "rk-pool:p", "x"), ("INCR", "rk-pool:p")]
+    try:
+        assert await client.execute("PING") == "PONG"
+        kill = ("CLIENT", "KILL", "SKIPME", "yes", "USER", "default")
+        assert int(await admin.execute_command(*kill)) >= 1  # type: ignore[no-untyped-call]
+        replies = await client.pipeline(commands)  # on the killed connection, or a new one
+        assert replies[0] == "OK"
+        assert isinstance(replies[1], BackendResponseError)
+        assert "WRONGTYPE" in str(replies[1])
+        assert replies[2] == 2
+        assert client.pool_in_use == 0
     finally:
         await client.close()
         await admin.aclose()

@@ -13,9 +13,13 @@ namespace is marked for invalidation). Replay makes Redis agree with memory for 
 before any call is served from Redis again: a key that memory holds is written to Redis with
 its value and remaining TTL; a key memory does not hold (deleted, expired or evicted) is deleted
 from Redis; for a whole-namespace invalidation the namespace is cleared in Redis first and all
-live memory entries are written. Writes made while replay runs are recorded too, and replay
-repeats until nothing is left; the switch back happens with no await in between. Then memory is
-emptied, so a later outage starts cold again. See docs/cache.md for the exact guarantee.
+live memory entries are written. Replay is pipelined: up to ``replay_batch`` keys per round
+trip, each key's state read from memory right before its batch is sent. Writes made while
+replay runs are recorded too and replayed in the next round; after ``replay_rounds`` rounds that
+still left keys behind, writes wait for one final round (reads are still answered from memory),
+so recovery takes a bounded number of round trips however busy the writers are. The switch back
+happens with no await after the last round. Then memory is emptied, so a later outage starts
+cold again. See docs/cache.md for the exact guarantee.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class FallbackCache(CacheService):
         *,
         breaker: CircuitBreaker | None = None,
         max_dirty_keys: int = 100_000,
+        replay_batch: int = 500,
+        replay_rounds: int = 3,
     ) -> None:
         super().__init__(
             primary.name,
@@ -67,11 +73,21 @@ class FallbackCache(CacheService):
         if max_dirty_keys < 0:
             raise ValueError(f"max_dirty_keys must be >= 0, got {max_dirty_keys}")
         self.max_dirty_keys = max_dirty_keys
+        if replay_batch < 1:
+            raise ValueError(f"replay_batch must be >= 1, got {replay_batch}")
+        if replay_rounds < 0:
+            raise ValueError(f"replay_rounds must be >= 0, got {replay_rounds}")
+        self.replay_batch = replay_batch
+        """Keys replayed per pipelined round trip."""
+        self.replay_rounds = replay_rounds
+        """Replay rounds that run alongside writers before writes wait for the final round."""
         self._healthy = True
         self._dirty: set[str] = set()
         self._invalidate_all = False
         self._recovery: asyncio.Task[None] | None = None
         self._retry_at = 0.0
+        # Set while the final replay round runs: writes wait for it (see _wait_for_replay).
+        self._gate: asyncio.Event | None = None
 
     @property
     def mode(self) -> Literal["redis", "fallback"]:
@@ -132,31 +148,78 @@ class FallbackCache(CacheService):
             self._recovery = None
 
     async def _replay(self) -> None:
-        replayed = 0
-        while self._invalidate_all or self._dirty:
-            if self._invalidate_all:
-                self._invalidate_all = False
-                self._dirty.clear()
-                await self.primary.clear()
-                async for key, value, remaining in self.fallback.items():
-                    await self.primary.set(key, value, remaining)
-                    replayed += 1
-                continue
-            keys = list(self._dirty)
+        replayed = rounds = 0
+        try:
+            while self._invalidate_all or self._dirty:
+                if rounds >= self.replay_rounds and self._gate is None:
+                    # Writers keep dirtying keys: hold writes for one last round so it ends.
+                    self._gate = asyncio.Event()
+                replayed += await self._replay_round()
+                rounds += 1
+            # Nothing left to replay and no await since the check: switch back atomically.
+            self._healthy = True
+            self.fallback.discard_all()
+        finally:
+            gate, self._gate = self._gate, None
+            if gate is not None:
+                gate.set()
+        log.warning(
+            "cache %r: back on Redis (%d key(s) replayed in %d round(s))",
+            self.name,
+            replayed,
+            rounds,
+        )
+
+    async def _replay_round(self) -> int:
+        """Replay everything recorded so far; on failure, record it again for the next attempt."""
+        if self._invalidate_all:
+            self._invalidate_all = False
             self._dirty.clear()
-            for key in keys:
-                # Read memory's current state right before writing it (no await in between).
-                value = await self.fallback.get(key, MISSING)
-                remaining = await self.fallback.ttl(key)
-                if value is MISSING:
-                    await self.primary.delete(key)
-                else:
-                    await self.primary.set(key, value, remaining)
-                replayed += 1
-        # Nothing left to replay and no await since the check: switch back atomically.
-        self._healthy = True
-        self.fallback.discard_all()
-        log.warning("cache %r: back on Redis (%d key(s) replayed)", self.name, replayed)
+            try:
+                await self.primary.clear()
+                # Writes made during the clear were recorded; add them to memory's live keys.
+                live = {key async for key, _, _ in self.fallback.items()}
+                live.update(self._dirty)
+                self._dirty.clear()
+                await self._replay_keys(list(live))
+            except BaseException:
+                self._dirty.clear()
+                self._invalidate_all = True
+                raise
+            return len(live)
+        keys = list(self._dirty)
+        self._dirty.clear()
+        await self._replay_keys(keys)
+        return len(keys)
+
+    async def _replay_keys(self, keys: list[str]) -> None:
+        size = self.replay_batch
+        memory = self.fallback
+        for first in range(0, len(keys), size):
+            batch = keys[first : first + size]
+            values: list[tuple[str, Any, float | None]] = []
+            deleted: list[str] = []
+            try:
+                # MemoryCache's coroutines never suspend: this reads the whole batch's state
+                # with no other task running. TTL first, so an entry that expires in between
+                # is deleted rather than written without expiry.
+                for key in batch:
+                    remaining = await memory.ttl(key)
+                    value = await memory.get(key, MISSING)
+                    if value is MISSING:
+                        deleted.append(key)
+                    else:
+                        values.append((key, value, remaining))
+                await self.primary.replay(values, deleted)
+            except BaseException:
+                for key in keys[first:]:
+                    self._mark(key)
+                raise
+
+    async def _wait_for_replay(self) -> None:
+        """Hold a write while the final replay round runs; it then goes to Redis or memory."""
+        while (gate := self._gate) is not None:
+            await gate.wait()
 
     # -- reads ---------------------------------------------------------------------------------
     async def get(self, key: str, default: Any = None) -> Any:
@@ -221,6 +284,8 @@ class FallbackCache(CacheService):
     # -- writes --------------------------------------------------------------------------------
     async def set(self, key: str, value: Any, ttl: TTL = None) -> None:
         """Redis SET; memory (recorded for replay) while in fallback."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._healthy:
             if self.breaker.state == "closed":
                 try:
@@ -237,6 +302,8 @@ class FallbackCache(CacheService):
 
     async def add(self, key: str, value: Any, ttl: TTL = None) -> bool:
         """Redis SET NX; memory while in fallback."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._use_primary():
             try:
                 return await self.primary.add(key, value, ttl)
@@ -250,6 +317,8 @@ class FallbackCache(CacheService):
 
     async def delete(self, key: str) -> bool:
         """Redis UNLINK; in fallback, removed from memory and recorded so Redis drops it too."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._use_primary():
             try:
                 return await self.primary.delete(key)
@@ -262,6 +331,8 @@ class FallbackCache(CacheService):
 
     async def clear(self) -> int:
         """Clear the namespace; in fallback, memory now and all of Redis's namespace on recovery."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._use_primary():
             try:
                 return await self.primary.clear()
@@ -275,6 +346,8 @@ class FallbackCache(CacheService):
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None) -> None:
         """Pipelined SETs; memory while in fallback."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._use_primary():
             try:
                 await self.primary.set_many(mapping, ttl)
@@ -288,6 +361,8 @@ class FallbackCache(CacheService):
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """UNLINK; in fallback, memory plus replay records."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         keys = self._check_keys(keys)
         if self._use_primary():
             try:
@@ -302,6 +377,8 @@ class FallbackCache(CacheService):
 
     async def incr(self, key: str, delta: int = 1) -> int:
         """Redis INCRBY; in fallback the counter continues from memory's value (absent = 0)."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._use_primary():
             try:
                 return await self.primary.incr(key, delta)
@@ -314,6 +391,8 @@ class FallbackCache(CacheService):
 
     async def touch(self, key: str, ttl: TTL) -> bool:
         """Redis PEXPIRE; memory while in fallback."""
+        if self._gate is not None:
+            await self._wait_for_replay()
         if self._use_primary():
             try:
                 return await self.primary.touch(key, ttl)

@@ -18,7 +18,7 @@ see change), and would leave the old generation's keys without TTL in memory for
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +279,35 @@ class RedisCache(CacheService):
             if ms == -2:
                 continue
             yield full[cut:], loads(text), (None if ms < 0 else max(ms, 1) / 1000.0)
+
+    async def replay(
+        self, values: Sequence[tuple[str, Any, float | None]], deleted: Sequence[str]
+    ) -> None:
+        """Write ``(key, value, remaining_ttl)`` entries and delete ``deleted`` in one round trip.
+
+        Used by :class:`~redkeep.cache.fallback.FallbackCache` to replay an outage: a SET (with
+        PX when the entry has a remaining TTL) per value and an UNLINK per deleted key, pipelined
+        without a transaction. Raises the first per-command error after the others applied.
+        """
+        ns, dumps = self.namespace, self._dumps
+        commands: list[Command] = []
+        for key, value, remaining in values:
+            px = _px(remaining)
+            if px is None:
+                commands.append(("SET", ns + key, dumps(value)))
+            else:
+                commands.append(("SET", ns + key, dumps(value), "PX", px))
+        # One UNLINK per key: keys of a batch may live in different Cluster slots.
+        commands.extend(("UNLINK", ns + key) for key in deleted)
+        if not commands:
+            return
+        replies = await self._run(self.client.pipeline(commands))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                self._stats.errors += 1
+                raise reply
+        self._stats.sets += len(values)
+        self._stats.deletes += sum(int(r) for r in replies[len(values) :])
 
     async def _fill(self, key: str, factory: Factory, ttl: float | None) -> Any:
         if self.lock_timeout is None:

@@ -13,7 +13,7 @@ still times out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from redis import exceptions as rx
@@ -84,7 +84,7 @@ class PooledExecutor:
         self,
         pool: Any,
         slots: asyncio.Semaphore,
-        acquire: Callable[[], Awaitable[None]],
+        acquire: Callable[[], Awaitable[object]],
         retry_attempts: int,
         backoff: AbstractBackoff,
     ) -> None:
@@ -97,8 +97,13 @@ class PooledExecutor:
         self._retry_rest = Retry(
             backoff, max(retry_attempts - 1, 0), supported_errors=(rx.ConnectionError,)
         )
-        if not isinstance(getattr(pool, "_available_connections", None), list):
+        if not self.lists:
             self.execute = self._execute_generic  # type: ignore[method-assign]
+
+    @property
+    def lists(self) -> bool:
+        """True when connections come straight from the pool's lists (the fast path)."""
+        return isinstance(getattr(self._pool, "_available_connections", None), list)
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its raw reply (``ResponseError`` is raised)."""
@@ -120,12 +125,40 @@ class PooledExecutor:
                     await conn.send_packed_command(conn.pack_command(*args), True)
                     return await conn.read_response()
                 except rx.ConnectionError as exc:
-                    return await self._retry(conn, args, exc)
+                    return await self._retry(conn, lambda: _send_read(conn, args), exc)
             finally:
                 pool._in_use_connections.discard(conn)
                 pool._available_connections.append(conn)
         finally:
             slots.release()
+
+    async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """A non-transactional pipeline: errors come back in place as ``ResponseError``.
+
+        Only with :attr:`lists`; resent as a whole after a ``ConnectionError``, like redis-py.
+        """
+        await self._acquire()
+        try:
+            pool = self._pool
+            free = pool._available_connections
+            conn = free.pop() if free else pool.make_connection()
+            pool._in_use_connections.add(conn)
+            try:
+                reader = conn._reader
+                if reader is None or reader._buffer or reader.at_eof():
+                    await _revive(conn)
+                try:
+                    return await _send_read_many(conn, commands)
+                except rx.ConnectionError as exc:
+                    replies: list[Any] = await self._retry(
+                        conn, lambda: _send_read_many(conn, commands), exc
+                    )
+                    return replies
+            finally:
+                pool._in_use_connections.discard(conn)
+                pool._available_connections.append(conn)
+        finally:
+            self._slots.release()
 
     async def _execute_generic(self, *args: Any) -> Any:
         await self._acquire()
@@ -135,23 +168,35 @@ class PooledExecutor:
                 await conn.send_command(*args)
                 return await conn.read_response()
             except rx.ConnectionError as exc:
-                return await self._retry(conn, args, exc)
+                return await self._retry(conn, lambda: _send_read(conn, args), exc)
             finally:
                 await self._pool.release(conn)
         finally:
             self._slots.release()
 
-    async def _retry(self, conn: Any, args: tuple[Any, ...], exc: Exception) -> Any:
+    async def _retry(self, conn: Any, attempt: Callable[[], Awaitable[Any]], exc: Exception) -> Any:
         await conn.disconnect()
         if self._retry_attempts <= 0:
             raise exc
         await asyncio.sleep(self._backoff.compute(1))
 
-        async def attempt() -> Any:
-            await conn.send_command(*args)
-            return await conn.read_response()
-
         async def fail(_: Exception) -> None:
             await conn.disconnect()
 
         return await self._retry_rest.call_with_retry(attempt, fail)
+
+
+async def _send_read(conn: Any, args: tuple[Any, ...]) -> Any:
+    await conn.send_command(*args)
+    return await conn.read_response()
+
+
+async def _send_read_many(conn: Any, commands: Sequence[Sequence[Any]]) -> list[Any]:
+    await conn.send_packed_command(conn.pack_commands(commands), True)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await conn.read_response())
+        except rx.ResponseError as exc:
+            replies.append(exc)
+    return replies

@@ -10,9 +10,10 @@ Design notes:
   ``asyncio.Semaphore(max_connections)`` (taken without suspending when one is free;
   ``BackendTimeout`` after ``command_timeout`` when none frees), a connection from redis-py's
   plain ``ConnectionPool`` lists, send, read. ``BlockingConnectionPool`` cost an
-  ``asyncio.Condition`` and a timeout context per checkout and release. Pipelines and INFO go
-  through redis-py inside a slot. Errors are translated by
-  :func:`redkeep.redis.errors.translate_error`; the observer costs nothing when absent.
+  ``asyncio.Condition`` and a timeout context per checkout and release. Non-transactional
+  pipelines take the same path; MULTI/EXEC pipelines and INFO go through redis-py in a slot.
+  Errors are translated by :func:`redkeep.redis.errors.translate_error`; the observer costs
+  nothing when absent.
 - Connection errors are retried by redis-py's ``Retry`` with ``FullJitterBackoff`` (present in
   redis-py 5.0 and 8.x). Timeouts are not retried, so a frozen server surfaces as
   :class:`~redkeep.errors.BackendTimeout` after about ``command_timeout``.
@@ -158,10 +159,14 @@ class RespClient:
         self._slots = asyncio.Semaphore(max_connections)
         self._pool_timeout = command_timeout
         self._ex: Callable[..., Awaitable[Any]] = self._cluster_ex
+        self._many: Callable[[Sequence[Command]], Awaitable[list[Any]]] | None = None
         if not cluster:
-            self._ex = PooledExecutor(
+            executor = PooledExecutor(
                 self._pool, self._slots, self._acquire, retry_attempts, self._backoff
-            ).execute
+            )
+            self._ex = executor.execute
+            if executor.lists:
+                self._many = executor.execute_many
 
     @classmethod
     def from_settings(
@@ -534,10 +539,22 @@ class RespClient:
                 "ERR MULTI/EXEC pipelines are not supported on Redis Cluster; "
                 "use a Lua script with keys sharing one hash tag"
             )
-        pipe = self._r.pipeline() if self._cluster else self._r.pipeline(transaction=transaction)
-        for command in commands:
-            pipe.execute_command(*command)
-        replies = await self._run("PIPELINE", pipe.execute(raise_on_error=False))
+        many = self._many
+        if many is not None and not transaction:
+            try:
+                if self._observer is None:
+                    replies = await many(commands)
+                else:
+                    replies = await self._timed("PIPELINE", many(commands))
+            except Exception as exc:
+                raise translate_error(exc) from None
+        else:
+            pipe = (
+                self._r.pipeline() if self._cluster else self._r.pipeline(transaction=transaction)
+            )
+            for command in commands:
+                pipe.execute_command(*command)
+            replies = await self._run("PIPELINE", pipe.execute(raise_on_error=False))
         return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
 
     async def execute(self, *args: str | int | float) -> Any:
@@ -574,6 +591,7 @@ class RespClient:
     async def close(self) -> None:
         """Close every pooled connection; later calls raise BackendUnavailable."""
         self._ex = _closed
+        self._many = None
         try:
             if self._cluster:
                 await self._r.aclose()
