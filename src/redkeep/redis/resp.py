@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -53,6 +52,7 @@ from redkeep.errors import (
 )
 from redkeep.redis._fastconn import FastSendConnection, PooledExecutor
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
+from redkeep.redis.commands import Commands
 from redkeep.redis.errors import translate_error
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _flat_pairs(mapping: Mapping[str, Any]) -> list[Any]:
     return out
 
 
-class RespClient:
+class RespClient(Commands):
     """:class:`~redkeep.redis.base.RedisClient` over the Redis protocol (standalone or Cluster).
 
     ``url`` is ``redis://``, ``rediss://`` (TLS; redis-py query options such as
@@ -235,18 +235,6 @@ class RespClient:
     def _cluster_ex(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return self._slot_op(self._r.execute_command(*args, **kwargs))
 
-    async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
-        observer = cast(CommandObserver, self._observer)
-        start = perf_counter()
-        try:
-            result = await awaitable
-        except Exception as exc:
-            err = translate_error(exc)
-            observer.on_command(self.transport, name, perf_counter() - start, type(err).__name__)
-            raise err from None
-        observer.on_command(self.transport, name, perf_counter() - start, None)
-        return result
-
     async def _cmd(self, *args: Any, **kwargs: Any) -> Any:
         try:
             if self._observer is None:
@@ -321,10 +309,6 @@ class RespClient:
                 pipe.execute_command("SET", key, value, "PX", px)
         await self._run("MSET", pipe.execute())
 
-    async def incrby(self, key: str, delta: int = 1) -> int:
-        """INCRBY; the new value."""
-        return cast(int, await self._cmd("INCRBY", key, delta))
-
     async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
         if not keys:
             return 0
@@ -332,26 +316,6 @@ class RespClient:
             method = {"DEL": self._r.delete, "UNLINK": self._r.unlink, "EXISTS": self._r.exists}
             return cast(int, await self._run(name, method[name](*keys)))
         return cast(int, await self._cmd(name, *keys))
-
-    async def delete(self, *keys: str) -> int:
-        """DEL; number of keys removed."""
-        return await self._multi_key("DEL", keys)
-
-    async def unlink(self, *keys: str) -> int:
-        """UNLINK (non-blocking delete); number of keys removed."""
-        return await self._multi_key("UNLINK", keys)
-
-    async def exists(self, *keys: str) -> int:
-        """EXISTS; how many of ``keys`` exist."""
-        return await self._multi_key("EXISTS", keys)
-
-    async def pexpire(self, key: str, px: int) -> bool:
-        """PEXPIRE; True when the key exists."""
-        return bool(await self._cmd("PEXPIRE", key, px))
-
-    async def pttl(self, key: str) -> int:
-        """Remaining TTL in ms; -1 without expiry, -2 when missing."""
-        return cast(int, await self._cmd("PTTL", key))
 
     async def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
         """Keys matching ``match`` (SCAN on every primary of a Cluster)."""
@@ -380,91 +344,7 @@ class RespClient:
                     break
 
     # -- hashes --------------------------------------------------------------------------------
-    async def hget(self, key: str, field: str) -> str | None:
-        """HGET."""
-        return cast("str | None", await self._cmd("HGET", key, field))
-
-    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
-        """HMGET; values in ``fields`` order."""
-        if not fields:
-            return []
-        return cast("list[str | None]", await self._cmd("HMGET", key, *fields))
-
-    async def hgetall(self, key: str) -> dict[str, str]:
-        """HGETALL as a dict."""
-        flat = await self._cmd("HGETALL", key)
-        if isinstance(flat, dict):
-            return flat
-        it = iter(flat)
-        return dict(zip(it, it, strict=True))
-
-    async def hset(self, key: str, mapping: Mapping[str, str | int | float]) -> int:
-        """HSET; number of new fields."""
-        if not mapping:
-            return 0
-        return cast(int, await self._cmd("HSET", key, *_flat_pairs(mapping)))
-
-    async def hdel(self, key: str, *fields: str) -> int:
-        """HDEL; number of fields removed."""
-        if not fields:
-            return 0
-        return cast(int, await self._cmd("HDEL", key, *fields))
-
     # -- sorted sets ---------------------------------------------------------------------------
-    async def zadd(self, key: str, mapping: Mapping[str, float], *, nx: bool = False) -> int:
-        """ZADD (optionally NX); number of new members."""
-        if not mapping:
-            return 0
-        args: list[Any] = ["ZADD", key]
-        if nx:
-            args.append("NX")
-        for member, score in mapping.items():
-            args.append(score)
-            args.append(member)
-        return cast(int, await self._cmd(*args))
-
-    async def zrem(self, key: str, *members: str) -> int:
-        """ZREM; number of members removed."""
-        if not members:
-            return 0
-        return cast(int, await self._cmd("ZREM", key, *members))
-
-    async def zcard(self, key: str) -> int:
-        """ZCARD."""
-        return cast(int, await self._cmd("ZCARD", key))
-
-    async def zscore(self, key: str, member: str) -> float | None:
-        """ZSCORE as float, None when absent."""
-        score = await self._cmd("ZSCORE", key, member)
-        return None if score is None else float(score)
-
-    async def zrange(
-        self, key: str, start: int, stop: int, *, withscores: bool = False
-    ) -> list[Any]:
-        """Members by rank; ``(member, score)`` tuples with ``withscores``."""
-        if withscores:
-            return _pairs(await self._cmd("ZRANGE", key, start, stop, "WITHSCORES"))
-        return cast("list[Any]", await self._cmd("ZRANGE", key, start, stop))
-
-    async def zrangebyscore(
-        self,
-        key: str,
-        min: float | str,
-        max: float | str,
-        *,
-        offset: int | None = None,
-        count: int | None = None,
-        withscores: bool = False,
-    ) -> list[Any]:
-        """Members with ``min <= score <= max`` (``"(1"`` / ``"-inf"`` syntax accepted)."""
-        args: list[Any] = ["ZRANGEBYSCORE", key, min, max]
-        if withscores:
-            args.append("WITHSCORES")
-        if offset is not None or count is not None:
-            args += ("LIMIT", offset or 0, -1 if count is None else count)
-        reply = await self._cmd(*args)
-        return _pairs(reply) if withscores else cast("list[Any]", reply)
-
     async def bzpopmin(
         self,
         keys: Sequence[str],
@@ -479,22 +359,6 @@ class RespClient:
         return key, member, float(score)
 
     # -- lists ---------------------------------------------------------------------------------
-    async def lpush(self, key: str, *values: str) -> int:
-        """LPUSH; new length."""
-        return cast(int, await self._cmd("LPUSH", key, *values))
-
-    async def rpush(self, key: str, *values: str) -> int:
-        """RPUSH; new length."""
-        return cast(int, await self._cmd("RPUSH", key, *values))
-
-    async def lrange(self, key: str, start: int, stop: int) -> list[str]:
-        """LRANGE."""
-        return cast("list[str]", await self._cmd("LRANGE", key, start, stop))
-
-    async def llen(self, key: str) -> int:
-        """LLEN."""
-        return cast(int, await self._cmd("LLEN", key))
-
     # -- scripts, batches, raw -----------------------------------------------------------------
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA; on NOSCRIPT load the script (all primaries on a Cluster) and retry once."""
@@ -557,17 +421,7 @@ class RespClient:
             replies = await self._run("PIPELINE", pipe.execute(raise_on_error=False))
         return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
 
-    async def execute(self, *args: str | int | float) -> Any:
-        """One raw command, unprocessed reply."""
-        return await self._cmd(*args)
-
     # -- server --------------------------------------------------------------------------------
-    async def ping(self) -> float:
-        """PING; round trip in seconds."""
-        start = perf_counter()
-        await self._cmd("PING")
-        return perf_counter() - start
-
     async def info(self, section: str | None = None) -> dict[str, Any]:
         """INFO parsed into a dict (the first node's on a Cluster)."""
         args = ("INFO",) if section is None else ("INFO", section)
@@ -602,12 +456,3 @@ class RespClient:
 
     def __repr__(self) -> str:
         return f"RespClient(transport={self.transport!r})"
-
-
-def _pairs(flat: Any) -> list[tuple[str, float]]:
-    if not flat:
-        return []
-    if isinstance(flat[0], list | tuple):  # already paired (RESP3)
-        return [(m, float(s)) for m, s in flat]
-    it = iter(flat)
-    return [(m, float(s)) for m, s in zip(it, it, strict=True)]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -39,6 +38,7 @@ from redkeep.errors import (
     scrub,
 )
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
+from redkeep.redis.commands import Commands
 from redkeep.redis.errors import response_error, translate_error
 from redkeep.resilience import RetryPolicy
 
@@ -63,11 +63,6 @@ def _arg(value: Any) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
-def _pairs(flat: Sequence[Any]) -> list[tuple[str, float]]:
-    it = iter(flat)
-    return [(m, float(s)) for m, s in zip(it, it, strict=True)]
-
-
 def parse_info(text: str) -> dict[str, Any]:
     """Parse an INFO reply into a dict (numbers converted; nested ``k=v,...`` left as text)."""
     info: dict[str, Any] = {}
@@ -85,7 +80,7 @@ def parse_info(text: str) -> dict[str, Any]:
     return info
 
 
-class UpstashRestClient:
+class UpstashRestClient(Commands):
     """:class:`~redkeep.redis.base.RedisClient` over Upstash's REST API."""
 
     transport = "upstash"
@@ -195,18 +190,6 @@ class UpstashRestClient:
         except Exception as exc:
             raise translate_error(exc) from None
 
-    async def _timed(self, name: str, awaitable: Any) -> Any:
-        observer = cast(CommandObserver, self._observer)
-        start = perf_counter()
-        try:
-            result = await awaitable
-        except Exception as exc:
-            err = translate_error(exc)
-            observer.on_command(self.transport, name, perf_counter() - start, type(err).__name__)
-            raise err from None
-        observer.on_command(self.transport, name, perf_counter() - start, None)
-        return result
-
     # -- strings -------------------------------------------------------------------------------
     async def get(self, key: str) -> str | None:
         """GET."""
@@ -248,30 +231,6 @@ class UpstashRestClient:
             if isinstance(reply, Exception):
                 raise reply
 
-    async def incrby(self, key: str, delta: int = 1) -> int:
-        """INCRBY."""
-        return int(await self._cmd("INCRBY", key, delta))
-
-    async def delete(self, *keys: str) -> int:
-        """DEL."""
-        return int(await self._cmd("DEL", *keys)) if keys else 0
-
-    async def unlink(self, *keys: str) -> int:
-        """UNLINK."""
-        return int(await self._cmd("UNLINK", *keys)) if keys else 0
-
-    async def exists(self, *keys: str) -> int:
-        """EXISTS."""
-        return int(await self._cmd("EXISTS", *keys)) if keys else 0
-
-    async def pexpire(self, key: str, px: int) -> bool:
-        """PEXPIRE."""
-        return bool(await self._cmd("PEXPIRE", key, px))
-
-    async def pttl(self, key: str) -> int:
-        """PTTL."""
-        return int(await self._cmd("PTTL", key))
-
     async def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
         """SCAN with MATCH/COUNT until the cursor returns to 0."""
         cursor: Any = "0"
@@ -283,87 +242,7 @@ class UpstashRestClient:
                 return
 
     # -- hashes --------------------------------------------------------------------------------
-    async def hget(self, key: str, field: str) -> str | None:
-        """HGET."""
-        return cast("str | None", await self._cmd("HGET", key, field))
-
-    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
-        """HMGET."""
-        if not fields:
-            return []
-        return cast("list[str | None]", await self._cmd("HMGET", key, *fields))
-
-    async def hgetall(self, key: str) -> dict[str, str]:
-        """HGETALL as a dict."""
-        flat = await self._cmd("HGETALL", key) or []
-        it = iter(flat)
-        return dict(zip(it, it, strict=True))
-
-    async def hset(self, key: str, mapping: Mapping[str, str | int | float]) -> int:
-        """HSET."""
-        if not mapping:
-            return 0
-        flat: list[Any] = ["HSET", key]
-        for field, value in mapping.items():
-            flat += (field, value)
-        return int(await self._cmd(*flat))
-
-    async def hdel(self, key: str, *fields: str) -> int:
-        """HDEL."""
-        return int(await self._cmd("HDEL", key, *fields)) if fields else 0
-
     # -- sorted sets ---------------------------------------------------------------------------
-    async def zadd(self, key: str, mapping: Mapping[str, float], *, nx: bool = False) -> int:
-        """ZADD (optionally NX)."""
-        if not mapping:
-            return 0
-        args: list[Any] = ["ZADD", key]
-        if nx:
-            args.append("NX")
-        for member, score in mapping.items():
-            args += (repr(float(score)), member)
-        return int(await self._cmd(*args))
-
-    async def zrem(self, key: str, *members: str) -> int:
-        """ZREM."""
-        return int(await self._cmd("ZREM", key, *members)) if members else 0
-
-    async def zcard(self, key: str) -> int:
-        """ZCARD."""
-        return int(await self._cmd("ZCARD", key))
-
-    async def zscore(self, key: str, member: str) -> float | None:
-        """ZSCORE as float."""
-        score = await self._cmd("ZSCORE", key, member)
-        return None if score is None else float(score)
-
-    async def zrange(
-        self, key: str, start: int, stop: int, *, withscores: bool = False
-    ) -> list[Any]:
-        """ZRANGE by rank."""
-        if withscores:
-            return _pairs(await self._cmd("ZRANGE", key, start, stop, "WITHSCORES"))
-        return cast("list[Any]", await self._cmd("ZRANGE", key, start, stop))
-
-    async def zrangebyscore(
-        self,
-        key: str,
-        min: float | str,
-        max: float | str,
-        *,
-        offset: int | None = None,
-        count: int | None = None,
-        withscores: bool = False,
-    ) -> list[Any]:
-        """ZRANGEBYSCORE with optional LIMIT and WITHSCORES."""
-        args: list[Any] = ["ZRANGEBYSCORE", key, min, max]
-        if withscores:
-            args.append("WITHSCORES")
-        if offset is not None or count is not None:
-            args += ("LIMIT", offset or 0, -1 if count is None else count)
-        reply = await self._cmd(*args)
-        return _pairs(reply) if withscores else cast("list[Any]", reply)
-
     async def bzpopmin(
         self,
         keys: Sequence[str],
@@ -376,22 +255,6 @@ class UpstashRestClient:
         )
 
     # -- lists ---------------------------------------------------------------------------------
-    async def lpush(self, key: str, *values: str) -> int:
-        """LPUSH."""
-        return int(await self._cmd("LPUSH", key, *values))
-
-    async def rpush(self, key: str, *values: str) -> int:
-        """RPUSH."""
-        return int(await self._cmd("RPUSH", key, *values))
-
-    async def lrange(self, key: str, start: int, stop: int) -> list[str]:
-        """LRANGE."""
-        return cast("list[str]", await self._cmd("LRANGE", key, start, stop))
-
-    async def llen(self, key: str) -> int:
-        """LLEN."""
-        return int(await self._cmd("LLEN", key))
-
     # -- scripts, batches, raw -----------------------------------------------------------------
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA; on NOSCRIPT load the script and retry once."""
@@ -429,17 +292,7 @@ class UpstashRestClient:
             for item in data
         ]
 
-    async def execute(self, *args: str | int | float) -> Any:
-        """One raw command, unprocessed reply."""
-        return await self._cmd(*args)
-
     # -- server --------------------------------------------------------------------------------
-    async def ping(self) -> float:
-        """PING; round trip in seconds."""
-        start = perf_counter()
-        await self._cmd("PING")
-        return perf_counter() - start
-
     async def info(self, section: str | None = None) -> dict[str, Any]:
         """INFO parsed into a dict."""
         text = await self._cmd("INFO") if section is None else await self._cmd("INFO", section)

@@ -1,0 +1,190 @@
+"""Typed Redis commands shared by both transports, built on one raw ``_cmd`` primitive.
+
+:class:`~redkeep.redis.resp.RespClient` and :class:`~redkeep.redis.upstash.UpstashRestClient`
+inherit these and implement ``_cmd`` (send one command, return the raw reply, raise only
+:mod:`redkeep.errors` exceptions); each overrides what its wire protocol does differently
+(hot-path strings, multi-key splitting on a Cluster, scripts, pipelines, blocking pops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from time import perf_counter
+from typing import Any, cast
+
+from redkeep.redis.base import CommandObserver
+from redkeep.redis.errors import translate_error
+
+__all__ = ["Commands", "pairs"]
+
+
+def pairs(flat: Any) -> list[tuple[str, float]]:
+    """``[m1, s1, m2, s2]`` (or RESP3's already paired list) as ``[(m1, s1), (m2, s2)]``."""
+    if not flat:
+        return []
+    if isinstance(flat[0], list | tuple):
+        return [(m, float(s)) for m, s in flat]
+    it = iter(flat)
+    return [(m, float(s)) for m, s in zip(it, it, strict=True)]
+
+
+class Commands:
+    """The :class:`~redkeep.redis.base.RedisClient` methods whose wire form is the same on
+    every transport."""
+
+    transport: str
+    _observer: CommandObserver | None
+
+    async def _cmd(self, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` reporting its duration and error category to the observer."""
+        observer = cast(CommandObserver, self._observer)
+        start = perf_counter()
+        try:
+            result = await awaitable
+        except Exception as exc:
+            err = translate_error(exc)
+            observer.on_command(self.transport, name, perf_counter() - start, type(err).__name__)
+            raise err from None
+        observer.on_command(self.transport, name, perf_counter() - start, None)
+        return result
+
+    async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
+        return int(await self._cmd(name, *keys)) if keys else 0
+
+    # -- keys ----------------------------------------------------------------------------------
+    async def incrby(self, key: str, delta: int = 1) -> int:
+        """INCRBY."""
+        return int(await self._cmd("INCRBY", key, delta))
+
+    async def delete(self, *keys: str) -> int:
+        """DEL; the number of keys removed."""
+        return await self._multi_key("DEL", keys)
+
+    async def unlink(self, *keys: str) -> int:
+        """UNLINK; the number of keys removed."""
+        return await self._multi_key("UNLINK", keys)
+
+    async def exists(self, *keys: str) -> int:
+        """EXISTS; how many of ``keys`` exist."""
+        return await self._multi_key("EXISTS", keys)
+
+    async def pexpire(self, key: str, px: int) -> bool:
+        """PEXPIRE; False when the key does not exist."""
+        return bool(await self._cmd("PEXPIRE", key, px))
+
+    async def pttl(self, key: str) -> int:
+        """PTTL in ms; -1 without expiry, -2 when absent."""
+        return int(await self._cmd("PTTL", key))
+
+    # -- hashes --------------------------------------------------------------------------------
+    async def hget(self, key: str, field: str) -> str | None:
+        """HGET."""
+        return cast("str | None", await self._cmd("HGET", key, field))
+
+    async def hmget(self, key: str, fields: Sequence[str]) -> list[str | None]:
+        """HMGET."""
+        if not fields:
+            return []
+        return cast("list[str | None]", await self._cmd("HMGET", key, *fields))
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        """HGETALL as a dict."""
+        flat = await self._cmd("HGETALL", key) or []
+        if isinstance(flat, dict):
+            return flat
+        it = iter(flat)
+        return dict(zip(it, it, strict=True))
+
+    async def hset(self, key: str, mapping: Mapping[str, str | int | float]) -> int:
+        """HSET of every pair; the number of new fields."""
+        if not mapping:
+            return 0
+        args: list[Any] = ["HSET", key]
+        for field, value in mapping.items():
+            args += (field, value)
+        return int(await self._cmd(*args))
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        """HDEL."""
+        return int(await self._cmd("HDEL", key, *fields)) if fields else 0
+
+    # -- sorted sets ---------------------------------------------------------------------------
+    async def zadd(self, key: str, mapping: Mapping[str, float], *, nx: bool = False) -> int:
+        """ZADD (``NX`` with ``nx``); the number of new members."""
+        if not mapping:
+            return 0
+        args: list[Any] = ["ZADD", key, "NX"] if nx else ["ZADD", key]
+        for member, score in mapping.items():
+            args += (repr(float(score)), member)
+        return int(await self._cmd(*args))
+
+    async def zrem(self, key: str, *members: str) -> int:
+        """ZREM."""
+        return int(await self._cmd("ZREM", key, *members)) if members else 0
+
+    async def zcard(self, key: str) -> int:
+        """ZCARD."""
+        return int(await self._cmd("ZCARD", key))
+
+    async def zscore(self, key: str, member: str) -> float | None:
+        """ZSCORE as float, None when absent."""
+        score = await self._cmd("ZSCORE", key, member)
+        return None if score is None else float(score)
+
+    async def zrange(
+        self, key: str, start: int, stop: int, *, withscores: bool = False
+    ) -> list[Any]:
+        """Members by rank; ``(member, score)`` tuples with ``withscores``."""
+        if withscores:
+            return pairs(await self._cmd("ZRANGE", key, start, stop, "WITHSCORES"))
+        return cast("list[Any]", await self._cmd("ZRANGE", key, start, stop))
+
+    async def zrangebyscore(
+        self,
+        key: str,
+        min: float | str,
+        max: float | str,
+        *,
+        offset: int | None = None,
+        count: int | None = None,
+        withscores: bool = False,
+    ) -> list[Any]:
+        """Members with ``min <= score <= max`` (``"(1"`` / ``"-inf"`` syntax accepted)."""
+        args: list[Any] = ["ZRANGEBYSCORE", key, min, max]
+        if withscores:
+            args.append("WITHSCORES")
+        if offset is not None or count is not None:
+            args += ("LIMIT", offset or 0, -1 if count is None else count)
+        reply = await self._cmd(*args)
+        return pairs(reply) if withscores else cast("list[Any]", reply)
+
+    # -- lists ---------------------------------------------------------------------------------
+    async def lpush(self, key: str, *values: str) -> int:
+        """LPUSH."""
+        return int(await self._cmd("LPUSH", key, *values))
+
+    async def rpush(self, key: str, *values: str) -> int:
+        """RPUSH."""
+        return int(await self._cmd("RPUSH", key, *values))
+
+    async def lrange(self, key: str, start: int, stop: int) -> list[str]:
+        """LRANGE."""
+        return cast("list[str]", await self._cmd("LRANGE", key, start, stop))
+
+    async def llen(self, key: str) -> int:
+        """LLEN."""
+        return int(await self._cmd("LLEN", key))
+
+    # -- raw, server ---------------------------------------------------------------------------
+    async def execute(self, *args: str | int | float) -> Any:
+        """One raw command, unprocessed reply."""
+        return await self._cmd(*args)
+
+    async def ping(self) -> float:
+        """PING; the round trip in seconds."""
+        start = perf_counter()
+        await self._cmd("PING")
+        return perf_counter() - start
