@@ -15,7 +15,21 @@ from typing import Any, cast
 from redkeep.redis.base import CommandObserver
 from redkeep.redis.errors import translate_error
 
-__all__ = ["Commands", "pairs"]
+__all__ = ["Commands", "pairs", "set_args"]
+
+
+def set_args(key: str, value: str, px: int | None, nx: bool, xx: bool) -> list[Any]:
+    """The ``SET`` command for :meth:`RedisClient.set`'s arguments."""
+    if nx and xx:
+        raise ValueError("set(): nx and xx are mutually exclusive")
+    args: list[Any] = ["SET", key, value]
+    if px is not None:
+        args += ("PX", px)
+    if nx:
+        args.append("NX")
+    if xx:
+        args.append("XX")
+    return args
 
 
 def pairs(flat: Any) -> list[tuple[str, float]]:
@@ -54,7 +68,23 @@ class Commands:
     async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
         return int(await self._cmd(name, *keys)) if keys else 0
 
-    # -- keys ----------------------------------------------------------------------------------
+    # -- strings and keys ----------------------------------------------------------------------
+    async def get(self, key: str) -> str | None:
+        """GET."""
+        return cast("str | None", await self._cmd("GET", key))
+
+    async def set(
+        self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
+    ) -> bool:
+        """SET with optional PX/NX/XX; True when written."""
+        return await self._cmd(*set_args(key, value, px, nx, xx)) is not None
+
+    async def mget(self, keys: Sequence[str]) -> list[str | None]:
+        """MGET; values in ``keys`` order."""
+        if not keys:
+            return []
+        return cast("list[str | None]", await self._cmd("MGET", *keys))
+
     async def incrby(self, key: str, delta: int = 1) -> int:
         """INCRBY."""
         return int(await self._cmd("INCRBY", key, delta))

@@ -52,7 +52,7 @@ from redkeep.errors import (
 )
 from redkeep.redis._fastconn import FastSendConnection, PooledExecutor
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
-from redkeep.redis.commands import Commands
+from redkeep.redis.commands import Commands, set_args
 from redkeep.redis.errors import translate_error
 
 if TYPE_CHECKING:
@@ -270,15 +270,7 @@ class RespClient(Commands):
         self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
     ) -> bool:
         """SET with optional PX/NX/XX; True when written."""
-        if nx and xx:
-            raise ValueError("set(): nx and xx are mutually exclusive")
-        args: list[Any] = ["SET", key, value]
-        if px is not None:
-            args += ("PX", px)
-        if nx:
-            args.append("NX")
-        if xx:
-            args.append("XX")
+        args = set_args(key, value, px, nx, xx)
         try:
             if self._observer is None:
                 return await self._ex(*args) is not None

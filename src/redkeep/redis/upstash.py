@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -191,31 +191,6 @@ class UpstashRestClient(Commands):
             raise translate_error(exc) from None
 
     # -- strings -------------------------------------------------------------------------------
-    async def get(self, key: str) -> str | None:
-        """GET."""
-        return cast("str | None", await self._cmd("GET", key))
-
-    async def set(
-        self, key: str, value: str, *, px: int | None = None, nx: bool = False, xx: bool = False
-    ) -> bool:
-        """SET with optional PX/NX/XX; True when written."""
-        if nx and xx:
-            raise ValueError("set(): nx and xx are mutually exclusive")
-        args: list[Any] = ["SET", key, value]
-        if px is not None:
-            args += ("PX", px)
-        if nx:
-            args.append("NX")
-        if xx:
-            args.append("XX")
-        return await self._cmd(*args) is not None
-
-    async def mget(self, keys: Sequence[str]) -> list[str | None]:
-        """MGET."""
-        if not keys:
-            return []
-        return cast("list[str | None]", await self._cmd("MGET", *keys))
-
     async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
         """MSET, or one pipeline of ``SET k v PX px`` when ``px`` is given."""
         if not mapping:
