@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck pytest reliability bench redis-server emulator install clean
+.PHONY: serve test lint typecheck pytest reliability bench bench-peers redis-server emulator install clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,22 @@ reliability: install redis-server
 
 bench: install
 	$(BIN)/python bench/serialization_bench.py
+	$(BIN)/python bench/resp_bench.py
+	$(BIN)/python bench/cache_bench.py
+
+# redkeep measured in the same run as its peers (queue and cache), with the shared harness in
+# ../shared/bench. Its venv keeps redis-py 5.3.1: redkeep goes in with --no-deps.
+BENCH_HOME ?= /tmp/redkeep-peer-bench
+HARNESS ?= ../shared/bench
+bench-peers:
+	test -x $(BENCH_HOME)/.venv/bin/python || BENCH_HOME=$(BENCH_HOME) $(HARNESS)/setup.sh
+	$(BENCH_HOME)/.venv/bin/pip install -q --no-deps -e .
+	$(BENCH_HOME)/.venv/bin/pip install -q 'orjson>=3.9' 'pydantic-settings>=2.2' 'httpx>=0.27' \
+		'typer>=0.12' 'rich>=13.7' 'prometheus-client>=0.20' 'redis==5.3.1'
+	BENCH_HOME=$(BENCH_HOME) BENCH_QUEUE_REPEATS=2 BENCH_EXTRA_PEERS=bench/peers \
+	BENCH_EXTRA_PYTHONPATH=src:bench \
+	BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepFallbackCache,raw,redkeep_cache_peer:RedkeepMemoryCache \
+	$(HARNESS)/run_peers.sh
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
