@@ -1,0 +1,123 @@
+"""Render the queue and cache tables of a peer-harness results file as Markdown.
+
+    python bench/render_peers.py $BENCH_HOME/results/peers-YYYYMMDD-TAG.json
+
+Queue rows are medians over the run's repetitions; the ratio table compares redkeep with the
+best peer of the same run on each metric. Cache rows are printed as measured, with each
+redkeep row's ratio to the raw redis-py + json row measured just before it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from typing import Any
+
+QUEUE_FIELDS = [
+    ("enqueue_jobs_per_s", "bulk/normal enqueue jobs/s", True, ">= 2x"),
+    ("seq_enqueue_jobs_per_s", "1-by-1 enqueue jobs/s", True, ">= 1.5x"),
+    ("process_jobs_per_s", "end-to-end jobs/s", True, ">= 2x"),
+    ("latency_ms_median", "latency p50 ms", False, "<= 1x (no worse)"),
+    ("latency_ms_p99", "latency p99 ms", False, "< 2 ms absolute"),
+]
+CACHE_OPS = ["get_hit_100B", "get_hit_10KB", "get_miss", "set_100B", "set_10KB"]
+
+
+def fmt(value: float | None, field: str) -> str:
+    if value is None:
+        return "failed"
+    return f"{value:,.0f}" if "per_s" in field else f"{value:.2f}"
+
+
+def queue_tables(rows: list[dict[str, Any]]) -> list[str]:
+    peers: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("kind") == "queue":
+            peers.setdefault(r["peer"], []).append(r)
+
+    def med(peer: str, field: str) -> float | None:
+        vals = [
+            r[field]
+            for r in peers.get(peer, [])
+            if r.get("status") == "ok" and r.get(field) is not None
+        ]
+        return statistics.median(vals) if vals else None
+
+    ours = sorted(p for p in peers if p.startswith("redkeep"))
+    others = sorted(p for p in peers if not p.startswith("redkeep"))
+    out = [
+        "| peer | bulk/normal enqueue jobs/s | 1-by-1 enqueue jobs/s | end-to-end jobs/s "
+        "| latency p50 ms | p99 ms | duplicates | worker concurrency |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in ours + others:
+        ok = [r for r in peers[p] if r.get("status") == "ok"]
+        if not ok:
+            out.append(f"| {p} | failed | | | | | | |")
+            continue
+        dup = sum(r.get("duplicate_executions") or 0 for r in ok)
+        cells = " | ".join(fmt(med(p, f), f) for f, *_ in QUEUE_FIELDS)
+        out.append(f"| {p} | {cells} | {dup} | {ok[0].get('worker_concurrency', '')} |")
+    if not ours or not others:
+        return out
+    out += ["", "| metric | redkeep (best variant) | best peer | ratio | target |"]
+    out.append("|---|---|---|---|---|")
+    for field, label, higher, target in QUEUE_FIELDS:
+        mine_all = [(v, p) for p in ours if (v := med(p, field)) is not None]
+        cand = [(v, p) for p in others if (v := med(p, field)) is not None]
+        if not mine_all or not cand:
+            continue
+        mine = max(mine_all) if higher else min(mine_all)
+        best = max(cand) if higher else min(cand)
+        ratio = mine[0] / best[0]
+        out.append(
+            f"| {label} | {fmt(mine[0], field)} ({mine[1]}) | {fmt(best[0], field)} ({best[1]}) "
+            f"| {ratio:.2f}x | {target} |"
+        )
+    return out
+
+
+def cache_tables(rows: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "| library | mode | " + " | ".join(CACHE_OPS) + " |",
+        "|---|---|" + "---|" * len(CACHE_OPS),
+    ]
+    raw: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if r.get("kind") != "cache" or r.get("status") == "failed":
+            continue
+        name = f"{r.get('peer', '?')} ({r.get('version', '')})"
+        for mode in ("seq", "c50"):
+            res = {op: r.get("results", {}).get(f"{op}_{mode}") for op in CACHE_OPS}
+            cells = []
+            for op in CACHE_OPS:
+                v = res[op]
+                base = raw.get(mode, {}).get(op)
+                ratio = (
+                    f" ({v / base:.2f}x)"
+                    if v and base and "redkeep" in name and "Memory" not in name
+                    else ""
+                )
+                cells.append("" if v is None else f"{v:,.0f}{ratio}")
+            label = "1 coroutine" if mode == "seq" else "50 coroutines"
+            out.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+            if "raw" in name:
+                raw[mode] = {op: v for op, v in res.items() if v}
+    return out
+
+
+def main() -> None:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        rows = json.load(f)
+    meta = next((r for r in rows if r.get("kind") == "meta"), {})
+    name = sys.argv[1].rsplit("/", 1)[-1]
+    print(f"Run of {meta.get('date')} (`{name}`), python {meta.get('python')}")
+    print()
+    print("\n".join(queue_tables(rows)))
+    print()
+    print("\n".join(cache_tables(rows)))
+
+
+if __name__ == "__main__":
+    main()
