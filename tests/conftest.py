@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import redis as sync_redis
+
 from tests.support.redis_server import RedisServer
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

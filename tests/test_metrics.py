@@ -213,10 +213,9 @@ def test_breaker_state_and_transitions_from_listener() -> None:
 
 async def test_fallback_cache_and_breaker_series_from_a_degraded_service() -> None:
     # Redis absent: the service starts degraded, caches serve from their memory fallback.
-    from tests.support.redis_server import free_port
-
     from redkeep.config import Settings
     from redkeep.services import create_services
+    from tests.support.redis_server import free_port
 
     settings = Settings(
         redis_url=f"redis://127.0.0.1:{free_port()}/0",

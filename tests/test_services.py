@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-from tests.support.redis_server import free_port
 
 from redkeep.cache.fallback import FallbackCache
 from redkeep.cache.memory import MemoryCache
@@ -17,6 +16,7 @@ from redkeep.monitoring.probes import QUEUE_DEPTH
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.services import MEMORY_WARNING, Services, StartupError, create_services
+from tests.support.redis_server import free_port
 
 PASSWORD = "hunter2-very-secret"
 

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from tests.support.redis_server import RedisServer
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
 from redkeep.errors import BackendResponseError, BackendUnavailable
 from redkeep.redis.resp import RespClient
 from redkeep.resilience import CircuitBreaker
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture

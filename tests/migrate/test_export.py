@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.web.server import TOKEN, ServerThread, redis_settings
 from typer.testing import CliRunner
 
 from redkeep.cache.redis import RedisCache
@@ -18,6 +17,7 @@ from redkeep.cli import app
 from redkeep.config import Settings
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.redis.resp import RespClient
+from tests.web.server import TOKEN, ServerThread, redis_settings
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.migrate.conftest import Stores
 
 from redkeep.cache.redis import list_cache_names
 from redkeep.config import Settings
@@ -22,6 +21,7 @@ from redkeep.migrate import (
 from redkeep.queue.keys import QueueKeys
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.redis.resp import RespClient
+from tests.migrate.conftest import Stores
 
 SETTINGS = Settings(backend="memory")
 

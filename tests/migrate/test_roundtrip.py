@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import orjson
-from tests.migrate.conftest import ODD_KEYS, VALUES, Stores, same_value
 
 from redkeep.cache.redis import RedisCache, list_cache_names
 from redkeep.config import Settings
@@ -21,6 +20,7 @@ from redkeep.migrate import (
 from redkeep.queue.base import JobStatus
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.redis.resp import RespClient
+from tests.migrate.conftest import ODD_KEYS, VALUES, Stores, same_value
 
 SETTINGS = Settings(backend="memory")
 

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.migrate.conftest import same_value
 
 from redkeep.migrate.snapshot import (
     CacheRecord,
@@ -23,6 +22,7 @@ from redkeep.migrate.snapshot import (
 )
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import Job, JobFailure, JobStatus
+from tests.migrate.conftest import same_value
 
 json_leaf = (
     st.none()

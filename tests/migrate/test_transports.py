@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.migrate.conftest import Stores, same_value
 
 from redkeep.config import Settings
 from redkeep.migrate import (
@@ -18,6 +17,7 @@ from redkeep.migrate import (
     parse_endpoint,
     write_snapshot,
 )
+from tests.migrate.conftest import Stores, same_value
 
 SETTINGS = Settings(backend="memory")
 

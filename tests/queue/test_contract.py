@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 import pytest
-from tests.queue.conftest import running, wait_status, wait_until
 
 from redkeep.errors import PayloadTooLarge, SerializationError
 from redkeep.queue import Backoff, InvalidJob, Job, JobSpec, JobStatus, RetentionPolicy
+from tests.queue.conftest import running, wait_status, wait_until
 
 
 async def test_enqueue_and_inspect(make_queue: Any) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.queue.conftest import running, wait_status, wait_until
 
 from redkeep.errors import BackendError
 from redkeep.queue import Job, JobStatus, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
+from tests.queue.conftest import running, wait_status, wait_until
 
 WORKER = Path(__file__).with_name("worker_proc.py")
 

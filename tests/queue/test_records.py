@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.queue.conftest import running, wait_status
 
 from redkeep.queue import Job, RedisJobQueue
 from redkeep.redis.resp import RespClient
+from tests.queue.conftest import running, wait_status
 
 
 @pytest.mark.parametrize(

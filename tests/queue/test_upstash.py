@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.queue.conftest import running, wait_status
 
 from redkeep.queue import Job, JobSpec, JobStatus, RedisJobQueue
+from tests.queue.conftest import running, wait_status
 
 pytestmark = pytest.mark.upstash
 

@@ -24,13 +24,13 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.reliability.harness import Deadline, Figures, scale, wait_until
 
 from redkeep.cache import RedisCache
 from redkeep.errors import InvalidKey, PayloadTooLarge, RedkeepError, SerializationError
 from redkeep.queue import InvalidJob, Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 from redkeep.serialization import JsonSerializer
+from tests.reliability.harness import Deadline, Figures, scale, wait_until
 
 pytestmark = pytest.mark.slow
 

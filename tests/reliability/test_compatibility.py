@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Figures, scale, wait_until
 
 from redkeep.cache import MemoryCache, RedisCache
 from redkeep.cache.base import CacheService
 from redkeep.queue import Backoff, Job, JobQueue, MemoryJobQueue, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
+from tests.reliability.harness import Figures, scale, wait_until
 
 pytestmark = pytest.mark.slow
 

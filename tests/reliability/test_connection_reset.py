@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Deadline, Figures, Latencies, scale, wait_until
-from tests.reliability.jobs import all_finished, statuses
 
 from redkeep.cache import RedisCache
 from redkeep.queue import Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
+from tests.reliability.harness import Deadline, Figures, Latencies, scale, wait_until
+from tests.reliability.jobs import all_finished, statuses
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Deadline, Figures, scale, wait_until
-from tests.reliability.jobs import all_finished, run_counts, statuses
-from tests.reliability.processes import WorkerPool
 
 from redkeep.queue import JobSpec, RedisJobQueue
 from redkeep.redis.resp import RespClient
+from tests.reliability.harness import Deadline, Figures, scale, wait_until
+from tests.reliability.jobs import all_finished, run_counts, statuses
+from tests.reliability.processes import WorkerPool
 
 pytestmark = pytest.mark.slow
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from tests.reliability import report
 from tests.reliability.harness import Deadline, Figures, Latencies, bounded, wait_until
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Deadline, Figures, Latencies, scale, wait_until
-from tests.reliability.jobs import run_counts
-from tests.reliability.processes import WorkerPool
 
 from redkeep.config import Settings
 from redkeep.services import create_services
+from tests.reliability.harness import Deadline, Figures, Latencies, scale, wait_until
+from tests.reliability.jobs import run_counts
+from tests.reliability.processes import WorkerPool
 
 pytestmark = pytest.mark.slow
 

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Deadline, Figures, bounded, scale
 
 from redkeep.cache import RedisCache
 from redkeep.errors import BackendResponseError
 from redkeep.queue import JobSpec, JobStatus, RedisJobQueue
 from redkeep.redis.resp import RespClient
+from tests.reliability.harness import Deadline, Figures, bounded, scale
 
 pytestmark = pytest.mark.slow
 

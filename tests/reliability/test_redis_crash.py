@@ -15,8 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Deadline, Figures, scale, wait_until
-from tests.reliability.jobs import all_finished, statuses
 
 from redkeep.errors import (
     BackendTimeout,
@@ -24,6 +22,8 @@ from redkeep.errors import (
 )
 from redkeep.queue import Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
+from tests.reliability.harness import Deadline, Figures, scale, wait_until
+from tests.reliability.jobs import all_finished, statuses
 
 pytestmark = pytest.mark.slow
 

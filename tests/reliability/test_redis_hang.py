@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.reliability.harness import Figures, Latencies, scale, wait_until
-from tests.reliability.jobs import all_finished, run_counts, statuses
-from tests.reliability.processes import WorkerPool
 
 from redkeep.cache import FallbackCache, RedisCache
 from redkeep.queue import JobSpec, RedisJobQueue
 from redkeep.redis.resp import RespClient
 from redkeep.resilience import CircuitBreaker
+from tests.reliability.harness import Figures, Latencies, scale, wait_until
+from tests.reliability.jobs import all_finished, run_counts, statuses
+from tests.reliability.processes import WorkerPool
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,9 @@ import argparse
 import asyncio
 import logging
 
-from tests.reliability.processes import READY_LINE
-
 from redkeep.queue import Job, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
+from tests.reliability.processes import READY_LINE
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from tests.support.redis_server import HOST, RedisServer, free_port
 
 __all__ = ["EMULATOR_MODULES", "UpstashEmulator", "emulator_missing_reason", "start_emulator"]
