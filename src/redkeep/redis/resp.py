@@ -335,7 +335,6 @@ class RespClient(Commands):
                 if str(cursor) == "0":
                     break
 
-    # -- hashes --------------------------------------------------------------------------------
     # -- sorted sets ---------------------------------------------------------------------------
     async def bzpopmin(
         self,
@@ -350,7 +349,6 @@ class RespClient(Commands):
         key, member, score = reply
         return key, member, float(score)
 
-    # -- lists ---------------------------------------------------------------------------------
     # -- scripts, batches, raw -----------------------------------------------------------------
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA; on NOSCRIPT load the script (all primaries on a Cluster) and retry once."""

@@ -216,7 +216,6 @@ class UpstashRestClient(Commands):
             if str(cursor) == "0":
                 return
 
-    # -- hashes --------------------------------------------------------------------------------
     # -- sorted sets ---------------------------------------------------------------------------
     async def bzpopmin(
         self,
@@ -229,7 +228,6 @@ class UpstashRestClient(Commands):
             "check capabilities.blocking and poll with ZPOPMIN or a script instead"
         )
 
-    # -- lists ---------------------------------------------------------------------------------
     # -- scripts, batches, raw -----------------------------------------------------------------
     async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA; on NOSCRIPT load the script and retry once."""
