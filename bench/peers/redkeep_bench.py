@@ -1,13 +1,15 @@
 """redkeep peer for the shared queue benchmark (/work/shared/bench, see its README.md).
 
 Worker: the real CLI, ``redkeep worker redkeep_bench:handlers -q bench --concurrency 10`` (and 50
-in a second variant), default asyncio loop, default settings (lease 30 s, retention of 10,000
-completed jobs enforced by the scripts). Enqueue: ``RedisJobQueue.enqueue`` one at a time, bulk
-with ``enqueue_many`` in chunks of ``common.CHUNK`` (one script call per 500 jobs).
+in a second variant) on uvloop when installed (``redkeep[fast]``; the harness venv has it),
+default settings (lease 30 s, retention of 10,000 completed jobs enforced by the scripts).
+Enqueue: ``RedisJobQueue.enqueue`` one at a time, bulk with ``enqueue_many`` in chunks of
+``common.CHUNK`` (one script call per 500 jobs).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from importlib.metadata import version
 from typing import Any
 
@@ -15,6 +17,12 @@ import common
 
 from redkeep.queue import Job, JobSpec, RedisJobQueue
 from redkeep.redis.resp import RespClient
+
+
+def _loop() -> str:
+    """The loop ``redkeep worker`` runs on: uvloop when importable (see redkeep.cli._loop)."""
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
 
 QUEUE = "bench"
 
@@ -55,7 +63,7 @@ async def run_variant(concurrency: int) -> None:
         ],
         env_extra={"REDKEEP_REDIS_URL": common.URL, "REDKEEP_LOG_LEVEL": "WARNING"},
         lat_one=lat_one,
-        worker_concurrency=f"concurrency={concurrency} (1 process, asyncio; default 10)",
+        worker_concurrency=f"concurrency={concurrency} (1 process, {_loop()}; default 10)",
         enqueue_api=f"enqueue_many in chunks of {common.CHUNK} (one Lua call per 500 jobs)",
         notes="at-least-once with leases (30 s) + fencing; claims/acks batched per step script; "
         "completed retention 1 h / 10,000 enforced",
