@@ -8,7 +8,7 @@ inherit these and implement ``_cmd`` (send one command, return the raw reply, ra
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, cast
 
@@ -108,6 +108,16 @@ class Commands:
     async def pttl(self, key: str) -> int:
         """PTTL in ms; -1 without expiry, -2 when absent."""
         return int(await self._cmd("PTTL", key))
+
+    async def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
+        """SCAN with MATCH/COUNT until the cursor returns to 0."""
+        cursor: Any = "0"
+        while True:
+            cursor, keys = await self._cmd("SCAN", cursor, "MATCH", match, "COUNT", count)
+            for key in keys:
+                yield key
+            if str(cursor) == "0":
+                return
 
     # -- hashes --------------------------------------------------------------------------------
     async def hget(self, key: str, field: str) -> str | None:

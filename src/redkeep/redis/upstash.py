@@ -22,7 +22,7 @@ Capabilities: no blocking commands and no pub/sub over REST. :meth:`bzpopmin` th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -205,16 +205,6 @@ class UpstashRestClient(Commands):
         for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
-
-    async def scan_iter(self, match: str, count: int = 500) -> AsyncIterator[str]:
-        """SCAN with MATCH/COUNT until the cursor returns to 0."""
-        cursor: Any = "0"
-        while True:
-            cursor, keys = await self._cmd("SCAN", cursor, "MATCH", match, "COUNT", count)
-            for key in keys:
-                yield key
-            if str(cursor) == "0":
-                return
 
     # -- sorted sets ---------------------------------------------------------------------------
     async def bzpopmin(
