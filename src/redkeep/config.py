@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         0.05, gt=0, description="First retry delay; doubles per attempt with full jitter."
     )
     retry_max_delay: Seconds = Field(2.0, gt=0, description="Cap on one retry delay.")
+    busy_poll: Seconds = Field(
+        0.0002,
+        ge=0,
+        le=0.01,
+        description="Seconds a lone command polls its socket before it waits on the event loop "
+        "(saves a CPU wake-up per round trip; costs at most this much CPU); 0 disables.",
+    )
     health_check_interval: Seconds = Field(
         5.0, ge=0, description="Seconds between background health pings; 0 disables them."
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from redkeep.cli._loop import freeze_startup
 from redkeep.cli._loop import run as run_loop
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError, scrub
@@ -79,6 +80,7 @@ async def _run(
         if concurrency is not None:
             options["concurrency"] = concurrency
         w = services.worker(handlers, queues=queues, **options)
+        freeze_startup()
         log.info(
             "worker started: queues=%s handlers=%s backend=%s",
             ",".join(queues),

@@ -5,15 +5,16 @@ Design notes:
 - Replies are raw: the client's response callbacks are removed (except INFO and the cluster's
   own bootstrap commands), so ``pipeline`` returns what the server sent and the typed methods
   convert the few replies that need it. This also saves redis-py's per-reply callback work.
-- Standalone: commands bypass ``Redis.execute_command``
-  (:class:`~redkeep.redis._fastconn.PooledExecutor`): a slot of an
+- Standalone: every command that neither blocks nor changes connection state runs on one
+  multiplexed connection (:class:`~redkeep.redis._mux.Multiplexer`): concurrent callers are
+  pipelined on it, and a lone caller busy-polls briefly before parking (``spin``). Blocking and
+  connection-state commands (``_mux.POOLED``: BZPOPMIN, BLPOP, MULTI, CLIENT...) and TLS go through
+  :class:`~redkeep.redis._fastconn.PooledExecutor`: a slot of an
   ``asyncio.Semaphore(max_connections)`` (taken without suspending when one is free;
   ``BackendTimeout`` after ``command_timeout`` when none frees), a connection from redis-py's
-  plain ``ConnectionPool`` lists, send, read. ``BlockingConnectionPool`` cost an
-  ``asyncio.Condition`` and a timeout context per checkout and release. Non-transactional
-  pipelines take the same path; MULTI/EXEC pipelines and INFO go through redis-py in a slot.
-  Errors are translated by :func:`redkeep.redis.errors.translate_error`; the observer costs
-  nothing when absent.
+  plain ``ConnectionPool`` lists, send, read. MULTI/EXEC pipelines and INFO go through redis-py
+  in a slot. Errors are translated by :func:`redkeep.redis.errors.translate_error`; the
+  observer costs nothing when absent.
 - Connection errors are retried by redis-py's ``Retry`` with ``FullJitterBackoff`` (present in
   redis-py 5.0 and 8.x). Timeouts are not retried, so a frozen server surfaces as
   :class:`~redkeep.errors.BackendTimeout` after about ``command_timeout``.
@@ -51,6 +52,7 @@ from redkeep.errors import (
     register_secret,
 )
 from redkeep.redis._fastconn import FastSendConnection, PooledExecutor
+from redkeep.redis._mux import Multiplexer, pooled
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import Commands, set_args
 from redkeep.redis.errors import translate_error
@@ -89,6 +91,7 @@ class RespClient(Commands):
 
     ``url`` is ``redis://``, ``rediss://`` (TLS; redis-py query options such as
     ``?ssl_ca_certs=/path`` apply) or ``unix://``. With ``cluster=True`` the URL names any node.
+    ``spin`` is the busy-poll budget of a lone standalone command (``Settings.busy_poll``).
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class RespClient(Commands):
         retry_attempts: int = 3,
         retry_base_delay: float = 0.05,
         retry_max_delay: float = 2.0,
+        spin: float = 0.0002,
         observer: CommandObserver | None = None,
     ) -> None:
         try:
@@ -159,14 +163,29 @@ class RespClient(Commands):
         self._slots = asyncio.Semaphore(max_connections)
         self._pool_timeout = command_timeout
         self._ex: Callable[..., Awaitable[Any]] = self._cluster_ex
+        self._fast = self._ex  # commands known not to block: get, set, evalsha
         self._many: Callable[[Sequence[Command]], Awaitable[list[Any]]] | None = None
+        self._mux: Multiplexer | None = None
         if not cluster:
             executor = PooledExecutor(
                 self._pool, self._slots, self._acquire, retry_attempts, self._backoff
             )
-            self._ex = executor.execute
+            self._pooled_ex = executor.execute
             if executor.lists:
                 self._many = executor.execute_many
+            if parts.scheme != "rediss":  # TLS stays on redis-py's connections
+                self._mux = Multiplexer(
+                    dict(self._pool.connection_kwargs),
+                    connect_timeout=connect_timeout,
+                    timeout=command_timeout,
+                    retry_attempts=retry_attempts,
+                    backoff=self._backoff,
+                    spin=spin,
+                )
+                self._fast = self._mux.execute
+                self._ex = self._standalone_ex
+            else:
+                self._ex = self._fast = self._pooled_ex
 
     @classmethod
     def from_settings(
@@ -184,6 +203,7 @@ class RespClient(Commands):
             retry_attempts=settings.retry_attempts,
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
+            spin=settings.busy_poll,
             observer=observer,
         )
 
@@ -235,6 +255,11 @@ class RespClient(Commands):
     def _cluster_ex(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
         return self._slot_op(self._r.execute_command(*args, **kwargs))
 
+    def _standalone_ex(self, *args: Any) -> Awaitable[Any]:
+        if pooled(args[0]):
+            return self._pooled_ex(*args)
+        return self._fast(*args)
+
     async def _cmd(self, *args: Any, **kwargs: Any) -> Any:
         try:
             if self._observer is None:
@@ -261,8 +286,8 @@ class RespClient(Commands):
         """GET ``key``."""
         try:
             if self._observer is None:
-                return cast("str | None", await self._ex("GET", key))
-            return cast("str | None", await self._timed("GET", self._ex("GET", key)))
+                return cast("str | None", await self._fast("GET", key))
+            return cast("str | None", await self._timed("GET", self._fast("GET", key)))
         except Exception as exc:
             raise translate_error(exc) from None
 
@@ -273,8 +298,8 @@ class RespClient(Commands):
         args = set_args(key, value, px, nx, xx)
         try:
             if self._observer is None:
-                return await self._ex(*args) is not None
-            return await self._timed("SET", self._ex(*args)) is not None
+                return await self._fast(*args) is not None
+            return await self._timed("SET", self._fast(*args)) is not None
         except Exception as exc:
             raise translate_error(exc) from None
 
@@ -355,9 +380,9 @@ class RespClient(Commands):
         try:
             try:
                 if self._observer is None:
-                    return await self._ex("EVALSHA", script.sha, len(keys), *keys, *args)
+                    return await self._fast("EVALSHA", script.sha, len(keys), *keys, *args)
                 return await self._timed(
-                    "EVALSHA", self._ex("EVALSHA", script.sha, len(keys), *keys, *args)
+                    "EVALSHA", self._fast("EVALSHA", script.sha, len(keys), *keys, *args)
                 )
             except rx.NoScriptError:
                 pass
@@ -394,6 +419,8 @@ class RespClient(Commands):
                 "use a Lua script with keys sharing one hash tag"
             )
         many = self._many
+        if self._mux is not None and not any(pooled(c[0]) for c in commands):
+            many = self._mux.execute_many
         if many is not None and not transaction:
             try:
                 if self._observer is None:
@@ -434,8 +461,10 @@ class RespClient(Commands):
 
     async def close(self) -> None:
         """Close every pooled connection; later calls raise BackendUnavailable."""
-        self._ex = _closed
+        self._ex = self._fast = _closed
         self._many = None
+        if self._mux is not None:
+            self._mux.close()
         try:
             if self._cluster:
                 await self._r.aclose()

@@ -1,0 +1,191 @@
+"""RespClient's multiplexed connection (redkeep.redis._mux): sharing, ordering, faults.
+
+All against real redis-server processes; the faults are real too (SIGSTOP, CLIENT KILL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aredis
+from tests.support.redis_server import RedisServer
+
+from redkeep.errors import BackendResponseError, BackendTimeout, BackendUnavailable
+from redkeep.redis._mux import pooled
+from redkeep.redis.resp import RespClient
+
+Factory = Callable[..., RedisServer]
+KILL = ("CLIENT", "KILL", "SKIPME", "yes", "USER", "default")
+
+
+async def _clients_named(admin: aredis.Redis, name: str) -> int:
+    return sum(1 for c in await admin.client_list() if c.get("name") == name)
+
+
+def test_blocking_and_state_commands_are_pooled() -> None:
+    assert pooled("BZPOPMIN") and pooled("blpop") and pooled("CLIENT SETNAME")
+    assert pooled("MULTI") and pooled("SELECT") and pooled("XREAD")
+    assert not pooled("GET") and not pooled("EVALSHA") and not pooled("SCRIPT LOAD")
+
+
+@pytest.mark.parametrize("spin", [0.0, 0.0002])
+async def test_concurrent_callers_share_one_connection_and_get_their_own_replies(
+    redis_server_factory: Factory, spin: float
+) -> None:
+    server = redis_server_factory()
+    name = "rk-mux-shared"
+    client = RespClient(f"{server.url}?client_name={name}", spin=spin)
+    admin = aredis.Redis.from_url(server.url, decode_responses=True)
+
+    async def one(i: int) -> tuple[str | None, int, list[object]]:
+        await client.set(f"k{i}", f"v{i}")
+        got = await client.get(f"k{i}")
+        n = await client.execute("INCRBY", "counter", i)
+        batch = await client.pipeline([("GET", f"k{i}"), ("LPUSH", f"k{i}", "x")])
+        return got, int(n), batch
+
+    try:
+        results = await asyncio.gather(*(one(i) for i in range(300)))
+        for i, (got, _, batch) in enumerate(results):
+            assert got == f"v{i}"
+            assert batch[0] == f"v{i}"
+            assert isinstance(batch[1], BackendResponseError) and "WRONGTYPE" in str(batch[1])
+        assert await client.execute("GET", "counter") == str(sum(range(300)))
+        assert await _clients_named(admin, name) == 1  # no pooled command ran: one connection
+    finally:
+        await client.close()
+        await admin.aclose()
+
+
+async def test_cancelled_caller_leaves_no_stale_reply(redis_server_factory: Factory) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url)
+    try:
+        await client.set("a", "A")
+        await client.set("b", "B")
+        slow = asyncio.create_task(client.execute("EVAL", _BUSY_LUA, 0, "150"))
+        await asyncio.sleep(0.02)
+        queued = asyncio.create_task(client.get("a"))  # behind the slow script on the wire
+        await asyncio.sleep(0.01)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert await queued == "A"
+        assert await client.get("b") == "B"
+    finally:
+        await client.close()
+
+
+_BUSY_LUA = """
+local t = redis.call('TIME')
+local stop = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1]) * 1000
+repeat t = redis.call('TIME') until tonumber(t[1]) * 1000000 + tonumber(t[2]) >= stop
+return 'done'
+"""
+
+
+async def test_frozen_server_times_out_then_the_connection_recovers(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, command_timeout=0.4, retry_attempts=0)
+    try:
+        assert await client.set("k", "v")
+        server.pause()
+        start = time.perf_counter()
+        results = await asyncio.gather(*(client.get("k") for _ in range(5)), return_exceptions=True)
+        waited = time.perf_counter() - start
+        assert all(isinstance(r, BackendTimeout) for r in results), results
+        assert 0.3 < waited < 1.5
+        server.resume()
+        assert await client.get("k") == "v"  # a new connection
+    finally:
+        server.resume()
+        await client.close()
+
+
+async def test_lost_connection_fails_in_flight_without_retry_and_reconnects(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, retry_attempts=0, command_timeout=5)
+    try:
+        await client.set("k", "v")
+        server.pause()
+        in_flight = asyncio.create_task(client.get("k"))
+        await asyncio.sleep(0.05)
+        server.kill()  # the in-flight command's connection is reset
+        with pytest.raises(BackendUnavailable):
+            await in_flight
+        server.start()
+        assert await client.set("k", "again")
+        assert await client.get("k") == "again"
+    finally:
+        await client.close()
+
+
+async def test_killed_connection_is_retried_transparently(redis_server_factory: Factory) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.01)
+    admin = aredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        await client.set("k", "v")
+        for _ in range(3):
+            assert int(await admin.execute_command(*KILL)) >= 1  # type: ignore[no-untyped-call]
+            assert await client.get("k") == "v"
+    finally:
+        await client.close()
+        await admin.aclose()
+
+
+async def test_value_larger_than_the_socket_buffer_round_trips(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url, spin=0.0002)
+    big = "x" * (12 * 1024 * 1024)
+    try:
+        writes = [client.set(f"big{i}", big + str(i)) for i in range(3)]
+        assert await asyncio.gather(*writes) == [True] * 3
+        assert await client.get("big2") == big + "2"
+        assert await client.execute("STRLEN", "big0") == len(big) + 1
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("auth", ["requirepass", "acl_user"])
+async def test_handshake_selects_db_and_authenticates(
+    redis_server_factory: Factory, auth: str
+) -> None:
+    opts = {"requirepass": "s3cret-mux"} if auth == "requirepass" else {"acl_user": ("app", "pw")}
+    server = redis_server_factory(**opts)
+    client = RespClient(server.url.rsplit("/", 1)[0] + "/4")
+    try:
+        assert await client.set("in-db-4", "1")
+        admin = aredis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/4", decode_responses=True)
+        assert await admin.get("in-db-4") == "1"
+        await admin.aclose()
+    finally:
+        await client.close()
+
+
+async def test_closed_client_refuses_and_unknown_server_is_unavailable(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    client = RespClient(server.url)
+    await client.set("k", "v")
+    await client.close()
+    with pytest.raises(BackendUnavailable):
+        await client.get("k")
+    port = server.port
+    server.stop()
+    down = RespClient(f"redis://127.0.0.1:{port}/0", retry_attempts=1, retry_base_delay=0.01)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await down.get("k")
+    finally:
+        await down.close()
