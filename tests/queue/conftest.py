@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +92,31 @@ async def wait_status(queue: JobQueue, job_id: str, status: str, timeout: float 
 
     await wait_until(check, timeout)
     return await queue.get_job(job_id)
+
+
+WORKER = Path(__file__).with_name("worker_proc.py")
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Any]:
+    """Start worker_proc.py subprocesses; each is killed by PID at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(url: str, prefix: str, queue: str, lease: float) -> subprocess.Popen[bytes]:
+        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), url, prefix, queue, str(lease)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        proc.log_path = tmp_path / f"worker-{len(procs)}.log"  # type: ignore[attr-defined]
+        procs.append(proc)
+        return proc
+
+    try:
+        yield spawn
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)

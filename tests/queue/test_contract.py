@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -102,6 +103,61 @@ async def test_oversized_payload_raises_and_writes_nothing(make_queue: Any) -> N
         await q.enqueue_many([JobSpec("x", 1), JobSpec("x", "b" * 5000)])
     assert sum((await q.counts()).values()) == 0
     assert [j async for j in q.dump_jobs()] == []
+
+
+ENQUEUE_VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"payload": {"a": [1, "é"]}},
+    {"priority": -7},
+    {"priority": 1000, "payload": 0},
+    {"delay": 60},
+    {"delay": 0},
+    {"run_at": 4_000_000_000.5},
+    {"run_at": 1.0},
+    {"max_attempts": 1},
+    {"backoff": 2.5},
+    {"backoff": Backoff(0.5, 8.0)},
+    {"timeout": 1.5},
+    {"job_id": "chosen"},
+]
+
+
+@pytest.mark.parametrize("opts", ENQUEUE_VARIANTS)
+async def test_enqueue_returns_the_stored_job(make_queue: Any, opts: dict[str, Any]) -> None:
+    # One enqueue and a batch of one (different script argument forms) store the same job, and
+    # each returns exactly what get_job reads back.
+    q = await make_queue()
+    opts = dict(opts)
+    payload = opts.pop("payload", None)
+    one = await q.enqueue("x", payload, **opts)
+    if "job_id" in opts:
+        opts["job_id"] += "-many"
+    (many,) = await q.enqueue_many([JobSpec("x", payload, **opts)])
+    for job in (one, many):
+        assert await q.get_job(job.id) == job
+    status = JobStatus.DELAYED if opts.get("delay") or opts.get("run_at", 0) > 2e9 else "waiting"
+    assert one.status == many.status == status
+    assert replace(one, id="", created_at=0, run_at=0) == replace(
+        many, id="", created_at=0, run_at=0
+    )
+    if "run_at" in opts and status == JobStatus.DELAYED:
+        assert one.run_at == many.run_at == int(opts["run_at"] * 1000) / 1000
+    elif status == JobStatus.WAITING:
+        assert one.run_at == one.created_at and many.run_at == many.created_at
+
+
+async def test_enqueue_rejects_what_the_common_path_cannot_validate(make_queue: Any) -> None:
+    q = await make_queue()
+    for bad in (True, 1.0, "1", None, -1001):
+        with pytest.raises(InvalidJob, match="priority"):
+            await q.enqueue("x", priority=bad)
+    for name in (None, 5, "", "n" * 201):
+        with pytest.raises(InvalidJob, match="name"):
+            await q.enqueue(name)
+    tiny = await make_queue(max_payload_bytes=3)
+    with pytest.raises(PayloadTooLarge):
+        await tiny.enqueue("x")
+    assert sum((await q.counts()).values()) == sum((await tiny.counts()).values()) == 0
 
 
 async def test_worker_runs_jobs_and_stores_results(make_queue: Any) -> None:

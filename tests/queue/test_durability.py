@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,33 +14,6 @@ from redkeep.errors import BackendError
 from redkeep.queue import Job, JobStatus, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 from tests.queue.conftest import running, wait_status, wait_until
-
-WORKER = Path(__file__).with_name("worker_proc.py")
-
-
-@pytest.fixture
-def spawn_worker(tmp_path: Path) -> Iterator[Any]:
-    """Start worker_proc.py subprocesses; each is killed by PID at teardown."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(url: str, prefix: str, queue: str, lease: float) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"worker-{len(procs)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, str(WORKER), url, prefix, queue, str(lease)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        proc.log_path = tmp_path / f"worker-{len(procs)}.log"  # type: ignore[attr-defined]
-        procs.append(proc)
-        return proc
-
-    try:
-        yield spawn
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 async def _started(client: RespClient, prefix: str, job_id: str, attempt: int) -> bool:

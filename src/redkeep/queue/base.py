@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -212,8 +212,7 @@ def make_job(**values: Any) -> Job:
     if not _JOB_DEFAULTS:
         _JOB_DEFAULTS.update({f.name: f.default for f in fields(Job) if f.default is not MISSING})
     job = object.__new__(Job)
-    job.__dict__.update(_JOB_DEFAULTS)
-    job.__dict__.update(values)
+    job.__dict__.update(_JOB_DEFAULTS, **values)  # values are applied after the defaults
     return job
 
 
@@ -262,10 +261,33 @@ class JobQueue(ABC):
         timeout: float | None = None,  # noqa: ASYNC109 - the job's timeout, not this call's
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists."""
+        if (
+            job_id is None
+            and delay is None
+            and run_at is None
+            and max_attempts is None
+            and backoff is None
+            and timeout is None
+            and type(name) is str
+            and 0 < len(name) <= MAX_NAME
+            and type(priority) is int
+            and -MAX_PRIORITY <= priority <= MAX_PRIORITY
+        ):
+            # The common case (fresh id, queue defaults): the checks above are all _prepare
+            # would do; only the payload is left to encode.
+            if payload is None and self.max_payload_bytes >= 4:
+                text = "null"
+            else:
+                text = encode_value(payload, self.max_payload_bytes)
+            prepared = _Prepared(
+                new_job_id(), 0, name, text, priority, 0, 0, self.default_max_attempts, "",
+                None, payload,
+            )  # fmt: skip
+            return await self._enqueue_one(prepared)
         spec = JobSpec(
             name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
         )
-        return (await self._enqueue([self._prepare(spec)]))[0]
+        return await self._enqueue_one(self._prepare(spec))
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job]:
         """Enqueue several jobs in a few round trips; same rules as :meth:`enqueue`.
@@ -330,6 +352,10 @@ class JobQueue(ABC):
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]: ...
+
+    async def _enqueue_one(self, prepared: _Prepared) -> Job:
+        """One job (:meth:`enqueue`); backends may override with a cheaper call."""
+        return (await self._enqueue([prepared]))[0]
 
     @abstractmethod
     async def _get(self, job_id: str) -> Job | None: ...
@@ -442,8 +468,9 @@ class JobQueue(ABC):
         return job.backoff or self.default_backoff
 
 
-@dataclass(frozen=True)
-class _Prepared:
+class _Prepared(NamedTuple):
+    """A validated, encoded job (a tuple: cheap to build on the enqueue hot path)."""
+
     id: str
     check: int  # 1: caller-chosen id, may exist already; 0: fresh id
     name: str

@@ -145,28 +145,59 @@ class RedisJobQueue(JobQueue):
             ]).decode()  # fmt: skip
             replies = await self.client.evalsha(scripts.ENQUEUE, self._route, [self._base, packed])
             for p, reply in zip(chunk, replies, strict=True):
-                if int(reply[0]) == 1:
-                    out.append(hash_to_job(self.name, pairs_to_dict(reply[1:]))[0])
-                    continue
-                created = int(reply[1]) / 1000.0
-                out.append(
-                    make_job(
-                        id=p.id,
-                        name=p.name,
-                        queue=self.name,
-                        payload=p.value,
-                        status=_STATUS[reply[2]],
-                        priority=p.priority,
-                        max_attempts=p.max_attempts,
-                        created_at=created,
-                        run_at=int(reply[3]) / 1000.0,
-                        timeout=p.timeout,
-                        backoff=_backoff(p.backoff),
-                        attempts=1 if reply[2] == "active" else 0,
-                        token=1 if reply[2] == "active" else 0,
-                    )
-                )
+                out.append(self._enqueued(p, reply))
         return out
+
+    async def _enqueue_one(self, prepared: _Prepared) -> Job:
+        # One job as plain arguments (the script decodes no JSON); the optional ones only
+        # when one of them is not the default.
+        if not self._registered:
+            await self.register()
+        p = prepared
+        args: list[Any] = [self._base, p.id, p.name, p.payload, p.max_attempts]
+        if p.priority or p.check or p.delay_ms or p.run_at_ms or p.backoff or p.timeout is not None:
+            args += [
+                p.priority, p.check, p.delay_ms, p.run_at_ms, p.backoff,
+                "" if p.timeout is None else str(p.timeout),
+            ]  # fmt: skip
+        reply = await self.client.evalsha(scripts.ENQUEUE, self._route, args)
+        if isinstance(reply, list):
+            return self._enqueued(p, reply)
+        # created_ms alone: a new job left waiting, run_at = created.
+        created = int(reply) / 1000.0
+        return make_job(
+            id=p.id,
+            name=p.name,
+            queue=self.name,
+            payload=p.value,
+            priority=p.priority,
+            max_attempts=p.max_attempts,
+            created_at=created,
+            run_at=created,
+            timeout=p.timeout,
+            backoff=_backoff(p.backoff) if p.backoff else None,
+        )
+
+    def _enqueued(self, p: _Prepared, reply: list[Any]) -> Job:
+        """The Job for one entry of the enqueue script's reply."""
+        if int(reply[0]) == 1:
+            return hash_to_job(self.name, pairs_to_dict(reply[1:]))[0]
+        active = reply[2] == "active"
+        return make_job(
+            id=p.id,
+            name=p.name,
+            queue=self.name,
+            payload=p.value,
+            status=_STATUS[reply[2]],
+            priority=p.priority,
+            max_attempts=p.max_attempts,
+            created_at=int(reply[1]) / 1000.0,
+            run_at=int(reply[3]) / 1000.0,
+            timeout=p.timeout,
+            backoff=_backoff(p.backoff),
+            attempts=1 if active else 0,
+            token=1 if active else 0,
+        )
 
     async def _get(self, job_id: str) -> Job | None:
         h = await self.client.hgetall(self.keys.job(job_id))

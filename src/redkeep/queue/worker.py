@@ -312,9 +312,7 @@ class Worker:
                 await asyncio.sleep(0.2)
                 return
             if isinstance(woken, Job):
-                if woken is not st.taken:
-                    self._take(st, woken)
-                    self._start_next()
+                self._take_handed(st, woken)
             elif woken and (self._room() <= 0 or self._stopping):
                 # Pass the wake-up on to another worker that has room.
                 with contextlib.suppress(Exception):
@@ -329,9 +327,20 @@ class Worker:
             return
         job = task.result()
         if isinstance(job, Job):
-            st.taken = job
-            self._take(st, job)
-            self._start_next()
+            self._take_handed(st, job)
+
+    def _take_handed(self, st: _QueueState, job: Job) -> None:
+        """Start a job handed over by a wait exactly once.
+
+        Both the wait's done-callback and :meth:`_idle` see the result, in either order: when
+        ``asyncio.wait`` times out in the same loop pass as the pop completes, ``_idle`` resumes
+        before the callback runs.
+        """
+        if job is st.taken:
+            return
+        st.taken = job
+        self._take(st, job)
+        self._start_next()
 
     def _take(self, st: _QueueState, job: Job) -> None:
         """Queue a job claimed for this worker to run, or release it when stopping."""

@@ -4,82 +4,117 @@
 -- KEYS[1] the queue's waiting zset (routes the call; every key used shares its hash tag)
 -- ARGV[1] key base of the queue, "{<prefix>:q:<queue>}:"; the script uses <base>waiting,
 --   delayed, marker, seq, idle, active, idleroom, job:<id> and inbox:<worker>
--- ARGV[2] JSON list of jobs (<= 1000), each [id, name, payload, priority, delay_ms,
---   run_at_ms (0 = none), max_attempts, backoff (JSON or ""), timeout (seconds or ""),
---   1 when the id was chosen by the caller (may exist) else 0 (fresh, unique id)]
--- Returns one entry per job: {1, field, value, ...} for an existing job (its whole hash),
---   or {0, created_ms, status, run_at_ms} for a new one.
+-- Then either one job as plain arguments (a single enqueue: no JSON to decode):
+--   ARGV[2] id  ARGV[3] name  ARGV[4] payload (JSON)  ARGV[5] max_attempts, and optionally
+--   ARGV[6] priority  ARGV[7] 1 when the id was chosen by the caller (may exist) else 0 (fresh,
+--   unique id)  ARGV[8] delay_ms  ARGV[9] run_at_ms (0 = none)  ARGV[10] backoff (JSON or "")
+--   ARGV[11] timeout (seconds or ""); omitted trailing arguments take these defaults (0 / "").
+--   Returns created_ms (an integer) for a new job left waiting (its run_at is created_ms),
+--   else {0, created_ms, status, run_at_ms} for a new job (delayed, or active: handed to an
+--   idle worker), or {1, field, value, ...} (the whole hash) for an existing one.
+-- or several jobs: ARGV[2] JSON list of jobs (<= 1000), each [id, name, payload, priority,
+--   delay_ms, run_at_ms (0 = none), max_attempts, backoff (JSON or ""), timeout (seconds or ""),
+--   1 when the id was chosen by the caller (may exist) else 0 (fresh, unique id)].
+--   Returns one entry per job: {1, field, value, ...} for an existing job (its whole hash), or
+--   {0, created_ms, status, run_at_ms} for a new one.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local base = ARGV[1]
-local K = {KEYS[1], base .. 'delayed', base .. 'marker', base .. 'seq', base .. 'idle',
-  base .. 'active', base .. 'idleroom'}
+local idle = base .. 'idle'
 local jp = base .. 'job:'
-local jobs = cjson.decode(ARGV[2])
-local n = #jobs
-local out = {}
+local idle_workers = redis.call('EXISTS', idle) == 1
+if #ARGV == 5 and not idle_workers then
+  -- The common case, kept short: one job with every default (fresh id, priority 0, runnable
+  -- now) and no idle worker to hand it to, so it waits. Same fields and score as add() below.
+  local id = ARGV[2]
+  local seq = redis.call('INCR', base .. 'seq')
+  redis.call('HSET', jp .. id, 'id', id, 'name', ARGV[3], 'payload', ARGV[4], 'status',
+    'waiting', 'priority', 0, 'max_attempts', ARGV[5], 'created', now, 'run_at', now)
+  redis.call('ZADD', KEYS[1], seq, id)
+  redis.call('ZADD', base .. 'marker', 0, 'w')
+  return now
+end
+local single = #ARGV ~= 2
+local jobs
+local n = 1
+if not single then
+  jobs = cjson.decode(ARGV[2])
+  n = #jobs
+end
 local waiting = {}
 local delayed = {}
-local seq = tonumber(redis.call('INCRBY', K[4], n)) - n
-local handoff = redis.call('ZCARD', K[1]) == 0 and redis.call('EXISTS', K[5]) == 1
+local seq = redis.call('INCRBY', base .. 'seq', n) - n
+local handoff = idle_workers and redis.call('ZCARD', KEYS[1]) == 0
+local idleroom = base .. 'idleroom'
 if handoff then
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', K[5], '-inf', now, 'LIMIT', 0, 10)) do
-    redis.call('ZREM', K[5], m)
-    redis.call('HDEL', K[7], m)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', idle, '-inf', now, 'LIMIT', 0, 10)) do
+    redis.call('ZREM', idle, m)
+    redis.call('HDEL', idleroom, m)
   end
 end
-for k = 1, n do
-  local a = jobs[k]
-  local id = a[1]
+
+-- Adds job number k (or returns the existing one); the entry returned for it.
+local function add(k, id, name, payload, prio, delay, run_at, attempts, backoff, timeout, check)
   local jk = jp .. id
-  if a[10] == 1 and redis.call('EXISTS', jk) == 1 then
+  if check == 1 and redis.call('EXISTS', jk) == 1 then
     local existing = redis.call('HGETALL', jk)
     table.insert(existing, 1, 1)
-    out[k] = existing
-  else
-    local prio = tonumber(a[4])
-    local due = now + tonumber(a[5])
-    local run_at = tonumber(a[6])
-    if run_at > due then due = run_at end
-    local status = 'waiting'
-    if due > now then status = 'delayed' end
-    redis.call('HSET', jk, 'id', id, 'name', a[2], 'payload', a[3], 'status', status,
-      'priority', prio, 'max_attempts', a[7], 'created', now, 'run_at', due)
-    if a[8] ~= '' then redis.call('HSET', jk, 'backoff', a[8]) end
-    if a[9] ~= '' then redis.call('HSET', jk, 'timeout', a[9]) end
-    local worker = nil
-    local lease = 0
-    if status == 'waiting' and handoff and #waiting == 0 then
-      local member = redis.call('ZRANGE', K[5], 0, 0)[1]
-      if member then
-        if redis.call('HINCRBY', K[7], member, -1) <= 0 then
-          redis.call('ZREM', K[5], member)
-          redis.call('HDEL', K[7], member)
-        end
-        worker, lease = string.match(member, '^(.*)|(%d+)$')
-      else
-        handoff = false
+    return existing
+  end
+  local due = now + delay
+  if run_at > due then due = run_at end
+  local status = 'waiting'
+  if due > now then status = 'delayed' end
+  redis.call('HSET', jk, 'id', id, 'name', name, 'payload', payload, 'status', status,
+    'priority', prio, 'max_attempts', attempts, 'created', now, 'run_at', due)
+  if backoff ~= '' then redis.call('HSET', jk, 'backoff', backoff) end
+  if timeout ~= '' then redis.call('HSET', jk, 'timeout', timeout) end
+  local worker = nil
+  local lease = 0
+  if status == 'waiting' and handoff and #waiting == 0 then
+    local member = redis.call('ZRANGE', idle, 0, 0)[1]
+    if member then
+      if redis.call('HINCRBY', idleroom, member, -1) <= 0 then
+        redis.call('ZREM', idle, member)
+        redis.call('HDEL', idleroom, member)
       end
-    end
-    if worker then
-      status = 'active'
-      redis.call('HSET', jk, 'status', 'active', 'attempts', 1, 'token', 1, 'started', now,
-        'worker', worker)
-      redis.call('ZADD', K[6], now + tonumber(lease), id)
-      local inbox = base .. 'inbox:' .. worker
-      redis.call('ZADD', inbox, now, cjson.encode(redis.call('HGETALL', jk)))
-      redis.call('PEXPIRE', inbox, tonumber(lease))
-    elseif status == 'waiting' then
-      waiting[#waiting + 1] = -prio * 1e12 + seq + k
-      waiting[#waiting + 1] = id
+      worker, lease = string.match(member, '^(.*)|(%d+)$')
     else
-      delayed[#delayed + 1] = due
-      delayed[#delayed + 1] = id
+      handoff = false
     end
-    out[k] = {0, now, status, due}
+  end
+  if worker then
+    status = 'active'
+    redis.call('HSET', jk, 'status', 'active', 'attempts', 1, 'token', 1, 'started', now,
+      'worker', worker)
+    redis.call('ZADD', base .. 'active', now + tonumber(lease), id)
+    local inbox = base .. 'inbox:' .. worker
+    redis.call('ZADD', inbox, now, cjson.encode(redis.call('HGETALL', jk)))
+    redis.call('PEXPIRE', inbox, tonumber(lease))
+  elseif status == 'waiting' then
+    waiting[#waiting + 1] = -prio * 1e12 + seq + k
+    waiting[#waiting + 1] = id
+  else
+    delayed[#delayed + 1] = due
+    delayed[#delayed + 1] = id
+  end
+  return {0, now, status, due}
+end
+
+local out
+if single then
+  out = add(1, ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[6] or 0), tonumber(ARGV[8] or 0),
+    tonumber(ARGV[9] or 0), ARGV[5], ARGV[10] or '', ARGV[11] or '', tonumber(ARGV[7] or 0))
+  if out[1] == 0 and out[3] == 'waiting' then out = now end
+else
+  out = {}
+  for k = 1, n do
+    local a = jobs[k]
+    out[k] = add(k, a[1], a[2], a[3], tonumber(a[4]), tonumber(a[5]), tonumber(a[6]), a[7],
+      a[8], a[9], a[10])
   end
 end
-if #waiting > 0 then redis.call('ZADD', K[1], unpack(waiting)) end
-if #delayed > 0 then redis.call('ZADD', K[2], unpack(delayed)) end
-if #waiting + #delayed > 0 then redis.call('ZADD', K[3], 0, 'w') end
+if #waiting > 0 then redis.call('ZADD', KEYS[1], unpack(waiting)) end
+if #delayed > 0 then redis.call('ZADD', base .. 'delayed', unpack(delayed)) end
+if #waiting + #delayed > 0 then redis.call('ZADD', base .. 'marker', 0, 'w') end
 return out
