@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         ge=0,
         le=0.01,
         description="Seconds a lone command polls its socket before it waits on the event loop "
-        "(saves a CPU wake-up per round trip; costs at most this much CPU); 0 disables.",
+        "(saves a CPU wake-up per round trip; costs at most this much CPU); 0 disables. "
+        "`redkeep worker` uses 0 unless this is set.",
     )
     health_check_interval: Seconds = Field(
         5.0, ge=0, description="Seconds between background health pings; 0 disables them."
