@@ -2,8 +2,9 @@
 
 Cases: GET and SET of a 100 B value, with 1 coroutine (``seq``) and 50 concurrent coroutines
 (``c50``) sharing one client. Contenders: raw ``redis.asyncio.Redis`` on its default
-``ConnectionPool`` (the baseline) and redkeep's standalone ``RespClient`` (bounded to 50
-connections, per-command timeouts, retries). Both decode replies to ``str``.
+``ConnectionPool`` (the baseline) and redkeep's standalone ``RespClient`` (one multiplexed
+connection, per-command timeouts, retries), with its default busy-poll budget and with
+``spin=0``. All decode replies to ``str``.
 
 A private ``redis-server`` (no persistence) runs on a free loopback port and is stopped by PID
 at the end. Rounds are interleaved so load from other processes hits both alike: with 1
@@ -85,7 +86,8 @@ async def run_conc(client: Any, case: str) -> float:
 async def bench(url: str) -> dict[str, dict[str, list[float]]]:
     raw = aredis.Redis.from_url(url, decode_responses=True)
     resp = RespClient(url, max_connections=CONC)
-    clients: dict[str, Any] = {"raw redis-py": raw, "RespClient": resp}
+    parked = RespClient(url, max_connections=CONC, spin=0)
+    clients: dict[str, Any] = {"raw redis-py": raw, "RespClient": resp, "RespClient spin=0": parked}
     results: dict[str, dict[str, list[float]]] = {n: {} for n in clients}
     try:
         for key in (f"rb:{i}" for i in range(1000)):
@@ -97,13 +99,14 @@ async def bench(url: str) -> dict[str, dict[str, list[float]]]:
             for case in CASES:
                 for name, ops_s in (await run_seq(clients, case)).items():
                     results[name].setdefault(f"{case} seq", []).append(ops_s)
-                order = names[r % 2 :] + names[: r % 2]
+                order = names[r % len(names) :] + names[: r % len(names)]
                 for name in order:
                     ops_s = await run_conc(clients[name], case)
                     results[name].setdefault(f"{case} c50", []).append(ops_s)
     finally:
         await raw.aclose()
         await resp.close()
+        await parked.close()
     return results
 
 

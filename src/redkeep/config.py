@@ -88,7 +88,12 @@ class Settings(BaseSettings):
     connect_max_wait: Seconds = Field(
         30.0, ge=0, description="Total seconds to keep retrying the first connection at startup."
     )
-    max_connections: int = Field(50, gt=0, description="Connection pool size per client.")
+    max_connections: int = Field(
+        50,
+        gt=0,
+        description="Pool size per client for blocking and MULTI/EXEC commands (all commands "
+        "with TLS); other commands share one multiplexed connection.",
+    )
     retry_attempts: int = Field(
         3, ge=0, description="Retries of a command after a transient connection error."
     )

@@ -189,3 +189,17 @@ async def test_closed_client_refuses_and_unknown_server_is_unavailable(
             await down.get("k")
     finally:
         await down.close()
+
+
+@pytest.mark.parametrize("spin", [0.0, 0.0002])
+def test_client_survives_a_new_event_loop(redis_url: str, prefix: str, spin: float) -> None:
+    """A client used from a second ``asyncio.run()`` reconnects instead of failing."""
+    client = RespClient(redis_url, command_timeout=2, spin=spin)
+
+    async def roundtrip(value: str) -> str | None:
+        await client.set(f"{prefix}:loop", value)
+        return await client.get(f"{prefix}:loop")
+
+    assert asyncio.run(roundtrip("first")) == "first"
+    assert asyncio.run(roundtrip("second")) == "second"
+    asyncio.run(client.close())

@@ -24,6 +24,7 @@ A cancelled caller's reply is read and dropped, so later replies stay matched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import time
@@ -49,6 +50,7 @@ POOLED = frozenset({
 """Commands that block a connection or change its state: these run on a pooled connection."""
 
 _PENDING = object()  # hiredis' "not enough data" marker
+_running_loop = asyncio.get_running_loop
 _READ = 256 * 1024
 _HIGH_WATER = 4 * 1024 * 1024  # unsent bytes above which new commands wait for the socket
 _MAX_MISSES = 8  # consecutive missed spins after which spinning stops...
@@ -221,11 +223,12 @@ class _Conn:
         """Close the socket and fail every pending command with ``exc``."""
         if not self.closed:
             self.closed = True
-            if self.timer is not None:
-                self.timer.cancel()
-            self.loop.remove_reader(self.fd)
-            if self.unsent:
-                self.loop.remove_writer(self.fd)
+            with contextlib.suppress(RuntimeError):  # the loop may be closed already
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.loop.remove_reader(self.fd)
+                if self.unsent:
+                    self.loop.remove_writer(self.fd)
             self.sock.close()
             self.on_close(self)
         waiters, self.waiters = self.waiters, deque()
@@ -270,7 +273,7 @@ class Multiplexer:
         """Send one command and return its reply; an error reply is raised."""
         conn = self._conn
         try:
-            if conn is None or conn.drained is not None:
+            if conn is None or conn.drained is not None or conn.loop is not _running_loop():
                 conn = await self._ready()
             fut = conn.loop.create_future()
             conn.send(_pack(args), fut)
@@ -315,6 +318,11 @@ class Multiplexer:
         return await batch.future
 
     async def _ready(self) -> _Conn:
+        conn = self._conn
+        if conn is not None and conn.loop is not _running_loop():
+            # used from another event loop (e.g. a second asyncio.run()): start afresh
+            conn.abort(rx.ConnectionError("event loop changed"))
+            self._lock = asyncio.Lock()
         conn = self._conn or await self._connect()
         if conn.drained is not None:
             await conn.drained
