@@ -10,7 +10,7 @@ end; or ``REDKEEP_BENCH_REDIS_URL`` (keys get a unique prefix and are removed af
 FLUSHDB). Env: ``REDKEEP_BENCH_N`` ops per case and round (default 3000; get_many does N/10
 calls), ``REDKEEP_BENCH_REPEATS`` rounds (default 5; medians are reported),
 ``REDKEEP_BENCH_ONLY`` (comma-separated backend names: raw, raw_blocking_pool, memory, redis,
-fallback; ``raw_blocking_pool`` is raw redis-py on RespClient's bounded blocking pool).
+fallback; ``raw_blocking_pool`` is raw redis-py on a ``BlockingConnectionPool`` of 50).
 Backends are measured interleaved so that load from other processes on a shared machine
 affects all of them alike: with 1 coroutine, operation i runs on every backend in turn (each
 call timed); with 50 coroutines, every round runs each backend once, in rotating order.
@@ -86,8 +86,8 @@ class Raw:
 
 
 class RawBlockingPool(Raw):
-    """Raw redis-py + json on a bounded ``BlockingConnectionPool`` of 50, the pool RespClient
-    uses for standalone Redis: isolates what bounding the pool costs per command."""
+    """Raw redis-py + json on a bounded ``BlockingConnectionPool`` of 50: what bounding
+    redis-py's pool costs per command (RespClient multiplexes instead; see docs/benchmarks.md)."""
 
     name = "raw redis-py+json, BlockingConnectionPool(50)"
 

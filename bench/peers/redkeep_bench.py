@@ -4,7 +4,8 @@ Worker: the real CLI, ``redkeep worker redkeep_bench:handlers -q bench --concurr
 in a second variant) on uvloop when installed (``redkeep[fast]``; the harness venv has it),
 default settings (lease 30 s, retention of 10,000 completed jobs enforced by the scripts).
 Enqueue: ``RedisJobQueue.enqueue`` one at a time, bulk with ``enqueue_many`` in chunks of
-``common.CHUNK`` (one script call per 500 jobs).
+``common.CHUNK`` (one script call per 1,000 jobs), through a ``RespClient`` with default settings
+(one multiplexed connection, 200 µs busy-poll budget for a lone command).
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ async def run_variant(concurrency: int) -> None:
         env_extra={"REDKEEP_REDIS_URL": common.URL, "REDKEEP_LOG_LEVEL": "WARNING"},
         lat_one=lat_one,
         worker_concurrency=f"concurrency={concurrency} (1 process, {_loop()}; default 10)",
-        enqueue_api=f"enqueue_many in chunks of {common.CHUNK} (one Lua call per 500 jobs)",
+        enqueue_api=f"enqueue_many in chunks of {common.CHUNK} (one Lua call per chunk)",
         notes="at-least-once with leases (30 s) + fencing; claims/acks batched per step script; "
-        "completed retention 1 h / 10,000 enforced",
+        "completed retention 1 h / 10,000 enforced; enqueue client: default busy-poll 200 us, "
+        "worker: busy-poll off (the `redkeep worker` default)",
     )
     await seq_client.close()
     await client.close()
