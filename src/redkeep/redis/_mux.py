@@ -10,9 +10,10 @@ redis-py's pool, and so does TLS.
 Spin-then-park: a caller whose command is the only one in flight first polls the socket for up
 to ``spin`` seconds before parking on the event loop. On virtual machines, waking a vCPU that
 halted in ``epoll_wait`` costs ~100 µs, several times the server's own time for a small command,
-so a sequential caller gets its reply 2-3x sooner for at most ``spin`` of CPU per call. It never
-spins while other commands are in flight, still yields to the loop once per command, and stops
-spinning while replies keep arriving later than ``spin`` (a remote or busy server).
+so a sequential caller gets its reply 2-3x sooner for at most ``spin`` of CPU per call. It first
+yields to the loop once, so that every task already ready runs before it; it never spins while
+other commands are in flight, and it stops spinning while replies keep arriving later than
+``spin`` (a remote or busy server).
 
 Failures mirror redis-py's: a lost connection fails every pending command with
 ``ConnectionError``, which is retried (reconnect, back off, resend) up to ``retry_attempts``
@@ -278,12 +279,15 @@ class Multiplexer:
             fut = conn.loop.create_future()
             conn.send(_pack(args), fut)
             if self.spin and len(conn.waiters) == 1 and self._spin_pays():
-                conn.spin(fut, self.spin)
-                if fut.done():
-                    self._misses = 0
-                    await asyncio.sleep(0)  # stay a good citizen: let other tasks run
-                else:
-                    self._misses += 1
+                # Let every task that is ready run first (e.g. callers whose replies came in the
+                # same read): spin only if this command is then still the only one in flight.
+                await asyncio.sleep(0)
+                if not fut.done() and len(conn.waiters) == 1:
+                    conn.spin(fut, self.spin)
+                    if fut.done():
+                        self._misses = 0
+                    else:
+                        self._misses += 1
             return await fut
         except rx.ConnectionError as exc:
             return await self._retry(lambda c: self._one(c, args), exc)
