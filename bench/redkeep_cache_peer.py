@@ -34,8 +34,8 @@ class RedkeepRedisCache:
         self.cache = self._make()
         self.ver = _versions()
         self.notes = (
-            "JsonSerializer (orjson); RespClient BlockingConnectionPool max_connections=50, "
-            "retry_attempts=3, command_timeout=2s; no TTL"
+            "JsonSerializer (orjson); RespClient defaults: one multiplexed connection, "
+            "busy-poll 200 us, retry_attempts=3, command_timeout=2s; no TTL"
         )
 
     def _make(self) -> Any:
