@@ -281,7 +281,11 @@ class Multiplexer:
             if self.spin and len(conn.waiters) == 1 and self._spin_pays():
                 # Let every task that is ready run first (e.g. callers whose replies came in the
                 # same read): spin only if this command is then still the only one in flight.
-                await asyncio.sleep(0)
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    fut.cancel()  # its reply is then read and dropped
+                    raise
                 if not fut.done() and len(conn.waiters) == 1:
                     conn.spin(fut, self.spin)
                     if fut.done():
