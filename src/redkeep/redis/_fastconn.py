@@ -7,7 +7,8 @@ block, so it needs no timer; only a write that left data buffered awaits ``drain
 timeout. Replies are still read under ``socket_timeout`` by redis-py itself, so a frozen server
 still times out.
 
-``PooledExecutor``: what ``RespClient`` runs standalone commands through (see its docstring).
+``PooledExecutor``: what ``RespClient`` runs standalone blocking and connection-state commands
+through, and every command over TLS (the others share :mod:`redkeep.redis._mux`).
 """
 
 from __future__ import annotations
@@ -107,37 +108,20 @@ class PooledExecutor:
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its raw reply (``ResponseError`` is raised)."""
-        slots = self._slots
-        if slots.locked():
-            await self._acquire()
-        else:
-            await slots.acquire()  # free: returns without suspending
-        try:
-            pool = self._pool
-            free = pool._available_connections
-            conn = free.pop() if free else pool.make_connection()
-            pool._in_use_connections.add(conn)
-            try:
-                reader = conn._reader
-                if reader is None or reader._buffer or reader.at_eof():
-                    await _revive(conn)
-                try:
-                    await conn.send_packed_command(conn.pack_command(*args), True)
-                    return await conn.read_response()
-                except rx.ConnectionError as exc:
-                    return await self._retry(conn, lambda: _send_read(conn, args), exc)
-            finally:
-                pool._in_use_connections.discard(conn)
-                pool._available_connections.append(conn)
-        finally:
-            slots.release()
+        return await self._on_connection(lambda conn: _send_read(conn, args))
 
     async def execute_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """A non-transactional pipeline: errors come back in place as ``ResponseError``.
 
         Only with :attr:`lists`; resent as a whole after a ``ConnectionError``, like redis-py.
         """
-        await self._acquire()
+        replies: list[Any] = await self._on_connection(lambda conn: _send_read_many(conn, commands))
+        return replies
+
+    async def _on_connection(self, attempt: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Run ``attempt(conn)`` on a pooled connection inside a slot, retrying it like
+        redis-py after a ``ConnectionError``."""
+        await self._acquire()  # returns without suspending while a slot is free
         try:
             pool = self._pool
             free = pool._available_connections
@@ -148,12 +132,9 @@ class PooledExecutor:
                 if reader is None or reader._buffer or reader.at_eof():
                     await _revive(conn)
                 try:
-                    return await _send_read_many(conn, commands)
+                    return await attempt(conn)
                 except rx.ConnectionError as exc:
-                    replies: list[Any] = await self._retry(
-                        conn, lambda: _send_read_many(conn, commands), exc
-                    )
-                    return replies
+                    return await self._retry(conn, lambda: attempt(conn), exc)
             finally:
                 pool._in_use_connections.discard(conn)
                 pool._available_connections.append(conn)
