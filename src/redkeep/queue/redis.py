@@ -161,22 +161,9 @@ class RedisJobQueue(JobQueue):
                 "" if p.timeout is None else str(p.timeout),
             ]  # fmt: skip
         reply = await self.client.evalsha(scripts.ENQUEUE, self._route, args)
-        if isinstance(reply, list):
-            return self._enqueued(p, reply)
-        # created_ms alone: a new job left waiting, run_at = created.
-        created = int(reply) / 1000.0
-        return make_job(
-            id=p.id,
-            name=p.name,
-            queue=self.name,
-            payload=p.value,
-            priority=p.priority,
-            max_attempts=p.max_attempts,
-            created_at=created,
-            run_at=created,
-            timeout=p.timeout,
-            backoff=_backoff(p.backoff) if p.backoff else None,
-        )
+        if not isinstance(reply, list):  # created_ms alone: a new job left waiting
+            reply = [0, reply, "waiting", reply]
+        return self._enqueued(p, reply)
 
     def _enqueued(self, p: _Prepared, reply: list[Any]) -> Job:
         """The Job for one entry of the enqueue script's reply."""
