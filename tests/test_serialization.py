@@ -81,6 +81,9 @@ values = st.recursive(
     ),
     max_leaves=30,
 )
+# A dict with the tag as a key is escaped on the way out (tested below), so it is not plain JSON.
+# Hypothesis mines string literals from the code under test, so it does propose the tag.
+_plain_keys = st.text(max_size=8).filter(lambda k: k != TAG)
 json_native = st.recursive(
     st.none()
     | st.booleans()
@@ -88,7 +91,7 @@ json_native = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+        st.lists(children, max_size=5) | st.dictionaries(_plain_keys, children, max_size=5)
     ),
     max_leaves=30,
 )
