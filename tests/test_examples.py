@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redkeep.examples import MAX_SLEEP, echo, fail, handlers, sleep
-from redkeep.queue.base import Job
+from redkeep.queue.job import Job
 
 
 def job(payload: object) -> Job:

@@ -29,7 +29,8 @@ from redkeep.monitoring.metrics import Metrics
 from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
 from redkeep.queue import scripts as queue_scripts
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, RetentionPolicy
+from redkeep.queue.base import JobQueue
+from redkeep.queue.job import RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.queue.worker import Worker

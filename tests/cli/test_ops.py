@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from redkeep.cache.redis import RedisCache
 from redkeep.cli import app
-from redkeep.queue.base import Job, JobFailure, JobStatus
+from redkeep.queue.job import Job, JobFailure, JobStatus
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.redis.resp import RespClient
 

@@ -16,7 +16,7 @@ import pytest
 
 from redkeep.cache.memory import MemoryCache
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import Job, JobFailure, JobStatus
+from redkeep.queue.job import Job, JobFailure, JobStatus
 from redkeep.queue.memory import MemoryJobQueue
 
 VALUES: dict[str, Any] = {

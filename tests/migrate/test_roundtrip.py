@@ -17,7 +17,7 @@ from redkeep.migrate import (
     parse_endpoint,
     write_snapshot,
 )
-from redkeep.queue.base import JobStatus
+from redkeep.queue.job import JobStatus
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.redis.resp import RespClient
 from tests.migrate.conftest import ODD_KEYS, VALUES, Stores, same_value

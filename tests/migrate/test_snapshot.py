@@ -21,7 +21,7 @@ from redkeep.migrate.snapshot import (
     read_snapshot,
 )
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import Job, JobFailure, JobStatus
+from redkeep.queue.job import Job, JobFailure, JobStatus
 from tests.migrate.conftest import same_value
 
 json_leaf = (

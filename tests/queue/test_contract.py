@@ -354,7 +354,7 @@ async def test_graceful_stop_finishes_or_releases_active_jobs(make_queue: Any) -
 
 async def test_lease_fencing_rejects_stale_outcome(make_queue: Any) -> None:
     """A worker that lost its lease cannot overwrite the newer attempt's outcome."""
-    from redkeep.queue.base import Outcome
+    from redkeep.queue.job import Outcome
 
     q = await make_queue()
     job = await q.enqueue("x")

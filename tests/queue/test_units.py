@@ -63,7 +63,7 @@ def test_worker_from_settings_uses_queue_settings() -> None:
 def test_job_ids_are_unique_across_forked_processes() -> None:
     import os
 
-    from redkeep.queue.base import new_job_id
+    from redkeep.queue.job import new_job_id
 
     read, write = os.pipe()
     pid = os.fork()

@@ -22,7 +22,7 @@ from redkeep.cli.ops import (
     run,
 )
 from redkeep.migrate.snapshot import job_to_dict
-from redkeep.queue.base import FINISHED, Job, JobStatus
+from redkeep.queue.job import FINISHED, Job, JobStatus
 
 __all__ = ["app", "register"]
 

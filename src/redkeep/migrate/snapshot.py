@@ -31,7 +31,7 @@ import orjson
 from redkeep.cache.base import check_name
 from redkeep.errors import RedkeepError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import Job, JobFailure, JobStatus
+from redkeep.queue.job import Job, JobFailure, JobStatus
 from redkeep.queue.keys import validate_queue_name
 from redkeep.serialization import JsonSerializer, Serializer
 

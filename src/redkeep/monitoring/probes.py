@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from redkeep.queue.base import JobQueue, JobStatus
+from redkeep.queue.base import JobQueue
+from redkeep.queue.job import JobStatus
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.redis.base import Script
 

@@ -3,17 +3,11 @@
 See docs/queue.md for the API and the guarantees.
 """
 
+from redkeep.errors import InvalidJob
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import (
-    InvalidJob,
-    Job,
-    JobFailure,
-    JobQueue,
-    JobSpec,
-    JobStatus,
-    RetentionPolicy,
-)
+from redkeep.queue.base import JobQueue
 from redkeep.queue.execution import Handler, WorkerObserver
+from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.queue.worker import Worker

@@ -9,7 +9,7 @@ import orjson
 
 from redkeep.errors import SerializationError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import Job, JobFailure, JobStatus, decode_value, make_job
+from redkeep.queue.job import Job, JobFailure, JobStatus, decode_value, make_job
 
 __all__ = ["hash_to_job", "job_to_hash", "pairs_to_dict"]
 
@@ -99,7 +99,7 @@ def _ms_text(value: float | None) -> str | None:
 
 def job_to_hash(job: Job, max_bytes: int) -> dict[str, str]:
     """The hash fields of ``job`` (for restore)."""
-    from redkeep.queue.base import encode_value
+    from redkeep.queue.job import encode_value
 
     h: dict[str, str | None] = {
         "id": job.id,

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from redkeep.errors import scrub
-from redkeep.queue.base import TRACEBACK_LIMIT, Job, JobFailure, JobQueue, Outcome, encode_value
+from redkeep.queue.base import JobQueue
+from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure, Outcome, encode_value
 
 __all__ = ["Handler", "WorkerObserver", "execute_job"]
 

@@ -16,16 +16,15 @@ from dataclasses import replace
 from typing import Any
 
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import (
+from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.job import (
     FINISHED,
     Job,
     JobFailure,
-    JobQueue,
     JobStatus,
     Outcome,
     RetentionPolicy,
     StepResult,
-    _Prepared,
     decode_value,
     encode_value,
 )

@@ -16,18 +16,17 @@ import orjson
 
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import (
+from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.codec import hash_to_job, job_to_hash, pairs_to_dict
+from redkeep.queue.job import (
     FINISHED,
     Job,
-    JobQueue,
     JobStatus,
     Outcome,
     RetentionPolicy,
     StepResult,
-    _Prepared,
     make_job,
 )
-from redkeep.queue.codec import hash_to_job, job_to_hash, pairs_to_dict
 from redkeep.queue.keys import QueueKeys, registry_key
 from redkeep.redis.base import RedisClient
 

@@ -22,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redkeep.errors import scrub
-from redkeep.queue.base import InvalidJob, Job, JobQueue, Outcome
+from redkeep.errors import InvalidJob, scrub
+from redkeep.queue.base import JobQueue
 from redkeep.queue.execution import Handler, WorkerObserver, execute_job
+from redkeep.queue.job import Job, Outcome
 
 if TYPE_CHECKING:
     from redkeep.config import Settings
