@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,22 +173,16 @@ def test_health_command_unreachable(tmp_path: Path) -> None:
     assert "unreachable" in result.stderr
 
 
-def test_worker_runs_user_handlers(
-    tmp_path: Path, procs: list[Proc], redis_url: str, prefix: str
-) -> None:
-    (tmp_path / "myjobs.py").write_text(
-        textwrap.dedent(
-            """
-            def double(job):
-                return job.payload * 2
+MYJOBS = """
+def double(job):
+    return job.payload * 2
 
-            handlers = {"double": double}
-            """
-        )
-    )
-    env = clean_env(tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_KEY_PREFIX=prefix)
-    p = start(procs, ["worker", "myjobs:handlers", "--queue", "math"], env, tmp_path)
+handlers = {"double": double}
+"""
 
+
+def run_one_job(p: Proc, redis_url: str, prefix: str, queue: str, payload: Any) -> Any:
+    """Enqueue ``double(payload)`` on ``queue`` and wait for the worker ``p`` to finish it."""
     import asyncio
 
     from redkeep.queue.redis import RedisJobQueue
@@ -198,11 +191,11 @@ def test_worker_runs_user_handlers(
     async def enqueue_and_wait() -> Any:
         client = RespClient(redis_url)
         try:
-            queue = RedisJobQueue(client, "math", key_prefix=prefix)
-            job = await queue.enqueue("double", 21)
+            q = RedisJobQueue(client, queue, key_prefix=prefix)
+            job = await q.enqueue("double", payload)
             deadline = time.monotonic() + 20
             while True:
-                got = await queue.get_job(job.id)
+                got = await q.get_job(job.id)
                 assert got is not None
                 if got.status == "completed" or time.monotonic() > deadline:
                     return got
@@ -211,10 +204,63 @@ def test_worker_runs_user_handlers(
         finally:
             await client.close()
 
-    job = asyncio.run(enqueue_and_wait())
+    return asyncio.run(enqueue_and_wait())
+
+
+def test_worker_runs_user_handlers(
+    tmp_path: Path, procs: list[Proc], redis_url: str, prefix: str
+) -> None:
+    (tmp_path / "myjobs.py").write_text(MYJOBS)
+    env = clean_env(tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_KEY_PREFIX=prefix)
+    p = start(procs, ["worker", "myjobs:handlers", "--queue", "math"], env, tmp_path)
+    job = run_one_job(p, redis_url, prefix, "math", 21)
     assert job.status == "completed", p.output()
     assert job.result == 42
     assert p.stop() == 0, p.output()
+
+
+def test_worker_serves_probes_and_its_job_metrics(
+    tmp_path: Path, procs: list[Proc], redis_url: str, prefix: str
+) -> None:
+    (tmp_path / "myjobs.py").write_text(MYJOBS)
+    token = "worker-metrics-token-91"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(
+        tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_KEY_PREFIX=prefix, REDKEEP_API_TOKEN=token
+    )
+    args = ["worker", "myjobs:handlers", "-q", "math", "--http-port", str(port)]
+    p = start(procs, args, env, tmp_path)
+    wait_live(p, url)
+    assert httpx.get(f"{url}/health/ready", timeout=5).status_code == 200
+    assert httpx.get(f"{url}/metrics", timeout=5).status_code == 401  # the token guards it
+    assert run_one_job(p, redis_url, prefix, "math", 4).result == 8
+    auth = {"Authorization": f"Bearer {token}"}
+    text = httpx.get(f"{url}/metrics", headers=auth, timeout=5).text
+    done = 'redkeep_job_duration_seconds_count{handler="double",queue="math",status="completed"}'
+    assert f"{done} 1.0" in text, text
+    assert 'redkeep_queue_jobs{queue="math",status="completed"} 1.0' in text
+    assert p.stop() == 0, p.output()
+    assert "Traceback" not in p.output()
+    assert token not in p.output()
+
+
+def test_worker_http_port_taken_is_a_clear_error(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = clean_env(tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_KEY_PREFIX=prefix)
+        result = run(
+            ["worker", "redkeep.examples:handlers", "--http-port", str(port)], env, tmp_path
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_worker_rejects_bad_handler_spec_and_memory_backend(tmp_path: Path) -> None:

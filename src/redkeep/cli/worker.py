@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
+import socket
 import sys
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +17,9 @@ from redkeep.cli._loop import freeze_startup
 from redkeep.cli._loop import run as run_loop
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError, scrub
+
+if TYPE_CHECKING:
+    from redkeep.services import Services
 
 __all__ = ["load_handlers", "register", "worker"]
 
@@ -67,15 +73,63 @@ def _configure_logging(settings: Settings) -> None:
     configure_logging(settings)
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket for the probe server, bound here so that a taken port is a clear
+    error before the worker starts (uvicorn would exit the process from inside its task)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise _fail(f"cannot listen on {host}:{port} for --http-port: {exc.strerror}", 2) from None
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def _probe_server(services: Services, sock: socket.socket | None) -> AsyncIterator[None]:
+    """Serve /health/live, /health/ready and /metrics on ``sock`` while the body runs."""
+    if sock is None:
+        yield
+        return
+    import uvicorn
+
+    from redkeep.web.app import create_probe_app
+    from redkeep.web.server import AnnouncingServer
+
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_probe_app(services),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    server = AnnouncingServer(
+        config, f"worker probes and metrics on http://{host}:{port}", handle_signals=False
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="redkeep-worker-http")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        sock.close()
+
+
 async def _run(
     settings: Settings,
     handlers: Mapping[str, Callable[..., Any]],
     queues: list[str],
     concurrency: int | None,
+    http: socket.socket | None = None,
 ) -> None:
     from redkeep.services import create_services
 
-    async with create_services(settings) as services:
+    async with create_services(settings) as services, _probe_server(services, http):
         options: dict[str, Any] = {}
         if concurrency is not None:
             options["concurrency"] = concurrency
@@ -113,6 +167,23 @@ def worker(
         int | None,
         typer.Option(min=1, help="Jobs run at once (default REDKEEP_QUEUE_CONCURRENCY)."),
     ] = None,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            "--http-port",
+            min=0,
+            max=65535,
+            envvar="REDKEEP_WORKER_HTTP_PORT",
+            help="Serve /health/live, /health/ready and /metrics on this port "
+            "(needs redkeep[server]; /metrics needs REDKEEP_API_TOKEN when set).",
+        ),
+    ] = None,
+    http_host: Annotated[
+        str,
+        typer.Option(
+            "--http-host", envvar="REDKEEP_WORKER_HTTP_HOST", help="Address for --http-port."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run a worker for the handlers in a user module until SIGTERM / SIGINT."""
     try:
@@ -132,8 +203,17 @@ def worker(
         loaded = load_handlers(handlers)
     except HandlerSpecError as exc:
         raise _fail(str(exc), 2) from None
+    http = None
+    if http_port is not None:
+        try:
+            import uvicorn  # noqa: F401
+        except ImportError as exc:
+            raise _fail(
+                f"--http-port needs the server extra (pip install 'redkeep[server]'): {exc}", 2
+            ) from None
+        http = _bind(http_host, http_port)
     try:
-        run_loop(_run(settings, loaded, queue or ["default"], concurrency))
+        run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
     except RedkeepError as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:

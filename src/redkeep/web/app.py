@@ -23,7 +23,7 @@ from redkeep.web.health import ReadinessProbe, live, ready
 from redkeep.web.middleware import BearerAuthMiddleware, MetricsMiddleware
 from redkeep.web.openapi import openapi_schema
 
-__all__ = ["api_token", "create_app"]
+__all__ = ["api_token", "create_app", "create_probe_app"]
 
 log = logging.getLogger("redkeep.web")
 
@@ -116,4 +116,22 @@ def create_app(
     )
     app.add_middleware(BearerAuthMiddleware, token=api_token(svc.settings))
     app.add_middleware(MetricsMiddleware, metrics=svc.metrics, routes=routes)
+    return app
+
+
+def create_probe_app(services: Services) -> Starlette:
+    """Health probes and ``/metrics`` only, for a ``redkeep worker`` process.
+
+    ``services`` are started and closed by the caller. ``/metrics`` needs the API token when
+    one is set, as in :func:`create_app`; the probes are public.
+    """
+    routes: list[BaseRoute] = [
+        Route("/health/live", live, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers=exception_handlers)
+    app.state.services = services
+    app.state.probe = ReadinessProbe(services)
+    app.add_middleware(BearerAuthMiddleware, token=api_token(services.settings))
     return app
