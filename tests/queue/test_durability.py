@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from redkeep.errors import BackendError
-from redkeep.queue import Job, JobStatus, RedisJobQueue, Worker
+from redkeep.queue import Job, JobSpec, JobStatus, RedisJobQueue, Worker
 from redkeep.redis.resp import RespClient
 from tests.queue.conftest import running, wait_status, wait_until
 
@@ -145,6 +145,58 @@ async def test_idle_worker_gets_jobs_handed_over_and_deregisters_at_stop(
         after = await q.enqueue("x")
         assert after.status == JobStatus.WAITING
         assert [k async for k in client.scan_iter(f"{q.keys.inbox_prefix}*")] == []
+    finally:
+        await client.close()
+
+
+async def test_handed_over_jobs_reach_the_handler_as_stored(redis_url: str, prefix: str) -> None:
+    # A hand-off puts the job in the worker's inbox as the enqueue script wrote it; the handler
+    # must see the same fields as get_job(), for the single and the batch form of enqueue.
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "handoff-fields", key_prefix=prefix)
+    seen: dict[str, Job] = {}
+
+    async def record(job: Job) -> None:
+        seen[job.id] = job
+
+    try:
+        async with running(q, {"rec": record}, concurrency=2):
+            await wait_until(lambda: _is(_idle_workers(client, q), 1))
+            one = await q.enqueue(
+                "rec", {"n": [1, "two"]}, priority=7, max_attempts=5, backoff=2.5, timeout=9.0
+            )
+            assert one.status == JobStatus.ACTIVE
+            await wait_status(q, one.id, "completed")
+            await wait_until(lambda: _is(_idle_workers(client, q), 1))
+            [many] = await q.enqueue_many([JobSpec("rec", "p", priority=-3, timeout=4.0)])
+            assert many.status == JobStatus.ACTIVE
+            await wait_status(q, many.id, "completed")
+        for job in (one, many):
+            got, stored = seen[job.id], await q.get_job(job.id)
+            assert stored is not None
+            for field in ("payload", "priority", "max_attempts", "backoff", "timeout",
+                          "created_at", "run_at", "started_at", "worker_id"):  # fmt: skip
+                assert getattr(got, field) == getattr(stored, field), field
+            assert (got.status, got.attempts, got.token) == (JobStatus.ACTIVE, 1, 1)
+    finally:
+        await client.close()
+
+
+async def test_expired_idle_registrations_get_no_jobs(redis_url: str, prefix: str) -> None:
+    # A worker that died while registered idle leaves a registration that expires; an enqueue
+    # skips and removes it, and the job waits for a live worker instead of a dead inbox.
+    client = RespClient(redis_url)
+    q = RedisJobQueue(client, "handoff-stale", key_prefix=prefix)
+    try:
+        await q.register()
+        stale = "dead-worker|30000"
+        await client.zadd(q.keys.idle, {stale: 1})  # expired long ago (score = expiry, ms)
+        await client.hset(q.keys.idle_room, {stale: "5"})
+        job = await q.enqueue("x")
+        assert job.status == JobStatus.WAITING
+        assert await client.zcard(q.keys.idle) == 0
+        assert await client.exists(q.keys.idle_room) == 0
+        assert await client.exists(q.keys.inbox("dead-worker")) == 0
     finally:
         await client.close()
 

@@ -225,6 +225,10 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        # Labelled children by label values: labels() costs more than observe() on hot paths.
+        # Bounded: commands are a fixed set, queues and handlers are named in code.
+        self._command_series: dict[tuple[str, str], Any] = {}
+        self._job_series: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.Lock()
         self._caches: dict[str, CacheSnapshot] = {}
         self._queues: dict[str, QueueSnapshot] = {}
@@ -235,14 +239,22 @@ class Metrics:
     # -- CommandObserver ----------------------------------------------------------------------
     def on_command(self, transport: str, command: str, seconds: float, error: str | None) -> None:
         """Record one Redis command (the Redis clients' observer hook)."""
-        self.redis_command_seconds.labels(transport, command.upper()).observe(seconds)
+        series = self._command_series.get((transport, command))
+        if series is None:
+            series = self.redis_command_seconds.labels(transport, command.upper())
+            self._command_series[(transport, command)] = series
+        series.observe(seconds)
         if error is not None:
             self.redis_errors.labels(transport, error).inc()
 
     # -- WorkerObserver -----------------------------------------------------------------------
     def on_job_finished(self, queue: str, handler: str, status: str, seconds: float) -> None:
         """Record a finished attempt (completed, failed, retried, cancelled...)."""
-        self.job_seconds.labels(queue, handler, str(status)).observe(seconds)
+        key = (queue, handler, status)
+        series = self._job_series.get(key)
+        if series is None:
+            series = self._job_series[key] = self.job_seconds.labels(queue, handler, str(status))
+        series.observe(seconds)
 
     def on_retry(self, queue: str, handler: str) -> None:
         """Count a failed attempt that was scheduled for a retry."""

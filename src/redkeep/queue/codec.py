@@ -27,12 +27,55 @@ def _ms(value: str) -> float:
     return int(value) / 1000.0
 
 
+_BAD_FIELD = (KeyError, ValueError, TypeError, SerializationError, orjson.JSONDecodeError)
+
+
 def hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
     """Build a Job from its hash; the second item describes an undecodable record, if any.
 
     A corrupted field never raises: it takes its default and is named in
     ``Job.payload_error`` (the worker then fails the job with that reason).
     """
+    try:
+        return _sound_hash_to_job(queue, h), None
+    except _BAD_FIELD:
+        return _careful_hash_to_job(queue, h)
+
+
+def _sound_hash_to_job(queue: str, h: Mapping[str, str]) -> Job:
+    """The fast path for a record whose fields all decode; raises on the first one that does
+    not (the careful path then names every bad field)."""
+    get = h.get
+    payload = get("payload")
+    result = get("result")
+    error = get("error")
+    created, started = get("created"), get("started")
+    finished, run_at = get("finished"), get("run_at")
+    timeout, backoff = get("timeout"), get("backoff")
+    return make_job(
+        id=get("id", ""),
+        name=get("name", ""),
+        queue=queue,
+        payload=orjson.loads(payload) if payload else None,
+        status=_STATUS[get("status", "waiting")],
+        result=orjson.loads(result) if result else None,
+        error=JobFailure.from_json(error) if error else None,
+        worker_id=get("worker") or None,
+        payload_error=None,
+        priority=int(get("priority") or 0),
+        attempts=int(get("attempts") or 0),
+        max_attempts=int(get("max_attempts") or 1),
+        created_at=int(created) / 1000.0 if created else None,
+        started_at=int(started) / 1000.0 if started else None,
+        finished_at=int(finished) / 1000.0 if finished else None,
+        run_at=int(run_at) / 1000.0 if run_at else None,
+        timeout=float(timeout) if timeout else None,
+        backoff=_backoff(backoff) if backoff else None,
+        token=int(get("token") or 0),
+    )
+
+
+def _careful_hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
     problems: list[str] = []
 
     def field(name: str, convert: Callable[[str], Any], default: Any) -> Any:

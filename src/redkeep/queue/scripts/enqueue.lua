@@ -21,6 +21,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local base = ARGV[1]
 local idle = base .. 'idle'
+local idleroom = base .. 'idleroom'
 local jp = base .. 'job:'
 local idle_workers = redis.call('EXISTS', idle) == 1
 if #ARGV == 5 and not idle_workers then
@@ -43,14 +44,24 @@ if not single then
 end
 local waiting = {}
 local delayed = {}
-local seq = redis.call('INCRBY', base .. 'seq', n) - n
+local seq = nil -- taken (n numbers at once) by the first job that waits
 local handoff = idle_workers and redis.call('ZCARD', KEYS[1]) == 0
-local idleroom = base .. 'idleroom'
-if handoff then
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', idle, '-inf', now, 'LIMIT', 0, 10)) do
-    redis.call('ZREM', idle, m)
-    redis.call('HDEL', idleroom, m)
+
+-- The idle worker to hand the next runnable job to (the longest registered one), taking one of
+-- its free slots; expired registrations met on the way are dropped (at most 10 per call).
+local function take_idle()
+  for _ = 1, 10 do
+    local head = redis.call('ZRANGE', idle, 0, 0, 'WITHSCORES')
+    local member = head[1]
+    if not member then return nil end
+    local live = tonumber(head[2]) >= now
+    if not live or redis.call('HINCRBY', idleroom, member, -1) <= 0 then
+      redis.call('ZREM', idle, member)
+      redis.call('HDEL', idleroom, member)
+    end
+    if live then return member end
   end
+  return nil
 end
 
 -- Adds job number k (or returns the existing one); the entry returned for it.
@@ -65,33 +76,35 @@ local function add(k, id, name, payload, prio, delay, run_at, attempts, backoff,
   if run_at > due then due = run_at end
   local status = 'waiting'
   if due > now then status = 'delayed' end
-  redis.call('HSET', jk, 'id', id, 'name', name, 'payload', payload, 'status', status,
-    'priority', prio, 'max_attempts', attempts, 'created', now, 'run_at', due)
-  if backoff ~= '' then redis.call('HSET', jk, 'backoff', backoff) end
-  if timeout ~= '' then redis.call('HSET', jk, 'timeout', timeout) end
-  local worker = nil
-  local lease = 0
+  local fields = {'id', id, 'name', name, 'payload', payload, 'status', status,
+    'priority', tostring(prio), 'max_attempts', attempts, 'created', tostring(now),
+    'run_at', tostring(due)}
+  if backoff ~= '' then fields[#fields + 1] = 'backoff'; fields[#fields + 1] = backoff end
+  if timeout ~= '' then fields[#fields + 1] = 'timeout'; fields[#fields + 1] = timeout end
+  local member = nil
   if status == 'waiting' and handoff and #waiting == 0 then
-    local member = redis.call('ZRANGE', idle, 0, 0)[1]
-    if member then
-      if redis.call('HINCRBY', idleroom, member, -1) <= 0 then
-        redis.call('ZREM', idle, member)
-        redis.call('HDEL', idleroom, member)
-      end
-      worker, lease = string.match(member, '^(.*)|(%d+)$')
-    else
-      handoff = false
-    end
+    member = take_idle()
+    if not member then handoff = false end
   end
-  if worker then
+  if member then
+    -- Claimed for that worker at once (attempt 1, fencing token 1) and put in its inbox.
+    local worker, lease = string.match(member, '^(.*)|(%d+)$')
     status = 'active'
-    redis.call('HSET', jk, 'status', 'active', 'attempts', 1, 'token', 1, 'started', now,
-      'worker', worker)
+    fields[8] = 'active'
+    local n_f = #fields
+    fields[n_f + 1], fields[n_f + 2], fields[n_f + 3], fields[n_f + 4] = 'attempts', '1', 'token', '1'
+    fields[n_f + 5], fields[n_f + 6], fields[n_f + 7], fields[n_f + 8] = 'started', now, 'worker', worker
+    for i = 2, #fields, 2 do fields[i] = tostring(fields[i]) end -- as HGETALL would return them
+    redis.call('HSET', jk, unpack(fields))
     redis.call('ZADD', base .. 'active', now + tonumber(lease), id)
     local inbox = base .. 'inbox:' .. worker
-    redis.call('ZADD', inbox, now, cjson.encode(redis.call('HGETALL', jk)))
+    redis.call('ZADD', inbox, now, cjson.encode(fields))
     redis.call('PEXPIRE', inbox, tonumber(lease))
-  elseif status == 'waiting' then
+    return {0, now, status, due}
+  end
+  redis.call('HSET', jk, unpack(fields))
+  if status == 'waiting' then
+    if not seq then seq = redis.call('INCRBY', base .. 'seq', n) - n end
     waiting[#waiting + 1] = -prio * 1e12 + seq + k
     waiting[#waiting + 1] = id
   else
