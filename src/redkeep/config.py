@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         le=0.01,
         description="Seconds a lone command polls its socket before it waits on the event loop "
         "(saves a CPU wake-up per round trip; costs at most this much CPU); 0 disables. "
-        "`redkeep worker` uses 0 unless this is set.",
+        "A worker lets its shared connection poll only while no job runs.",
     )
     health_check_interval: Seconds = Field(
         5.0, ge=0, description="Seconds between background health pings; 0 disables them."

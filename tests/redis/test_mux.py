@@ -203,3 +203,71 @@ def test_client_survives_a_new_event_loop(redis_url: str, prefix: str, spin: flo
     assert asyncio.run(roundtrip("first")) == "first"
     assert asyncio.run(roundtrip("second")) == "second"
     asyncio.run(client.close())
+
+
+async def test_blocking_pops_get_connections_of_their_own_and_reuse_them(
+    redis_server_factory: Factory,
+) -> None:
+    server = redis_server_factory()
+    name = "lanes-test"
+    client = RespClient(f"{server.url}?client_name={name}")
+    admin = aredis.Redis(host="127.0.0.1", port=server.port)
+    try:
+        await client.set("warm", "1")  # the shared connection
+        pops = [asyncio.create_task(client.bzpopmin([f"z{i}"], 1.0)) for i in range(2)]
+        await asyncio.sleep(0.05)
+        assert await client.get("warm") == "1"  # not stuck behind the blocked pops
+        await client.zadd("z0", {"a": 1})
+        await client.zadd("z1", {"b": 2})
+        assert await asyncio.gather(*pops) == [("z0", "a", 1.0), ("z1", "b", 2.0)]
+        assert await _clients_named(admin, name) == 3  # shared + one per concurrent pop
+        for _ in range(3):  # sequential pops reuse a lane
+            await client.zadd("z0", {"c": 3})
+            assert await client.bzpopmin(["z0"], 1.0) == ("z0", "c", 3.0)
+        assert await _clients_named(admin, name) == 3
+        cancelled = asyncio.create_task(client.bzpopmin(["z9"], 1.0))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await client.zadd("z9", {"late": 9})  # the server may still hold the cancelled pop...
+        await asyncio.sleep(0.05)
+        await client.zadd("z9", {"next": 10})
+        popped = await client.bzpopmin(["z9"], 1.0)  # ...so its lane is not reused
+        assert popped is not None and popped[1] in ("late", "next")
+    finally:
+        await client.close()
+        await admin.aclose()
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+async def test_spin_only_when_keeps_the_loop_free_for_other_tasks(
+    redis_server_factory: Factory, allowed: bool
+) -> None:
+    # A spinning caller holds the event loop while it polls its socket; a worker lets its
+    # client spin only while no handler runs. Measured with a ticker task and a slow reply.
+    server = redis_server_factory()
+    client = RespClient(server.url, spin=0.2, command_timeout=5)
+    client.spin_only_when(lambda: allowed)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    try:
+        await client.set("warm", "1")
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.005)
+        before = ticks
+        assert await client.execute("EVAL", _BUSY_LUA, 0, "60") == "done"
+        during = ticks - before
+        task.cancel()
+        if allowed:
+            assert during <= 3  # the loop was held while the reply came
+        else:
+            assert during >= 15  # parked: the ticker kept running for the 60 ms
+    finally:
+        await client.close()

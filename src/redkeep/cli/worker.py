@@ -145,17 +145,6 @@ async def _run(
         log.info("worker stopped")
 
 
-def worker_settings(settings: Settings) -> Settings:
-    """``settings`` for a worker process: no busy-polling unless ``REDKEEP_BUSY_POLL`` is set.
-
-    A worker's loop has handlers to run while a command is in flight, so spinning would only
-    take their CPU (measured: lower throughput and a longer latency tail).
-    """
-    if "busy_poll" in settings.model_fields_set:
-        return settings
-    return settings.model_copy(update={"busy_poll": 0.0})
-
-
 def worker(
     handlers: Annotated[
         str, typer.Argument(help="Handlers as MODULE:ATTRIBUTE, a Mapping[str, callable].")
@@ -191,7 +180,6 @@ def worker(
     except RedkeepError as exc:
         raise _fail(str(exc), 2) from None
     _configure_logging(settings)
-    settings = worker_settings(settings)
     if settings.effective_backend == "memory":
         raise _fail(
             "`redkeep worker` needs a shared backend (set REDKEEP_REDIS_URL or Upstash "

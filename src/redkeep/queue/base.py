@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -223,6 +223,10 @@ class JobQueue(ABC):
 
     async def _wake(self) -> None:  # noqa: B027 - optional hook
         """Hand a wake-up on to another idle worker (default: nothing)."""
+
+    def _spin_only_when(self, predicate: Callable[[], bool] | None) -> None:  # noqa: B027
+        """Let the backend busy-poll only while ``predicate()`` is true (the worker: while it
+        runs no job, so that spinning never holds up a handler). Default: ignored."""
 
     async def _interrupt(self, worker_id: str) -> None:
         """End ``worker_id``'s pending :meth:`_wait` early (default: wake any waiter)."""

@@ -9,7 +9,7 @@ where the transport supports blocking commands, and poll adaptively (bounded by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -325,6 +325,9 @@ class RedisJobQueue(JobQueue):
         # faster than poll_max_rate.
         await asyncio.sleep(max(self._min_poll, min(self._poll, seconds)))
         return False
+
+    def _spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
+        self.client.spin_only_when(predicate)
 
     async def _wake(self) -> None:
         await self.client.zadd(self.keys.marker, {"w": 0})

@@ -155,6 +155,7 @@ class Worker:
                     loop.add_signal_handler(sig, self.stop)
                     installed.append(sig)
         for q in self.queues:
+            q._spin_only_when(self._idle_now)
             register = getattr(q, "register", None)
             if register is not None:
                 with contextlib.suppress(Exception):
@@ -175,11 +176,17 @@ class Worker:
             await asyncio.gather(*loops, renewer, return_exceptions=True)
             for st in self._states:
                 await self._deregister(st)
+            for q in self.queues:
+                q._spin_only_when(None)
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
+
+    def _idle_now(self) -> bool:
+        """No job is running: the queue's client may busy-poll (nothing else needs the loop)."""
+        return not self._running
 
     async def _deregister(self, st: _QueueState) -> None:
         """Stop being offered hand-offs and release any job handed over meanwhile. A pending

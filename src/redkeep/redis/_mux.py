@@ -40,7 +40,7 @@ from redis.backoff import AbstractBackoff
 from redkeep.errors import BackendUnavailable
 from redkeep.redis.errors import response_error
 
-__all__ = ["POOLED", "Multiplexer", "pooled"]
+__all__ = ["BLOCKING", "POOLED", "BlockingLanes", "Multiplexer", "pooled"]
 
 POOLED = frozenset({
     "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
@@ -48,7 +48,13 @@ POOLED = frozenset({
     "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "SELECT", "AUTH", "HELLO", "RESET", "QUIT",
     "CLIENT", "READONLY", "READWRITE", "SHUTDOWN",
 })  # fmt: skip
-"""Commands that block a connection or change its state: these run on a pooled connection."""
+"""Commands that block a connection or change its state: these never share the connection."""
+
+BLOCKING = frozenset({
+    "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP",
+})  # fmt: skip
+"""Blocking pops: they hold a connection but leave its state alone, so they can run on a
+connection of their own (:class:`BlockingLanes`)."""
 
 _PENDING = object()  # hiredis' "not enough data" marker
 _running_loop = asyncio.get_running_loop
@@ -264,6 +270,7 @@ class Multiplexer:
         self.spin = spin
         self._retry_attempts = retry_attempts
         self._backoff = backoff
+        self.may_spin: Callable[[], bool] | None = None  # spin only while this says so
         self._misses = 0  # consecutive spins that ended before the reply came
         self._probe = 0
         self._conn: _Conn | None = None
@@ -278,7 +285,12 @@ class Multiplexer:
                 conn = await self._ready()
             fut = conn.loop.create_future()
             conn.send(_pack(args), fut)
-            if self.spin and len(conn.waiters) == 1 and self._spin_pays():
+            if (
+                self.spin
+                and len(conn.waiters) == 1
+                and (self.may_spin is None or self.may_spin())
+                and self._spin_pays()
+            ):
                 # Let every task that is ready run first (e.g. callers whose replies came in the
                 # same read): spin only if this command is then still the only one in flight.
                 try:
@@ -295,6 +307,12 @@ class Multiplexer:
             return await fut
         except rx.ConnectionError as exc:
             return await self._retry(lambda c: self._one(c, args), exc)
+
+    def forgive_miss(self) -> None:
+        """The last spin missed for a reason that says nothing about the server's speed (a
+        blocking pop that timed out): do not count it."""
+        if self._misses:
+            self._misses -= 1
 
     def _spin_pays(self) -> bool:
         """Spin unless the last spins all missed (a slow or remote server); probe now and then."""
@@ -429,3 +447,47 @@ class Multiplexer:
         self._closed = True
         if self._conn is not None:
             self._conn.abort(BackendUnavailable("redis client is closed"))
+
+
+class BlockingLanes:
+    """Blocking pops on connections of their own: one :class:`Multiplexer` per pop in flight,
+    kept for the next pop (a worker's idle wait reuses the same one).
+
+    A lane whose pop was cancelled or failed is closed rather than reused: the server may still
+    hold the pop blocked on it. The caller bounds how many run at once. A lane spins like the
+    shared connection (a job handed to an idle worker then starts without a CPU wake-up), but a
+    pop that timed out does not count as a missed spin: it says nothing about the server.
+    """
+
+    def __init__(self, new_lane: Callable[[], Multiplexer]) -> None:
+        self._new_lane = new_lane
+        self._free: list[Multiplexer] = []
+        self._busy: set[Multiplexer] = set()
+        self._closed = False
+
+    async def execute(self, *args: Any) -> Any:
+        """Run one blocking command and return its reply; an error reply is raised."""
+        if self._closed:
+            raise BackendUnavailable("redis client is closed")
+        lane = self._free.pop() if self._free else self._new_lane()
+        self._busy.add(lane)
+        reusable = False
+        try:
+            reply = await lane.execute(*args)
+            reusable = True
+            if reply is None:
+                lane.forgive_miss()  # the pop timed out: nothing to learn about the server
+            return reply
+        finally:
+            self._busy.discard(lane)
+            if reusable and not self._closed:
+                self._free.append(lane)
+            else:
+                lane.close()
+
+    def close(self) -> None:
+        """Close every lane; pops in flight fail with BackendUnavailable."""
+        self._closed = True
+        for lane in [*self._free, *self._busy]:
+            lane.close()
+        self._free.clear()

@@ -10,7 +10,7 @@ same code works over both. Every method raises only :mod:`redkeep.errors` except
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -188,6 +188,12 @@ class RedisClient(Protocol):
     async def info(self, section: str | None = None) -> dict[str, Any]: ...
     async def time(self) -> float:
         """Server time (TIME) in seconds since the epoch."""
+        ...
+
+    def spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
+        """Busy-poll ordinary commands (``Settings.busy_poll``) only while ``predicate()`` is
+        true, e.g. while a worker runs no job; None lifts the condition. Blocking pops keep
+        their own adaptive spin; transports that never spin ignore this."""
         ...
 
     async def close(self) -> None: ...

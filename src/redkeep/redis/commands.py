@@ -8,7 +8,7 @@ inherit these and implement ``_cmd`` (send one command, return the raw reply, ra
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any, cast
 
@@ -64,6 +64,9 @@ class Commands:
             raise err from None
         observer.on_command(self.transport, name, perf_counter() - start, None)
         return result
+
+    def spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
+        """Busy-poll only while ``predicate()`` is true (a no-op where nothing spins)."""
 
     async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
         return int(await self._cmd(name, *keys)) if keys else 0

@@ -7,8 +7,10 @@ Design notes:
   convert the few replies that need it. This also saves redis-py's per-reply callback work.
 - Standalone: every command that neither blocks nor changes connection state runs on one
   multiplexed connection (:class:`~redkeep.redis._mux.Multiplexer`): concurrent callers are
-  pipelined on it, and a lone caller busy-polls briefly before parking (``spin``). Blocking and
-  connection-state commands (``_mux.POOLED``: BZPOPMIN, BLPOP, MULTI, CLIENT...) and TLS go through
+  pipelined on it, and a lone caller busy-polls briefly before parking (``spin``). Blocking
+  pops (``_mux.BLOCKING``: BZPOPMIN, BLPOP...) take a slot (below) and a connection of their
+  own (:class:`~redkeep.redis._mux.BlockingLanes`), kept for the next pop. Connection-state
+  commands (``_mux.POOLED``: MULTI, CLIENT, SELECT...) and TLS go through
   :class:`~redkeep.redis._fastconn.PooledExecutor`: a slot of an
   ``asyncio.Semaphore(max_connections)`` (taken without suspending when one is free;
   ``BackendTimeout`` after ``command_timeout`` when none frees), a connection from redis-py's
@@ -52,7 +54,7 @@ from redkeep.errors import (
     register_secret,
 )
 from redkeep.redis._fastconn import FastSendConnection, PooledExecutor
-from redkeep.redis._mux import Multiplexer, pooled
+from redkeep.redis._mux import BLOCKING, BlockingLanes, Multiplexer, pooled
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import Commands, set_args
 from redkeep.redis.errors import translate_error
@@ -166,6 +168,7 @@ class RespClient(Commands):
         self._fast = self._ex  # commands known not to block: get, set, evalsha
         self._many: Callable[[Sequence[Command]], Awaitable[list[Any]]] | None = None
         self._mux: Multiplexer | None = None
+        self._lanes: BlockingLanes | None = None
         if not cluster:
             executor = PooledExecutor(
                 self._pool, self._slots, self._acquire, retry_attempts, self._backoff
@@ -174,14 +177,19 @@ class RespClient(Commands):
             if executor.lists:
                 self._many = executor.execute_many
             if parts.scheme != "rediss":  # TLS stays on redis-py's connections
-                self._mux = Multiplexer(
-                    dict(self._pool.connection_kwargs),
-                    connect_timeout=connect_timeout,
-                    timeout=command_timeout,
-                    retry_attempts=retry_attempts,
-                    backoff=self._backoff,
-                    spin=spin,
-                )
+
+                def multiplexer(spin: float) -> Multiplexer:
+                    return Multiplexer(
+                        dict(self._pool.connection_kwargs),
+                        connect_timeout=connect_timeout,
+                        timeout=command_timeout,
+                        retry_attempts=retry_attempts,
+                        backoff=self._backoff,
+                        spin=spin,
+                    )
+
+                self._mux = multiplexer(spin)
+                self._lanes = BlockingLanes(lambda: multiplexer(spin))
                 self._fast = self._mux.execute
                 self._ex = self._standalone_ex
             else:
@@ -257,8 +265,25 @@ class RespClient(Commands):
 
     def _standalone_ex(self, *args: Any) -> Awaitable[Any]:
         if pooled(args[0]):
+            if self._lanes is not None and str(args[0]).upper() in BLOCKING:
+                return self._lane_ex(*args)
             return self._pooled_ex(*args)
         return self._fast(*args)
+
+    def spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
+        """Busy-poll the shared connection only while ``predicate()`` is true (see
+        :mod:`redkeep.redis._mux`); blocking pops keep their own adaptive spin."""
+        if self._mux is not None:
+            self._mux.may_spin = predicate
+
+    async def _lane_ex(self, *args: Any) -> Any:
+        """A blocking pop on a connection of its own, inside a slot of ``max_connections``."""
+        assert self._lanes is not None
+        await self._acquire()
+        try:
+            return await self._lanes.execute(*args)
+        finally:
+            self._slots.release()
 
     async def _cmd(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -465,6 +490,8 @@ class RespClient(Commands):
         self._many = None
         if self._mux is not None:
             self._mux.close()
+        if self._lanes is not None:
+            self._lanes.close()
         try:
             if self._cluster:
                 await self._r.aclose()
