@@ -8,8 +8,8 @@ Design notes:
 - Standalone: every command that neither blocks nor changes connection state runs on one
   multiplexed connection (:class:`~redkeep.redis._mux.Multiplexer`): concurrent callers are
   pipelined on it, and a lone caller busy-polls briefly before parking (``spin``). Blocking
-  pops (``_mux.BLOCKING``: BZPOPMIN, BLPOP...) take a slot (below) and a connection of their
-  own (:class:`~redkeep.redis._mux.BlockingLanes`), kept for the next pop. Connection-state
+  pops (``_lanes.BLOCKING``: BZPOPMIN, BLPOP...) take a slot (below) and a connection of their
+  own (:class:`~redkeep.redis._lanes.BlockingLanes`), kept for the next pop. Connection-state
   commands (``_mux.POOLED``: MULTI, CLIENT, SELECT...) and TLS go through
   :class:`~redkeep.redis._fastconn.PooledExecutor`: a slot of an
   ``asyncio.Semaphore(max_connections)`` (taken without suspending when one is free;
@@ -54,7 +54,8 @@ from redkeep.errors import (
     register_secret,
 )
 from redkeep.redis._fastconn import FastSendConnection, PooledExecutor
-from redkeep.redis._mux import BLOCKING, BlockingLanes, Multiplexer, pooled
+from redkeep.redis._lanes import BLOCKING, BlockingLanes
+from redkeep.redis._mux import Multiplexer, pooled
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import Commands, set_args
 from redkeep.redis.errors import translate_error
