@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from redkeep.cache import RedisCache
-from redkeep.queue import Job, RedisJobQueue, Worker
+from redkeep.queue import Job, RedisJobQueue, RetentionPolicy, Worker
 from redkeep.redis.resp import RespClient
 from tests.reliability.harness import Deadline, Figures, Latencies, scale, wait_until
 from tests.reliability.jobs import all_finished, statuses
@@ -46,7 +46,10 @@ async def test_client_kill_under_load_loses_no_write(
     admin = RespClient(server.url, max_connections=1)
     fig.meta(redis_version=(await admin.info("server"))["redis_version"])
     cache = RedisCache(client, "reset", key_prefix="rel")
-    queue = RedisJobQueue(client, "reset", key_prefix="rel")
+    # Keep every finished job: the check reads each one back, and a fast machine enqueues more
+    # than the default retention (10,000 completed) within the load window.
+    keep_all = RetentionPolicy(completed_max=10_000_000, failed_max=10_000_000)
+    queue = RedisJobQueue(client, "reset", key_prefix="rel", retention=keep_all)
 
     written: dict[str, int] = {}
     enqueued: set[str] = set()
