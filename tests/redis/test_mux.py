@@ -240,15 +240,8 @@ async def test_blocking_pops_get_connections_of_their_own_and_reuse_them(
         await admin.aclose()
 
 
-@pytest.mark.parametrize("allowed", [True, False])
-async def test_spin_only_when_keeps_the_loop_free_for_other_tasks(
-    redis_server_factory: Factory, allowed: bool
-) -> None:
-    # A spinning caller holds the event loop while it polls its socket; a worker lets its
-    # client spin only while no handler runs. Measured with a ticker task and a slow reply.
-    server = redis_server_factory()
-    client = RespClient(server.url, spin=0.2, command_timeout=5)
-    client.spin_only_when(lambda: allowed)
+async def _ticks_during_slow_reply(client: RespClient) -> int:
+    """Ticks of a 1 ms ticker task while the client waits 60 ms for a reply."""
     ticks = 0
 
     async def ticker() -> None:
@@ -257,17 +250,37 @@ async def test_spin_only_when_keeps_the_loop_free_for_other_tasks(
             await asyncio.sleep(0.001)
             ticks += 1
 
+    task = asyncio.create_task(ticker())
     try:
-        await client.set("warm", "1")
-        task = asyncio.create_task(ticker())
         await asyncio.sleep(0.005)
         before = ticks
         assert await client.execute("EVAL", _BUSY_LUA, 0, "60") == "done"
-        during = ticks - before
+        return ticks - before
+    finally:
         task.cancel()
-        if allowed:
-            assert during <= 3  # the loop was held while the reply came
-        else:
-            assert during >= 15  # parked: the ticker kept running for the 60 ms
+
+
+async def test_spin_only_while_keeps_the_loop_free_for_other_tasks(
+    redis_server_factory: Factory,
+) -> None:
+    # A spinning caller holds the event loop while it polls its socket; a worker lets its
+    # client spin only while no handler runs. Measured with a ticker task and a slow reply.
+    server = redis_server_factory()
+    client = RespClient(server.url, spin=0.2, command_timeout=5)
+    try:
+        await client.set("warm", "1")
+        assert await _ticks_during_slow_reply(client) <= 3  # spinning held the loop
+        busy = False
+        lift_other = client.spin_only_while(lambda: True)
+        lift_busy = client.spin_only_while(lambda: not busy)  # conditions must all hold
+        busy = True
+        assert await _ticks_during_slow_reply(client) >= 15  # parked: the ticker kept running
+        busy = False
+        assert await _ticks_during_slow_reply(client) <= 3
+        busy = True
+        lift_busy()  # e.g. that worker stopped: the other condition alone decides again
+        assert await _ticks_during_slow_reply(client) <= 3
+        lift_other()
+        lift_other()  # lifting twice is harmless
     finally:
         await client.close()

@@ -224,9 +224,11 @@ class JobQueue(ABC):
     async def _wake(self) -> None:  # noqa: B027 - optional hook
         """Hand a wake-up on to another idle worker (default: nothing)."""
 
-    def _spin_only_when(self, predicate: Callable[[], bool] | None) -> None:  # noqa: B027
+    def _spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
         """Let the backend busy-poll only while ``predicate()`` is true (the worker: while it
-        runs no job, so that spinning never holds up a handler). Default: ignored."""
+        runs no job, so that spinning never holds up a handler); returns the function that
+        lifts the condition. Default: ignored."""
+        return lambda: None
 
     async def _interrupt(self, worker_id: str) -> None:
         """End ``worker_id``'s pending :meth:`_wait` early (default: wake any waiter)."""

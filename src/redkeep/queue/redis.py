@@ -326,8 +326,8 @@ class RedisJobQueue(JobQueue):
         await asyncio.sleep(max(self._min_poll, min(self._poll, seconds)))
         return False
 
-    def _spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
-        self.client.spin_only_when(predicate)
+    def _spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
+        return self.client.spin_only_while(predicate)
 
     async def _wake(self) -> None:
         await self.client.zadd(self.keys.marker, {"w": 0})

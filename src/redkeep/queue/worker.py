@@ -154,8 +154,8 @@ class Worker:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, self.stop)
                     installed.append(sig)
+        lift = [q._spin_only_while(self._idle_now) for q in self.queues]
         for q in self.queues:
-            q._spin_only_when(self._idle_now)
             register = getattr(q, "register", None)
             if register is not None:
                 with contextlib.suppress(Exception):
@@ -176,8 +176,8 @@ class Worker:
             await asyncio.gather(*loops, renewer, return_exceptions=True)
             for st in self._states:
                 await self._deregister(st)
-            for q in self.queues:
-                q._spin_only_when(None)
+            for undo in lift:
+                undo()
             for sig in installed:
                 loop.remove_signal_handler(sig)
             if self._pool is not None:

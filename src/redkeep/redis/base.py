@@ -190,10 +190,11 @@ class RedisClient(Protocol):
         """Server time (TIME) in seconds since the epoch."""
         ...
 
-    def spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
+    def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
         """Busy-poll ordinary commands (``Settings.busy_poll``) only while ``predicate()`` is
-        true, e.g. while a worker runs no job; None lifts the condition. Blocking pops keep
-        their own adaptive spin; transports that never spin ignore this."""
+        true, e.g. while a worker runs no job; with several conditions, while all are true.
+        Returns the function that removes this condition. Blocking pops keep their own
+        adaptive spin; transports that never spin ignore this."""
         ...
 
     async def close(self) -> None: ...

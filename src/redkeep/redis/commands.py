@@ -42,6 +42,10 @@ def pairs(flat: Any) -> list[tuple[str, float]]:
     return [(m, float(s)) for m, s in zip(it, it, strict=True)]
 
 
+def _nothing() -> None:
+    pass
+
+
 class Commands:
     """The :class:`~redkeep.redis.base.RedisClient` methods whose wire form is the same on
     every transport."""
@@ -65,8 +69,9 @@ class Commands:
         observer.on_command(self.transport, name, perf_counter() - start, None)
         return result
 
-    def spin_only_when(self, predicate: Callable[[], bool] | None) -> None:
-        """Busy-poll only while ``predicate()`` is true (a no-op where nothing spins)."""
+    def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
+        """Busy-poll only while ``predicate()`` is true (ignored where nothing spins)."""
+        return _nothing
 
     async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
         return int(await self._cmd(name, *keys)) if keys else 0
