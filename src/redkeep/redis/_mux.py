@@ -264,7 +264,7 @@ class Multiplexer:
         self.spin = spin
         self._retry_attempts = retry_attempts
         self._backoff = backoff
-        self.may_spin: Callable[[], bool] | None = None  # spin only while this says so
+        self.spin_conditions: list[Callable[[], bool]] = []  # spin only while all hold
         self._misses = 0  # consecutive spins that ended before the reply came
         self._probe = 0
         self._conn: _Conn | None = None
@@ -282,7 +282,7 @@ class Multiplexer:
             if (
                 self.spin
                 and len(conn.waiters) == 1
-                and (self.may_spin is None or self.may_spin())
+                and all(ok() for ok in self.spin_conditions)
                 and self._spin_pays()
             ):
                 # Let every task that is ready run first (e.g. callers whose replies came in the

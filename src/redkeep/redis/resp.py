@@ -170,7 +170,6 @@ class RespClient(Commands):
         self._many: Callable[[Sequence[Command]], Awaitable[list[Any]]] | None = None
         self._mux: Multiplexer | None = None
         self._lanes: BlockingLanes | None = None
-        self._spin_conditions: list[Callable[[], bool]] = []
         if not cluster:
             executor = PooledExecutor(
                 self._pool, self._slots, self._acquire, retry_attempts, self._backoff
@@ -276,27 +275,16 @@ class RespClient(Commands):
         """Busy-poll the shared connection only while ``predicate()`` (and every other such
         condition) is true (see :mod:`redkeep.redis._mux`); blocking pops keep their own
         adaptive spin. Returns the function that removes the condition."""
-        conditions = self._spin_conditions
+        if self._mux is None:
+            return super().spin_only_while(predicate)  # TLS and Cluster never spin
+        conditions = self._mux.spin_conditions
         conditions.append(predicate)
-        self._apply_spin_conditions()
 
         def remove() -> None:
             if predicate in conditions:
                 conditions.remove(predicate)
-                self._apply_spin_conditions()
 
         return remove
-
-    def _apply_spin_conditions(self) -> None:
-        if self._mux is None:
-            return
-        conditions = tuple(self._spin_conditions)
-        if not conditions:
-            self._mux.may_spin = None
-        elif len(conditions) == 1:
-            self._mux.may_spin = conditions[0]
-        else:
-            self._mux.may_spin = lambda: all(c() for c in conditions)
 
     async def _lane_ex(self, *args: Any) -> Any:
         """A blocking pop on a connection of its own, inside a slot of ``max_connections``."""
