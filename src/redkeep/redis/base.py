@@ -59,6 +59,10 @@ class Script:
 
     name: str
     source: str
+    idempotent: bool = False
+    """Running the script twice with the same arguments has the effect of running it once, so a
+    transport may re-send it when a connection is lost after the request was written (declared
+    by a ``-- @idempotent`` line in the script's header comment)."""
     sha: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,7 +72,19 @@ class Script:
     @classmethod
     def from_file(cls, path: str | Path) -> Script:
         p = Path(path)
-        return cls(name=p.stem, source=p.read_text(encoding="utf-8"))
+        source = p.read_text(encoding="utf-8")
+        return cls(name=p.stem, source=source, idempotent=_declares_idempotent(source))
+
+
+def _declares_idempotent(source: str) -> bool:
+    """True when the leading comment block has a ``-- @idempotent`` line."""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("--"):
+            return False
+        if stripped[2:].strip() == "@idempotent":
+            return True
+    return False
 
 
 @runtime_checkable
