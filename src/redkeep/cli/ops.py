@@ -29,6 +29,7 @@ from rich.table import Table
 
 from redkeep.config import Settings
 from redkeep.errors import ConfigError, RedkeepError, scrub
+from redkeep.queue.job import STATUSES
 from redkeep.redis.base import RedisClient
 
 __all__ = [
@@ -132,7 +133,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-_STATUSES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+_STATUSES = STATUSES  # the one definition, in redkeep.queue.job
 
 
 def queues(

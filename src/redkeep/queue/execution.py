@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from redkeep.errors import scrub
-from redkeep.queue.base import JobQueue
-from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure, Outcome, encode_value
+from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure, encode_value
+from redkeep.queue.protocol import Outcome, WorkerQueue
 
 __all__ = ["Handler", "WorkerObserver", "execute_job"]
 
@@ -62,7 +62,7 @@ def _is_async(handler: Callable[..., Any]) -> bool:
 
 
 async def execute_job(
-    queue: JobQueue,
+    queue: WorkerQueue,
     job: Job,
     handlers: Mapping[str, Handler],
     pool: Callable[[], ThreadPoolExecutor],

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from redkeep.queue.job import STATUSES
 from redkeep.web.errors import ApiError, json_response, map_exception
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ __all__ = ["JOB_STATUSES", "NAME_PATTERN", "job_to_dict", "routes"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-JOB_STATUSES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+JOB_STATUSES = STATUSES  # the one definition, in redkeep.queue.job
 MAX_LIST_LIMIT = 500
 _NAME = re.compile(NAME_PATTERN)
 _JOB_ID = re.compile(JOB_ID_PATTERN)

@@ -1,0 +1,74 @@
+-- Claiming jobs for a worker, and the job records scripts return.
+-- @include "maintain.lua"
+
+local CORRUPTED = '["CorruptedRecord","job state record does not parse: '
+
+-- Records of jobs for a reply: flat {id, state, data, error, ...} (false where missing).
+local function job_records(ids)
+  if #ids == 0 then return {} end
+  local recs = redis.call('HMGET', K.state, unpack(ids))
+  local datas = redis.call('HMGET', K.data, unpack(ids))
+  local errs = redis.call('HMGET', K.errors, unpack(ids))
+  local out = {}
+  for i, id in ipairs(ids) do
+    out[#out + 1] = id
+    out[#out + 1] = recs[i]
+    out[#out + 1] = datas[i]
+    out[#out + 1] = errs[i]
+  end
+  return out
+end
+
+-- Take up to `want` jobs handed off but not yet popped by an idle worker (already claimed:
+-- this worker becomes their owner). Appends {id, token} to `claimed`; returns how many.
+local function claim_handed(worker, want, lease_ms, claimed)
+  if want <= 0 or redis.call('EXISTS', K.handoff) == 0 then return 0 end
+  local popped = redis.call('ZPOPMIN', K.handoff, want)
+  local n = 0
+  for k = 1, #popped, 2 do
+    local id, rec = handoff_entry(popped[k])
+    local st = id and decode_state(redis.call('HGET', K.state, id) or '')
+    if st and st.status == 'active' and encode_state(st) == rec then
+      st.worker = worker
+      put_state(id, st)
+      index_add('active', now + lease_ms, id)
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = st.token
+      n = n + 1
+    end
+  end
+  return n
+end
+
+-- Claim up to `want` waiting jobs in run order for `worker`. A record that does not parse is
+-- failed with the reason (it never breaks the batch); an entry without a record is dropped.
+-- Appends {id, token} to `claimed`; returns how many were claimed.
+local function claim_waiting(worker, want, lease_ms, claimed)
+  if want <= 0 then return 0 end
+  local popped = redis.call('ZPOPMIN', K.waiting, want)
+  if #popped == 0 then return 0 end
+  local ids = {}
+  for k = 1, #popped, 2 do ids[#ids + 1] = popped[k] end
+  local recs = redis.call('HMGET', K.state, unpack(ids))
+  local expiry = now + lease_ms
+  local n = 0
+  for i, id in ipairs(ids) do
+    local st = recs[i] and decode_state(recs[i])
+    if st and st.status == 'waiting' then
+      st.attempts = st.attempts + 1
+      st.token = st.token + 1
+      st.started = now
+      st.worker = worker
+      transition(id, st, 'active', expiry)
+      claimed[#claimed + 1] = id
+      claimed[#claimed + 1] = st.token
+      n = n + 1
+    elseif recs[i] and not st then
+      local bad = new_state('', 0, 1, now)
+      redis.call('HSET', K.errors, id, CORRUPTED .. string.gsub(string.sub(recs[i], 1, 50),
+        '["\\%c]', '?') .. '",""]')
+      transition(id, bad, 'failed', now)
+    end
+  end
+  return n
+end
