@@ -6,7 +6,8 @@ import pytest
 
 from redkeep.config import Settings
 from redkeep.queue import Backoff, InvalidJob, MemoryJobQueue, Worker
-from redkeep.queue.keys import QueueKeys, validate_queue_name
+from redkeep.queue.job import STATUSES
+from redkeep.queue.keys import QueueKeys, V1Keys, validate_queue_name
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 12, 40])
@@ -34,9 +35,12 @@ def test_backoff_cap_fixed_and_no_jitter() -> None:
 
 def test_all_keys_of_a_queue_share_one_hash_tag() -> None:
     k = QueueKeys("app", "emails")
-    keys = [*k.all_static(), k.job("abc"), k.inbox("host:1:ff")]
-    assert all(key.startswith("{app:q:emails}:") for key in keys)
+    keys = [*k.all_static(), k.wake("host:1:ff")]
+    assert all(key.startswith("{app:q:emails}:v2:") for key in keys)
     assert len(set(keys)) == len(keys)
+    v1 = V1Keys("app", "emails")  # redkeep 0.1's keys (read by the upgrade) never collide
+    old = [v1.job("abc"), v1.seq, *v1.others(), *(v1.status_key(s) for s in STATUSES)]
+    assert all(o.startswith("{app:q:emails}:") for o in old) and not set(old) & set(keys)
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "x{y}", "q*", "n" * 201])

@@ -336,16 +336,19 @@ class RedisJobQueue(JobQueue):
             if popped is None or popped[0] == keys[2]:
                 return False
             if popped[0] == keys[0]:
-                return self._handed(popped[1])
+                return self._handed(popped[1], worker_id)
             return True
         # No blocking commands (Upstash REST): sleep with an adaptive interval, never polling
         # faster than poll_max_rate.
         await asyncio.sleep(max(self._min_poll, min(self._poll, seconds)))
         return False
 
-    def _handed(self, member: str) -> Job:
-        """The job of a hand-off member (``<state>\\n<data>``), claimed for its popper."""
+    def _handed(self, member: str, worker_id: str) -> Job:
+        """The job of a hand-off member (``<state>\\n<data>``), claimed for its popper (whose id
+        the state gets when it renews the lease or reports the outcome)."""
         state, _, data = member.partition("\n")
+        if state.endswith("|"):  # the worker field, last, is empty until then
+            state += worker_id
         try:
             job_id = str(split_data(data)[0][0])
         except (ValueError, IndexError, orjson.JSONDecodeError):

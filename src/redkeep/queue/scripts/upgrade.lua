@@ -34,11 +34,10 @@ local n = (#ARGV - 1) / 7
 for i = 1, n do
   local b = 2 + 7 * (i - 1)
   local id = ARGV[b]
-  local old = KEYS[13 + i]
-  if redis.call('EXISTS', old) == 0 then
+  if redis.call('EXISTS', KEYS[13 + i]) == 0 then
     redis.call('ZREM', K.v1index, id)
   else
-    local cur = redis.call('HMGET', old, 'status', 'token')
+    local cur = redis.call('HMGET', KEYS[13 + i], 'status', 'token')
     if (cur[1] or '') .. '|' .. (cur[2] or '') ~= ARGV[b + 1] then
       changed = changed + 1
     else
@@ -53,7 +52,7 @@ for i = 1, n do
         if ARGV[b + 5] ~= '' then redis.call('HSET', K.errors, id, ARGV[b + 5]) end
         converted = converted + 1
       end
-      redis.call('DEL', old)
+      redis.call('DEL', KEYS[13 + i])
       redis.call('ZREM', K.v1index, id)
     end
   end

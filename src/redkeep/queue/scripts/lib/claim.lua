@@ -1,7 +1,16 @@
 -- Claiming jobs for a worker, and the job records scripts return.
 -- @include "maintain.lua"
 
-local CORRUPTED = '["CorruptedRecord","job state record does not parse: '
+-- Fail a job whose state record is missing, does not parse or names an unknown status, with
+-- the reason (a fresh record: a worker never gets it, an operator sees why).
+local function fail_corrupted(id, rec)
+  local why = 'job state record is missing'
+  if rec then
+    why = 'invalid job state record: ' .. string.gsub(string.sub(rec, 1, 50), '["\\%c]', '?')
+  end
+  redis.call('HSET', K.errors, id, '["CorruptedRecord","' .. why .. '",""]')
+  transition(id, new_state('', 0, 1, now), 'failed', now)
+end
 
 -- Records of jobs for a reply: flat {id, state, data, error, ...} (false where missing).
 local function job_records(ids)
@@ -40,8 +49,8 @@ local function claim_handed(worker, want, lease_ms, claimed)
   return n
 end
 
--- Claim up to `want` waiting jobs in run order for `worker`. A record that does not parse is
--- failed with the reason (it never breaks the batch); an entry without a record is dropped.
+-- Claim up to `want` waiting jobs in run order for `worker`. A damaged record is failed with
+-- the reason (it never breaks the batch); an entry whose record has another status is dropped.
 -- Appends {id, token} to `claimed`; returns how many were claimed.
 local function claim_waiting(worker, want, lease_ms, claimed)
   if want <= 0 then return 0 end
@@ -63,11 +72,8 @@ local function claim_waiting(worker, want, lease_ms, claimed)
       claimed[#claimed + 1] = id
       claimed[#claimed + 1] = st.token
       n = n + 1
-    elseif recs[i] and not st then
-      local bad = new_state('', 0, 1, now)
-      redis.call('HSET', K.errors, id, CORRUPTED .. string.gsub(string.sub(recs[i], 1, 50),
-        '["\\%c]', '?') .. '",""]')
-      transition(id, bad, 'failed', now)
+    elseif not st or not STATUSES[st.status] then
+      fail_corrupted(id, recs[i])
     end
   end
   return n
