@@ -21,43 +21,12 @@ from redkeep.redis.base import Script
 __all__ = ["KEY_ARGS", "guarded", "key_violations", "redis_calls"]
 
 # Which arguments of a command are keys: "first" (argument 1), "all", or "none".
+_FIRST = """GET SET INCR INCRBY PEXPIRE PTTL HGET HSET HSETNX HMGET HDEL HGETALL HEXISTS HINCRBY
+HLEN ZADD ZREM ZCARD ZCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZPOPMIN ZREMRANGEBYSCORE ZSCORE XADD
+LPUSH RPUSH LRANGE TYPE"""
 KEY_ARGS: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "GET",
-            "SET",
-            "INCR",
-            "INCRBY",
-            "PEXPIRE",
-            "PTTL",
-            "HGET",
-            "HSET",
-            "HSETNX",
-            "HMGET",
-            "HDEL",
-            "HGETALL",
-            "HEXISTS",
-            "HINCRBY",
-            "HLEN",
-            "ZADD",
-            "ZREM",
-            "ZCARD",
-            "ZCOUNT",
-            "ZRANGE",
-            "ZRANGEBYSCORE",
-            "ZREVRANGE",
-            "ZPOPMIN",
-            "ZREMRANGEBYSCORE",
-            "ZSCORE",
-            "XADD",
-            "LPUSH",
-            "RPUSH",
-            "LRANGE",
-            "TYPE",
-        ],
-        "first",
-    ),
-    **dict.fromkeys(["DEL", "EXISTS", "UNLINK"], "all"),
+    **dict.fromkeys(_FIRST.split(), "first"),
+    **dict.fromkeys(("DEL", "EXISTS", "UNLINK"), "all"),
     "TIME": "none",
 }
 
