@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
+import uuid
 from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -182,6 +186,57 @@ async def test_worker_runs_jobs_and_stores_results(make_queue: Any) -> None:
     assert done_m.result["product"] == 20
     assert done_m.result["thread"].startswith("redkeep-job")
     assert (await q.counts())["completed"] == 2
+
+
+EXACT_VALUES: dict[str, Any] = {
+    "when": datetime(2026, 11, 27, 13, 19, 5, 123456, tzinfo=timezone(timedelta(hours=2))),
+    "naive": datetime(2026, 1, 2, 3, 4, 5),
+    "day": date(2026, 2, 28),
+    "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "pair": (1, "two", (3.5, None)),
+    "price": Decimal("19.990"),
+    "blob": b"\x00\xffbinary",
+    "tags": {"a", "b"},
+    "frozen": frozenset({1, 2}),
+    "span": timedelta(days=1, seconds=2, microseconds=3),
+    "big": 2**100,
+    "neg_big": -(2**80),
+    "inf": float("inf"),
+    "ninf": float("-inf"),
+    "tagged": {"__rk__": "user data, not a tag"},
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN, and the same types all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+async def test_payloads_and_results_round_trip_exactly(make_queue: Any) -> None:
+    q = await make_queue()
+    payload = {**EXACT_VALUES, "nan": float("nan"), "nested": [EXACT_VALUES["pair"]]}
+    seen: list[Any] = []
+
+    def echo(job: Job) -> Any:
+        seen.append(job.payload)
+        return job.payload
+
+    job = await q.enqueue("echo", payload)
+    (many,) = await q.enqueue_many([JobSpec("echo", payload)])
+    assert _same((await q.get_job(job.id)).payload, payload)  # type: ignore[union-attr]
+    async with running(q, {"echo": echo}):
+        done = await wait_status(q, job.id, "completed")
+        await wait_status(q, many.id, "completed")
+    assert all(_same(p, payload) for p in seen) and len(seen) == 2
+    assert _same(done.result, payload)
 
 
 async def test_priority_order_and_fifo_within_priority(make_queue: Any) -> None:

@@ -80,3 +80,23 @@ def test_job_ids_are_unique_across_forked_processes() -> None:
     os.close(read)
     parent = [new_job_id() for _ in range(3)]
     assert len(child) == 3 and not set(child) & set(parent)
+
+
+def test_job_ids_are_random_short_and_sortable_by_time() -> None:
+    import re
+    import time
+
+    from redkeep.queue.job import new_job_id
+    from redkeep.web.api import JOB_ID_PATTERN
+
+    burst = [new_job_id() for _ in range(20_000)]
+    assert len(set(burst)) == len(burst)
+    assert all(len(i) == 22 and re.fullmatch(JOB_ID_PATTERN, i) for i in burst)
+    # the first 8 characters are the millisecond: ids of one millisecond differ in the rest,
+    # which comes from os.urandom (80 bits): no two share more than a few random characters
+    same_ms = [i for i in burst if i[:8] == burst[0][:8]]
+    assert len({i[8:12] for i in same_ms}) == len(same_ms)
+    earlier = new_job_id()
+    time.sleep(0.002)
+    later = [new_job_id() for _ in range(50)]
+    assert all(earlier < i for i in later)  # sortable by creation time (ms)

@@ -170,10 +170,11 @@ def decode_value(text: str | None, what: str = "payload") -> Any:
 _READER = JsonSerializer()
 
 # Job ids: 48 bits of milliseconds since the epoch then 80 random bits (os.urandom), written
-# as 22 characters of base64 with a URL-safe alphabet in ASCII order ("0-9A-Z_a-z~"), so ids
-# sort by creation time (to the millisecond), never start with "-" and cannot be guessed.
+# as 22 characters of base64 with an alphabet in ASCII order ("0-9:A-Z_a-z": what the HTTP
+# API accepts in a job id), so ids sort by creation time (to the millisecond), start with a
+# digit for centuries to come and cannot be guessed.
 _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_SORTED = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+_SORTED = b"0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 _TO_SORTED = bytes.maketrans(_B64, _SORTED)
 
 

@@ -67,6 +67,7 @@ class MemoryJobQueue(JobQueue):
         }
         self._event = asyncio.Event()
         self._steps: dict[str, tuple[str, StepResult]] = {}  # worker -> last request, reply
+        self._interrupted: set[str] = set()
 
     # -- internal state changes ----------------------------------------------------------------
     def _push_waiting(self, job: Job) -> Job:
@@ -316,10 +317,14 @@ class MemoryJobQueue(JobQueue):
         return lost
 
     async def wait_for_jobs(self, worker_id: str, seconds: float) -> bool | Job:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._event.wait()
-        except TimeoutError:
+        if worker_id not in self._interrupted:
+            try:
+                async with asyncio.timeout(seconds):
+                    await self._event.wait()
+            except TimeoutError:
+                return False
+        if worker_id in self._interrupted:
+            self._interrupted.discard(worker_id)
             return False
         self._event.clear()
         return True
@@ -327,5 +332,10 @@ class MemoryJobQueue(JobQueue):
     async def wake_workers(self) -> None:
         self._event.set()
 
+    async def interrupt_wait(self, worker_id: str) -> None:
+        self._interrupted.add(worker_id)
+        self._event.set()
+
     async def worker_stopped(self, worker_id: str) -> None:
         self._steps.pop(worker_id, None)
+        self._interrupted.discard(worker_id)

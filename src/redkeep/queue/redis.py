@@ -208,10 +208,11 @@ class RedisJobQueue(JobQueue):
         return jobs[0] if jobs else None
 
     async def _jobs(self, ids: Sequence[str]) -> list[Job]:
-        if not ids:
-            return []
-        flat = await self._run(scripts.READ, list(ids))
-        return [self._decode(str(flat[i]), flat, i + 1) for i in range(0, len(flat), 5)]
+        jobs: list[Job] = []
+        for start in range(0, len(ids), PAGE):
+            flat = await self._run(scripts.READ, list(ids[start : start + PAGE]))
+            jobs += [self._decode(str(flat[i]), flat, i + 1) for i in range(0, len(flat), 5)]
+        return jobs
 
     def _decode(self, job_id: str, flat: list[Any], i: int) -> Job:
         """The job whose state, data, result and error are ``flat[i:i + 4]``."""
@@ -226,6 +227,8 @@ class RedisJobQueue(JobQueue):
         return bool(await self._run(scripts.RETRY, [request_id, job_id]))
 
     async def _counts(self) -> dict[str, int]:
+        if not self._opened:
+            await self.register()
         replies = await self.client.pipeline([("ZCARD", self.keys.status_key(s)) for s in STATUSES])
         return {s: int(r) for s, r in zip(STATUSES, replies, strict=True)}
 

@@ -77,7 +77,7 @@ async def upgrade_layout1(queue: RedisJobQueue) -> UpgradeReport:
     leftovers = v1.others()
     async for key in client.scan_iter(v1.inbox_pattern):
         leftovers.append(key)
-    if not await has_layout1(queue):
+    if not await client.exists(*(v1.status_key(s) for s in STATUSES)):
         await client.delete(*leftovers)
     log.info(
         "queue %s: converted %d job(s) from redkeep 0.1's layout", queue.name, report.converted
