@@ -4,15 +4,17 @@ A snapshot is UTF-8 text. Line 1 is a header, then one line per cache entry or j
 order, then an ``end`` record carrying the number of records, so that a truncated file is
 detected::
 
-    {"kind":"header","format":"redkeep-snapshot","version":1,"created_at":1732700000.0}
+    {"kind":"header","format":"redkeep-snapshot","version":2,"created_at":1732700000.0}
     {"kind":"cache","cache":"sessions","key":"u:1","value":{"a":1},"expires_at":1732703600.0}
     {"kind":"job","queue":"default","job":{"id":"42","name":"email","status":"waiting",...}}
     {"kind":"end","records":2}
 
 ``value`` is the cache value in the serializer's JSON form (tagged types such as datetimes or
-bytes keep their tags, see :mod:`redkeep.serialization`). ``expires_at`` is an absolute time
-(seconds since the epoch) or null, so an entry keeps its remaining TTL however long the
-snapshot waits before it is loaded, and an entry that expired in the meantime is not restored.
+bytes keep their tags, see :mod:`redkeep.serialization`); so are a job's ``payload`` and
+``result`` from version 2 on (version 1 files, whose job values are plain JSON, are still
+read). ``expires_at`` is an absolute time (seconds since the epoch) or null, so an entry keeps
+its remaining TTL however long the snapshot waits before it is loaded, and an entry that
+expired in the meantime is not restored.
 Jobs keep their status, attempts, priority, run_at, times, result and error. No pickle.
 A ``{"kind":"error","where":...,"reason":...}`` line stands for a record the writer could not
 read; readers report it as a bad line.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,7 +53,8 @@ __all__ = [
 ]
 
 FORMAT = "redkeep-snapshot"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class SnapshotError(RedkeepError, ValueError):
@@ -208,7 +211,11 @@ def encode_record(record: Record, serializer: Serializer | None = None) -> bytes
             "expires_at": record.expires_at,
         }
     else:
-        obj = {"kind": "job", "queue": record.queue, "job": job_to_dict(record.job)}
+        job = job_to_dict(record.job)
+        dumps = (serializer or _SERIALIZER).dumps  # job values are exact, as in the queue
+        job["payload"] = orjson.Fragment(dumps(record.job.payload))
+        job["result"] = orjson.Fragment(dumps(record.job.result))
+        obj = {"kind": "job", "queue": record.queue, "job": job}
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -233,8 +240,11 @@ def end_line(records: int) -> bytes:
 _SERIALIZER = JsonSerializer(max_payload_bytes=2**62)
 
 
-def decode_record(obj: Any, serializer: Serializer | None = None) -> Record:
-    """Validate one parsed record (kind ``cache`` or ``job``); ValueError says what is wrong."""
+def decode_record(
+    obj: Any, serializer: Serializer | None = None, version: int = VERSION
+) -> Record:
+    """Validate one parsed record (kind ``cache`` or ``job``) of a file of ``version``;
+    ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError("a record must be a JSON object")
     kind = obj.get("kind")
@@ -262,7 +272,18 @@ def decode_record(obj: Any, serializer: Serializer | None = None) -> Record:
         if not isinstance(queue, str):
             raise ValueError("job record needs a string 'queue'")
         validate_queue_name(queue)
-        return JobRecord(queue, job_from_dict(obj.get("job"), queue))
+        job = job_from_dict(obj.get("job"), queue)
+        if version >= 2 and (job.payload is not None or job.result is not None):
+            loads = (serializer or _SERIALIZER).loads
+            try:
+                job = replace(
+                    job,
+                    payload=loads(orjson.dumps(job.payload)),
+                    result=loads(orjson.dumps(job.result)),
+                )
+            except RedkeepError as exc:
+                raise ValueError(f"job payload or result cannot be decoded ({exc})") from None
+        return JobRecord(queue, job)
     if kind == "error":  # the writer could not read this record from its store
         raise ValueError(f"the source could not export {obj.get('where')}: {obj.get('reason')}")
     raise ValueError(f"unknown record kind {kind!r} (expected 'cache' or 'job')")
@@ -289,6 +310,7 @@ def read_snapshot(
     seen_header = False
     ended = False
     number = 0
+    version = VERSION
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
@@ -300,15 +322,18 @@ def read_snapshot(
             continue
         kind = obj.get("kind") if isinstance(obj, dict) else None
         if kind == "header":
-            if obj.get("format") != FORMAT or obj.get("version") != VERSION:
+            if obj.get("format") != FORMAT or obj.get("version") not in READABLE_VERSIONS:
                 yield Line(
                     number,
                     error=SnapshotError(
                         number,
-                        f"{name} is not a {FORMAT} version {VERSION} file "
+                        f"{name} is not a {FORMAT} file of version "
+                        f"{' or '.join(map(str, READABLE_VERSIONS))} "
                         f"(format {obj.get('format')!r}, version {obj.get('version')!r})",
                     ),
                 )
+            else:
+                version = int(obj["version"])
             seen_header = True
             continue
         if not seen_header:
@@ -329,7 +354,7 @@ def read_snapshot(
             yield Line(number, error=SnapshotError(number, "record after the end record"))
             continue
         try:
-            record = decode_record(obj, serializer)
+            record = decode_record(obj, serializer, version)
         except (ValueError, TypeError) as exc:
             yield Line(number, error=SnapshotError(number, str(exc)))
             count += 1
