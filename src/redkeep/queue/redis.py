@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -131,19 +131,23 @@ class RedisJobQueue(JobQueue):
             await self.register()
         return await self.client.evalsha(script, self._k[script.name], args)
 
-    async def _acknowledged(self, script: scripts.QueueScript, args: Sequence[Any]) -> Any:
+    def _acknowledged(self, script: scripts.QueueScript, args: Sequence[Any]) -> Awaitable[Any]:
         """Run a script whose success the caller acknowledges to its user: enqueues and the
         worker steps that record completions. The one place to make such writes wait for
-        replicas (``WAIT``) before returning."""
-        return await self._run(script, args)
+        replicas (``WAIT``) before returning. (A plain function returning the awaitable: no
+        coroutine layer on the hot path; callers have run :meth:`register` first.)"""
+        return self.client.evalsha(script, self._k[script.name], args)
 
     # -- enqueue & inspect ---------------------------------------------------------------------
-    def _job_args(self, p: _Prepared, out: list[Any]) -> None:
+    @staticmethod
+    def _job_args(p: _Prepared, out: list[Any]) -> None:
         out.append(p.id)
         out.append(f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}")
         out.append(encode_data(p.id, p.name, p.timeout, p.backoff, p.payload))
 
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
+        if not self._opened:
+            await self.register()
         out: list[Job] = []
         for start in range(0, len(prepared), ENQUEUE_CHUNK):
             chunk = prepared[start : start + ENQUEUE_CHUNK]
@@ -151,34 +155,40 @@ class RedisJobQueue(JobQueue):
             for p in chunk:
                 self._job_args(p, args)
             reply = await self._acknowledged(scripts.ENQUEUE, args)
-            out += self._enqueued(chunk, reply)
+            out += await self._enqueued(chunk, reply)
         return out
 
     async def _enqueue_one(self, prepared: _Prepared) -> Job:
-        args: list[Any] = [1]
-        self._job_args(prepared, args)
-        reply = await self._acknowledged(scripts.ENQUEUE, args)
+        if not self._opened:
+            await self.register()
+        p = prepared
+        data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload)
+        opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        reply = await self._acknowledged(scripts.ENQUEUE, [1, p.id, opts, data])
         if isinstance(reply, int):  # created_ms alone: a new job left waiting
-            return self._new_job(prepared, reply, JobStatus.WAITING)
-        return self._enqueued([prepared], reply)[0]
+            return self._new_job(p, reply, JobStatus.WAITING)
+        return (await self._enqueued([p], reply))[0]
 
-    def _enqueued(self, chunk: list[_Prepared], reply: Any) -> list[Job]:
+    async def _enqueued(self, chunk: list[_Prepared], reply: Any) -> list[Job]:
         """The Jobs for the enqueue script's reply (see enqueue.lua)."""
         if isinstance(reply, int):
             return [self._new_job(chunk[0], reply, JobStatus.WAITING)]
         created, handed, found = int(reply[0]), reply[1], reply[2]
         handed_at = {int(k) - 1 for k in handed}
-        existing = {
-            int(found[i]) - 1: self._decode(chunk[int(found[i]) - 1].id, found, i + 1)
-            for i in range(0, len(found), 5)
-        }
+        existing: dict[int, Job] = {}
+        for i in range(0, len(found), 3):
+            k = int(found[i]) - 1
+            job = decode_job(self.name, chunk[k].id, found[i + 1], found[i + 2], loads=self._loads)
+            if job.status in FINISHED:  # its result and error: not read by the script
+                job = (await self._jobs([job.id]) or [job])[0]
+            existing[k] = job
         out = []
         for k, p in enumerate(chunk):
-            job = existing.get(k)
-            if job is None:
+            found_job = existing.get(k)
+            if found_job is None:
                 status = JobStatus.ACTIVE if k in handed_at else None
-                job = self._new_job(p, created, status)
-            out.append(job)
+                found_job = self._new_job(p, created, status)
+            out.append(found_job)
         return out
 
     def _new_job(self, p: _Prepared, created_ms: int, status: JobStatus | None) -> Job:
@@ -287,10 +297,9 @@ class RedisJobQueue(JobQueue):
         ]  # fmt: skip
         for o in request.outcomes:
             args += (o.job_id, o.token, o.kind, o.data, int(o.delay * 1000))
-        if request.outcomes:
-            reply = await self._acknowledged(scripts.STEP, args)
-        else:
-            reply = await self._run(scripts.STEP, args)
+        if not self._opened:
+            await self.register()
+        reply = await self._acknowledged(scripts.STEP, args)
         flat, next_due, recovered, rejected, more = reply
         loads = self._loads
         jobs = [

@@ -27,7 +27,6 @@ if st and (st.status == 'waiting' or st.status == 'delayed' or st.status == 'act
     local data = redis.call('HGET', K.data, id)
     if data then redis.call('ZREM', K.handoff, handoff_member(st, data)) end
   end
-  transition(id, st, 'cancelled', now)
-  flush()
+  transition(id, st, 'cancelled', now_s)
 end
 return memo_put(rid, {prev})[1]

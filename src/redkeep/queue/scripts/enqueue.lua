@@ -5,23 +5,40 @@
 -- @idempotent
 -- KEYS[1] state      job id -> state record
 -- KEYS[2] data       job id -> immutable record
--- KEYS[3] results    job id -> result (read for existing jobs)
--- KEYS[4] errors     job id -> last failure (read for existing jobs)
--- KEYS[5] meta       seq, hlease
--- KEYS[6] waiting
--- KEYS[7] delayed
--- KEYS[8] active
--- KEYS[9] marker     wake-up marker
--- KEYS[10] handoff   jobs handed to idle workers
--- KEYS[11] idle      idle worker registrations
+-- KEYS[3] meta       seq, hlease
+-- KEYS[4] waiting
+-- KEYS[5] delayed
+-- KEYS[6] active
+-- KEYS[7] marker     wake-up marker
+-- KEYS[8] handoff    jobs handed to idle workers
+-- KEYS[9] idle       idle worker registrations
 -- ARGV[1] number of jobs n (<= 1000), then per job 3 arguments:
 --   id, options "max_attempts|priority|delay_ms|run_at_ms" (run_at 0 = none), data record
 -- Returns, for one new job left waiting, its creation time (ms, an integer); otherwise
---   {created_ms, {indexes of the jobs handed off}, {index, state, data, result, error, ...}
---   for each job that already existed}. A new job's run_at is max(created + delay, run_at).
--- @include "lib/handoff.lua"
+--   {created_ms, {indexes of the jobs handed off}, {index, state, data, ...} for each job that
+--   already existed}. A new job's run_at is max(created + delay, run_at). (The result and
+--   error of an existing finished job are read by the caller: fewer keys on the hot path.)
+-- @include "lib/state.lua"
 
 local n = tonumber(ARGV[1])
+
+-- The commonest case first, before the rest of the library is defined: one job, runnable now,
+-- and no idle worker to hand it to. A job whose id exists falls through to the general path,
+-- which returns it.
+if n == 1 then
+  local id, data = ARGV[2], ARGV[4]
+  local max_attempts, priority = string.match(ARGV[3], '^(%d+)|(-?%d+)|0|0$')
+  if max_attempts and redis.call('EXISTS', K.idle) == 0
+      and redis.call('HSETNX', K.data, id, data) == 1 then
+    transition(id, new_state(priority, max_attempts, now_s), 'waiting', waiting_score(priority))
+    redis.call('ZADD', K.marker, 0, 'w')
+    return now
+  end
+end
+
+-- @include "lib/handoff.lua"
+
+begin_batch()
 local ids = {}
 for k = 1, n do ids[k] = ARGV[3 * k - 1] end
 local stored = redis.call('HMGET', K.state, unpack(ids))
@@ -44,13 +61,16 @@ for k = 1, n do
     local data = ARGV[base + 2]
     local max_attempts, priority, delay, run_at = string.match(ARGV[base + 1],
       '^(%d+)|(-?%d+)|(%d+)|(%d+)$')
-    priority = tonumber(priority)
-    local due = math.max(now + tonumber(delay), tonumber(run_at))
-    local st = new_state('', priority, tonumber(max_attempts), due)
+    local due = now_s
+    if delay ~= '0' or run_at ~= '0' then
+      due = math.max(now + tonumber(delay), tonumber(run_at))
+      if due <= now then due = now_s end
+    end
+    local st = new_state(priority, max_attempts, due)
     data_args[#data_args + 1] = id
     data_args[#data_args + 1] = data
     added = true
-    if due > now then
+    if due ~= now_s then
       transition(id, st, 'delayed', due)
     else
       if room < 0 then room = handoff_room() end
@@ -79,7 +99,5 @@ for _, k in ipairs(existing) do
   found[#found + 1] = k
   found[#found + 1] = redis.call('HGET', K.state, id)
   found[#found + 1] = redis.call('HGET', K.data, id)
-  found[#found + 1] = redis.call('HGET', K.results, id)
-  found[#found + 1] = redis.call('HGET', K.errors, id)
 end
 return {now, handed, found}

@@ -6,7 +6,7 @@
 -- KEYS[2] active
 -- ARGV[1] worker id  ARGV[2] lease ms  then pairs: job id, token
 -- Returns the list of lost ids.
--- @include "lib/state.lua"
+-- @include "lib/records.lua"
 
 local me = ARGV[1]
 local expiry = now + tonumber(ARGV[2])
@@ -15,10 +15,11 @@ for i = 3, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local lost = {}
 if #ids == 0 then return lost end
 local recs = redis.call('HMGET', K.state, unpack(ids))
+begin_batch()
 for k, id in ipairs(ids) do
   local st = recs[k] and decode_state(recs[k])
-  if st and st.status == 'active' and st.token == tonumber(ARGV[2 * k + 2]) then
-    index_add('active', expiry, id)
+  if st and st.status == 'active' and st.token == ARGV[2 * k + 2] then
+    set_score('active', expiry, id)
     if st.worker ~= me then
       st.worker = me
       put_state(id, st)

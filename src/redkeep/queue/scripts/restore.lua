@@ -28,8 +28,9 @@ local st = decode_state(ARGV[3])
 if not st or not STATUSES[st.status] then
   return redis.error_reply('ERR restore: invalid state record for job ' .. id)
 end
-local to = st.status
+local to, finished = st.status, st.finished
 st.status = ''
+if finished == '' then finished = nil end
 local score
 if to == 'waiting' then
   score = waiting_score(st.priority)
@@ -40,12 +41,9 @@ elseif to == 'active' then
 else
   score = tonumber(st.finished) or now
 end
-local finished = st.finished
-transition(id, st, to, score)
-if FINISHED[to] and finished ~= "" then st.finished = finished end
+transition(id, st, to, score, finished)
 redis.call('HSET', K.data, id, ARGV[4])
 if ARGV[5] ~= '' then redis.call('HSET', K.results, id, ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', K.errors, id, ARGV[6]) end
-flush()
 if to == 'waiting' or to == 'delayed' then redis.call('ZADD', K.marker, 0, 'w') end
 return memo_put(rid, {1})[1]

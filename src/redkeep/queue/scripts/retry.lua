@@ -16,8 +16,7 @@ local seen = memo_get(rid)
 if seen then return seen[1] end
 local st = decode_state(redis.call('HGET', K.state, id) or '')
 if not st or st.status ~= 'failed' then return memo_put(rid, {0})[1] end
-st.attempts = 0
+st.attempts = '0'
 transition(id, st, 'waiting', waiting_score(st.priority))
-flush()
 redis.call('ZADD', K.marker, 0, 'w')
 return memo_put(rid, {1})[1]

@@ -42,14 +42,17 @@ if memo and string.sub(memo, 1, #rid + 1) == rid .. '\n' then
   local ids = {}
   for k = 1, #m[3], 2 do
     local st = decode_state(redis.call('HGET', K.state, m[3][k]) or '')
-    if st and st.status == 'active' and st.token == m[3][k + 1] then ids[#ids + 1] = m[3][k] end
+    if st and st.status == 'active' and tonumber(st.token) == m[3][k + 1] then
+      ids[#ids + 1] = m[3][k]
+    end
   end
   local more = 0
   if redis.call('ZCARD', K.waiting) > 0 then more = 1 end
   return {job_records(ids), next_due(), m[1], m[2], more}
 end
-redis.call('ZADD', K.workers, now, me)
+redis.call('ZADD', K.workers, now_s, me)
 redis.call('ZREM', K.idle, me)
+begin_batch()
 
 -- 1. outcomes
 local n_out = (#ARGV - 11) / 5
@@ -63,7 +66,7 @@ if n_out > 0 then
   local results, errs = {}, {}
   for i = 1, n_out do
     local b = 7 + 5 * i
-    local id, token, kind, data = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3]
+    local id, token, kind, data = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
     local st = seen[id]
     if not st then st = recs[i] and decode_state(recs[i]); seen[id] = st end
     if not st or st.status ~= 'active' or st.token ~= token then
@@ -73,20 +76,20 @@ if n_out > 0 then
       if kind == 'done' then
         results[#results + 1] = id
         results[#results + 1] = data
-        transition(id, st, 'completed', now)
+        transition(id, st, 'completed', now_s)
       elseif kind == 'release' then
-        st.attempts = math.max(0, st.attempts - 1)
+        undo_attempt(st)
         transition(id, st, 'waiting', waiting_score(st.priority))
         wake = true
       else
         errs[#errs + 1] = id
         errs[#errs + 1] = data
-        if kind == 'retry' and st.attempts < st.max_attempts then
+        if kind == 'retry' and tonumber(st.attempts) < tonumber(st.max_attempts) then
           local due = now + tonumber(ARGV[b + 4])
           st.run_at = due
           transition(id, st, 'delayed', due)
         else
-          transition(id, st, 'failed', now)
+          transition(id, st, 'failed', now_s)
         end
       end
     end

@@ -22,13 +22,14 @@
 -- ARGV[2...] 7 arguments per job: id, its layout-1 "status|token" as read, state record,
 --   data record, result ("" = none), error ("" = none), its score in the layout-1 zset
 -- Returns {converted, skipped because changed since read}.
--- @include "lib/state.lua"
+-- @include "lib/records.lua"
 
 if ARGV[1] ~= '' then
   local cur = tonumber(redis.call('HGET', K.meta, 'seq')) or 0
   if tonumber(ARGV[1]) > cur then redis.call('HSET', K.meta, 'seq', ARGV[1]) end
 end
 redis.call('HSET', K.meta, 'layout', 2)
+begin_batch()
 local converted, changed = 0, 0
 local n = (#ARGV - 1) / 7
 for i = 1, n do
@@ -45,8 +46,8 @@ for i = 1, n do
       if st and STATUSES[st.status] then
         local to, finished = st.status, st.finished
         st.status = ''
-        transition(id, st, to, tonumber(ARGV[b + 6]) or now)
-        if FINISHED[to] and finished ~= '' then st.finished = finished end
+        if finished == '' then finished = nil end
+        transition(id, st, to, tonumber(ARGV[b + 6]) or now, finished)
         redis.call('HSET', K.data, id, ARGV[b + 3])
         if ARGV[b + 4] ~= '' then redis.call('HSET', K.results, id, ARGV[b + 4]) end
         if ARGV[b + 5] ~= '' then redis.call('HSET', K.errors, id, ARGV[b + 5]) end

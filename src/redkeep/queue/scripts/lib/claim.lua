@@ -9,7 +9,7 @@ local function fail_corrupted(id, rec)
     why = 'invalid job state record: ' .. string.gsub(string.sub(rec, 1, 50), '["\\%c]', '?')
   end
   redis.call('HSET', K.errors, id, '["CorruptedRecord","' .. why .. '",""]')
-  transition(id, new_state('', 0, 1, now), 'failed', now)
+  transition(id, new_state('0', '1', now_s), 'failed', now_s)
 end
 
 -- Records of jobs for a reply: flat {id, state, data, error, ...} (false where missing).
@@ -33,6 +33,7 @@ end
 local function claim_handed(worker, want, lease_ms, claimed)
   if want <= 0 or redis.call('EXISTS', K.handoff) == 0 then return 0 end
   local popped = redis.call('ZPOPMIN', K.handoff, want)
+  local expiry = tostring(now + lease_ms)
   local n = 0
   for k = 1, #popped, 2 do
     local id, rec = handoff_entry(popped[k])
@@ -40,9 +41,9 @@ local function claim_handed(worker, want, lease_ms, claimed)
     if st and st.status == 'active' and encode_state(st) == rec then
       st.worker = worker
       put_state(id, st)
-      index_add('active', now + lease_ms, id)
+      set_score('active', expiry, id)
       claimed[#claimed + 1] = id
-      claimed[#claimed + 1] = st.token
+      claimed[#claimed + 1] = tonumber(st.token)
       n = n + 1
     end
   end
@@ -59,14 +60,12 @@ local function claim_waiting(worker, want, lease_ms, claimed)
   local ids = {}
   for k = 1, #popped, 2 do ids[#ids + 1] = popped[k] end
   local recs = redis.call('HMGET', K.state, unpack(ids))
-  local expiry = now + lease_ms
+  local expiry = tostring(now + lease_ms)
   local n = 0
   for i, id in ipairs(ids) do
     local st = recs[i] and decode_state(recs[i])
     if st and st.status == 'waiting' then
-      st.attempts = st.attempts + 1
-      st.token = st.token + 1
-      st.started = now
+      next_attempt(st)
       st.worker = worker
       transition(id, st, 'active', expiry)
       claimed[#claimed + 1] = id

@@ -5,7 +5,7 @@
 -- wake-up marker: exactly one worker (or one step script) removes each entry. A worker fills
 -- in its id when it renews the lease or reports the outcome. An entry nobody takes goes back
 -- to waiting without counting the attempt (release_handoff, from the step script's reapers).
--- @include "state.lua"
+-- @include "records.lua"
 
 -- The zset member for a handed job: its state record and its data (what the worker needs to
 -- start it without another round trip). Rebuilt to remove the entry, so the state of a job in
@@ -17,13 +17,11 @@ end
 -- Claim a job for the hand-off (attempt 1 of a new job, or the next one); `st` is changed in
 -- place. Returns the zset member.
 local function hand_off(id, st, data, lease_ms)
-  st.attempts = st.attempts + 1
-  st.token = st.token + 1
-  st.started = now
+  next_attempt(st)
   st.worker = ''
   transition(id, st, 'active', now + lease_ms)
   local member = handoff_member(st, data)
-  redis.call('ZADD', K.handoff, now, member)
+  redis.call('ZADD', K.handoff, now_s, member)
   return member
 end
 
@@ -43,7 +41,7 @@ local function release_handoff(id, st)
   if not data or redis.call('ZREM', K.handoff, handoff_member(st, data)) == 0 then
     return false
   end
-  st.attempts = math.max(0, st.attempts - 1)
+  undo_attempt(st)
   transition(id, st, 'waiting', waiting_score(st.priority))
   return true
 end

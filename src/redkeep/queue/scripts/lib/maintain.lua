@@ -28,13 +28,13 @@ local function reap_leases(batch)
   for i, id in ipairs(ids) do
     local st = recs[i] and decode_state(recs[i])
     if not st or st.status ~= 'active' then
-      index_rem('active', id) -- an entry without a record, or a stale one
+      unlist('active', id) -- an entry without a record, or a stale one
     elseif not (st.worker == '' and release_handoff(id, st)) then
       recovered = recovered + 1
       errs[#errs + 1] = id
       errs[#errs + 1] = LEASE_EXPIRED
-      if st.attempts >= st.max_attempts then
-        transition(id, st, 'failed', now)
+      if tonumber(st.attempts) >= tonumber(st.max_attempts) then
+        transition(id, st, 'failed', now_s)
       else
         transition(id, st, 'waiting', waiting_score(st.priority))
       end
@@ -54,7 +54,7 @@ local function reap_handoffs(ttl_ms, batch)
     local id, rec = handoff_entry(member)
     local st = id and decode_state(redis.call('HGET', K.state, id) or '')
     if st and encode_state(st) == rec then
-      st.attempts = math.max(0, st.attempts - 1)
+      undo_attempt(st)
       transition(id, st, 'waiting', waiting_score(st.priority))
       n = n + 1
     end
@@ -73,7 +73,7 @@ local function promote_due(batch)
     if st and st.status == 'delayed' then
       transition(id, st, 'waiting', waiting_score(st.priority, #ids - i + 1))
     else
-      index_rem('delayed', id)
+      unlist('delayed', id)
     end
   end
   flush()

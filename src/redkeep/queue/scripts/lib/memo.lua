@@ -1,7 +1,7 @@
 -- Replies remembered by request id, so that a script re-sent after a lost reply answers what
 -- the first run answered instead of acting twice (admin scripts: cancel, retry, purge,
 -- restore). Entries live MEMO_TTL ms; each call trims a few expired ones.
--- @include "state.lua"
+-- @include "records.lua"
 
 local MEMO_TTL = 300000
 
