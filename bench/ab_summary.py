@@ -1,6 +1,6 @@
 """Medians of an A/B run of bench/ab_queue.sh (the harness's result files, one per run and side).
 
-    python3 bench/ab_summary.py RESULTS_DIR YYYYMMDD RUNS
+python3 bench/ab_summary.py RESULTS_DIR YYYYMMDD RUNS
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ FIELDS = [
     ("enqueue_jobs_per_s", "bulk enqueue jobs/s"),
     ("seq_enqueue_jobs_per_s", "1-by-1 enqueue jobs/s"),
     ("process_jobs_per_s", "end-to-end jobs/s"),
-    ("latency_ms_p50", "latency p50 ms"),
+    ("latency_ms_median", "latency p50 ms"),
     ("latency_ms_p99", "latency p99 ms"),
 ]
 

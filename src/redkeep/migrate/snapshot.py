@@ -240,9 +240,7 @@ def end_line(records: int) -> bytes:
 _SERIALIZER = JsonSerializer(max_payload_bytes=2**62)
 
 
-def decode_record(
-    obj: Any, serializer: Serializer | None = None, version: int = VERSION
-) -> Record:
+def decode_record(obj: Any, serializer: Serializer | None = None, version: int = VERSION) -> Record:
     """Validate one parsed record (kind ``cache`` or ``job``) of a file of ``version``;
     ValueError says what is wrong."""
     if not isinstance(obj, dict):

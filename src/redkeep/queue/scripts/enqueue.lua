@@ -38,7 +38,7 @@ end
 
 -- @include "lib/handoff.lua"
 
-begin_batch()
+if n > 1 then begin_batch() end -- one job: its writes go out at once, no batch to collect
 local ids = {}
 for k = 1, n do ids[k] = ARGV[3 * k - 1] end
 local stored = redis.call('HMGET', K.state, unpack(ids))
@@ -50,6 +50,7 @@ local room = -1 -- hand-offs still allowed; computed when the first runnable job
 local hlease = nil
 local n_wait = 0
 local added = false
+local queued = false -- a job went to waiting or delayed: wake idle workers
 
 for k = 1, n do
   local id = ids[k]
@@ -72,6 +73,7 @@ for k = 1, n do
     added = true
     if due ~= now_s then
       transition(id, st, 'delayed', due)
+      queued = true
     else
       if room < 0 then room = handoff_room() end
       if room > 0 and n_wait == 0 then
@@ -82,6 +84,7 @@ for k = 1, n do
       else
         transition(id, st, 'waiting', waiting_score(priority, n - k + 1))
         n_wait = n_wait + 1
+        queued = true
       end
     end
   end
@@ -90,8 +93,8 @@ end
 if added then
   call_chunked('HSET', 'data', data_args)
   flush()
-  redis.call('ZADD', K.marker, 0, 'w')
 end
+if queued then redis.call('ZADD', K.marker, 0, 'w') end
 if n == 1 and n_wait == 1 then return now end
 local found = {}
 for _, k in ipairs(existing) do

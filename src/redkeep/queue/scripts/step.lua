@@ -38,7 +38,8 @@ local batch = tonumber(ARGV[9])
 -- 0. a re-sent request: answer from the memo, apply nothing
 local memo = redis.call('HGET', K.steps, me)
 if memo and string.sub(memo, 1, #rid + 1) == rid .. '\n' then
-  local m = cjson.decode(string.sub(memo, #rid + 2))
+  local m = string.sub(memo, #rid + 2)
+  if string.sub(m, 1, 1) == '[' then m = cjson.decode(m) else m = {tonumber(m), {}, {}} end
   local ids = {}
   for k = 1, #m[3], 2 do
     local st = decode_state(redis.call('HGET', K.state, m[3][k]) or '')
@@ -127,10 +128,16 @@ local cttl, cmax = tonumber(ARGV[5]), tonumber(ARGV[6])
 trim_finished('completed', cttl, cmax, n_trim)
 trim_finished('cancelled', cttl, cmax, n_trim)
 trim_finished('failed', tonumber(ARGV[7]), tonumber(ARGV[8]), n_trim)
-forget_workers()
+if n_out == 0 and got == 0 then forget_workers() end -- idle steps do it (at least 1/s)
 
 if wake then redis.call('ZADD', K.marker, 0, 'w') end
-redis.call('HSET', K.steps, me, rid .. '\n' .. cjson.encode({recovered, rejected, claimed}))
+-- the memo: just the count when nothing was claimed or rejected (no JSON to encode)
+if #claimed == 0 and #rejected == 0 then
+  memo = recovered
+else
+  memo = cjson.encode({recovered, rejected, claimed})
+end
+redis.call('HSET', K.steps, me, rid .. '\n' .. memo)
 local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
 return {job_records(ids), next_due(), recovered, rejected, more}
