@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck pytest reliability bench bench-peers redis-server emulator install clean
+.PHONY: serve test lint typecheck pytest reliability bench bench-peers redis-server emulator install clean docs
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ $(EMULATOR):
 
 serve: install
 	$(BIN)/redkeep serve --host $(HOST) --port $(PORT)
+
+# Regenerate the generated docs (docs/configuration.md from Settings and the CLI's options).
+docs: install
+	$(BIN)/python -m redkeep.docs_gen
 
 lint: install
 	$(BIN)/ruff check src tests bench
