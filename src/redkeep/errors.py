@@ -139,8 +139,9 @@ class QueueFull(JobError):
 
     def __init__(self, queue: str, size: int, limit: int) -> None:
         super().__init__(
-            f"memory queue {queue!r} is full: its jobs take about {size} bytes and the limit is "
-            f"{limit} (REDKEEP_QUEUE_MEMORY_MAX_BYTES); retry once workers catch up, or use Redis"
+            f"memory queue {queue!r} is full: with this enqueue its jobs would take about {size} "
+            f"bytes, over its limit of {limit} (REDKEEP_QUEUE_MEMORY_MAX_BYTES); retry once "
+            "workers catch up, or use Redis"
         )
         self.queue = queue
         self.size = size

@@ -240,6 +240,7 @@ class Services:
                     s.queue_failed_max,
                 ),
                 max_payload_bytes=s.max_payload_bytes,
+                max_bytes=s.queue_memory_max_bytes,
             )
         else:
             queue = RedisJobQueue.from_settings(self.client, name, self.settings)

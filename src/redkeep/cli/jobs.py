@@ -23,6 +23,7 @@ from redkeep.cli.ops import (
     out,
     run,
 )
+from redkeep.errors import InvalidJob
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.view import job_to_dict
 
@@ -51,7 +52,10 @@ def _when(ts: float | None) -> str:
 def _queue(client: Any, name: str) -> Any:
     from redkeep.queue.redis import RedisJobQueue
 
-    return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
+    try:
+        return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
+    except InvalidJob as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 @app.command("list")
