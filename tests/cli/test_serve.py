@@ -277,3 +277,41 @@ def test_worker_rejects_bad_handler_spec_and_memory_backend(tmp_path: Path) -> N
     result = run(["worker", "redkeep.examples:handlers"], clean_env(tmp_path), tmp_path)
     assert result.returncode == 2
     assert "REDKEEP_REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "why"),
+    [
+        (["serve", "--host", "0.0.0.0"], "short-token-1", "shorter than 16"),
+        (["serve", "--host", "::"], "", "without an API token"),
+        (
+            ["worker", "redkeep.examples:handlers", "--http-port", "0", "--http-host", "0.0.0.0"],
+            "",
+            "without an API token",
+        ),  # fmt: skip
+        (
+            ["worker", "redkeep.examples:handlers", "--http-port", "0", "--http-host", "0.0.0.0"],
+            "fifteen-chars!!",
+            "shorter than 16",
+        ),  # fmt: skip
+    ],
+)
+def test_public_binds_need_a_long_token(
+    tmp_path: Path, redis_url: str, args: list[str], token: str, why: str
+) -> None:
+    """`serve` and the worker's probe port follow one rule (redkeep.web.security)."""
+    env = clean_env(tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_API_TOKEN=token)
+    result = run(args, env, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert why in result.stderr
+    assert "Traceback" not in result.stderr
+    if token:
+        assert token not in result.stderr
+
+
+def test_worker_probes_listen_on_loopback_by_default() -> None:
+    import inspect
+
+    from redkeep.cli.worker import worker
+
+    assert inspect.signature(worker).parameters["http_host"].default == "127.0.0.1"

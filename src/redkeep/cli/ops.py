@@ -13,7 +13,6 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import click
 import orjson
 import typer
 from rich.console import Console
@@ -84,7 +83,7 @@ def confirm(question: str) -> None:
     """Ask ``question``; exit 4 unless the answer is yes (also when nobody can answer)."""
     try:
         agreed = typer.confirm(question)
-    except click.Abort:  # no terminal or end of input: nobody said yes
+    except typer.Abort:  # no terminal or end of input: nobody said yes
         agreed = False
     if not agreed:
         fail("not confirmed (use --yes in scripts)", EXIT_REFUSED)
