@@ -288,12 +288,12 @@ def test_worker_rejects_bad_handler_spec_and_memory_backend(tmp_path: Path) -> N
             ["worker", "redkeep.examples:handlers", "--http-port", "0", "--http-host", "0.0.0.0"],
             "",
             "without an API token",
-        ),  # fmt: skip
+        ),
         (
             ["worker", "redkeep.examples:handlers", "--http-port", "0", "--http-host", "0.0.0.0"],
             "fifteen-chars!!",
             "shorter than 16",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_public_binds_need_a_long_token(
