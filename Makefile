@@ -19,12 +19,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Tests start their own private redis-server processes; install the binary when it is missing.
+# Tests start their own private redis-server processes, and run the README's curl + jq lines;
+# install what is missing.
 redis-server:
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
-		echo "installing redis-server with apt-get"; \
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
+		&& command -v curl >/dev/null && command -v jq >/dev/null || { \
+		echo "installing redis-server, curl and jq with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools curl jq; }
 
 # The Upstash REST emulator (npm), used by the Upstash transport tests.
 emulator: $(EMULATOR)

@@ -16,7 +16,15 @@ from redkeep.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 CONFIG_DOC = DOCS / "configuration.md"
-OWN_PAGES = ["configuration.md", "deployment.md", "troubleshooting.md", "api.md", "migration.md"]
+OWN_PAGES = [
+    "configuration.md",
+    "deployment.md",
+    "troubleshooting.md",
+    "api.md",
+    "migration.md",
+    "getting-started.md",
+    "http-api.md",
+]
 
 
 def test_configuration_reference_is_up_to_date() -> None:
@@ -189,3 +197,13 @@ async def test_documented_acl_user_can_run_redkeep(redis_server_factory: Any) ->
             limited.get("other-app:secret")
         with pytest.raises(sync_redis.exceptions.NoPermissionError):
             limited.flushall()
+
+
+def test_license_file_matches_pyproject() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT"
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n")
+    assert "Permission is hereby granted, free of charge" in text
