@@ -1,9 +1,9 @@
 """The HTTP application (FastAPI on Starlette): probes, metrics, the ``/v1`` API, OpenAPI.
 
 Routes come from the modules in :data:`ROUTERS`; each defines a ``router`` following the
-pattern of :mod:`redkeep.web.routing`. Middleware, outermost first: the request guard (Host,
-cross-site writes, content type, body size and time: :mod:`redkeep.web.security`), request
-metrics, then bearer-token authentication.
+pattern of :mod:`redkeep.web.routing`. Middleware, outermost first: request metrics (refused
+requests are counted too), the request guard (Host, cross-site writes, content type, body size
+and time: :mod:`redkeep.web.security`), then bearer-token authentication.
 """
 
 from __future__ import annotations
@@ -81,14 +81,14 @@ def _build(
     app.state.worker = None
     s = services.settings
     token = api_token(s)
-    app.add_middleware(BearerAuthMiddleware, token=token)
-    app.add_middleware(MetricsMiddleware, metrics=services.metrics, routes=routes)
+    app.add_middleware(BearerAuthMiddleware, token=token)  # the last added is the outermost
     app.add_middleware(
         RequestGuard,
         policy=HostPolicy(s.http_allowed_hosts, bind_host=bind_host, token=token is not None),
         max_body=s.max_payload_bytes + BODY_OVERHEAD,
         body_timeout=s.http_body_timeout,
     )
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics, routes=routes)
     return app
 
 
