@@ -4,9 +4,9 @@ driven through a :class:`~redkeep.sync.runner.LoopRunner`."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from os import getpid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redkeep.cache.base import TTL, CacheService, CacheStats
 from redkeep.sync.runner import LoopRunner
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from redkeep.sync.services import SyncServices
 
 __all__ = ["SyncCache"]
+
+T = TypeVar("T")
 
 
 class SyncCache:
@@ -126,6 +128,12 @@ class SyncCache:
             return await runner.in_caller(lambda: _plain(factory))
 
         return runner.run_with_caller(aio.get_or_set(key, fill, ttl))
+
+    def call(self, fn: Callable[[CacheService], Coroutine[Any, Any, T]]) -> T:
+        """Run ``await fn(cache)`` with this process's async cache on the services' loop: for
+        compositions of several operations (the Django backend's ``add`` with a zero timeout)."""
+        runner, aio = self._bound()
+        return runner.run(fn(aio))
 
     def items(self) -> Iterator[tuple[str, Any, float | None]]:
         """Iterate ``(key, value, remaining_ttl_seconds | None)`` over this cache's namespace."""
