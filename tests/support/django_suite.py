@@ -10,6 +10,7 @@ The sdist is downloaded with pip (``pip download --no-binary :all: --no-deps dja
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -45,12 +46,15 @@ def django_cache_suite() -> Path:
         )  # fmt: skip
         archive = next(sdists.glob(f"[dD]jango-{version}.tar.gz"))
     staging = Path(tempfile.mkdtemp(dir=TOOLS))
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if "/tests/cache/" in m.name]
-        tar.extractall(staging, members=members, filter="data")
-    (root / "cache").parent.mkdir(parents=True, exist_ok=True)
-    extracted = next(staging.glob("*/tests/cache"))
-    extracted.rename(root / "cache")  # atomic: a half extraction is never seen as done
+    try:
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if "/tests/cache/" in m.name]
+            tar.extractall(staging, members=members, filter="data")
+        root.mkdir(parents=True, exist_ok=True)
+        extracted = next(staging.glob("*/tests/cache"))
+        extracted.rename(root / "cache")  # atomic: a half extraction is never seen as done
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return root
 
 
