@@ -92,7 +92,6 @@ class LoopRunner:
         self._lock = threading.Lock()
         self._leading = False
         self._waiting: dict[_Call, None] = {}  # followers in arrival order
-        self._local = threading.local()  # .call: the _Call this thread is driving
 
     # -- public ---------------------------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
