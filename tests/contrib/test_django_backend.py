@@ -215,3 +215,48 @@ def test_the_core_never_imports_django() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- HttpResponse values (cache_page, cache middleware) without pickle -------------------------
+def test_http_response_round_trips_without_pickle() -> None:
+    from django.http import HttpResponse, StreamingHttpResponse
+
+    from redkeep.errors import SerializationError
+
+    cache = caches["default"]
+    response = HttpResponse(b"\x00binary body", status=418, reason="Short and stout")
+    response["X-Custom"] = "yes"
+    response.set_cookie("session", "abc", max_age=60, httponly=True, samesite="Lax")
+    cache.set("page", response, 60)
+    stored = cache.services.cache("django").get(cache.make_key("page"))
+    assert type(stored).__name__ == "CachedResponse"  # a tagged dataclass, not a pickle
+    back = cache.get("page")
+    assert isinstance(back, HttpResponse)
+    assert (back.status_code, back.reason_phrase, back.content) == (
+        418,
+        "Short and stout",
+        b"\x00binary body",
+    )
+    assert back["X-Custom"] == "yes" and back["Content-Type"] == response["Content-Type"]
+    assert back.cookies == response.cookies
+    assert cache.get_many(["page"])["page"].content == b"\x00binary body"
+    with pytest.raises(SerializationError):
+        cache.set("stream", StreamingHttpResponse(iter([b"x"])))
+
+
+def test_cache_page_serves_the_second_request_from_redis() -> None:
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+    from django.views.decorators.cache import cache_page
+
+    calls: list[int] = []
+
+    @cache_page(60)
+    def view(request: Any) -> HttpResponse:
+        calls.append(1)
+        return HttpResponse(f"rendered {len(calls)}")
+
+    first = view(RequestFactory().get("/page/"))
+    second = view(RequestFactory().get("/page/"))
+    assert first.content == second.content == b"rendered 1"
+    assert len(calls) == 1

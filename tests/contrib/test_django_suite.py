@@ -27,7 +27,6 @@ EXCLUDED = {
     "test_cache_read_for_model_instance": f"{NO_PICKLE}; a model instance is not data",
     "test_cache_write_for_model_instance_with_deferred": f"{NO_PICKLE}; a queryset is not data",
     "test_cache_read_for_model_instance_with_deferred": f"{NO_PICKLE}; a queryset is not data",
-    "test_cache_write_unpicklable_object": f"{NO_PICKLE}; caches an HttpResponse object",
     "test_add_fail_on_pickleerror": f"{NO_PICKLE}; expects pickle.PickleError (redkeep raises "
     "SerializationError for a value it cannot encode)",
     "test_set_fail_on_pickleerror": f"{NO_PICKLE}; expects pickle.PickleError (redkeep raises "

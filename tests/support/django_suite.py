@@ -94,6 +94,9 @@ def setup_django() -> str:
         MIDDLEWARE=[],
     )
     django.setup()
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # as Django's test runner does (ALLOWED_HOSTS gets "testserver")
     return url
 
 

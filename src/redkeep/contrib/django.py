@@ -21,6 +21,7 @@ separate memory fallbacks.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -31,6 +32,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from redkeep.cache.base import CacheService
 from redkeep.config import Settings
+from redkeep.contrib._django_http import from_cache, to_cache
 from redkeep.errors import SerializationError
 from redkeep.queue.job import Job
 from redkeep.services import Services
@@ -181,10 +183,11 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> bool:
         k = self.make_and_validate_key(key, version=version)
+        value = to_cache(value)
         return bool(self.cache.call(lambda c: _add(c, k, value, self._ttl(timeout))))
 
     def get(self, key: str, default: Any = None, version: Any = None) -> Any:
-        return self.cache.get(self.make_and_validate_key(key, version=version), default)
+        return from_cache(self.cache.get(self.make_and_validate_key(key, version=version), default))
 
     def set(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
@@ -194,7 +197,7 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
         if ttl == _NEVER:
             self.cache.delete(k)
         else:
-            self.cache.set(k, value, ttl)
+            self.cache.set(k, to_cache(value), ttl)
 
     def touch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
         k = self.make_and_validate_key(key, version=version)
@@ -208,12 +211,14 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
 
     def get_many(self, keys: Iterable[str], version: Any = None) -> dict[str, Any]:
         made = self._keys(keys, version)
-        return {made[k]: v for k, v in self.cache.get_many(made).items()}
+        return {made[k]: from_cache(v) for k, v in self.cache.get_many(made).items()}
 
     def set_many(
         self, data: Mapping[str, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> list[str]:
-        mapping = {self.make_and_validate_key(k, version=version): v for k, v in data.items()}
+        mapping = {
+            self.make_and_validate_key(k, version=version): to_cache(v) for k, v in data.items()
+        }
         ttl = self._ttl(timeout)
         if ttl == _NEVER:
             self.cache.delete_many(mapping)
@@ -240,7 +245,8 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
         ttl = self._ttl(timeout)
         if not callable(default) or ttl == _NEVER:
             return super().get_or_set(key, default, timeout, version)
-        return self.cache.get_or_set(self.make_and_validate_key(key, version=version), default, ttl)
+        k = self.make_and_validate_key(key, version=version)
+        return from_cache(self.cache.get_or_set(k, lambda: to_cache(default()), ttl))
 
     def clear(self) -> None:
         self.cache.clear()
@@ -253,11 +259,11 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> bool:
         k = self.make_and_validate_key(key, version=version)
-        return await _add(await self._acache(), k, value, self._ttl(timeout))
+        return await _add(await self._acache(), k, to_cache(value), self._ttl(timeout))
 
     async def aget(self, key: str, default: Any = None, version: Any = None) -> Any:
         k = self.make_and_validate_key(key, version=version)
-        return await (await self._acache()).get(k, default)
+        return from_cache(await (await self._acache()).get(k, default))
 
     async def aset(
         self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None
@@ -268,7 +274,7 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
         if ttl == _NEVER:
             await cache.delete(k)
         else:
-            await cache.set(k, value, ttl)
+            await cache.set(k, to_cache(value), ttl)
 
     async def atouch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
         k = self.make_and_validate_key(key, version=version)
@@ -285,12 +291,14 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
     async def aget_many(self, keys: Iterable[str], version: Any = None) -> dict[str, Any]:
         made = self._keys(keys, version)
         found = await (await self._acache()).get_many(made)
-        return {made[k]: v for k, v in found.items()}
+        return {made[k]: from_cache(v) for k, v in found.items()}
 
     async def aset_many(
         self, data: Mapping[str, Any], timeout: Any = DEFAULT_TIMEOUT, version: Any = None
     ) -> list[str]:
-        mapping = {self.make_and_validate_key(k, version=version): v for k, v in data.items()}
+        mapping = {
+            self.make_and_validate_key(k, version=version): to_cache(v) for k, v in data.items()
+        }
         ttl = self._ttl(timeout)
         cache = await self._acache()
         if ttl == _NEVER:
@@ -318,13 +326,21 @@ class RedkeepCache(BaseCache):  # type: ignore[misc]
         if not callable(default) or ttl == _NEVER:
             return await super().aget_or_set(key, default, timeout, version)
         k = self.make_and_validate_key(key, version=version)
-        return await (await self._acache()).get_or_set(k, default, ttl)
+        cache = await self._acache()
+        return from_cache(await cache.get_or_set(k, lambda: _to_cache_async(default), ttl))
 
     async def aclear(self) -> None:
         await (await self._acache()).clear()
 
     async def aclose(self, **kwargs: Any) -> None:
         """Kept open (see :meth:`close`)."""
+
+
+async def _to_cache_async(default: Callable[[], Any]) -> Any:
+    value = default()
+    if inspect.isawaitable(value):  # aget_or_set accepts a coroutine function as default
+        value = await value
+    return to_cache(value)
 
 
 # -- operations with Django semantics, shared by the sync and async methods ---------------------
