@@ -10,7 +10,8 @@ Why an event loop that the calling threads drive, and not the other two designs:
   wake-ups per call. Measured on the 2-vCPU development VM (loopback Redis, 100 B values,
   medians of 5 rounds): redkeep get through a loop thread 6,000 ops/s, raw redis-py sync + json
   18,000 ops/s, the same redkeep get run by the calling thread itself
-  (``loop.run_until_complete``) 24,000 ops/s.
+  (``loop.run_until_complete``) 24,000 ops/s. ``bench/sync_bench.py`` keeps the loop-thread
+  design as its ``loop_thread`` backend for the comparison (0.54-0.60x of raw redis-py there).
 
 So the calling thread runs the loop itself: a thread that finds the loop idle becomes its
 *leader* and runs it until its own call is done. A thread that arrives while another leads is a
