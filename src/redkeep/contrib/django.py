@@ -58,6 +58,8 @@ class _Shared:
     async def services_for_loop(self) -> Services:
         loop = asyncio.get_running_loop()
         task = self.loops.get(loop)
+        if task is not None and task.done() and not task.cancelled() and not task.exception():
+            return task.result()  # the common case: started already
         if task is None:
             task = self.loops[loop] = loop.create_task(self._start(loop))
         try:
