@@ -24,6 +24,8 @@ OWN_PAGES = [
     "migration.md",
     "getting-started.md",
     "http-api.md",
+    "sync.md",
+    "django.md",
 ]
 
 
