@@ -41,6 +41,7 @@ MIN_TOKEN_LENGTH = 16
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 _CLOSE = {"Connection": "close"}
+_CHECKED = frozenset({b"host", b"origin", b"content-type", b"content-length", b"transfer-encoding"})
 
 
 def is_loopback(host: str) -> bool:
