@@ -215,6 +215,3 @@ class RequestGuard:
             return message
 
         return bounded
-
-
-_CHECKED = frozenset({b"host", b"origin", b"content-type", b"content-length", b"transfer-encoding"})
