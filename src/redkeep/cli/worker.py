@@ -15,6 +15,7 @@ import typer
 
 from redkeep.cli._loop import freeze_startup
 from redkeep.cli._loop import run as run_loop
+from redkeep.cli.exits import ExitCode
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError, scrub
 
@@ -84,7 +85,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise _fail(f"cannot listen on {host}:{port} for --http-port: {exc.strerror}", 2) from None
+        raise _fail(
+            f"cannot listen on {host}:{port} for --http-port: {exc.strerror}", ExitCode.USAGE
+        ) from None
     sock.setblocking(False)
     return sock
 
@@ -102,7 +105,7 @@ async def _probe_server(services: Services, sock: socket.socket | None) -> Async
 
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
-        create_probe_app(services),
+        create_probe_app(services, bind_host=host),
         log_config=None,
         access_log=False,
         lifespan="off",
@@ -170,7 +173,10 @@ def worker(
     http_host: Annotated[
         str,
         typer.Option(
-            "--http-host", envvar="REDKEEP_WORKER_HTTP_HOST", help="Address for --http-port."
+            "--http-host",
+            envvar="REDKEEP_WORKER_HTTP_HOST",
+            help="Address for --http-port; a non-loopback one needs REDKEEP_API_TOKEN "
+            "(16 characters or more), as for `redkeep serve`.",
         ),
     ] = "127.0.0.1",
 ) -> None:
@@ -178,27 +184,34 @@ def worker(
     try:
         settings = Settings()
     except RedkeepError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), ExitCode.USAGE) from None
     _configure_logging(settings)
     if settings.effective_backend == "memory":
         raise _fail(
             "`redkeep worker` needs a shared backend (set REDKEEP_REDIS_URL or Upstash "
             "credentials): in-memory queues live inside one process. With memory backends use "
             "`redkeep serve --worker MODULE:ATTRIBUTE`, which runs the worker in the service.",
-            2,
+            ExitCode.USAGE,
         )
     try:
         loaded = load_handlers(handlers)
     except HandlerSpecError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), ExitCode.USAGE) from None
     http = None
     if http_port is not None:
         try:
             import uvicorn  # noqa: F401
+
+            from redkeep.web.app import api_token
+            from redkeep.web.security import exposure_problem
         except ImportError as exc:
             raise _fail(
-                f"--http-port needs the server extra (pip install 'redkeep[server]'): {exc}", 2
+                f"--http-port needs the server extra (pip install 'redkeep[server]'): {exc}",
+                ExitCode.USAGE,
             ) from None
+        problem = exposure_problem(http_host, api_token(settings), "the worker's probes")
+        if problem is not None:
+            raise _fail(problem, ExitCode.USAGE)
         http = _bind(http_host, http_port)
     try:
         run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
