@@ -86,7 +86,10 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds to wait for one command reply."
     )
     connect_max_wait: Seconds = Field(
-        30.0, ge=0, description="Total seconds to keep retrying the first connection at startup."
+        30.0,
+        ge=0,
+        description="Total seconds to keep retrying the first connection at startup (strict "
+        "startup waits this long for an unreachable backend before it gives up).",
     )
     max_connections: int = Field(
         50,
@@ -159,6 +162,12 @@ class Settings(BaseSettings):
         7 * 24 * 3600.0, ge=0, description="Seconds failed jobs are retained."
     )
     queue_failed_max: int = Field(100_000, ge=0, description="Failed jobs retained at most.")
+    queue_executor: Literal["thread", "process"] = Field(
+        "thread",
+        description="Where workers run sync handlers: thread (a pool of concurrency threads; "
+        "a timed-out thread cannot be stopped) or process (child processes, killed on timeout; "
+        "handlers must be importable by name).",
+    )
     queue_poll_max_rate: float = Field(
         20.0, gt=0, description="Ceiling on idle polls per second where blocking pops are absent."
     )
@@ -166,7 +175,8 @@ class Settings(BaseSettings):
     # -- service -------------------------------------------------------------------------------
     startup: Literal["strict", "degraded"] = Field(
         "degraded",
-        description="strict: fail fast when the backend is unusable; degraded: start on fallback.",
+        description="strict: wait up to REDKEEP_CONNECT_MAX_WAIT for the backend, then refuse to "
+        "start when it is unreachable or unusable; degraded: start at once on the fallback.",
     )
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by the HTTP API (all routes but /health)."
