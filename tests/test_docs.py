@@ -16,7 +16,10 @@ from redkeep.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 CONFIG_DOC = DOCS / "configuration.md"
-OWN_PAGES = ["configuration.md", "deployment.md", "troubleshooting.md", "api.md", "migration.md"]
+OWN_PAGES = [
+    "configuration.md", "deployment.md", "troubleshooting.md", "api.md", "migration.md",
+    "worker.md",
+]  # fmt: skip
 
 
 def test_configuration_reference_is_up_to_date() -> None:

@@ -21,6 +21,9 @@ def whoami(job):
     return os.getpid()
 
 def hang(job):
+    if job.payload:
+        with open(job.payload, "w") as f:
+            f.write(str(os.getpid()))
     time.sleep(3600)
 
 handlers = {"whoami": whoami, "hang": hang}
@@ -100,3 +103,42 @@ def test_sigterm_with_a_stuck_handler_thread_still_exits(
     assert code == 0, output
     assert "1 handler threads still running" in output
     assert "Traceback" not in output
+
+
+def test_handler_processes_do_not_outlive_a_killed_worker(
+    tmp_path: Path, redis_url: str, prefix: str
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    proc = _start(tmp_path, _env(redis_url, prefix), "--executor", "process")
+    try:
+        asyncio.run(_enqueue(redis_url, prefix, "hang", str(pid_file)))
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert child != proc.pid
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the handler process outlived its worker"
+        time.sleep(0.05)
+
+
+async def _enqueue(redis_url: str, prefix: str, name: str, payload: Any) -> None:
+    client = RespClient(redis_url)
+    try:
+        await RedisJobQueue(client, "cli", key_prefix=prefix).enqueue(name, payload)
+    finally:
+        await client.close()
+
+
+def _alive(pid: int) -> bool:
+    """Running (an exited orphan may stay a zombie until init reaps it: that counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
