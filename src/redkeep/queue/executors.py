@@ -281,10 +281,13 @@ class Executors:
         """Worker slots held by stuck threads."""
         return len(self.threads.stuck)
 
-    def pop_startable(self, buffer: deque[tuple[T, Job]]) -> tuple[T, Job] | None:
-        """Remove and return the first buffered job that may start: not a retry whose earlier
-        attempt's thread still runs here (it waits for that thread)."""
+    def next(self, buffer: deque[tuple[T, Job]], running: int) -> tuple[T, Job] | None:
+        """Remove and return the next buffered job to start while ``running`` jobs run, or None
+        when every slot is taken (stuck threads hold theirs). A retry whose earlier attempt's
+        thread still runs here is skipped: it waits for that thread."""
         stuck = self.threads.stuck
+        if running + len(stuck) >= self.concurrency:
+            return None
         for i, item in enumerate(buffer):
             if not stuck or item[1].id not in stuck:
                 del buffer[i]

@@ -67,12 +67,11 @@ class _QueueState:
 class Worker:
     """Runs jobs from one or more queues until :meth:`stop` (or SIGTERM/SIGINT).
 
-    Async handlers run as tasks, sync handlers in ``concurrency`` threads or, with
-    ``executor="process"``, child processes (:mod:`redkeep.queue.executors`). A handler gets
-    the :class:`Job`; its return value (JSON-serializable) becomes the result. ``prefetch`` jobs
-    beyond ``concurrency`` may be claimed ahead (leased to this worker, started as soon as a slot
-    frees, released at stop); 0 claims only for free slots. ``outage_backoff`` (redis-py)
-    spaces out retries while the backend is down.
+    A handler gets the :class:`Job`; its return value (JSON-serializable) becomes the result.
+    Async handlers run as tasks, sync ones in threads or, with ``executor="process"``, child
+    processes (see :mod:`redkeep.queue.executors`). ``prefetch`` jobs beyond ``concurrency`` may
+    be claimed ahead (started as soon as a slot frees, released at stop); 0 claims only for free
+    slots. ``outage_backoff`` (redis-py) spaces out retries while the backend is down.
     """
 
     def __init__(
@@ -378,11 +377,8 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------------
     def _start_next(self) -> None:
-        """Start prefetched jobs while slots (not held by stuck threads) are free."""
-        while len(self._running) + self._exec.held < self.concurrency and not self._stopping:
-            item = self._exec.pop_startable(self._buffer)
-            if item is None:
-                return
+        """Start prefetched jobs while slots are free."""
+        while not self._stopping and (item := self._exec.next(self._buffer, len(self._running))):
             st, job = item
             task = asyncio.create_task(self._run_job(st, job))
             self._running[job.id] = _Running(job, st.queue, task, time.perf_counter())
