@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import logging
@@ -196,7 +197,7 @@ class ThreadRunner:
                     if left <= 0:
                         break
         except asyncio.CancelledError:
-            waiter.cancel()  # a handler that has not started yet never will
+            future.cancel()  # a handler that has not started yet never will
             self._hold(job, future, "was stopped")
             raise
         self._hold(job, future, f"passed its timeout of {timeout:g} s")
@@ -218,7 +219,12 @@ class ThreadRunner:
             job.id, job.name, why, len(self.stuck),
             extra={"job_id": job.id, "handler": job.name, "queue": job.queue},
         )  # fmt: skip
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._returned, stuck))
+
+        def returned(_: Future[Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                loop.call_soon_threadsafe(self._returned, stuck)
+
+        future.add_done_callback(returned)
         self._notify(stuck, 1)
 
     def _returned(self, stuck: StuckThread) -> None:
@@ -286,10 +292,12 @@ class Executors:
         when every slot is taken (stuck threads hold theirs). A retry whose earlier attempt's
         thread still runs here is skipped: it waits for that thread."""
         stuck = self.threads.stuck
-        if running + len(stuck) >= self.concurrency:
+        if running + len(stuck) >= self.concurrency or not buffer:
             return None
+        if not stuck:
+            return buffer.popleft()
         for i, item in enumerate(buffer):
-            if not stuck or item[1].id not in stuck:
+            if item[1].id not in stuck:
                 del buffer[i]
                 return item
         return None
@@ -301,7 +309,7 @@ class Executors:
             if self._processes is None:
                 from redkeep.queue.processes import ProcessPool
 
-                self._processes = ProcessPool(self.concurrency, self.max_result_bytes)
+                self._processes = ProcessPool(self.max_result_bytes)
             return await self._processes.run(handler.ref, job)
         if is_async_handler(handler):
             result = await _run_async(handler(job), job)

@@ -75,10 +75,11 @@ class _Child:
 
 
 class ProcessPool:
-    """Up to ``size`` child processes, each running one job at a time (see the module doc)."""
+    """Child processes, each running one job at a time, started on demand and reused (a worker
+    runs at most ``concurrency`` jobs at once, so it has at most that many; see the module
+    doc)."""
 
-    def __init__(self, size: int, max_result_bytes: int) -> None:
-        self.size = size
+    def __init__(self, max_result_bytes: int) -> None:
         self.max_result_bytes = max_result_bytes
         self.refs: set[str] = set()
         self._idle: list[_Child] = []
