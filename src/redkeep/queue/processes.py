@@ -45,6 +45,7 @@ JOB_FIELDS = (
 """Job fields a child's handler sees (besides the payload); the fencing token stays here."""
 START_TIMEOUT = 60.0  # longest wait for a new child to import its handlers
 STOP_TIMEOUT = 2.0  # longest wait for an idle child to exit after its stdin is closed
+DIED_WAIT = 1.0  # a child that closed its pipe: wait this long for its exit status
 
 
 class _Child:
@@ -67,8 +68,13 @@ class _Child:
         message: dict[str, Any] = orjson.loads(await self.stdout.readexactly(size))
         return message
 
-    async def kill(self) -> int:
-        """SIGKILL the child (if still running); its exit status."""
+    async def kill(self, wait_first: float = 0.0) -> int:
+        """SIGKILL the child unless it exits within ``wait_first`` seconds; its exit status."""
+        if wait_first > 0:
+            # A child that is exiting already keeps its own status: Popen.kill() would reap it
+            # before asyncio's child watcher and its status would be lost.
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(self.proc.wait()), wait_first)
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
         return await self.proc.wait()
@@ -113,7 +119,7 @@ class ProcessPool:
                 f"process (pid {child.proc.pid}) was killed ({_describe(status)})"
             ))) from None  # fmt: skip
         except (asyncio.IncompleteReadError, ConnectionError, orjson.JSONDecodeError):
-            status = await child.kill()
+            status = await child.kill(wait_first=DIED_WAIT)
             log.warning("job %s: the process running handler %r died (%s)",
                         job.id, job.name, _describe(status))  # fmt: skip
             raise HandlerFailed(JobFailure("ProcessDied", (
@@ -170,9 +176,8 @@ class ProcessPool:
         busy, self._busy = list(self._busy), set()
         for child in idle:
             child.stdin.close()
-        waits = [asyncio.wait_for(c.proc.wait(), STOP_TIMEOUT) for c in idle]
-        await asyncio.gather(*waits, return_exceptions=True)
-        await asyncio.gather(*(c.kill() for c in idle + busy), return_exceptions=True)
+        stops = [c.kill(wait_first=STOP_TIMEOUT) for c in idle] + [c.kill() for c in busy]
+        await asyncio.gather(*stops, return_exceptions=True)
 
 
 def _describe(status: int) -> str:
