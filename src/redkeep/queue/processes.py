@@ -90,8 +90,6 @@ class ProcessPool:
         self.refs: set[str] = set()
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
-        self.started = 0
-        """Children started so far (a killed or dead child is replaced by a new one)."""
 
     async def run(self, ref: str, job: Job) -> str:
         """Run handler ``ref`` for ``job`` in a child; the encoded result. Raises
@@ -159,14 +157,14 @@ class ProcessPool:
             async with asyncio.timeout(START_TIMEOUT):
                 await child.receive()
         except BaseException as exc:
-            status = await asyncio.shield(child.kill())
+            exited = isinstance(exc, asyncio.IncompleteReadError | ConnectionError)
+            status = await asyncio.shield(child.kill(wait_first=DIED_WAIT if exited else 0.0))
             if isinstance(exc, Exception):
                 raise HandlerFailed(JobFailure("ProcessDied", (
                     f"a handler process did not start ({_describe(status)}); its stderr is in "
                     "the worker's log"
                 ))) from None  # fmt: skip
             raise
-        self.started += 1
         log.info("started handler process %d (%d running)", proc.pid, len(self._busy) + 1)
         return child
 
