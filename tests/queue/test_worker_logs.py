@@ -98,8 +98,10 @@ async def test_outage_is_logged_once_when_lost_and_once_when_back(
     finally:
         await client.close()
     warnings = _messages(caplog, logging.WARNING)
-    assert len(warnings) == 1 and "the queue backend is failing" in warnings[0], warnings
-    assert failed_calls <= 12, f"{failed_calls} attempts in {seconds:.1f} s: no backoff"
+    assert "the queue backend is failing" in warnings[0], warnings
+    # A second line only if the error changes (e.g. while the server restarts), never per call.
+    assert len(warnings) <= 2, warnings
+    assert 2 <= failed_calls <= 12, f"{failed_calls} attempts in {seconds:.1f} s: no backoff"
     back = [m for m in _messages(caplog, logging.INFO) if "is back" in m]
     assert len(back) == 1 and "failed calls" in back[0]
 
