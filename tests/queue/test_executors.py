@@ -197,6 +197,19 @@ async def test_process_executor_runs_sync_handlers_in_children(queue: JobQueue) 
         assert bad_result.error.type == "SerializationError"
 
 
+async def test_errors_from_a_child_are_scrubbed_of_the_workers_secrets(queue: JobQueue) -> None:
+    from redkeep.errors import register_secret
+
+    secret = "child-does-not-know-this-73"
+    register_secret(secret)  # as Settings does for the Redis password
+    job = await queue.enqueue("fail", secret, max_attempts=1)
+    async with running(queue, {"fail": ph.fail}, executor="process"):
+        failed = await wait_status(queue, job.id, "failed", timeout=30)
+    assert failed.error.type == "ValueError"
+    assert secret not in failed.error.message and secret not in failed.error.traceback
+    assert "***" in failed.error.message
+
+
 async def test_process_timeout_kills_the_process_and_a_fresh_one_runs_the_next_job(
     queue: JobQueue, tmp_path: Path
 ) -> None:

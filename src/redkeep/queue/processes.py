@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from redkeep.errors import scrub
 from redkeep.queue.executors import HandlerFailed
 from redkeep.queue.job import Job, JobFailure, encode_value
 
@@ -131,9 +132,9 @@ class ProcessPool:
             self._busy.discard(child)
             if reusable:
                 self._idle.append(child)
-        if "error" in reply:
+        if "error" in reply:  # scrubbed again: the child does not know the secrets registered here
             kind, message, tb = reply["error"]
-            raise HandlerFailed(JobFailure(str(kind), str(message), str(tb)))
+            raise HandlerFailed(JobFailure(str(kind), scrub(str(message)), scrub(str(tb))))
         return str(reply["result"])
 
     async def _checkout(self) -> _Child:
