@@ -17,9 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 CONFIG_DOC = DOCS / "configuration.md"
 OWN_PAGES = [
-    "configuration.md", "deployment.md", "troubleshooting.md", "api.md", "migration.md",
+    "configuration.md",
+    "deployment.md",
+    "troubleshooting.md",
+    "api.md",
+    "migration.md",
+    "sync.md",
+    "django.md",
     "worker.md",
-]  # fmt: skip
+]
 
 
 def test_configuration_reference_is_up_to_date() -> None:

@@ -18,6 +18,7 @@ Every exception redkeep raises derives from :class:`RedkeepError`::
     │   ├── JobNotFound             no job with that id
     │   └── LeaseLost               a fencing token is stale: another attempt owns the job
     ├── StartupError                strict startup refused an unusable backend
+    ├── AsyncContextError           a blocking redkeep.sync call inside a running event loop
     ├── SnapshotError               a migration record is invalid (redkeep.migrate)
     └── MigrationAborted            a migration stopped on bad records (redkeep.migrate)
 
