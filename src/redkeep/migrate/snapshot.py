@@ -4,18 +4,18 @@ A snapshot is UTF-8 text. Line 1 is a header, then one line per cache entry or j
 order, then an ``end`` record carrying the number of records, so that a truncated file is
 detected::
 
-    {"kind":"header","format":"redkeep-snapshot","version":2,"created_at":1732700000.0}
+    {"kind":"header","format":"redkeep-snapshot","version":1,"created_at":1732700000.0}
     {"kind":"cache","cache":"sessions","key":"u:1","value":{"a":1},"expires_at":1732703600.0}
     {"kind":"job","queue":"default","job":{"id":"42","name":"email","status":"waiting",...}}
     {"kind":"end","records":2}
 
 ``value`` is the cache value in the serializer's JSON form (tagged types such as datetimes or
-bytes keep their tags, see :mod:`redkeep.serialization`); so are a job's ``payload`` and
-``result`` from version 2 on (version 1 files, whose job values are plain JSON, are still
-read). ``expires_at`` is an absolute time (seconds since the epoch) or null, so an entry keeps
-its remaining TTL however long the snapshot waits before it is loaded, and an entry that
-expired in the meantime is not restored.
-Jobs keep their status, attempts, priority, run_at, times, result and error. No pickle.
+bytes keep their tags, see :mod:`redkeep.serialization`). ``expires_at`` is an absolute time
+(seconds since the epoch) or null, so an entry keeps its remaining TTL however long the
+snapshot waits before it is loaded, and an entry that expired in the meantime is not restored.
+Jobs keep their status, attempts, priority, run_at, times, result and error; ``job`` is the one
+job view of :mod:`redkeep.queue.view` (the same JSON as the HTTP API and ``redkeep jobs show
+--json``). No pickle.
 A ``{"kind":"error","where":...,"reason":...}`` line stands for a record the writer could not
 read; readers report it as a bad line.
 """
@@ -23,8 +23,8 @@ read; readers report it as a bad line.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,9 +32,9 @@ import orjson
 
 from redkeep.cache.base import check_name
 from redkeep.errors import RedkeepError
-from redkeep.queue.backoff import Backoff
-from redkeep.queue.job import Job, JobFailure, JobStatus
+from redkeep.queue.job import Job
 from redkeep.queue.keys import validate_queue_name
+from redkeep.queue.view import job_from_dict, job_to_dict
 from redkeep.serialization import JsonSerializer, Serializer
 
 __all__ = [
@@ -53,8 +53,7 @@ __all__ = [
 ]
 
 FORMAT = "redkeep-snapshot"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 1
 
 
 class SnapshotError(RedkeepError, ValueError):
@@ -95,107 +94,6 @@ class JobRecord:
 Record = CacheRecord | JobRecord
 
 
-# -- jobs <-> plain dicts ------------------------------------------------------------------------
-
-_JOB_FIELDS = (
-    "id",
-    "name",
-    "payload",
-    "status",
-    "priority",
-    "attempts",
-    "max_attempts",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "run_at",
-    "result",
-    "error",
-    "worker_id",
-    "timeout",
-    "backoff",
-)
-
-
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """A JSON-ready dict of ``job`` (the internal fencing token is left out)."""
-    out: dict[str, Any] = {name: getattr(job, name) for name in _JOB_FIELDS}
-    out["status"] = JobStatus(job.status).value
-    err = job.error
-    out["error"] = (
-        None if err is None else {"type": err.type, "message": err.message, "tb": err.traceback}
-    )
-    out["backoff"] = None if job.backoff is None else job.backoff.to_list()
-    return out
-
-
-def _opt_float(data: Mapping[str, Any], name: str) -> float | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"job field {name!r} must be a number or null, got {value!r}")
-    return float(value)
-
-
-def _int(data: Mapping[str, Any], name: str, default: int) -> int:
-    value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"job field {name!r} must be an integer, got {value!r}")
-    return value
-
-
-def _opt_str(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"job field {name!r} must be a string or null, got {value!r}")
-    return value
-
-
-def job_from_dict(data: Any, queue: str) -> Job:
-    """Rebuild a :class:`Job` from :func:`job_to_dict` output; ValueError names a bad field."""
-    if not isinstance(data, dict):
-        raise ValueError("'job' must be an object")
-    for name in ("id", "name"):
-        if not isinstance(data.get(name), str) or not data[name]:
-            raise ValueError(f"job field {name!r} must be a non-empty string")
-    try:
-        status = JobStatus(str(data.get("status")))
-    except ValueError:
-        names = ", ".join(s.value for s in JobStatus)
-        raise ValueError(f"job status {data.get('status')!r} is not one of {names}") from None
-    error = data.get("error")
-    failure = None
-    if error is not None:
-        if not isinstance(error, dict) or not isinstance(error.get("type"), str):
-            raise ValueError("job field 'error' must be an object with 'type' and 'message'")
-        failure = JobFailure(error["type"], str(error.get("message", "")), str(error.get("tb", "")))
-    backoff = data.get("backoff")
-    try:
-        parsed_backoff = None if backoff is None else Backoff.from_list(backoff)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"job field 'backoff' is invalid ({exc})") from None
-    return Job(
-        id=data["id"],
-        name=data["name"],
-        queue=queue,
-        payload=data.get("payload"),
-        status=status,
-        priority=_int(data, "priority", 0),
-        attempts=_int(data, "attempts", 0),
-        max_attempts=_int(data, "max_attempts", 3),
-        created_at=_opt_float(data, "created_at"),
-        started_at=_opt_float(data, "started_at"),
-        finished_at=_opt_float(data, "finished_at"),
-        run_at=_opt_float(data, "run_at"),
-        result=data.get("result"),
-        error=failure,
-        worker_id=_opt_str(data, "worker_id"),
-        timeout=_opt_float(data, "timeout"),
-        backoff=parsed_backoff,
-    )
-
-
 # -- records <-> lines ---------------------------------------------------------------------------
 
 
@@ -211,11 +109,7 @@ def encode_record(record: Record, serializer: Serializer | None = None) -> bytes
             "expires_at": record.expires_at,
         }
     else:
-        job = job_to_dict(record.job)
-        dumps = (serializer or _SERIALIZER).dumps  # job values are exact, as in the queue
-        job["payload"] = orjson.Fragment(dumps(record.job.payload))
-        job["result"] = orjson.Fragment(dumps(record.job.result))
-        obj = {"kind": "job", "queue": record.queue, "job": job}
+        obj = {"kind": "job", "queue": record.queue, "job": job_to_dict(record.job)}
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
@@ -240,9 +134,8 @@ def end_line(records: int) -> bytes:
 _SERIALIZER = JsonSerializer(max_payload_bytes=2**62)
 
 
-def decode_record(obj: Any, serializer: Serializer | None = None, version: int = VERSION) -> Record:
-    """Validate one parsed record (kind ``cache`` or ``job``) of a file of ``version``;
-    ValueError says what is wrong."""
+def decode_record(obj: Any, serializer: Serializer | None = None) -> Record:
+    """Validate one parsed record (kind ``cache`` or ``job``); ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError("a record must be a JSON object")
     kind = obj.get("kind")
@@ -270,18 +163,7 @@ def decode_record(obj: Any, serializer: Serializer | None = None, version: int =
         if not isinstance(queue, str):
             raise ValueError("job record needs a string 'queue'")
         validate_queue_name(queue)
-        job = job_from_dict(obj.get("job"), queue)
-        if version >= 2 and (job.payload is not None or job.result is not None):
-            loads = (serializer or _SERIALIZER).loads
-            try:
-                job = replace(
-                    job,
-                    payload=loads(orjson.dumps(job.payload)),
-                    result=loads(orjson.dumps(job.result)),
-                )
-            except RedkeepError as exc:
-                raise ValueError(f"job payload or result cannot be decoded ({exc})") from None
-        return JobRecord(queue, job)
+        return JobRecord(queue, job_from_dict(obj.get("job"), queue))
     if kind == "error":  # the writer could not read this record from its store
         raise ValueError(f"the source could not export {obj.get('where')}: {obj.get('reason')}")
     raise ValueError(f"unknown record kind {kind!r} (expected 'cache' or 'job')")
@@ -308,7 +190,6 @@ def read_snapshot(
     seen_header = False
     ended = False
     number = 0
-    version = VERSION
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
@@ -320,18 +201,15 @@ def read_snapshot(
             continue
         kind = obj.get("kind") if isinstance(obj, dict) else None
         if kind == "header":
-            if obj.get("format") != FORMAT or obj.get("version") not in READABLE_VERSIONS:
+            if obj.get("format") != FORMAT or obj.get("version") != VERSION:
                 yield Line(
                     number,
                     error=SnapshotError(
                         number,
-                        f"{name} is not a {FORMAT} file of version "
-                        f"{' or '.join(map(str, READABLE_VERSIONS))} "
+                        f"{name} is not a {FORMAT} version {VERSION} file "
                         f"(format {obj.get('format')!r}, version {obj.get('version')!r})",
                     ),
                 )
-            else:
-                version = int(obj["version"])
             seen_header = True
             continue
         if not seen_header:
@@ -352,7 +230,7 @@ def read_snapshot(
             yield Line(number, error=SnapshotError(number, "record after the end record"))
             continue
         try:
-            record = decode_record(obj, serializer, version)
+            record = decode_record(obj, serializer)
         except (ValueError, TypeError) as exc:
             yield Line(number, error=SnapshotError(number, str(exc)))
             count += 1
