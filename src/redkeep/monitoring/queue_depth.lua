@@ -9,7 +9,7 @@
 -- Returns {waiting, delayed, active, completed, failed, cancelled, head_age_ms}; head_age_ms is
 -- the age (server TIME minus the job's creation time) of the job at the head of the waiting
 -- zset, i.e. the oldest job of the highest waiting priority, or -1 when nothing waits.
--- @include "../queue/scripts/lib/state.lua"
+-- @include "../queue/scripts/lib/records.lua"
 
 local out = {}
 for i = 1, 6 do
