@@ -1,4 +1,4 @@
-"""No double effects when replies are lost: 10,000 enqueue-and-process cycles through a loopback
+"""Scenario 9: lost replies. 10,000 enqueue-and-process cycles through a loopback
 proxy that, at random points, cuts a connection after the server ran a command and before its
 reply reached redkeep (tests/support/proxy.py). The transport then sends the command again.
 
@@ -18,6 +18,7 @@ import collections
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from redkeep.queue.job import new_job_id
 from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.redis.resp import RespClient
 from tests.queue.conftest import wait_until
+from tests.reliability.harness import Figures
 from tests.support.proxy import FaultProxy
 
 pytestmark = pytest.mark.slow
@@ -40,7 +42,12 @@ LEASE = 2.0
 
 
 @pytest.mark.timeout(240)
-async def test_lost_replies_never_duplicate_or_lose_jobs(redis_server_factory: Any) -> None:
+async def test_lost_replies_never_duplicate_or_lose_jobs(
+    redis_server_factory: Any, figures: Callable[[str, str], Figures]
+) -> None:
+    fig = figures("lost_replies", "Replies lost after Redis ran the command (fault proxy)")
+    fig.bounds(cycles=CYCLES, awaited_one_by_one=WAITED, producers=PRODUCERS,
+               drop_rate=DROP_RATE, lease_s=LEASE)  # fmt: skip
     server = redis_server_factory()
     proxy = FaultProxy(server.port, drop_rate=DROP_RATE, seed=7)
     opts = {"retry_attempts": 5, "retry_base_delay": 0.01, "retry_max_delay": 0.05}
@@ -132,12 +139,13 @@ async def test_lost_replies_never_duplicate_or_lose_jobs(redis_server_factory: A
         dropped = collections.Counter(
             name for name, ran_on_server in proxy.dropped if ran_on_server
         )
-        print(
-            f"\n{len(acknowledged)} acknowledged enqueues ({refused} refused after retries), "
-            f"{len(proxy.dropped)} replies lost {dict(dropped)}, {proxy.commands} commands, "
-            f"{len(twice)} jobs run twice, {len(lost_pops)} handed jobs recovered after their "
-            f"lease, {len(rejected)} outcomes rejected, {elapsed:.1f} s"
-        )
+        fig.record(
+            jobs=len(acknowledged), refused_after_retries=refused, kills=len(proxy.dropped),
+            lost_replies=dict(dropped), commands=proxy.commands,
+            duplicates=len(set(stored) - ids), lost=len(ids - set(stored)),
+            ran_twice=len(twice), recovered_after_lease=len(lost_pops),
+            outcomes_rejected=len(rejected), run_s=round(elapsed, 1),
+        )  # fmt: skip
         assert len(acknowledged) == len(ids) >= CYCLES - 10  # the producers rarely gave up
         assert len(proxy.dropped) >= 20, "too few faults injected to prove anything"
         assert dropped["EVALSHA"] >= 10, "no lost reply of a script"
