@@ -112,3 +112,38 @@ def test_queue_suites_run_with_the_guard_in_front() -> None:
     assert scripts.ENQUEUE.keys == scripts.ENQUEUE.keys and isinstance(
         scripts.ENQUEUE, scripts.QueueScript
     )
+
+
+def test_job_status_changes_only_inside_transition() -> None:
+    # The hook point for job events and counters: no script or library function other than
+    # transition() assigns a job's status, and state records are written only by the core.
+    for path in LUA_FILES:
+        source = path.read_text()
+        assigns = re.findall(r"\b\w+\.status\s*=[^=]", source)
+        if path.name == "state.lua":  # transition(), and unlisted() which clears it before one
+            body = source[source.index("local function transition(") :]
+            body = body[: body.index("\nend\n")]
+            assert len(assigns) == 2 and "st.status = to" in body, path
+        else:
+            assert assigns == [], f"{path.name} sets a status outside transition(): {assigns}"
+        writes_state = re.search(r"redis\.call\('H(SET|SETNX|MSET)', K\.state", source)
+        assert writes_state is None or path.name in ("state.lua", "records.lua"), path
+
+
+async def test_a_resent_enqueue_or_cancel_acts_once(resp_client: Any, prefix: str) -> None:
+    # The same script call twice, as a transport re-sends it after a lost reply.
+    from redkeep.queue import RedisJobQueue
+
+    q = RedisJobQueue(resp_client, "resend", key_prefix=prefix)
+    await q.register()
+    keys = q.keys.names(scripts.ENQUEUE.keys)
+    args = [1, "job-1", "3|0|0|0", '["job-1","x",null]\n{"n":1}']
+    first = await resp_client.evalsha(scripts.ENQUEUE, keys, args)
+    again = await resp_client.evalsha(scripts.ENQUEUE, keys, args)
+    assert isinstance(first, int) and again[2][0] == 1  # the second finds the job: existing
+    assert (await q.counts())["waiting"] == 1
+    cancel_keys = q.keys.names(scripts.CANCEL.keys)
+    replies = [await resp_client.evalsha(scripts.CANCEL, cancel_keys, ["req-9", "job-1"])
+               for _ in range(2)]  # fmt: skip
+    assert replies == ["waiting", "waiting"]  # the re-send answers what the first did
+    assert await resp_client.evalsha(scripts.CANCEL, cancel_keys, ["req-10", "job-1"]) is None

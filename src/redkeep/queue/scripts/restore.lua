@@ -28,8 +28,8 @@ local st = decode_state(ARGV[3])
 if not st or not STATUSES[st.status] then
   return redis.error_reply('ERR restore: invalid state record for job ' .. id)
 end
-local to, finished = st.status, st.finished
-st.status = ''
+local finished = st.finished
+local to = unlisted(st)
 if finished == '' then finished = nil end
 local score
 if to == 'waiting' then

@@ -44,8 +44,8 @@ for i = 1, n do
     else
       local st = redis.call('HEXISTS', K.state, id) == 0 and decode_state(ARGV[b + 2])
       if st and STATUSES[st.status] then
-        local to, finished = st.status, st.finished
-        st.status = ''
+        local finished = st.finished
+        local to = unlisted(st)
         if finished == '' then finished = nil end
         transition(id, st, to, tonumber(ARGV[b + 6]) or now, finished)
         redis.call('HSET', K.data, id, ARGV[b + 3])

@@ -75,6 +75,14 @@ local function transition(id, st, to, score, finished_at)
   end
 end
 
+-- A record taken from elsewhere (restore, upgrade), listed in no index yet: returns its
+-- status and clears it, so that transition() to that status lists the job instead of moving it.
+local function unlisted(st)
+  local status = st.status
+  st.status = ''
+  return status
+end
+
 -- -- run order -------------------------------------------------------------------------------------
 -- FIFO within a priority: waiting score = -priority * 1e12 + seq, seq from meta (taken in
 -- blocks, so a bulk operation increments it once).
