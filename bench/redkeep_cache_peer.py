@@ -15,7 +15,7 @@ from importlib.metadata import version
 from typing import Any
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 _PREFIX = "bench"
 
@@ -25,16 +25,16 @@ def _versions() -> str:
 
 
 class RedkeepRedisCache:
-    """redkeep RedisCache over RespClient (redis-py asyncio + hiredis, decode to str)."""
+    """redkeep RedisCache over MuxClient (redis-py asyncio + hiredis, decode to str)."""
 
     name = "redkeep RedisCache"
 
     def __init__(self, host: str, port: int, db: int) -> None:
-        self.client = RespClient(f"redis://{host}:{port}/{db}")
+        self.client = MuxClient(f"redis://{host}:{port}/{db}")
         self.cache = self._make()
         self.ver = _versions()
         self.notes = (
-            "JsonSerializer (orjson); RespClient defaults: one multiplexed connection, "
+            "JsonSerializer (orjson); MuxClient defaults: one multiplexed connection, "
             "busy-poll 200 us, retry_attempts=3, command_timeout=2s; no TTL"
         )
 

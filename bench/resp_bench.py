@@ -1,8 +1,8 @@
-"""Transport benchmark (not a test): per-call cost of RespClient next to raw redis-py.
+"""Transport benchmark (not a test): per-call cost of MuxClient next to raw redis-py.
 
 Cases: GET and SET of a 100 B value, with 1 coroutine (``seq``) and 50 concurrent coroutines
 (``c50``) sharing one client. Contenders: raw ``redis.asyncio.Redis`` on its default
-``ConnectionPool`` (the baseline) and redkeep's standalone ``RespClient`` (one multiplexed
+``ConnectionPool`` (the baseline) and redkeep's standalone ``MuxClient`` (one multiplexed
 connection, per-command timeouts, retries), with its default busy-poll budget and with
 ``spin=0``. All decode replies to ``str``.
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "5000"))
 REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "9"))
@@ -85,9 +85,9 @@ async def run_conc(client: Any, case: str) -> float:
 
 async def bench(url: str) -> dict[str, dict[str, list[float]]]:
     raw = aredis.Redis.from_url(url, decode_responses=True)
-    resp = RespClient(url, max_connections=CONC)
-    parked = RespClient(url, max_connections=CONC, spin=0)
-    clients: dict[str, Any] = {"raw redis-py": raw, "RespClient": resp, "RespClient spin=0": parked}
+    resp = MuxClient(url, max_connections=CONC)
+    parked = MuxClient(url, max_connections=CONC, spin=0)
+    clients: dict[str, Any] = {"raw redis-py": raw, "MuxClient": resp, "MuxClient spin=0": parked}
     results: dict[str, dict[str, list[float]]] = {n: {} for n in clients}
     try:
         for key in (f"rb:{i}" for i in range(1000)):

@@ -4,7 +4,7 @@ Worker: the real CLI, ``redkeep worker redkeep_bench:handlers -q bench --concurr
 in a second variant) on uvloop when installed (``redkeep[fast]``; the harness venv has it),
 default settings (lease 30 s, retention of 10,000 completed jobs enforced by the scripts).
 Enqueue: ``RedisJobQueue.enqueue`` one at a time, bulk with ``enqueue_many`` in chunks of
-``common.CHUNK`` (one script call per 1,000 jobs), through a ``RespClient`` with default settings
+``common.CHUNK`` (one script call per 1,000 jobs), through a ``MuxClient`` with default settings
 (one multiplexed connection, 200 µs busy-poll budget for a lone command).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import common
 
 from redkeep.queue import Job, JobSpec, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 
 def _loop() -> str:
@@ -37,8 +37,8 @@ handlers: dict[str, Any] = {"noop": noop}
 
 async def run_variant(concurrency: int) -> None:
     common.flushall()
-    seq_client = RespClient(common.SEQ_URL)
-    client = RespClient(common.URL)
+    seq_client = MuxClient(common.SEQ_URL)
+    client = MuxClient(common.URL)
     seq_q = RedisJobQueue(seq_client, QUEUE)
     q = RedisJobQueue(client, QUEUE)
 

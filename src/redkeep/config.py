@@ -43,7 +43,7 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-_QUERY_PASSWORD = re.compile(r"(?i)((?:^|&)password=)[^&]*")
+_QUERY_PASSWORD = re.compile(r"(?i)((?:^|&)(?:sentinel_)?password=)[^&]*")
 
 
 class Settings(BaseSettings):
@@ -65,9 +65,26 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = Field(
         None,
-        description="Redis URL: redis://, rediss:// (TLS) or unix://. May carry user:password.",
+        description="Redis URL: redis://, rediss:// (TLS), unix:// or redis+sentinel://"
+        "host:port[,host:port]/service[/db]. May carry user:password; options in "
+        "docs/configuration.md.",
     )
     redis_cluster: bool = Field(False, description="Use the Redis Cluster client for redis_url.")
+    redis_transport: Literal["auto", "mux", "redis-py"] = Field(
+        "auto",
+        description="RESP transport: mux (multiplexed fast path, standalone only), redis-py "
+        "(redis-py's public API: standalone, Cluster, Sentinel) or auto (mux for a standalone "
+        "server, redis-py otherwise).",
+    )
+    queue_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must acknowledge (WAIT) an enqueue or a job completion "
+        "before it returns; 0 returns once the primary has it.",
+    )
+    queue_replica_timeout: Seconds = Field(
+        1.0, gt=0, description="Seconds WAIT waits for queue_min_replicas; then an error."
+    )
     upstash_url: str | None = Field(
         None,
         validation_alias=AliasChoices("REDKEEP_UPSTASH_URL", "UPSTASH_REDIS_REST_URL"),
@@ -188,16 +205,12 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
-        url = value.get_secret_value()
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        from redkeep.redis.urls import parse_url
+
         try:
-            parts = urlsplit(url)
-            _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({exc})") from None
-        register_secret(parts.password)
+            parse_url(value.get_secret_value())  # registers its passwords as secrets
+        except ConfigError as exc:
+            raise ValueError(exc.problems.get("REDKEEP_REDIS_URL", str(exc))) from None
         return value
 
     @field_validator("upstash_url")

@@ -1,7 +1,8 @@
 """Fixtures of the cache tests: ``cache`` runs one contract suite over every backend.
 
-``cache`` is parametrized over memory, Redis (RESP, shared server), Redis Cluster (private),
-the Upstash REST emulator and FallbackCache over RESP. Remote caches use the test's unique
+``cache`` is parametrized over memory, every RESP transport (tests/support/clients.py: mux and
+redis-py on the shared server, a private Cluster and Sentinel set), the Upstash REST emulator
+and FallbackCache over mux. Remote caches use the test's unique
 ``prefix`` as key prefix, so tests never touch each other's keys.
 """
 
@@ -14,33 +15,14 @@ import pytest
 
 from redkeep.cache import CacheService, FallbackCache, MemoryCache, RedisCache
 from redkeep.redis.base import RedisClient
+from tests.support.clients import RESP_TRANSPORTS, open_client
 
 BACKENDS = [
     "memory",
-    "resp",
-    pytest.param("cluster", marks=pytest.mark.cluster),
+    *RESP_TRANSPORTS,
     pytest.param("upstash", marks=pytest.mark.upstash),
     "fallback",
 ]
-
-
-async def open_client(request: pytest.FixtureRequest, kind: str) -> RedisClient:
-    """A fresh RedisClient of transport ``kind`` (resp / cluster / upstash)."""
-    if kind == "resp":
-        from redkeep.redis.resp import RespClient
-
-        return RespClient(request.getfixturevalue("redis_url"))
-    if kind == "cluster":
-        from redkeep.redis.resp import RespClient
-
-        cluster = request.getfixturevalue("redis_cluster")
-        return RespClient(cluster.url, cluster=True)
-    if kind == "upstash":
-        from redkeep.redis.upstash import UpstashRestClient
-
-        emulator = request.getfixturevalue("upstash_emulator")
-        return UpstashRestClient(emulator.url, emulator.token)
-    raise ValueError(kind)
 
 
 @pytest.fixture
@@ -56,7 +38,7 @@ async def make_cache(
         if kind == "memory":
             cache = MemoryCache(name, **options)
         else:
-            client = await open_client(request, "resp" if kind == "fallback" else kind)
+            client = open_client(request, "mux" if kind == "fallback" else kind)
             clients.append(client)
             breaker = options.pop("breaker", None)
             cache = RedisCache(client, name, key_prefix=prefix, **options)

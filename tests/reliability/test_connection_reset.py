@@ -18,7 +18,7 @@ import pytest
 
 from redkeep.cache import RedisCache
 from redkeep.queue import Job, RedisJobQueue, RetentionPolicy, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.reliability.harness import Deadline, Figures, Latencies, scale, wait_until
 from tests.reliability.jobs import all_finished, statuses
 
@@ -42,8 +42,8 @@ async def test_client_kill_under_load_loses_no_write(
         writers=WRITERS, producers=PRODUCERS,
     )  # fmt: skip
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=2.0)
-    admin = RespClient(server.url, max_connections=1)
+    client = MuxClient(server.url, command_timeout=2.0)
+    admin = MuxClient(server.url, max_connections=1)
     fig.meta(redis_version=(await admin.info("server"))["redis_version"])
     cache = RedisCache(client, "reset", key_prefix="rel")
     # Keep every finished job: the check reads each one back, and a fast machine enqueues more
