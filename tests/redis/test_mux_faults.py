@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.tls import HAVE_OPENSSL, make_cert
 
 from redkeep.errors import (
     BackendAuthError,
@@ -168,26 +167,11 @@ async def test_blocking_pop_wait_is_capped_below_command_timeout(
         await client.close()
 
 
-def _make_cert(directory: Path) -> tuple[str, str, str]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-    return str(cert), str(key), str(cert)
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl CLI not installed")
 async def test_tls_connection_with_self_signed_cert(
     redis_server_factory: Factory, tmp_path: Path, prefix: str
 ) -> None:
-    cert, key, ca = _make_cert(tmp_path)
+    cert, key, ca = make_cert(tmp_path)
     server = redis_server_factory(tls=(cert, key, ca))
     client = MuxClient(f"{server.tls_url}?ssl_ca_certs={ca}")
     untrusted = MuxClient(server.tls_url, retry_attempts=0)
