@@ -44,9 +44,9 @@ import hiredis
 from redis import exceptions as rx
 from redis.backoff import AbstractBackoff
 
-from redkeep.errors import BackendUnavailable, OutcomeUnknown
+from redkeep.errors import BackendUnavailable
 from redkeep.redis.errors import response_error
-from redkeep.redis.policy import may_resend
+from redkeep.redis.policy import may_resend, outcome_unknown
 from redkeep.redis.urls import RedisTarget
 
 __all__ = ["LostReply", "Multiplexer", "ssl_context"]
@@ -314,7 +314,7 @@ class _Conn:
         ends, self.ends = self.ends, deque()
         lost: BaseException | None = None
         if isinstance(exc, rx.ConnectionError) and not isinstance(exc, LostReply):
-            lost = LostReply(f"{exc} (after the command was sent)")
+            lost = LostReply(str(exc))
         for w, end in zip(waiters, ends, strict=True):
             error = lost if lost is not None and end <= self.sent else exc
             if w.__class__ is _Batch:
@@ -477,7 +477,7 @@ class Multiplexer:
             except rx.ConnectionError as again:
                 exc = again
         if isinstance(exc, LostReply) and not resendable():
-            raise OutcomeUnknown(str(exc)) from None
+            raise outcome_unknown(exc) from None
         raise exc
 
     async def _connect(self, *, locked: bool = False) -> _Conn:

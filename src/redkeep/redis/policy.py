@@ -23,12 +23,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from redkeep.errors import OutcomeUnknown
+
 __all__ = [
     "BLOCKING",
     "IDEMPOTENT",
     "changes_state",
     "declare_idempotent_sha",
     "may_resend",
+    "outcome_unknown",
 ]
 
 BLOCKING = frozenset({
@@ -132,3 +135,11 @@ def changes_state(args: Sequence[Any]) -> str | None:
 def is_blocking(args: Sequence[Any]) -> bool:
     """True when the command may hold its connection until it returns."""
     return bool(args) and _words(args)[0] in BLOCKING
+
+
+def outcome_unknown(exc: BaseException) -> OutcomeUnknown:
+    """The error for a command whose connection was lost after it was sent."""
+    return OutcomeUnknown(
+        f"redis connection lost after the command was sent ({exc}); it may have run, "
+        "so it was not sent again"
+    )

@@ -36,7 +36,6 @@ from redkeep.errors import (
     BackendTimeout,
     BackendUnavailable,
     ConfigError,
-    OutcomeUnknown,
 )
 from redkeep.redis._coalesce import Coalescer
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
@@ -47,7 +46,7 @@ from redkeep.redis.commands import (
     replicated_reply,
 )
 from redkeep.redis.errors import translate_error
-from redkeep.redis.policy import BLOCKING, may_resend
+from redkeep.redis.policy import BLOCKING, may_resend, outcome_unknown
 from redkeep.redis.sentinel import explain_no_primary
 from redkeep.redis.urls import RedisTarget, parse_url
 
@@ -293,10 +292,7 @@ class RedisPyClient(Commands):
                 failures += 1
                 sent = not _never_sent(exc)
                 if sent and not resendable():
-                    raise OutcomeUnknown(
-                        f"redis connection lost after the command was sent ({exc}); "
-                        "it may have run, so it was not sent again"
-                    ) from None
+                    raise outcome_unknown(exc) from None
                 if failures > self._retry_attempts or self._closed:
                     raise
                 await asyncio.sleep(self._backoff.compute(failures))
