@@ -93,6 +93,9 @@ class _SentinelProcess(RedisServer):
         return REDIS_SERVER
 
 
+_FAST_SYNC = ["--repl-diskless-sync-delay", "0"]  # a (new) replica syncs at once
+
+
 def _info(server: RedisServer, *args: str) -> str:
     try:
         return server.cli(*args, timeout=5)
@@ -125,7 +128,7 @@ def start_sentinels(replicas: int = 1, timeout: float = 30.0) -> SentinelSet:
 
 def _ready(group: SentinelSet, replicas: int) -> bool:
     primary = group.servers[0]
-    if f"connected_slaves:{replicas}" not in _info(primary, "INFO", "replication"):
+    if _info(primary, "INFO", "replication").count("state=online") != replicas:
         return False
     for sentinel in group.sentinels:
         if not _ping_once(sentinel.port, 0.5):

@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import Any, cast
 
 from redkeep.errors import BackendResponseError, ReplicationTimeout
-from redkeep.redis.base import CommandObserver
+from redkeep.redis.base import CommandObserver, Script
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import changes_state
 
@@ -137,6 +137,24 @@ class Commands:
 
     async def _cmd(self, *args: Any) -> Any:
         raise NotImplementedError
+
+    async def script_load(self, script: Script) -> str:
+        raise NotImplementedError
+
+    async def _replicated(
+        self, script: Script, send: Callable[[], Awaitable[list[Any]]], replicas: int, wait: float
+    ) -> Any:
+        """``send()`` EVALSHA + WAIT; the script is loaded first (a NOSCRIPT attempt would
+        still wait for replicas that have nothing to acknowledge) and again on NOSCRIPT."""
+        loaded: set[str] = self.__dict__.setdefault("_replicated_shas", set())
+        if script.sha not in loaded:
+            await self.script_load(script)
+            loaded.add(script.sha)
+        replies = await send()
+        if str(replies[0]).startswith("NOSCRIPT"):  # e.g. the server restarted since
+            await self.script_load(script)
+            replies = await send()
+        return replicated_reply(replies, replicas, wait)
 
     async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` reporting its duration and error category to the observer."""

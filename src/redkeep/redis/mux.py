@@ -40,7 +40,6 @@ from redkeep.redis.commands import (
     Commands,
     parse_info,
     refuse_state_change,
-    replicated_reply,
     set_args,
     transaction_replies,
 )
@@ -267,7 +266,7 @@ class MuxClient(Commands):
         ``WAIT`` run together on a connection of their own (see the protocol)."""
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         if replicas > 0:
-            return await self._replicated(script, call, replicas, replica_timeout)
+            return await self._wait_for_replicas(script, call, replicas, replica_timeout)
         try:
             try:
                 if self._observer is None:
@@ -281,28 +280,25 @@ class MuxClient(Commands):
         except Exception as exc:
             raise translate_error(exc) from None
 
-    async def _replicated(
+    async def _wait_for_replicas(
         self, script: Script, call: tuple[Any, ...], replicas: int, wait: float
     ) -> Any:
-        ms = max(1, round(wait * 1000))
         lanes = self._wait_lanes.get(wait)
         if lanes is None:  # reads on these lanes may wait for WAIT on top of a reply
             lanes = self._wait_lanes[wait] = Lanes(
                 lambda: self._new_lane(self.command_timeout + wait)
             )
-        commands = [call, ("WAIT", replicas, ms)]
-        for attempt in range(2):
-            replies = await self._observed(
+        commands = [call, ("WAIT", replicas, max(1, round(wait * 1000)))]
+
+        def send() -> Awaitable[list[Any]]:
+            return self._observed(
                 "EVALSHA",
                 self._on_lane(
                     lanes, lambda ls: ls.execute_many(commands, resend=script.idempotent)
                 ),
             )
-            if attempt == 0 and str(replies[0]).startswith("NOSCRIPT"):
-                await self.script_load(script)
-                continue
-            break
-        return replicated_reply(replies, replicas, wait)
+
+        return await self._replicated(script, send, replicas, wait)
 
     async def _observed(self, name: str, awaitable: Awaitable[Any]) -> Any:
         try:

@@ -43,7 +43,6 @@ from redkeep.redis.commands import (
     Commands,
     parse_info,
     refuse_state_change,
-    replicated_reply,
 )
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, may_resend, outcome_unknown
@@ -430,7 +429,7 @@ class RedisPyClient(Commands):
         With ``replicas``, EVALSHA and ``WAIT`` run together on a connection of their own."""
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         if replicas > 0:
-            return await self._replicated(script, call, replicas, replica_timeout)
+            return await self._wait_for_replicas(script, call, replicas, replica_timeout)
         try:
             return await self._cmd(*call)
         except BackendResponseError as exc:
@@ -439,7 +438,7 @@ class RedisPyClient(Commands):
         await self.script_load(script)
         return await self._cmd(*call)
 
-    async def _replicated(
+    async def _wait_for_replicas(
         self, script: Script, call: tuple[Any, ...], replicas: int, wait: float
     ) -> Any:
         if self._cluster:
@@ -460,14 +459,11 @@ class RedisPyClient(Commands):
 
             return await self._slot(run)
 
-        for first in (True, False):
+        async def send() -> list[Any]:
             replies = await self._run("EVALSHA", self._retrying(attempt, lambda: script.idempotent))
-            replies = [translate_error(r) if isinstance(r, Exception) else r for r in replies]
-            if first and str(replies[0]).startswith("NOSCRIPT"):
-                await self.script_load(script)
-                continue
-            break
-        return replicated_reply(replies, replicas, wait)
+            return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
+
+        return await self._replicated(script, send, replicas, wait)
 
     async def script_load(self, script: Script) -> str:
         """SCRIPT LOAD (on every primary of a Cluster); the SHA."""
