@@ -28,8 +28,8 @@ import redis
 from redis import exceptions as rx
 from redis.asyncio import Redis, RedisCluster, Sentinel
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.backoff import FullJitterBackoff, NoBackoff
-from redis.sentinel import MasterNotFoundError
 
 from redkeep.errors import (
     BackendResponseError,
@@ -293,7 +293,7 @@ class RedisPyClient(Commands):
                 if sent and not resendable():
                     raise outcome_unknown(exc) from None
                 if failures > self._retry_attempts or self._closed:
-                    raise
+                    raise exc from None
                 await asyncio.sleep(self._backoff.compute(failures))
 
     async def _call(self, args: Sequence[Any], **kwargs: Any) -> Any:

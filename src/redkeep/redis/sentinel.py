@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from redis import exceptions as rx
-from redis.sentinel import MasterNotFoundError
+from redis.asyncio.sentinel import MasterNotFoundError
 
 from redkeep.errors import BackendResponseError
 from redkeep.redis.urls import RedisTarget
