@@ -94,7 +94,7 @@ bench-peers:
 		'typer>=0.12' 'rich>=13.7' 'prometheus-client>=0.20' 'redis==5.3.1'
 	BENCH_HOME=$(BENCH_HOME) BENCH_QUEUE_REPEATS=2 BENCH_EXTRA_PEERS=bench/peers \
 	BENCH_EXTRA_PYTHONPATH=src:bench \
-	BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepFallbackCache,raw,redkeep_cache_peer:RedkeepMemoryCache \
+	BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepRedisCacheRedisPy,redkeep_cache_peer:RedkeepFallbackCache,raw,redkeep_cache_peer:RedkeepMemoryCache \
 	$(HARNESS)/run_peers.sh
 
 clean:

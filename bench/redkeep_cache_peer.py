@@ -16,6 +16,7 @@ from typing import Any
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
 from redkeep.redis.mux import MuxClient
+from redkeep.redis.redispy import RedisPyClient
 
 _PREFIX = "bench"
 
@@ -25,7 +26,7 @@ def _versions() -> str:
 
 
 class RedkeepRedisCache:
-    """redkeep RedisCache over MuxClient (redis-py asyncio + hiredis, decode to str)."""
+    """redkeep RedisCache over MuxClient (the multiplexed fast path, decode to str)."""
 
     name = "redkeep RedisCache"
 
@@ -50,6 +51,21 @@ class RedkeepRedisCache:
     async def close(self) -> None:
         await self.cache.close()
         await self.client.close()
+
+
+class RedkeepRedisCacheRedisPy(RedkeepRedisCache):
+    """redkeep RedisCache over the reference transport (redis-py's public API, coalesced)."""
+
+    name = "redkeep RedisCache (redis-py transport)"
+
+    def __init__(self, host: str, port: int, db: int) -> None:
+        super().__init__(host, port, db)
+        self.client = RedisPyClient(f"redis://{host}:{port}/{db}")
+        self.cache = self._make()
+        self.notes = (
+            "JsonSerializer (orjson); RedisPyClient defaults: redis-py public API, concurrent "
+            "commands coalesced into pipelines, retry_attempts=3, command_timeout=2s; no TTL"
+        )
 
 
 class RedkeepFallbackCache(RedkeepRedisCache):

@@ -115,7 +115,7 @@ class RedisPyClient(Commands):
         retry_attempts: int = 3,
         retry_base_delay: float = 0.05,
         retry_max_delay: float = 2.0,
-        coalesce: int = 2,
+        coalesce: int = 1,
         observer: CommandObserver | None = None,
     ) -> None:
         target = (parse_url(url) if isinstance(url, str) else url).with_cluster(cluster)

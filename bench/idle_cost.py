@@ -1,0 +1,152 @@
+"""Idle cost (not a test): CPU of an idle worker and service, and the Redis commands they send.
+
+For each transport (``mux``, ``redis-py``) and busy-poll setting (``REDKEEP_BUSY_POLL`` at its
+default and 0), it starts on a private ``redis-server``, one at a time:
+- a worker: ``redkeep worker redkeep.examples:handlers`` (default settings, no jobs);
+- the service: ``redkeep serve --no-worker`` (default settings, no requests);
+waits ``--warmup`` seconds, then measures for ``--seconds`` (default 60): the process's CPU
+time (utime + stime from ``/proc/<pid>/stat``) as % of one core, and the commands the server
+executed per second: ``INFO commandstats`` before and after (every command, those a Lua script
+runs included), and ``total_commands_processed`` (what clients sent), minus the measuring
+``INFO`` itself. Targets (issue 14): under 1 % of one core and under 20 commands/s.
+
+CPU % on a shared machine is noisy: run it when the machine is quiet, or compare rows of one
+run. Everything runs on loopback and is stopped by PID at the end.
+
+    .venv/bin/python bench/idle_cost.py                  # 8 rows x (60 s + warm-up)
+    .venv/bin/python bench/idle_cost.py --seconds 20     # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+REDKEEP = str(Path(sys.executable).with_name("redkeep"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(port: int, *args: str) -> str:
+    return subprocess.run(
+        ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def commands(port: int) -> tuple[int, int]:
+    """``(every command run, commands clients sent)`` so far (one INFO call included)."""
+    run = sent = 0
+    for line in cli(port, "INFO", "all").splitlines():
+        if line.startswith("cmdstat_"):
+            run += int(line.split("calls=", 1)[1].split(",", 1)[0])
+        elif line.startswith("total_commands_processed:"):
+            sent = int(line.split(":", 1)[1])
+    return run, sent
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def measure(
+    argv: list[str], env: dict[str, str], port: int, warmup: float, seconds: float
+) -> tuple[float, float]:
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        time.sleep(warmup)
+        if proc.poll() is not None:
+            raise SystemExit(f"{argv} exited with {proc.returncode}")
+        cpu0, cmd0, t0 = cpu_seconds(proc.pid), commands(port), time.monotonic()
+        time.sleep(seconds)
+        cpu1, cmd1, t1 = cpu_seconds(proc.pid), commands(port), time.monotonic()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the group this script started, by its id
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    elapsed = t1 - t0
+    run, sent = ((b - a - 1) / elapsed for a, b in zip(cmd0, cmd1, strict=True))
+    return 100 * (cpu1 - cpu0) / elapsed, run, sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    args = parser.parse_args()
+    binary = shutil.which("redis-server") or sys.exit("redis-server not found on PATH")
+    port, tmp = free_port(), tempfile.mkdtemp(prefix="idle-cost-")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rows = []
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if cli(port, "PING").strip() == "PONG":
+                    break
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.05)
+        http = free_port()
+        processes = {
+            "worker": [REDKEEP, "worker", "redkeep.examples:handlers", "-q", "idle"],
+            "service": [REDKEEP, "serve", "--no-worker", "--port", str(http)],
+        }
+        for transport in ("mux", "redis-py"):
+            for busy_poll in ("0.0002", "0"):
+                for what, argv in processes.items():
+                    env = {
+                        **os.environ,
+                        "REDKEEP_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                        "REDKEEP_REDIS_TRANSPORT": transport,
+                        "REDKEEP_BUSY_POLL": busy_poll,
+                        "REDKEEP_LOG_LEVEL": "WARNING",
+                    }
+                    cpu, rate = measure(argv, env, port, args.warmup, args.seconds)
+                    rows.append((what, transport, busy_poll, cpu, rate))
+                    print(
+                        f"{what:8} {transport:9} busy_poll={busy_poll:7} cpu={cpu:5.2f}% "
+                        f"commands/s={rate:6.2f}",
+                        flush=True,
+                    )
+    finally:
+        server.terminate()  # by PID: only the server this script started
+        server.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"\n{args.seconds:g} s per row after {args.warmup:g} s warm-up, "
+        f"load {os.getloadavg()[0]:.1f} (CPU % is noisy on a shared machine)\n"
+    )
+    print(
+        "| process | transport | REDKEEP_BUSY_POLL | CPU % of one core | commands run/s "
+        "(scripts' included) | commands sent/s |"
+    )
+    print("|---|---|---|---|---|---|")
+    for what, transport, busy_poll, cpu, run, sent in rows:
+        print(f"| {what} | {transport} | {busy_poll} | {cpu:.2f} | {run:.2f} | {sent:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
