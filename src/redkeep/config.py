@@ -76,15 +76,6 @@ class Settings(BaseSettings):
         "(redis-py's public API: standalone, Cluster, Sentinel) or auto (mux for a standalone "
         "server, redis-py otherwise).",
     )
-    queue_min_replicas: int = Field(
-        0,
-        ge=0,
-        description="Replicas that must acknowledge (WAIT) an enqueue or a job completion "
-        "before it returns; 0 returns once the primary has it.",
-    )
-    queue_replica_timeout: Seconds = Field(
-        1.0, gt=0, description="Seconds WAIT waits for queue_min_replicas; then an error."
-    )
     upstash_url: str | None = Field(
         None,
         validation_alias=AliasChoices("REDKEEP_UPSTASH_URL", "UPSTASH_REDIS_REST_URL"),
