@@ -124,11 +124,11 @@ def main() -> None:
                         "REDKEEP_BUSY_POLL": busy_poll,
                         "REDKEEP_LOG_LEVEL": "WARNING",
                     }
-                    cpu, rate = measure(argv, env, port, args.warmup, args.seconds)
-                    rows.append((what, transport, busy_poll, cpu, rate))
+                    cpu, run, sent = measure(argv, env, port, args.warmup, args.seconds)
+                    rows.append((what, transport, busy_poll, cpu, run, sent))
                     print(
                         f"{what:8} {transport:9} busy_poll={busy_poll:7} cpu={cpu:5.2f}% "
-                        f"commands/s={rate:6.2f}",
+                        f"run/s={run:6.2f} sent/s={sent:6.2f}",
                         flush=True,
                     )
     finally:

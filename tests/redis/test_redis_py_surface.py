@@ -85,9 +85,11 @@ def test_the_fast_path_imports_no_redis_py_internals() -> None:
         tree = ast.parse((SRC / rel).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("redis"):
-                modules = {node.module} if node.module != "redis" else {
-                    f"redis.{a.name}" for a in node.names
-                }
+                modules = (
+                    {node.module}
+                    if node.module != "redis"
+                    else {f"redis.{a.name}" for a in node.names}
+                )
                 assert modules <= FAST_PATH_ALLOWED, f"{rel} imports {modules}"
             if isinstance(node, ast.Import):
                 names = {a.name for a in node.names if a.name.startswith("redis")}

@@ -189,6 +189,9 @@ async def test_state_changing_commands_are_refused_before_sending(
         assert await client.get("k") == "db0"
         replies = await client.pipeline([("INCR", "t"), ("INCR", "t")], transaction=True)
         assert replies == [1, 2]
+        with pytest.raises(BackendResponseError, match="EXECABORT"):  # queued, then discarded
+            await client.pipeline([("INCR", "t"), ("NOSUCHCOMMAND",)], transaction=True)
+        assert await client.pipeline([("INCR", "t")], transaction=True) == [3]
         assert await client.get("k") == "db0"  # nothing left in a transaction
         info = [line for line in server.cli("CLIENT", "LIST").splitlines() if "rk-state" in line]
         assert info and all("db=0" in line and "flags=N" in line for line in info)

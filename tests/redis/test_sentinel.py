@@ -122,6 +122,7 @@ async def test_failover_under_load_recovers_by_itself(
                 if await asyncio.to_thread(sentinels.primary_port) != old_port:
                     switched_at = time.monotonic()
             await asyncio.sleep(0.05)
+
     try:
         deadline = time.monotonic() + 40
         i = 0

@@ -92,7 +92,7 @@ async def test_db_user_password_client_name_and_protocol(
     assert await client.hgetall("nohash") == {}
     rows = _client_info(server, "rk-opt")
     assert rows and all(r["db"] == "5" and r["user"] == "app" and r["resp"] == "3" for r in rows)
-    other = opened(cls, "redis://app:pa%2Fss%3F%23word@127.0.0.1:" f"{server.port}?db=2")
+    other = opened(cls, f"redis://app:pa%2Fss%3F%23word@127.0.0.1:{server.port}?db=2")
     await other.set("k", "in-2")
     assert server.cli("-n", "2", "GET", "k").strip() == "in-2"
 
