@@ -189,7 +189,7 @@ async def test_state_changing_commands_are_refused_before_sending(
         assert await client.get("k") == "db0"
         replies = await client.pipeline([("INCR", "t"), ("INCR", "t")], transaction=True)
         assert replies == [1, 2]
-        with pytest.raises(BackendResponseError, match="EXECABORT"):  # queued, then discarded
+        with pytest.raises(BackendResponseError, match=r"EXECABORT|unknown command"):
             await client.pipeline([("INCR", "t"), ("NOSUCHCOMMAND",)], transaction=True)
         assert await client.pipeline([("INCR", "t")], transaction=True) == [3]
         assert await client.get("k") == "db0"  # nothing left in a transaction
