@@ -17,11 +17,13 @@ from redkeep.errors import (
     ConfigError,
     InvalidJob,
     InvalidKey,
+    InvalidName,
     JobError,
     JobNotFound,
     LeaseLost,
     OutcomeUnknown,
     PayloadTooLarge,
+    QueueFull,
     RedkeepError,
     ReplicationTimeout,
     SerializationError,
@@ -48,6 +50,8 @@ TREE: dict[type[Exception], type[Exception]] = {
     InvalidJob: JobError,
     JobNotFound: JobError,
     LeaseLost: JobError,
+    QueueFull: JobError,
+    InvalidName: RedkeepError,
     StartupError: RedkeepError,
 }
 

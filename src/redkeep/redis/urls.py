@@ -196,10 +196,14 @@ def parse_url(url: str) -> RedisTarget:
     scheme = scheme.lower()
     if not sep or scheme not in _SCHEMES:
         raise _fail("must start with redis://, rediss://, unix:// or redis+sentinel://")
-    # the user-info may hold "/", "?" or "#" (a password): it ends at the last "@"
     userinfo, at, rest = rest.rpartition("@")
     if not at:
         userinfo, rest = "", userinfo + rest
+    if any(c in userinfo for c in "/?#"):
+        raise _fail(
+            "is not a valid URL: characters such as / # ? @ in the password must be "
+            "percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40)"
+        )
     hostlist, _, tail = rest.partition("/")
     path_part, _, query = tail.partition("?")
     if "?" in hostlist:  # redis://host?db=1 (no path)
