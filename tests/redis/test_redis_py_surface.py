@@ -20,7 +20,7 @@ import redis
 
 ROOT = Path(__file__).parents[2]
 SRC = ROOT / "src" / "redkeep"
-FAST_PATH = ["redis/mux.py", "redis/_multiplexer.py", "redis/_lanes.py"]
+FAST_PATH = ["redis/mux.py", "redis/_multiplexer.py", "redis/_wire.py", "redis/_lanes.py"]
 FAST_PATH_ALLOWED = {"redis.exceptions", "redis.backoff"}
 
 

@@ -57,7 +57,9 @@ async def test_unreachable_sentinels_are_named_and_transient() -> None:
         assert is_transient(info.value)
     finally:
         await client.close()
-    settings = Settings(backend="redis", redis_url=url, startup="strict", connect_max_wait=0.5)
+    settings = Settings(
+        backend="redis", redis_url=url, startup="strict", connect_max_wait=2, retry_attempts=0
+    )
     with pytest.raises(StartupError, match="no sentinel of REDKEEP_REDIS_URL"):
         await Services(settings).start()
 

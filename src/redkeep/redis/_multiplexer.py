@@ -32,296 +32,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import socket
 import ssl
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import hiredis
 from redis import exceptions as rx
 from redis.backoff import AbstractBackoff
 
 from redkeep.errors import BackendUnavailable
-from redkeep.redis.errors import response_error
+from redkeep.redis._wire import Batch, Conn, LostReply, Tls, pack
 from redkeep.redis.policy import may_resend, outcome_unknown
 from redkeep.redis.urls import RedisTarget
 
-__all__ = ["LostReply", "Multiplexer", "ssl_context"]
+__all__ = ["Multiplexer"]
 
-_PENDING = object()  # hiredis' "not enough data" marker
 _running_loop = asyncio.get_running_loop
 _READ = 256 * 1024
-_HIGH_WATER = 4 * 1024 * 1024  # unsent bytes above which new commands wait for the socket
 _MAX_MISSES = 8  # consecutive missed spins after which spinning stops...
 _PROBE_EVERY = 64  # ...except on every 64th sequential command, to notice a faster server
-
-
-class LostReply(rx.ConnectionError):
-    """The connection was lost after the command was written whole: it may have run."""
-
-
-def _pack(args: Sequence[Any]) -> bytes:
-    name = args[0]
-    if isinstance(name, str) and " " in name:  # "SCRIPT LOAD": redis-py splits it too
-        args = (*name.split(), *args[1:])
-    try:
-        packed: bytes = hiredis.pack_command(tuple(args))
-        return packed
-    except TypeError as exc:
-        raise rx.DataError(f"invalid command argument: {exc}") from None
-
-
-def ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
-    """The client TLS context for a ``rediss://`` URL's ``ssl_*`` options."""
-    ctx = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-    ctx.check_hostname = bool(options.get("ssl_check_hostname", True))
-    ctx.verify_mode = {
-        "none": ssl.CERT_NONE,
-        "optional": ssl.CERT_OPTIONAL,
-        "required": ssl.CERT_REQUIRED,
-    }[options.get("ssl_cert_reqs", "required")]
-    if options.get("ssl_certfile"):
-        ctx.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
-    return ctx
-
-
-_Tls = tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]
-"""A TLS session over memory buffers: the object, its incoming and its outgoing buffer."""
-
-
-class _Batch:
-    """Collects the replies of one pipeline; error replies stay in place."""
-
-    __slots__ = ("future", "left", "replies")
-
-    def __init__(self, future: asyncio.Future[list[Any]], n: int) -> None:
-        self.future = future
-        self.left = n
-        self.replies: list[Any] = []
-
-    def add(self, reply: Any) -> None:
-        self.replies.append(reply)
-        self.left -= 1
-        if not self.left and not self.future.done():
-            self.future.set_result(self.replies)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-
-
-class _Conn:
-    """One connected socket, its reply parser and the queue of waiting callers.
-
-    ``queued`` counts the bytes handed to :meth:`send` (ciphertext with TLS), ``sent`` those
-    the kernel accepted; ``ends[i]`` is where the command of ``waiters[i]`` ends in that
-    stream, so a command is written whole once ``sent >= ends[i]``.
-    """
-
-    def __init__(self, sock: socket.socket, timeout: float, tls: _Tls | None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.timeout = timeout
-        self.tls: ssl.SSLObject | None = None
-        if tls is not None:
-            self.tls, self.incoming, self.outgoing = tls
-        self.reader = hiredis.Reader(
-            protocolError=rx.InvalidResponse,
-            replyError=response_error,
-            encoding="utf-8",
-            errors="replace",
-            notEnoughData=_PENDING,
-        )
-        self.waiters: deque[Any] = deque()
-        self.ends: deque[int] = deque()
-        self.queued = 0
-        self.sent = 0
-        self.unsent = bytearray()
-        self.drained: asyncio.Future[None] | None = None
-        self.progress = (
-            self.loop.time()
-        )  # time of the last reply, or of the send that started a wait
-        self.timer: asyncio.TimerHandle | None = None
-        self.closed = False
-        self.on_close: Callable[[_Conn], None] = lambda conn: None
-        self.loop.add_reader(self.fd, self.readable)
-
-    # -- writing ---------------------------------------------------------------------------
-    def send(self, data: bytes, waiter: Any, count: int = 1) -> None:
-        if self.closed:
-            raise rx.ConnectionError("Connection closed")
-        if self.tls is not None:
-            data = self._encrypt(data)
-        waiters = self.waiters
-        if not waiters:
-            self.progress = self.loop.time()
-            if self.timer is None:
-                self.timer = self.loop.call_at(self.progress + self.timeout, self.check)
-        self.queued += len(data)
-        if count == 1:
-            waiters.append(waiter)
-            self.ends.append(self.queued)
-        else:
-            waiters.extend(itertools.repeat(waiter, count))
-            self.ends.extend(itertools.repeat(self.queued, count))
-        self._write(data)
-        if len(self.unsent) > _HIGH_WATER and self.drained is None:
-            self.drained = self.loop.create_future()
-
-    def _encrypt(self, data: bytes) -> bytes:
-        assert self.tls is not None
-        view = memoryview(data)
-        while view:
-            view = view[self.tls.write(view) :]
-        return self.outgoing.read()
-
-    def _write(self, data: bytes) -> None:
-        if self.unsent:
-            self.unsent += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            self.abort(rx.ConnectionError(f"Error writing to socket: {exc.strerror}"))
-            raise rx.ConnectionError(f"Error writing to socket: {exc.strerror}") from None
-        self.sent += sent
-        if sent < len(data):
-            self.unsent += data[sent:]
-            self.loop.add_writer(self.fd, self.writable)
-
-    def writable(self) -> None:
-        try:
-            sent = self.sock.send(self.unsent)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self.abort(rx.ConnectionError(f"Error writing to socket: {exc.strerror}"))
-            return
-        self.sent += sent
-        del self.unsent[:sent]
-        if not self.unsent:
-            self.loop.remove_writer(self.fd)
-            self.release_writers()
-
-    def release_writers(self) -> None:
-        if self.drained is not None:
-            if not self.drained.done():
-                self.drained.set_result(None)  # a writer then finds the connection closed
-            self.drained = None
-
-    # -- reading ---------------------------------------------------------------------------
-    def readable(self) -> bool:
-        """Read what the socket holds and hand out complete replies; False when it held none."""
-        try:
-            data = self.sock.recv(_READ)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as exc:
-            self.abort(rx.ConnectionError(f"Error reading from socket: {exc.strerror}"))
-            return True
-        if not data:
-            self.abort(rx.ConnectionError("Connection closed by server."))
-            return True
-        if self.tls is not None:
-            plain = self._decrypt(data)
-            if plain is None:
-                return True
-            data = plain
-        reader = self.reader
-        waiters = self.waiters
-        ends = self.ends
-        reader.feed(data)
-        try:
-            while waiters:
-                reply = reader.gets()
-                if reply is _PENDING:
-                    break
-                w = waiters.popleft()
-                ends.popleft()
-                if w.__class__ is _Batch:
-                    w.add(reply)
-                elif w.done():
-                    continue  # its caller was cancelled
-                elif isinstance(reply, Exception):
-                    w.set_exception(reply)
-                else:
-                    w.set_result(reply)
-        except rx.InvalidResponse as exc:
-            self.abort(rx.ConnectionError(f"Protocol error: {exc}"))
-        self.progress = self.loop.time()
-        return True
-
-    def _decrypt(self, data: bytes) -> bytes | None:
-        assert self.tls is not None
-        self.incoming.write(data)
-        chunks = []
-        try:
-            while True:
-                chunk = self.tls.read(_READ)
-                if not chunk:  # TLS close_notify
-                    self.abort(rx.ConnectionError("Connection closed by server."))
-                    return None
-                chunks.append(chunk)
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLError as exc:
-            self.abort(rx.ConnectionError(f"TLS error: {exc.reason or exc}"))
-            return None
-        if self.outgoing.pending:  # e.g. a TLS 1.3 key update answer
-            extra = self.outgoing.read()
-            self.queued += len(extra)
-            self._write(extra)
-        return b"".join(chunks)
-
-    def spin(self, fut: asyncio.Future[Any], seconds: float) -> None:
-        """Poll the socket until ``fut`` is done or ``seconds`` pass (see the module notes)."""
-        deadline = time.perf_counter() + seconds
-        while not fut.done() and not self.closed and time.perf_counter() < deadline:
-            self.readable()
-
-    # -- failure ---------------------------------------------------------------------------
-    def check(self) -> None:
-        """The read timeout: no reply for ``timeout`` seconds while commands wait."""
-        self.timer = None
-        if not self.waiters or self.closed:
-            return
-        due = self.progress + self.timeout
-        if self.loop.time() >= due:
-            self.abort(rx.TimeoutError("Timeout reading from socket"))
-        else:
-            self.timer = self.loop.call_at(due, self.check)
-
-    def abort(self, exc: BaseException) -> None:
-        """Close the socket and fail every pending command: with ``exc`` when it was never
-        written whole, with :class:`LostReply` when it was (for a ``ConnectionError``)."""
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(RuntimeError):  # the loop may be closed already
-                if self.timer is not None:
-                    self.timer.cancel()
-                self.loop.remove_reader(self.fd)
-                if self.unsent:
-                    self.loop.remove_writer(self.fd)
-            self.sock.close()
-            self.on_close(self)
-        waiters, self.waiters = self.waiters, deque()
-        ends, self.ends = self.ends, deque()
-        lost: BaseException | None = None
-        if isinstance(exc, rx.ConnectionError) and not isinstance(exc, LostReply):
-            lost = LostReply(str(exc))
-        for w, end in zip(waiters, ends, strict=True):
-            error = lost if lost is not None and end <= self.sent else exc
-            if w.__class__ is _Batch:
-                w.fail(error)
-            elif not w.done():
-                w.set_exception(error)
-        self.release_writers()
 
 
 class Multiplexer:
@@ -349,7 +78,7 @@ class Multiplexer:
         self.spin_conditions: list[Callable[[], bool]] = []  # spin only while all hold
         self._misses = 0  # consecutive spins that ended before the reply came
         self._probe = 0
-        self._conn: _Conn | None = None
+        self._conn: Conn | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -365,7 +94,7 @@ class Multiplexer:
             ):
                 conn = await self._ready()
             fut = conn.loop.create_future()
-            conn.send(_pack(args), fut)
+            conn.send(pack(args), fut)
             if (
                 self.spin
                 and len(conn.waiters) == 1
@@ -407,7 +136,7 @@ class Multiplexer:
     ) -> list[Any]:
         """A pipeline: error replies come back in place. After a lost reply it is sent again
         only when ``resend`` (default: every command may be re-sent, see the module notes)."""
-        data = b"".join(_pack(c) for c in commands)
+        data = b"".join(pack(c) for c in commands)
         n = len(commands)
 
         def may() -> bool:
@@ -420,18 +149,18 @@ class Multiplexer:
             return replies
 
     @staticmethod
-    async def _one(conn: _Conn, args: Sequence[Any]) -> Any:
+    async def _one(conn: Conn, args: Sequence[Any]) -> Any:
         fut = conn.loop.create_future()
-        conn.send(_pack(args), fut)
+        conn.send(pack(args), fut)
         return await fut
 
     @staticmethod
-    async def _many(conn: _Conn, data: bytes, n: int) -> list[Any]:
-        batch = _Batch(conn.loop.create_future(), n)
+    async def _many(conn: Conn, data: bytes, n: int) -> list[Any]:
+        batch = Batch(conn.loop.create_future(), n)
         conn.send(data, batch, n)
         return await batch.future
 
-    async def _ready(self) -> _Conn:
+    async def _ready(self) -> Conn:
         conn = self._conn
         if conn is not None and conn.loop is not _running_loop():
             # used from another event loop (e.g. a second asyncio.run()): start afresh
@@ -446,14 +175,14 @@ class Multiplexer:
                 raise rx.ConnectionError("Connection closed")
         return conn
 
-    async def _health_check(self, conn: _Conn) -> _Conn:
+    async def _health_check(self, conn: Conn) -> Conn:
         """PING an idle connection before use; a dead one is replaced (nothing was sent)."""
         async with self._lock:
             if conn.closed or conn.loop.time() - conn.progress <= self._health:
                 return self._conn or await self._connect(locked=True)
             try:
                 fut = conn.loop.create_future()
-                conn.send(_pack(("PING",)), fut)
+                conn.send(pack(("PING",)), fut)
                 await fut
                 return conn
             except (rx.ConnectionError, rx.TimeoutError):
@@ -462,7 +191,7 @@ class Multiplexer:
 
     async def _retry(
         self,
-        attempt: Callable[[_Conn], Awaitable[Any]],
+        attempt: Callable[[Conn], Awaitable[Any]],
         exc: Exception,
         resendable: Callable[[], bool],
     ) -> Any:
@@ -480,17 +209,17 @@ class Multiplexer:
             raise outcome_unknown(exc) from None
         raise exc
 
-    async def _connect(self, *, locked: bool = False) -> _Conn:
+    async def _connect(self, *, locked: bool = False) -> Conn:
         if self._closed:
             raise BackendUnavailable("redis client is closed")
         async with contextlib.nullcontext() if locked else self._lock:
             if self._conn is not None and not self._conn.closed:
                 return self._conn
-            conn: _Conn | None = None
+            conn: Conn | None = None
             try:
                 async with asyncio.timeout(self._connect_timeout):
                     sock, tls = await self._open_socket()
-                    conn = _Conn(sock, self.timeout, tls)
+                    conn = Conn(sock, self.timeout, tls)
                     await self._handshake(conn)
             except TimeoutError:
                 if conn is not None:
@@ -509,7 +238,7 @@ class Multiplexer:
             self._conn = conn
             return conn
 
-    async def _open_socket(self) -> tuple[socket.socket, _Tls | None]:
+    async def _open_socket(self) -> tuple[socket.socket, Tls | None]:
         loop = asyncio.get_running_loop()
         t = self._target
         if t.path is not None:
@@ -543,7 +272,7 @@ class Multiplexer:
             return sock, tls
         raise rx.ConnectionError(f"Error connecting to Redis: {error}")
 
-    async def _tls_handshake(self, sock: socket.socket) -> _Tls:
+    async def _tls_handshake(self, sock: socket.socket) -> Tls:
         assert self._tls is not None
         loop = asyncio.get_running_loop()
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -564,7 +293,7 @@ class Multiplexer:
             await loop.sock_sendall(sock, outgoing.read())
         return tls, incoming, outgoing
 
-    async def _handshake(self, conn: _Conn) -> None:
+    async def _handshake(self, conn: Conn) -> None:
         t = self._target
         commands: list[tuple[Any, ...]] = []
         if t.protocol == 3:
@@ -584,11 +313,11 @@ class Multiplexer:
         if t.db:
             commands.append(("SELECT", t.db))
         if commands:
-            for reply in await self._many(conn, b"".join(map(_pack, commands)), len(commands)):
+            for reply in await self._many(conn, b"".join(map(pack, commands)), len(commands)):
                 if isinstance(reply, Exception):
                     raise reply
 
-    def _forget(self, conn: _Conn) -> None:
+    def _forget(self, conn: Conn) -> None:
         if self._conn is conn:
             self._conn = None
 

@@ -34,7 +34,8 @@ from redkeep.errors import (
     ConfigError,
 )
 from redkeep.redis._lanes import Lanes
-from redkeep.redis._multiplexer import Multiplexer, ssl_context
+from redkeep.redis._multiplexer import Multiplexer
+from redkeep.redis._wire import ssl_context
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,

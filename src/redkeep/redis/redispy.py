@@ -24,12 +24,10 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-import redis
 from redis import exceptions as rx
-from redis.asyncio import Redis, RedisCluster, Sentinel
-from redis.asyncio.retry import Retry
+from redis.asyncio import RedisCluster, Sentinel
 from redis.asyncio.sentinel import MasterNotFoundError
-from redis.backoff import FullJitterBackoff, NoBackoff
+from redis.backoff import FullJitterBackoff
 
 from redkeep.errors import (
     BackendResponseError,
@@ -38,6 +36,7 @@ from redkeep.errors import (
     ConfigError,
 )
 from redkeep.redis._coalesce import Coalescer
+from redkeep.redis._redispy_build import build, never_sent, sentinel_for
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,
@@ -54,45 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisPyClient"]
 
-_KEEP_CLUSTER_CALLBACKS = ("CLUSTER", "COMMAND", "INFO")  # its own bootstrap
 _POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
-_REDIS_PY_MAJOR = int(redis.__version__.split(".")[0])
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when redis-py failed before writing the command (safe to send it again)."""
-    if isinstance(exc, rx.TimeoutError):
-        return False
-    if isinstance(exc, MasterNotFoundError | rx.ClusterDownError | rx.TryAgainError):
-        return True
-    if isinstance(exc.__context__, rx.ReadOnlyError):  # a demoted primary refused it
-        return True
-    text = str(exc)
-    return "connecting to" in text or "Too many connections" in text
-
-
-def _connection_kwargs(
-    target: RedisTarget, connect_timeout: float, timeout: float
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "decode_responses": True,
-        "encoding_errors": "replace",
-        "socket_timeout": timeout,
-        "socket_connect_timeout": connect_timeout,
-        "socket_keepalive": target.socket_keepalive,
-        "health_check_interval": target.health_check_interval,
-        "retry": Retry(NoBackoff(), 0),
-        "username": target.username,
-        "password": target.password,
-        "client_name": target.client_name,
-        "protocol": target.protocol,
-    }
-    if target.kind != "cluster":
-        kwargs["db"] = target.db
-    if target.tls:
-        kwargs["ssl"] = True
-        kwargs.update(target.ssl)
-    return kwargs
 
 
 class RedisPyClient(Commands):
@@ -166,50 +127,15 @@ class RedisPyClient(Commands):
 
     def _connect(self, timeout: float) -> Any:
         """A redis-py client for the target whose reads wait up to ``timeout``."""
-        t = self._target
-        kwargs = _connection_kwargs(t, self._connect_timeout, timeout)
-        if t.kind == "cluster":
-            if _REDIS_PY_MAJOR < 6:  # 6+ takes the retry object instead
-                kwargs.update(cluster_error_retry_attempts=0, connection_error_retry_attempts=0)
-            client: Any = RedisCluster(
-                host=t.host,
-                port=t.port,
-                # the semaphore is the real bound; headroom for connections redis-py recycles
-                max_connections=2 * self._max_connections,
-                reinitialize_steps=0,
-                **kwargs,
-            )
-            keep: tuple[str, ...] = _KEEP_CLUSTER_CALLBACKS
-        elif t.kind == "sentinel":
-            if self._sentinel is None:
-                self._sentinel = Sentinel(
-                    list(t.hosts),
-                    sentinel_kwargs={
-                        "username": t.sentinel_username,
-                        "password": t.sentinel_password,
-                        "socket_timeout": timeout,
-                        "socket_connect_timeout": self._connect_timeout,
-                        "decode_responses": True,
-                    },
-                )
-            assert t.service is not None
-            client = self._sentinel.master_for(
-                t.service, max_connections=self._max_connections, **kwargs
-            )
-            keep = ()
-        elif t.path is not None:
-            client = Redis(unix_socket_path=t.path, max_connections=self._max_connections, **kwargs)
-            keep = ()
-        else:
-            client = Redis(
-                host=t.host, port=t.port, max_connections=self._max_connections, **kwargs
-            )
-            keep = ()
-        callbacks = client.response_callbacks
-        for name in list(callbacks):
-            if not (keep and str(name).upper().startswith(keep)):
-                del callbacks[name]
-        return client
+        if self._target.kind == "sentinel" and self._sentinel is None:
+            self._sentinel = sentinel_for(self._target, self._connect_timeout, timeout)
+        return build(
+            self._target,
+            connect_timeout=self._connect_timeout,
+            timeout=timeout,
+            max_connections=self._max_connections,
+            sentinel=self._sentinel,
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -289,7 +215,7 @@ class RedisPyClient(Commands):
                 if isinstance(exc, MasterNotFoundError) and self._sentinel is not None:
                     exc = await explain_no_primary(self._sentinel, self._target, exc)
                 failures += 1
-                sent = not _never_sent(exc)
+                sent = not never_sent(exc)
                 if sent and not resendable():
                     raise outcome_unknown(exc) from None
                 if failures > self._retry_attempts or self._closed:
