@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redkeep.errors import BackendUnavailable
+
 __all__ = ["Coalescer"]
 
 _MAX_BATCH = 1000  # commands per pipeline; the rest wait for the next round trip
@@ -89,10 +91,10 @@ class Coalescer:
                     fut.set_exception(reply)
                 else:
                     fut.set_result(reply)
-        except BaseException as exc:  # cancelled (client closed): nobody may wait forever
+        except BaseException:  # cancelled (client closed): nobody may wait forever
             for _, fut in batch:
                 if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(exc))
+                    fut.set_exception(BackendUnavailable("redis client is closed"))
             raise
         finally:
             self._in_flight -= 1
