@@ -192,15 +192,23 @@ class RedisPyClient(Commands):
         return await self._slot(run)
 
     async def _cluster_batch(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Commands run concurrently, each routed to its slot's node (redis-py 5's
-        ``ClusterPipeline`` cannot run without re-sending on errors); server errors in place,
-        the first connection error raised."""
-        replies = await asyncio.gather(
-            *(self._single(command) for command in commands), return_exceptions=True
-        )
-        for reply in replies:
-            if isinstance(reply, BaseException) and not isinstance(reply, rx.ResponseError):
-                raise reply
+        """Commands grouped by the slot of their first key: each group in order, the groups
+        concurrently (redis-py 5's ``ClusterPipeline`` cannot run without re-sending on
+        errors). Server errors come back in place; the first connection error is raised."""
+        groups: dict[Any, list[int]] = {}
+        for i, command in enumerate(commands):
+            slot = self._r.keyslot(command[1]) if len(command) > 1 else ("node", i)
+            groups.setdefault(slot, []).append(i)
+        replies: list[Any] = [None] * len(commands)
+
+        async def run(indexes: list[int]) -> None:
+            for i in indexes:
+                try:
+                    replies[i] = await self._single(commands[i])
+                except rx.ResponseError as exc:
+                    replies[i] = exc
+
+        await asyncio.gather(*(run(indexes) for indexes in groups.values()))
         return replies
 
     async def _retrying(
