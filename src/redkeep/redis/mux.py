@@ -45,7 +45,7 @@ from redkeep.redis.commands import (
     transaction_replies,
 )
 from redkeep.redis.errors import translate_error
-from redkeep.redis.policy import BLOCKING
+from redkeep.redis.policy import BLOCKING, STATEFUL
 from redkeep.redis.urls import RedisTarget, parse_url
 
 if TYPE_CHECKING:
@@ -54,10 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["MuxClient"]
 
 _POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
-_SPECIAL = BLOCKING | {"CLIENT", "SELECT", "AUTH", "HELLO", "RESET", "QUIT", "MULTI", "EXEC"}
-_SPECIAL |= {"DISCARD", "WATCH", "UNWATCH", "MONITOR", "READONLY", "READWRITE", "SYNC", "PSYNC"}
-_SPECIAL |= {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE"}
-_SPECIAL |= {"SUNSUBSCRIBE", "REPLCONF", "ASKING"}
+_SPECIAL = BLOCKING | STATEFUL | {"CLIENT"}  # names that do not go straight to the shared path
 
 
 async def _closed(*args: Any, **kwargs: Any) -> Any:

@@ -28,6 +28,8 @@ from redkeep.errors import OutcomeUnknown
 __all__ = [
     "BLOCKING",
     "IDEMPOTENT",
+    "STATEFUL",
+    "STATEFUL_CLIENT",
     "changes_state",
     "declare_idempotent_sha",
     "may_resend",
@@ -68,12 +70,14 @@ would report that another client won)."""
 # ``SCRIPT``/``CONFIG``/``CLIENT`` subcommands that are not harmless reads
 _UNSAFE_SUBCOMMANDS = frozenset({"FLUSH", "KILL", "SET", "RESETSTAT", "REWRITE", "DELETE"})
 
-_STATEFUL = frozenset({
+STATEFUL = frozenset({
     "SELECT", "AUTH", "HELLO", "RESET", "QUIT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
     "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE",
     "MONITOR", "READONLY", "READWRITE", "SYNC", "PSYNC", "REPLCONF", "ASKING",
 })  # fmt: skip
-_STATEFUL_CLIENT = frozenset({
+"""Commands that change the state of the connection they run on (and ``CLIENT`` subcommands
+in :data:`STATEFUL_CLIENT`)."""
+STATEFUL_CLIENT = frozenset({
     "SETNAME", "SETINFO", "TRACKING", "CACHING", "REPLY", "NO-EVICT", "NO-TOUCH",
 })  # fmt: skip
 
@@ -123,18 +127,13 @@ def changes_state(args: Sequence[Any]) -> str | None:
         return None
     words = _words(args)
     name = words[0]
-    if name in _STATEFUL:
+    if name in STATEFUL:
         return name
     if name == "CLIENT":
         sub = words[1] if len(words) > 1 else (str(args[1]).upper() if len(args) > 1 else "")
-        if sub in _STATEFUL_CLIENT:
+        if sub in STATEFUL_CLIENT:
             return f"CLIENT {sub}"
     return None
-
-
-def is_blocking(args: Sequence[Any]) -> bool:
-    """True when the command may hold its connection until it returns."""
-    return bool(args) and _words(args)[0] in BLOCKING
 
 
 def outcome_unknown(exc: BaseException) -> OutcomeUnknown:
