@@ -2,8 +2,8 @@
 
 ``cache`` is parametrized over memory, Redis (RESP, shared server), Redis Cluster (private),
 the Upstash REST emulator, FallbackCache over RESP, and TieredCache (an L1 with its
-invalidation listener) over a FallbackCache over RESP. Remote caches use the test's unique
-``prefix`` as key prefix, so tests never touch each other's keys.
+invalidation listener) over a FallbackCache over RESP and over the Cluster. Remote caches use
+the test's unique ``prefix`` as key prefix, so tests never touch each other's keys.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ BACKENDS = [
     pytest.param("upstash", marks=pytest.mark.upstash),
     "fallback",
     "tiered",
+    pytest.param("tiered_cluster", marks=pytest.mark.cluster),
 ]
 
 
@@ -77,7 +78,9 @@ async def make_cache(
         if kind == "memory":
             cache = MemoryCache(name, **options)
         else:
-            transport = "resp" if kind in ("fallback", "tiered") else kind
+            transport = {"fallback": "resp", "tiered": "resp", "tiered_cluster": "cluster"}.get(
+                kind, kind
+            )
             client = await open_client(request, transport)
             clients.append(client)
             breaker = options.pop("breaker", None)

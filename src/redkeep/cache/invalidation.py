@@ -42,7 +42,7 @@ from redkeep.errors import scrub
 if TYPE_CHECKING:
     from redkeep.config import Settings
 
-__all__ = ["CHANNEL", "InvalidationListener", "ListenerState", "Subscriber"]
+__all__ = ["CHANNEL", "InvalidationListener", "ListenerState", "Subscriber", "parse_primaries"]
 
 log = logging.getLogger("redkeep.cache")
 
@@ -82,7 +82,7 @@ class _Node:
                 raise
             except Exception as exc:
                 # the first failure after being up is news; repeats during an outage are not
-                self.owner.lost(self, exc, news=self.reached_up or not self.owner.losses)
+                self.owner.lost(self.where, exc, news=self.reached_up or not self.owner.losses)
             finally:
                 await self._disconnect()
             if self.reached_up:
@@ -170,6 +170,7 @@ class InvalidationListener:
         url: str,
         *,
         key_prefix: str = "redkeep",
+        cluster: bool = False,
         max_lag: float = 1.0,
         connect_timeout: float = 5.0,
         command_timeout: float = 2.0,
@@ -199,8 +200,14 @@ class InvalidationListener:
             "protocol": 2,  # invalidations as pub/sub messages, as in redis-py 5 and 8
             "socket_connect_timeout": connect_timeout,
             "socket_timeout": None,  # the reader blocks; liveness comes from the PINGs
+            "client_name": "redkeep-invalidation",
         }
-        self._nodes = [_Node(self, ConnectionPool.from_url(url, **self._options), "redis")]
+        self._url = url
+        self.cluster = cluster
+        """One tracking connection per primary, found with CLUSTER NODES (see :meth:`_watch`)."""
+        self._nodes: list[_Node] = [] if cluster else [_Node(self, self._pool(), "redis")]
+        self._topology_at = 0.0
+        self._control: Any = None
         self._subscribers: dict[str, list[Subscriber]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
@@ -218,7 +225,14 @@ class InvalidationListener:
             command_timeout=settings.command_timeout,
             retry_base_delay=settings.retry_base_delay,
             retry_max_delay=settings.retry_max_delay,
+            cluster=settings.redis_cluster,
         )
+
+    def _pool(self, host: str | None = None, port: int | None = None) -> ConnectionPool:
+        pool = ConnectionPool.from_url(self._url, **self._options)
+        if host is not None:
+            pool.connection_kwargs.update(host=host, port=port)
+        return pool
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -226,21 +240,24 @@ class InvalidationListener:
         """``up`` while every node's tracking connection is established."""
         if self._closed or not self._tasks:
             return "stopped"
-        if all(n.up for n in self._nodes):
+        if self._nodes and all(n.up for n in self._nodes):
             return "up"
         return "down" if self.losses else "connecting"
 
     def fresh(self) -> bool:
         """True when every invalidation older than ``max_lag`` seconds has been applied."""
         now = time.monotonic()
-        for node in self._nodes:  # noqa: SIM110 - a plain loop: this runs on every L1 read
+        nodes = self._nodes
+        if not nodes or (self.cluster and now - self._topology_at > self.max_lag):
+            return False
+        for node in nodes:  # noqa: SIM110 - a plain loop: this runs on every L1 read
             if not node.up or now - node.acked_at > self.max_lag:
                 return False
         return True
 
     def lag(self) -> float | None:
         """Seconds since the oldest node's newest acknowledged PING was sent (None if down)."""
-        if not all(n.up for n in self._nodes):
+        if not self._nodes or not all(n.up for n in self._nodes):
             return None
         now = time.monotonic()
         return max(now - n.acked_at for n in self._nodes)
@@ -286,7 +303,7 @@ class InvalidationListener:
         if self.losses:
             log.warning("cache invalidation: tracking re-established on %s", node.where)
 
-    def lost(self, node: _Node, exc: BaseException, *, news: bool) -> None:
+    def lost(self, where: str, exc: BaseException, *, news: bool) -> None:
         """A node's tracking connection failed: every L1 drops everything and is bypassed."""
         self.losses += 1
         self.drop_all()
@@ -297,20 +314,101 @@ class InvalidationListener:
         log.log(
             logging.WARNING if news else logging.DEBUG,
             "cache invalidation: %s lost (%s); L1 caches are bypassed until it is back",
-            node.where,
+            where,
             self.last_error,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def ensure_started(self) -> None:
-        """Start the node tasks on the running loop (no-op once started or after close)."""
+        """Start listening on the running loop (no-op once started or after close)."""
         if self._tasks or self._closed:
             return
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(node.run(), name=f"redkeep-invalidation-{node.where}")
-            for node in self._nodes
-        ]
+        if self.cluster:
+            self._tasks = [loop.create_task(self._watch(), name="redkeep-invalidation-topology")]
+        else:
+            self._tasks = [self._start(self._nodes[0])]
+
+    def _start(self, node: _Node) -> asyncio.Task[None]:
+        return asyncio.get_running_loop().create_task(
+            node.run(), name=f"redkeep-invalidation-{node.where}"
+        )
+
+    # -- cluster topology ----------------------------------------------------------------------
+    async def _watch(self) -> None:
+        """Cluster: keep one tracking node per primary, re-reading CLUSTER NODES every
+        heartbeat. A primary that appears is tracked (L1 stays bypassed until it is up); one
+        that disappears is dropped, and every L1 with it. :meth:`fresh` also requires the last
+        successful check to be at most ``max_lag`` old."""
+        tasks: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                try:
+                    primaries = await self._primaries()
+                except Exception as exc:
+                    await self._close_control()
+                    self.lost("the cluster topology", exc, news=not self.losses)
+                else:
+                    self._topology_at = time.monotonic()
+                    self._apply_topology(primaries, tasks)
+                await asyncio.sleep(self.heartbeat)
+        finally:
+            for task in tasks.values():
+                task.cancel()
+            for task in tasks.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self._close_control()
+
+    def _apply_topology(
+        self, primaries: dict[str, tuple[str, int]], tasks: dict[str, asyncio.Task[None]]
+    ) -> None:
+        known = {n.where: n for n in self._nodes}
+        if set(known) == set(primaries):
+            return
+        nodes = [known[w] for w in primaries if w in known]
+        for where, (host, port) in primaries.items():
+            if where not in known:
+                node = _Node(self, self._pool(host, port), where)
+                nodes.append(node)
+                tasks[where] = self._start(node)
+        self._nodes = nodes
+        for where in set(known) - set(primaries):
+            tasks.pop(where).cancel()
+            self.drop_all()  # its keys now live elsewhere; what it reported may be incomplete
+        log.info("cache invalidation: tracking %d cluster primaries", len(nodes))
+
+    async def _primaries(self) -> dict[str, tuple[str, int]]:
+        """``{"host:port": (host, port)}`` of the cluster's primaries (CLUSTER NODES)."""
+        control = self._control
+        if control is None:
+            control = self._control = await self._connect_control()
+        async with asyncio.timeout(self.command_timeout):
+            await control.send_command("CLUSTER", "NODES")
+            text = await control.read_response()
+        return parse_primaries(str(text))
+
+    async def _connect_control(self) -> Any:
+        """A connection to the first node that answers: a known primary, else the URL's."""
+        pools: list[Any] = [n.pool for n in self._nodes] + [self._pool()]
+        for pool in pools:
+            conn = pool.make_connection()
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await conn.connect()
+            except Exception:
+                await conn.disconnect()
+                if pool is pools[-1]:
+                    raise
+                continue
+            return conn
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _close_control(self) -> None:
+        conn, self._control = self._control, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect()
 
     async def close(self) -> None:
         """Stop listening and close the tracking connections."""
@@ -325,3 +423,20 @@ class InvalidationListener:
             await node._disconnect()
             await node.pool.disconnect()
         self.drop_all()
+
+
+def parse_primaries(nodes: str) -> dict[str, tuple[str, int]]:
+    """The reachable primaries in a CLUSTER NODES reply: ``{"host:port": (host, port)}``."""
+    found: dict[str, tuple[str, int]] = {}
+    for line in nodes.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        flags = fields[2].split(",")
+        if "master" not in flags or "fail" in flags or "noaddr" in flags or "handshake" in flags:
+            continue
+        address = fields[1].split("@", 1)[0]
+        host, _, port = address.rpartition(":")
+        if host and port.isdigit() and int(port) > 0:
+            found[f"{host}:{port}"] = (host.strip("[]"), int(port))
+    return found
