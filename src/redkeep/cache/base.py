@@ -92,7 +92,7 @@ class CacheStats:
     """Reads answered by a tiered cache's in-process L1 (also counted in ``hits``)."""
     l1_misses: int = 0
     """Reads a tiered cache's L1 did not hold (answered by Redis)."""
-    l1_bypassed: int = 0
+    l1_bypassed_reads: int = 0
     """Reads that skipped the L1 while it was bypassed (channel lost or lagging, fallback)."""
     l1_invalidations: int = 0
     """L1 entries dropped because Redis reported their key changed (or the channel was lost)."""

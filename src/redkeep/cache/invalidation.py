@@ -29,6 +29,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -128,6 +129,7 @@ class _Node:
             self.owner.received(reply[2])
         elif kind == "pong" and self._sent:
             self.acked_at = self._sent.popleft()
+            self.owner.progressed()
 
     async def _ping_loop(self) -> None:
         owner = self.owner
@@ -147,6 +149,15 @@ class _Node:
         except Exception:
             log.debug("cache invalidation: PING on %s failed", self.where, exc_info=True)
         await self._disconnect()  # the reader fails and the node reconnects
+
+    def ping_now(self) -> float:
+        """Send a PING at once; returns its send time (``acked_at`` reaches it on the reply)."""
+        now = time.monotonic()
+        if self.up and self._conn is not None:
+            self._sent.append(now)
+            task = asyncio.get_running_loop().create_task(self._conn.send_command("PING"))
+            task.add_done_callback(_ignore_result)
+        return now
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -207,6 +218,7 @@ class InvalidationListener:
         """One tracking connection per primary, found with CLUSTER NODES (see :meth:`_watch`)."""
         self._nodes: list[_Node] = [] if cluster else [_Node(self, self._pool(), "redis")]
         self._topology_at = 0.0
+        self._progress = asyncio.Event()
         self._control: Any = None
         self._subscribers: dict[str, list[Subscriber]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -262,6 +274,31 @@ class InvalidationListener:
         now = time.monotonic()
         return max(now - n.acked_at for n in self._nodes)
 
+    async def sync(self) -> None:
+        """Wait until every invalidation Redis produced before this call has been applied.
+
+        Sends a PING on every tracking connection and waits for the replies (waiting first for
+        the channel to be up). Bound it with ``asyncio.timeout``. Useful before a read that must
+        see what another process just wrote, and in tests.
+        """
+        self.ensure_started()
+        while not self.fresh():
+            await self._wait_progress()
+        sent = {id(n): n.ping_now() for n in self._nodes}
+        while not all(n.up and n.acked_at >= sent.get(id(n), math.inf) for n in self._nodes):
+            if not all(n.up for n in self._nodes):
+                return await self.sync()  # lost meanwhile: start over once it is back
+            await self._wait_progress()
+        return None
+
+    async def _wait_progress(self) -> None:
+        self._progress.clear()
+        await self._progress.wait()
+
+    def progressed(self) -> None:
+        """A node's state or acknowledged heartbeat changed (wakes :meth:`sync`)."""
+        self._progress.set()
+
     # -- subscribers ---------------------------------------------------------------------------
     def subscribe(self, cache_name: str, callback: Subscriber) -> None:
         """Route invalidations of cache ``cache_name``'s keys to ``callback``."""
@@ -300,6 +337,7 @@ class InvalidationListener:
 
     def connected(self, node: _Node) -> None:
         """A node's tracking connection is (re-)established."""
+        self.progressed()
         if self.losses:
             log.warning("cache invalidation: tracking re-established on %s", node.where)
 
@@ -423,6 +461,11 @@ class InvalidationListener:
             await node._disconnect()
             await node.pool.disconnect()
         self.drop_all()
+
+
+def _ignore_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a failed PING shows up as a lost connection in the reader
 
 
 def parse_primaries(nodes: str) -> dict[str, tuple[str, int]]:

@@ -165,7 +165,7 @@ class TieredCache(CacheService):
             raise self._bad_key(key)
         stats = self._stats
         if not self._l1_on():
-            stats.l1_bypassed += 1
+            stats.l1_bypassed_reads += 1
             return await self.l2.get(key, default)
         text = self.l1.get(key)
         if text is not None:
@@ -185,7 +185,7 @@ class TieredCache(CacheService):
         checked = self._check_keys(keys)
         stats = self._stats
         if not self._l1_on():
-            stats.l1_bypassed += len(checked)
+            stats.l1_bypassed_reads += len(checked)
             return await self.l2.get_many(checked)
         found: dict[str, str] = {}
         missing: list[str] = []
