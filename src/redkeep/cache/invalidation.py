@@ -82,6 +82,9 @@ class _Node:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self.owner.closed or _cancelling():
+                    await self._disconnect()
+                    raise asyncio.CancelledError from None
                 # the first failure after being up is news; repeats during an outage are not
                 self.owner.lost(self.where, exc, news=self.reached_up or not self.owner.losses)
             finally:
@@ -385,6 +388,8 @@ class InvalidationListener:
                     primaries = await self._primaries()
                 except Exception as exc:
                     await self._close_control()
+                    if self._closed or _cancelling():
+                        raise asyncio.CancelledError from None
                     self.lost("the cluster topology", exc, news=not self.losses)
                 else:
                     self._topology_at = time.monotonic()
@@ -448,6 +453,11 @@ class InvalidationListener:
             with contextlib.suppress(Exception):
                 await conn.disconnect()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
     async def close(self) -> None:
         """Stop listening and close the tracking connections."""
         self._closed = True
@@ -461,6 +471,13 @@ class InvalidationListener:
             await node._disconnect()
             await node.pool.disconnect()
         self.drop_all()
+
+
+def _cancelling() -> bool:
+    """True when the current task is being cancelled: redis-py may turn a cancellation that
+    races a dead socket into a ConnectionError, which must still stop the loop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _ignore_result(task: asyncio.Task[Any]) -> None:
