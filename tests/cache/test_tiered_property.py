@@ -3,9 +3,10 @@
 Two "processes" (each its own client, listener and L1) and a plain redis-py client run a
 generated sequence of steps against a private redis-server, one at a time: a write (set, set
 with a short TTL, delete, incr) by either process or the plain client, a pause, three reads
-(get or get_many) by either process, and sometimes a kill of every invalidation connection. A model records, per key, every value Redis may have held and the window in
-which it may have been current (from the start of the write that made it to the end of the
-write that replaced it, or to its expiry). Every read must return:
+(get or get_many) by either process, and sometimes a kill of every invalidation connection.
+A model records, per key, every value Redis may have held and the window in which it may have
+been current (from the start of the write that made it to the end of the write that replaced
+it, or to its expiry). Every read must return:
 
 - a value that was current at some instant between ``start - max_lag`` and its end (the
   staleness bound of docs/cache.md); and
