@@ -44,12 +44,14 @@ class L1Store:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, key: str) -> str | None:
-        """The live encoded value of ``key`` (refreshing its LRU position), or None."""
+    def get(self, key: str, now: float | None = None) -> str | None:
+        """The live encoded value of ``key`` (refreshing its LRU position), or None.
+
+        ``now`` is the store clock's current time when the caller already read it."""
         entry = self._data.get(key)
         if entry is None:
             return None
-        if entry[1] <= self._clock():
+        if entry[1] <= (self._clock() if now is None else now):
             self._drop(key)
             return None
         self._data.move_to_end(key)

@@ -113,13 +113,14 @@ class _Node:
         self._sent.clear()
         self.acked_at = sent
         self.up = self.reached_up = True
-        owner.connected(self)
+        owner.connected(self)  # recomputes fresh_until
         pinger = asyncio.get_running_loop().create_task(self._ping_loop())
         try:
             while True:
                 self._handle(await conn.read_response())
         finally:
             self.up = False
+            owner.recompute()
             pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pinger
@@ -132,6 +133,7 @@ class _Node:
             self.owner.received(reply[2])
         elif kind == "pong" and self._sent:
             self.acked_at = self._sent.popleft()
+            self.owner.recompute()
             self.owner.progressed()
 
     async def _ping_loop(self) -> None:
@@ -165,6 +167,7 @@ class _Node:
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         self.up = False
+        self.owner.recompute()
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.disconnect()
@@ -221,6 +224,8 @@ class InvalidationListener:
         """One tracking connection per primary, found with CLUSTER NODES (see :meth:`_watch`)."""
         self._nodes: list[_Node] = [] if cluster else [_Node(self, self._pool(), "redis")]
         self._topology_at = 0.0
+        self.fresh_until = 0.0
+        """Monotonic time until which :meth:`fresh` holds (0 while any node is down)."""
         self._progress = asyncio.Event()
         self._control: Any = None
         self._subscribers: dict[str, list[Subscriber]] = {}
@@ -261,14 +266,18 @@ class InvalidationListener:
 
     def fresh(self) -> bool:
         """True when every invalidation older than ``max_lag`` seconds has been applied."""
-        now = time.monotonic()
+        return time.monotonic() < self.fresh_until
+
+    def recompute(self) -> None:
+        """Update :attr:`fresh_until` after a node's state or acknowledged heartbeat changed."""
         nodes = self._nodes
-        if not nodes or (self.cluster and now - self._topology_at > self.max_lag):
-            return False
-        for node in nodes:  # noqa: SIM110 - a plain loop: this runs on every L1 read
-            if not node.up or now - node.acked_at > self.max_lag:
-                return False
-        return True
+        if not nodes or self._closed or not all(n.up for n in nodes):
+            self.fresh_until = 0.0
+            return
+        oldest = min(n.acked_at for n in nodes)
+        if self.cluster:
+            oldest = min(oldest, self._topology_at)
+        self.fresh_until = oldest + self.max_lag
 
     def lag(self) -> float | None:
         """Seconds since the oldest node's newest acknowledged PING was sent (None if down)."""
@@ -340,6 +349,7 @@ class InvalidationListener:
 
     def connected(self, node: _Node) -> None:
         """A node's tracking connection is (re-)established."""
+        self.recompute()
         self.progressed()
         if self.losses:
             log.warning("cache invalidation: tracking re-established on %s", node.where)
@@ -394,6 +404,7 @@ class InvalidationListener:
                 else:
                     self._topology_at = time.monotonic()
                     self._apply_topology(primaries, tasks)
+                    self.recompute()
                 await asyncio.sleep(self.heartbeat)
         finally:
             for task in tasks.values():
@@ -416,6 +427,7 @@ class InvalidationListener:
                 nodes.append(node)
                 tasks[where] = self._start(node)
         self._nodes = nodes
+        self.recompute()
         for where in set(known) - set(primaries):
             tasks.pop(where).cancel()
             self.drop_all()  # its keys now live elsewhere; what it reported may be incomplete
@@ -461,6 +473,7 @@ class InvalidationListener:
     async def close(self) -> None:
         """Stop listening and close the tracking connections."""
         self._closed = True
+        self.fresh_until = 0.0
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
