@@ -8,8 +8,9 @@ cross-process invalidation latency, all in the same run.
 2. **Zipf workload**: ``KEYS`` keys, Zipf(s=1.1) popularity, 95% reads by one cache and 5%
    writes by a second cache (its own client and listener, so invalidations go through Redis),
    L1 of ``KEYS / 10`` entries. The same workload runs over a plain ``RedisCache`` and over a
-   ``TieredCache``; reported: ops/s, L1 hit ratio, and Redis commands per operation from the
-   server's ``total_commands_processed`` (hence a private server), i.e. commands saved.
+   ``TieredCache``; reported: ops/s, L1 hit ratio, Redis commands per operation from the
+   server's ``total_commands_processed`` (hence a private server) and round trips per operation
+   counted by the clients (a miss sends GET + PTTL in one round trip).
 3. **Invalidation latency**: a separate writer *process* sets a new key every 2 ms; this process
    holds the L1 and records when each key's invalidation arrives. Latency = arrival minus the
    writer's time right before its SET (``time.monotonic`` is system-wide on Linux). p50/p99/max.
@@ -58,11 +59,22 @@ ZIPF_S = 1.1
 WRITE_SHARE = 0.05
 
 
+class RoundTrips:
+    """A CommandObserver counting what the client sent: one per command or pipeline."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_command(self, transport: str, command: str, seconds: float, error: str | None) -> None:
+        self.count += 1
+
+
 class Side:
     """One "process": its own client, RedisCache and (optionally) L1 with its listener."""
 
     def __init__(self, url: str, prefix: str, *, l1: bool, max_entries: int = 10_000) -> None:
-        self.client = RespClient(url)
+        self.round_trips = RoundTrips()
+        self.client = RespClient(url, observer=self.round_trips)
         self.redis = RedisCache(self.client, "bench", key_prefix=prefix)
         self.listener = InvalidationListener(url, key_prefix=prefix) if l1 else None
         self.cache: RedisCache | TieredCache = self.redis
@@ -148,6 +160,7 @@ async def zipf_run(url: str, prefix: str, *, l1: bool) -> dict[str, float]:
     keys = zipf_keys(ZIPF_OPS, seed=7)
     rng = random.Random(11)
     before = await commands_processed(url)
+    trips_before = reader.round_trips.count + writer.round_trips.count
     start = time.perf_counter()
     for i, key in enumerate(keys):
         if rng.random() < WRITE_SHARE:
@@ -155,6 +168,7 @@ async def zipf_run(url: str, prefix: str, *, l1: bool) -> dict[str, float]:
         else:
             await reader.cache.get(key)
     elapsed = time.perf_counter() - start
+    trips = reader.round_trips.count + writer.round_trips.count - trips_before
     commands = await commands_processed(url) - before - 1  # minus our INFO
     stats = reader.cache.stats()
     await reader.close()
@@ -164,6 +178,7 @@ async def zipf_run(url: str, prefix: str, *, l1: bool) -> dict[str, float]:
         "ops_per_s": ZIPF_OPS / elapsed,
         "l1_hit_ratio": stats.l1_hits / reads if reads else 0.0,
         "commands_per_op": commands / ZIPF_OPS,
+        "round_trips_per_op": trips / ZIPF_OPS,
         "invalidations": stats.l1_invalidations,
     }
 
@@ -244,15 +259,19 @@ async def amain(url: str) -> None:
         print(f"| {name} | {med:,.0f} | {med / raw:.1f}x |")
     print(f"\n### Zipf(s={ZIPF_S}) over {KEYS:,} keys, {ZIPF_OPS:,} ops, 5% writes (other client)")
     print(f"L1 of {KEYS // 10:,} entries\n")
-    print("| cache | ops/s | L1 hit ratio | Redis commands / op |")
-    print("|---|---|---|---|")
+    print("| cache | ops/s | L1 hit ratio | Redis commands / op | round trips / op |")
+    print("|---|---|---|---|---|")
     for name, res in (("RedisCache", plain), ("TieredCache", tiered)):
         print(
             f"| {name} | {res['ops_per_s']:,.0f} | {res['l1_hit_ratio']:.1%} | "
-            f"{res['commands_per_op']:.3f} |"
+            f"{res['commands_per_op']:.3f} | {res['round_trips_per_op']:.3f} |"
         )
     saved = 1 - tiered["commands_per_op"] / plain["commands_per_op"]
-    print(f"\nRedis commands saved by the L1: {saved:.1%}")
+    trips_saved = 1 - tiered["round_trips_per_op"] / plain["round_trips_per_op"]
+    print(
+        f"\nSaved by the L1: {saved:.1%} of Redis commands (a miss sends GET + PTTL), "
+        f"{trips_saved:.1%} of round trips"
+    )
     ms = [x * 1000 for x in latencies]
     print(
         f"\n### Cross-process invalidation latency ({len(ms)} writes, writer SET -> reader's L1)"

@@ -330,3 +330,22 @@ async def test_tracking_refused_leaves_l1_bypassed_with_a_reason(
         assert len(t.cache.l1) == 0
     finally:
         await t.close()
+
+
+async def test_documented_acl_user_can_run_the_l1(redis_server_factory: Factory) -> None:
+    from tests.test_docs import _documented_acl_rule
+
+    server = redis_server_factory()
+    args = [a.replace("CHANGE-ME", "acl-l1-pw") for a in _documented_acl_rule()]
+    server.cli("ACL", *args)
+    url = f"redis://redkeep:acl-l1-pw@127.0.0.1:{server.port}/0"
+    t = Tiered(url, "redkeep")  # the prefix the documented rule allows (a private server)
+    try:
+        await wait_until_fresh(t.listener)  # tracking and the subscription were allowed
+        await t.cache.set("k", 1)
+        await t.listener.sync()
+        assert await t.cache.get("k") == 1
+        assert await t.cache.get("k") == 1
+        assert t.cache.stats().l1_hits == 1
+    finally:
+        await t.close()
