@@ -17,10 +17,12 @@ from redkeep.errors import (
     ConfigError,
     InvalidJob,
     InvalidKey,
+    InvalidName,
     JobError,
     JobNotFound,
     LeaseLost,
     PayloadTooLarge,
+    QueueFull,
     RedkeepError,
     SerializationError,
     StartupError,
@@ -44,6 +46,8 @@ TREE: dict[type[Exception], type[Exception]] = {
     InvalidJob: JobError,
     JobNotFound: JobError,
     LeaseLost: JobError,
+    QueueFull: JobError,
+    InvalidName: RedkeepError,
     StartupError: RedkeepError,
 }
 

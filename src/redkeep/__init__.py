@@ -38,10 +38,12 @@ from redkeep.queue import (
     JobSpec,
     JobStatus,
     MemoryJobQueue,
+    ProcessHandler,
     RedisJobQueue,
     RetentionPolicy,
     Worker,
     WorkerObserver,
+    in_process,
 )
 from redkeep.resilience import CircuitBreaker, RetryPolicy
 from redkeep.serialization import JsonSerializer, Serializer, TypeRegistry
@@ -79,6 +81,7 @@ __all__ = [
     "MemoryCache",
     "MemoryJobQueue",
     "PayloadTooLarge",
+    "ProcessHandler",
     "RedisCache",
     "RedisJobQueue",
     "RedkeepError",
@@ -95,5 +98,6 @@ __all__ = [
     "WorkerObserver",
     "__version__",
     "create_services",
+    "in_process",
     "is_transient",
 ]

@@ -1,0 +1,93 @@
+"""The blocking job-queue API: :class:`SyncQueue`, one :class:`~redkeep.queue.base.JobQueue`
+driven through a :class:`~redkeep.sync.runner.LoopRunner`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from os import getpid
+from typing import TYPE_CHECKING, Any
+
+from redkeep.queue.base import JobQueue
+from redkeep.queue.job import Job, JobSpec, JobStatus
+from redkeep.sync.runner import LoopRunner
+
+if TYPE_CHECKING:
+    from redkeep.sync.services import SyncServices
+
+__all__ = ["SyncQueue"]
+
+
+class SyncQueue:
+    """Blocking twin of the producer side of :class:`~redkeep.queue.base.JobQueue`: same
+    arguments, same errors. Thread-safe; get one from :meth:`redkeep.sync.SyncServices.queue`.
+    Jobs are run by an ordinary (async) worker process: ``redkeep worker``."""
+
+    def __init__(self, owner: SyncServices, name: str) -> None:
+        self._owner = owner
+        self._name = name
+        self._pid = -1
+        self._runner: LoopRunner | None = None
+        self._aio: JobQueue | None = None
+
+    def _bound(self) -> tuple[LoopRunner, JobQueue]:
+        """This process's runner and async queue (bound again after a fork)."""
+        if self._pid != getpid() or self._aio is None or self._runner is None:
+            self._runner, self._aio = self._owner._bind_queue(self._name)
+            self._pid = getpid()
+        return self._runner, self._aio
+
+    @property
+    def aio(self) -> JobQueue:
+        """The underlying async queue of this process (use it only on the services' loop)."""
+        return self._bound()[1]
+
+    @property
+    def name(self) -> str:
+        """The queue's name."""
+        return self._name
+
+    def enqueue(self, name: str, payload: Any = None, **options: Any) -> Job:
+        """Add a job. ``options`` are those of :meth:`JobQueue.enqueue
+        <redkeep.queue.base.JobQueue.enqueue>` (``job_id``, ``priority``, ``delay``,
+        ``run_at``, ``max_attempts``, ``backoff``, ``timeout``); with ``job_id``, the existing
+        job is returned when that id exists."""
+        runner, aio = self._bound()
+        return runner.run(aio.enqueue(name, payload, **options))
+
+    def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job]:
+        """Enqueue several jobs in a few round trips; every spec is validated first."""
+        runner, aio = self._bound()
+        return runner.run(aio.enqueue_many(list(specs)))
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job with ``job_id``, or None."""
+        runner, aio = self._bound()
+        return runner.run(aio.get_job(job_id))
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting, delayed or active job; False when it is finished or unknown."""
+        runner, aio = self._bound()
+        return runner.run(aio.cancel(job_id))
+
+    def retry(self, job_id: str) -> bool:
+        """Move a failed job back to waiting with its attempts reset; False if not failed."""
+        runner, aio = self._bound()
+        return runner.run(aio.retry(job_id))
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status."""
+        runner, aio = self._bound()
+        return runner.run(aio.counts())
+
+    def list_jobs(self, status: JobStatus | str, offset: int = 0, limit: int = 100) -> list[Job]:
+        """Jobs of ``status``: waiting in run order, delayed by run_at, finished newest first."""
+        runner, aio = self._bound()
+        return runner.run(aio.list_jobs(status, offset, limit))
+
+    def purge(self, status: JobStatus | str) -> int:
+        """Delete every job of a finished ``status``; returns how many were deleted."""
+        runner, aio = self._bound()
+        return runner.run(aio.purge(status))
+
+    def __repr__(self) -> str:
+        return f"SyncQueue({self.name!r})"

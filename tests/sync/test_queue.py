@@ -1,0 +1,93 @@
+"""The blocking queue: enqueue, enqueue_many, get_job, cancel, retry, counts, list_jobs, purge."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from redkeep.config import Settings
+from redkeep.errors import InvalidJob
+from redkeep.queue import Job, JobSpec, JobStatus
+from redkeep.services import create_services
+from redkeep.sync import SyncServices
+
+
+def run_worker_until(settings: Settings, queue: str, handlers: dict[str, Any], done: Any) -> None:
+    """Run an async worker (its own loop and connection, as a worker process would) in a thread
+    until ``done()`` (called on the worker's loop: it must not block) is true."""
+
+    async def main() -> None:
+        async with create_services(settings) as services:
+            worker = services.worker(handlers, queues=[queue], handle_signals=False)
+            task = asyncio.create_task(worker.run())
+            deadline = time.monotonic() + 10
+            while not done():
+                assert time.monotonic() < deadline, "worker condition not met"
+                await asyncio.sleep(0.02)
+            worker.stop()
+            await asyncio.wait_for(task, 10)
+
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert not errors, errors
+
+
+def test_producer_api(services: SyncServices, sync_settings: Settings) -> None:
+    q = services.queue("jobs")
+    assert services.queue("jobs") is q
+    job = q.enqueue("send", {"to": "a@example.com"}, priority=5)
+    assert isinstance(job, Job) and job.status == JobStatus.WAITING
+    assert q.enqueue("send", job_id=job.id).id == job.id  # idempotent enqueue
+    later = q.enqueue("later", delay=3600)
+    many = q.enqueue_many(JobSpec("bulk", i) for i in range(3))
+    assert [j.payload for j in many] == [0, 1, 2]
+    assert q.get_job(job.id) == q.get_job(job.id)
+    assert q.get_job("missing") is None
+    counts = q.counts()
+    assert counts["waiting"] == 4 and counts["delayed"] == 1
+    assert q.list_jobs("waiting")[0].id == job.id  # highest priority first
+    assert [j.id for j in q.list_jobs(JobStatus.DELAYED)] == [later.id]
+    assert q.cancel(later.id) is True and q.cancel(later.id) is False
+    assert q.get_job(later.id).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+    assert q.retry(job.id) is False  # not failed
+    with pytest.raises(InvalidJob, match="priority"):
+        q.enqueue("bad", priority=10**6)
+    with pytest.raises(InvalidJob, match="unknown job status"):
+        q.list_jobs("nope")
+    assert q.purge("cancelled") == 1
+
+
+def test_retry_of_a_failed_job(services: SyncServices, sync_settings: Settings) -> None:
+    q = services.queue("failing")
+    job = q.enqueue("explode", max_attempts=1)
+
+    ran = threading.Event()
+
+    def explode(job: Any) -> None:
+        ran.set()
+        raise RuntimeError("boom")
+
+    run_worker_until(sync_settings, "failing", {"explode": explode}, ran.is_set)
+    deadline = time.monotonic() + 10
+    while q.get_job(job.id).status != JobStatus.FAILED:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    current = q.get_job(job.id)
+    assert current is not None and current.error is not None
+    assert current.error.type == "RuntimeError"
+    assert q.retry(job.id) is True
+    assert q.get_job(job.id).status == JobStatus.WAITING  # type: ignore[union-attr]
+    assert q.counts()["failed"] == 0
