@@ -203,3 +203,21 @@ async def test_health_and_metrics_show_the_l1_per_cache(redis_url: str, prefix: 
         assert l1["state"] == "bypassed" and "reason" in l1
         await services.refresh_metrics()
         assert 'redkeep_cache_l1_bypassed{cache="pages"} 1.0' in services.metrics.render().decode()
+
+
+def test_sync_api_uses_the_l1_during_bursts_of_calls(redis_url: str, prefix: str) -> None:
+    import time
+
+    from redkeep.sync import create_sync_services
+
+    s = Settings(redis_url=redis_url, key_prefix=prefix, cache_l1_enabled=True)
+    with create_sync_services(s) as services:
+        cache = services.cache("pages")
+        cache.set("k", {"v": 1})
+        deadline = time.monotonic() + 10
+        while cache.aio.stats().l1_hits == 0:  # the channel comes up while calls run the loop
+            assert cache.get("k") == {"v": 1}
+            assert time.monotonic() < deadline
+        assert isinstance(cache.aio, TieredCache)
+        cache.set("k", {"v": 2})  # read-your-writes through the blocking API too
+        assert cache.get("k") == {"v": 2}

@@ -83,8 +83,7 @@ class _Node:
                 raise
             except Exception as exc:
                 if self.owner.closed or _cancelling():
-                    await self._disconnect()
-                    raise asyncio.CancelledError from None
+                    raise asyncio.CancelledError from None  # (the finally disconnects)
                 # the first failure after being up is news; repeats during an outage are not
                 self.owner.lost(self.where, exc, news=self.reached_up or not self.owner.losses)
             finally:
