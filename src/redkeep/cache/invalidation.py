@@ -263,6 +263,11 @@ class InvalidationListener:
             return "up"
         return "down" if self.losses else "connecting"
 
+    @property
+    def nodes(self) -> list[str]:
+        """The primaries tracked (``host:port`` on a Cluster, ``redis`` otherwise)."""
+        return [n.where for n in self._nodes]
+
     def fresh(self) -> bool:
         """True when every invalidation older than ``max_lag`` seconds has been applied."""
         return time.monotonic() < self.fresh_until
