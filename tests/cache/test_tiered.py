@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -349,3 +351,24 @@ async def test_documented_acl_user_can_run_the_l1(redis_server_factory: Factory)
         assert t.cache.stats().l1_hits == 1
     finally:
         await t.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+async def test_invalidation_channel_over_tls(
+    tiered: Callable[..., Any], redis_server_factory: Factory, tmp_path: Path
+) -> None:
+    from tests.redis.test_resp_faults import _make_cert
+
+    cert, key, ca = _make_cert(tmp_path)
+    server = redis_server_factory(tls=(cert, key, ca))
+    url = f"{server.tls_url}?ssl_ca_certs={ca}"  # the same URL options as the main client
+    reader = await tiered(url)
+    writer = await tiered(url)
+    await writer.cache.set("k", "v1")
+    await reader.listener.sync()
+    assert await reader.cache.get("k") == "v1"
+    assert await reader.cache.get("k") == "v1"
+    assert reader.cache.stats().l1_hits == 1
+    await writer.cache.set("k", "v2")
+    await eventually(lambda: reader.cache.l1.get("k") is None)
+    assert await reader.cache.get("k") == "v2"

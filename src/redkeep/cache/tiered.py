@@ -126,6 +126,7 @@ class TieredCache(CacheService):
             status["staleness_bound"] = self.l1_ttl
             return status
         status["invalidation"] = inv.state
+        status["tracked_primaries"] = len(inv.nodes)
         status["staleness_bound"] = inv.max_lag
         lag = inv.lag()
         if lag is not None:
