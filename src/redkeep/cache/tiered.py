@@ -135,7 +135,8 @@ class TieredCache(CacheService):
             if not self._l2_ok():
                 status["reason"] = "the L2 serves from its memory fallback"
             elif inv.state != "up":
-                status["reason"] = f"invalidation channel {inv.state}: {inv.last_error}"
+                why = f": {inv.last_error}" if inv.last_error else ""
+                status["reason"] = f"invalidation channel {inv.state}{why}"
             else:
                 status["reason"] = f"invalidation channel lags over {inv.max_lag}s"
         return status
