@@ -1,9 +1,10 @@
-"""Typed Redis commands shared by both transports, built on one raw ``_cmd`` primitive.
+"""Typed Redis commands shared by every transport, built on one raw ``_cmd`` primitive.
 
-:class:`~redkeep.redis.resp.MuxClient` and :class:`~redkeep.redis.upstash.UpstashRestClient`
-inherit these and implement ``_cmd`` (send one command, return the raw reply, raise only
-:mod:`redkeep.errors` exceptions); each overrides what its wire protocol does differently
-(hot-path strings, multi-key splitting on a Cluster, scripts, pipelines, blocking pops).
+:class:`~redkeep.redis.mux.MuxClient`, :class:`~redkeep.redis.redispy.RedisPyClient` and
+:class:`~redkeep.redis.upstash.UpstashRestClient` inherit these and implement ``_cmd`` (send one
+command, return the raw reply, raise only :mod:`redkeep.errors` exceptions); each overrides what
+its wire protocol does differently (hot-path strings, multi-key splitting on a Cluster, scripts,
+pipelines, blocking pops).
 """
 
 from __future__ import annotations
