@@ -30,10 +30,10 @@ import redis
 ENQUEUE = """
 import asyncio, sys
 from redkeep.queue import JobSpec, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 async def main(url, n):
-    client = RespClient(url)
+    client = MuxClient(url)
     q = RedisJobQueue(client, "drain", key_prefix="drain")
     for start in range(0, n, 1000):
         await q.enqueue_many([JobSpec("noop")] * min(1000, n - start))
@@ -45,14 +45,14 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 WORKER = """
 import asyncio, sys
 from redkeep.queue import RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 try:
     import uvloop
 except ImportError:
     uvloop = None
 
 async def main(url):
-    client = RespClient(url)
+    client = MuxClient(url)
     q = RedisJobQueue(client, "drain", key_prefix="drain")
     async def noop(job):
         await client.incrby("drain:done", 1)

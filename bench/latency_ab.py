@@ -27,14 +27,14 @@ from pathlib import Path
 WORKER = """
 import asyncio, sys
 from redkeep.queue import RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 try:
     import uvloop
 except ImportError:
     uvloop = None
 
 async def main(url, side):
-    client = RespClient(url)
+    client = MuxClient(url)
     q = RedisJobQueue(client, "lat", key_prefix=f"lat-{side}")
     async def noop(job):
         await client.incrby(f"lat:{side}:done", 1)
@@ -47,14 +47,14 @@ PRODUCER = """
 import asyncio, sys, time
 import redis.asyncio as aredis
 from redkeep.queue import RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 try:
     import uvloop
 except ImportError:
     uvloop = None
 
 async def main(url, side):
-    client = RespClient(url)
+    client = MuxClient(url)
     q = RedisJobQueue(client, "lat", key_prefix=f"lat-{side}")
     sub = aredis.Redis.from_url(url)
     pubsub = sub.pubsub(ignore_subscribe_messages=True)

@@ -29,7 +29,7 @@ import redis
 
 import redkeep
 from redkeep.queue import JobSpec, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "20000"))
 
@@ -64,7 +64,7 @@ def _outcome(job: Any) -> Any:
 
 
 async def run(url: str, r: redis.Redis) -> dict[str, tuple[float, float]]:
-    client = RespClient(url)
+    client = MuxClient(url)
     out: dict[str, tuple[float, float]] = {}
     q = RedisJobQueue(client, "bench-single")
     await q.enqueue("warm")

@@ -23,9 +23,10 @@ import pytest
 
 from redkeep.monitoring import probes
 from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker, scripts
+from tests.support.clients import RESP_TRANSPORTS, open_client
 from tests.support.lua_keys import guarded
 
-BACKENDS = ["memory", "resp", pytest.param("cluster", marks=pytest.mark.cluster)]
+BACKENDS = ["memory", *RESP_TRANSPORTS]
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ QueueFactory = Callable[..., Awaitable[JobQueue]]
 async def make_queue(
     request: pytest.FixtureRequest, prefix: str, redis_url: str
 ) -> AsyncIterator[QueueFactory]:
-    """``await make_queue(**queue_options) -> JobQueue`` on memory / RESP / Cluster."""
+    """``await make_queue(**queue_options) -> JobQueue`` on memory and every RESP transport."""
     backend = request.param
     clients: list[Any] = []
 
@@ -53,13 +54,7 @@ async def make_queue(
         name = opts.pop("name", f"q-{uuid.uuid4().hex[:8]}")
         if backend == "memory":
             return MemoryJobQueue(name, **opts)
-        from redkeep.redis.resp import RespClient
-
-        if backend == "cluster":
-            cluster = request.getfixturevalue("redis_cluster")
-            client = RespClient(cluster.url, cluster=True)
-        else:
-            client = RespClient(redis_url)
+        client = open_client(request, backend)
         clients.append(client)
         return RedisJobQueue(client, name, key_prefix=prefix, **opts)
 

@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 from redkeep.queue import Job, JobStatus, RedisJobQueue, Worker
 from redkeep.queue.protocol import StepRequest
 from redkeep.queue.redis import HANDOFF_TTL
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_until
 from tests.support.redis_server import RedisServer
 
@@ -30,7 +30,7 @@ async def test_back_to_back_hand_offs_run_each_job_once(
 ) -> None:
     server: RedisServer = redis_server_factory()
     prefix = "rk-handoff"
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     q = RedisJobQueue(client, "handoff", key_prefix=prefix)
     sub = aredis.Redis.from_url(server.url, decode_responses=True)
     await sub.config_set("notify-keyspace-events", "K$")  # one event per handler run
@@ -74,7 +74,7 @@ async def test_back_to_back_hand_offs_run_each_job_once(
 async def test_a_handed_job_nobody_takes_waits_again_without_counting_an_attempt(
     redis_url: str, prefix: str
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-orphan", key_prefix=prefix)
     try:
         await q.register()
@@ -106,7 +106,7 @@ async def test_a_handed_job_nobody_takes_waits_again_without_counting_an_attempt
 async def test_each_handed_job_is_started_by_exactly_one_of_several_idle_workers(
     redis_url: str, prefix: str
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-many", key_prefix=prefix)
     runs: collections.Counter[str] = collections.Counter()
     ran: dict[str, asyncio.Event] = {}
@@ -139,7 +139,7 @@ async def test_a_stopping_worker_leaves_nothing_stranded_while_another_is_idle(
 ) -> None:
     # Lease 30 s: a job stranded with the stopping worker would wait 30 s; each round must
     # finish in a few seconds, every job with a single attempt.
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-stop", key_prefix=prefix)
     done: set[str] = set()
 

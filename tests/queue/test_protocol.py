@@ -1,5 +1,5 @@
 """The worker protocol (redkeep.queue.protocol.WorkerQueue), checked on every backend: memory,
-Redis (RESP), Redis Cluster and Upstash REST. A new backend passes these to be driven by a
+and Redis over every transport (mux, redis-py, Cluster, Sentinel, Upstash REST). A new backend passes these to be driven by a
 Worker; see docs/queue.md, "Writing a backend"."""
 
 from __future__ import annotations
@@ -14,32 +14,18 @@ import pytest
 from redkeep.queue import JobSpec, JobStatus, MemoryJobQueue, RedisJobQueue
 from redkeep.queue.base import JobQueue
 from redkeep.queue.protocol import Outcome, StepRequest, WorkerQueue, new_request_id
+from tests.support.clients import TRANSPORTS, open_client
 
-BACKENDS = [
-    "memory",
-    "resp",
-    pytest.param("cluster", marks=pytest.mark.cluster),
-    pytest.param("upstash", marks=pytest.mark.upstash),
-]
+BACKENDS = ["memory", *TRANSPORTS]
 
 
 @pytest.fixture(params=BACKENDS)
-async def queue(request: pytest.FixtureRequest, prefix: str, redis_url: str) -> AsyncIterator[Any]:
+async def queue(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Any]:
     name = f"p-{uuid.uuid4().hex[:8]}"
     if request.param == "memory":
         yield MemoryJobQueue(name)
         return
-    from redkeep.redis.resp import RespClient
-    from redkeep.redis.upstash import UpstashRestClient
-
-    client: Any
-    if request.param == "cluster":
-        client = RespClient(request.getfixturevalue("redis_cluster").url, cluster=True)
-    elif request.param == "upstash":
-        emulator = request.getfixturevalue("upstash_emulator")
-        client = UpstashRestClient(emulator.url, emulator.token)
-    else:
-        client = RespClient(redis_url)
+    client = open_client(request, request.param)
     try:
         yield RedisJobQueue(client, name, key_prefix=prefix, poll_max_rate=50.0)
     finally:

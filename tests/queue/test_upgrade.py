@@ -13,7 +13,7 @@ import pytest
 from redkeep.queue import Job, JobStatus, RedisJobQueue
 from redkeep.queue.job import STATUSES
 from redkeep.queue.keys import V1Keys
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_status
 
 NOW = 1_700_000_000_000  # ms
@@ -40,7 +40,7 @@ async def write_v1_job(
 
 
 async def test_a_layout1_queue_is_converted_on_first_use(redis_url: str, prefix: str) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     v1 = V1Keys(prefix, "legacy")
     try:
         seq = lambda prio, n: -prio * 1e12 + n  # noqa: E731 - 0.1's waiting score
@@ -170,8 +170,8 @@ async def test_concurrent_upgrades_convert_each_job_once(
     redis_url: str, prefix: str, processes: int
 ) -> None:
     name = f"legacy-{uuid.uuid4().hex[:6]}"
-    writer = RespClient(redis_url)
-    clients = [RespClient(redis_url) for _ in range(processes)]
+    writer = MuxClient(redis_url)
+    clients = [MuxClient(redis_url) for _ in range(processes)]
     try:
         jobs = 450
         for n in range(jobs):
@@ -195,7 +195,7 @@ async def test_concurrent_upgrades_convert_each_job_once(
 async def test_jobs_added_by_a_still_running_old_process_are_picked_up(
     redis_url: str, prefix: str
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         q = RedisJobQueue(client, "mixed", key_prefix=prefix)
         await q.enqueue("work", 1)

@@ -27,7 +27,7 @@ from redkeep.errors import BackendError
 from redkeep.queue import Job, RedisJobQueue, RetentionPolicy, Worker
 from redkeep.queue.job import new_job_id
 from redkeep.queue.protocol import StepRequest, StepResult
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import wait_until
 from tests.reliability.harness import Figures
 from tests.support.proxy import FaultProxy
@@ -51,9 +51,9 @@ async def test_lost_replies_never_duplicate_or_lose_jobs(
     server = redis_server_factory()
     proxy = FaultProxy(server.port, drop_rate=DROP_RATE, seed=7)
     opts = {"retry_attempts": 5, "retry_base_delay": 0.01, "retry_max_delay": 0.05}
-    producer = RespClient(proxy.url(), **opts)  # type: ignore[arg-type]
-    worker_client = RespClient(proxy.url(), **opts)  # type: ignore[arg-type]
-    direct = RespClient(server.url)
+    producer = MuxClient(proxy.url(), **opts)  # type: ignore[arg-type]
+    worker_client = MuxClient(proxy.url(), **opts)  # type: ignore[arg-type]
+    direct = MuxClient(server.url)
     prefix = f"rkt:{uuid.uuid4().hex[:12]}"
     keep = RetentionPolicy(3600, 2 * CYCLES, 3600, 2 * CYCLES)
     q_in = RedisJobQueue(producer, "resend", key_prefix=prefix, retention=keep)
