@@ -18,6 +18,7 @@ from pathlib import Path
 from redkeep.redis.base import Script
 
 __all__ = [
+    "ACK",
     "CANCEL",
     "ENQUEUE",
     "EXTEND",
@@ -77,3 +78,4 @@ PURGE = _load("purge")
 RESTORE = _load("restore")
 READ = _load("read")
 UPGRADE = _load("upgrade")
+ACK = _load("ack")
