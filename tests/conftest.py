@@ -114,13 +114,17 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
 def replicated_redis(
     redis_server_factory: Callable[..., RedisServer],
 ) -> tuple[RedisServer, RedisServer]:
-    """A private primary and one replica of it, returned once the replica is in sync."""
+    """A private primary and one replica of it, returned once the replica acknowledges writes
+    (``WAIT``)."""
     primary = redis_server_factory(extra_args=["--repl-diskless-sync-delay", "0"])
     replica = redis_server_factory(extra_args=["--replicaof", HOST, str(primary.port)])
-    deadline = time.monotonic() + 10
-    while "state=online" not in primary.cli("INFO", "replication"):
-        assert time.monotonic() < deadline, "the replica did not connect"
-        time.sleep(0.05)
+    with sync_redis.Redis(host=HOST, port=primary.port, socket_timeout=15) as r:
+        deadline = time.monotonic() + 10
+        while "state=online" not in primary.cli("INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica did not connect"
+            time.sleep(0.05)
+        r.set("replicated_redis:synced", "1")
+        assert r.execute_command("WAIT", 1, 10_000) == 1, "the replica does not acknowledge"
     return primary, replica
 
 

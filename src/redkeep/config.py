@@ -235,7 +235,7 @@ class Settings(BaseSettings):
         "(which records finished jobs) before it returns, so that a failover to a replica "
         "loses none of them; 0 returns once the primary has the write (Redis replicates "
         "asynchronously). Redis standalone or Sentinel only: refused with Cluster, Upstash and "
-        "the memory backend. See docs/queue.md, Replica-acknowledged writes.",
+        "the memory backend. See docs/queue.md, Failover to a replica.",
     )
     queue_replica_timeout: Seconds = Field(
         1.0,

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from redkeep.config import Settings
@@ -27,6 +28,7 @@ from redkeep.redis.redispy import RedisPyClient
 from redkeep.redis.upstash import UpstashRestClient
 from redkeep.services import Services, StartupError
 from tests.support.redis_server import RedisServer
+from tests.web.server import TOKEN, ServerThread, redis_settings
 
 Pair = tuple[RedisServer, RedisServer]
 TIMEOUT = 0.3  # replica_timeout of the tests' queues
@@ -74,11 +76,19 @@ def frozen(replicated_redis: Pair) -> Iterator[RedisServer]:
         replica.resume()
 
 
-def make_queue(client: Any, min_replicas: int = 1, timeout: float = TIMEOUT) -> RedisJobQueue:
-    name = f"q-{uuid.uuid4().hex[:8]}"
+def make_queue(
+    client: Any, min_replicas: int = 1, timeout: float = TIMEOUT, name: str | None = None
+) -> RedisJobQueue:
+    name = name or f"q-{uuid.uuid4().hex[:8]}"
     return RedisJobQueue(
         client, name, key_prefix="rkt", min_replicas=min_replicas, replica_timeout=timeout
     )
+
+
+def patient(q: RedisJobQueue) -> RedisJobQueue:
+    """``q`` with a long replica timeout, for the set-up writes of a test (the machine may be
+    loaded: a live replica may take longer than ``TIMEOUT`` to confirm)."""
+    return make_queue(q.client, timeout=10.0, name=q.name)
 
 
 def elsewhere(q: RedisJobQueue, connect: Callable[[], Any]) -> RedisJobQueue:
@@ -152,7 +162,7 @@ async def test_enqueue_timeout_names_the_job_and_the_retry_is_confirmed(
     frozen: RedisServer,
 ) -> None:
     q = make_queue(primary_client)
-    await q.enqueue("warm-up")
+    await patient(q).enqueue("warm-up")
     frozen.pause()
     start = time.monotonic()
     with pytest.raises(ReplicationTimeout) as info:
@@ -184,7 +194,7 @@ async def test_enqueue_many_timeout_names_every_job(
     primary_client: Any, frozen: RedisServer
 ) -> None:
     q = make_queue(primary_client)
-    await q.enqueue("warm-up")
+    await patient(q).enqueue("warm-up")
     frozen.pause()
     with pytest.raises(ReplicationTimeout) as info:
         await q.enqueue_many([JobSpec("job", i, job_id=f"b{i}") for i in range(5)])
@@ -199,8 +209,8 @@ async def test_a_resent_step_waits_for_its_first_run_to_be_replicated(
     frozen: RedisServer,
 ) -> None:
     q = make_queue(primary_client)
-    await q.enqueue("job", job_id="j")
-    job = (await q.step(StepRequest("w1", "r1", claim=1, lease=30))).jobs[0]
+    await patient(q).enqueue("job", job_id="j")
+    job = (await patient(q).step(StepRequest("w1", "r1", claim=1, lease=30))).jobs[0]
     frozen.pause()
     request = StepRequest("w1", "r2", [Outcome(job.id, job.token, "done", "1")], claim=1)
     with pytest.raises(ReplicationTimeout, match="worker step 'r2' reporting 1 outcome") as info:
@@ -220,7 +230,7 @@ async def test_worker_resends_completions_until_a_replica_confirms_them(
     primary_client: Any, replica_client: MuxClient, frozen: RedisServer
 ) -> None:
     q = make_queue(primary_client)
-    ids = [j.id for j in await q.enqueue_many([JobSpec("job", i) for i in range(10)])]
+    ids = [j.id for j in await patient(q).enqueue_many([JobSpec("job", i) for i in range(10)])]
     sent: list[tuple[str, tuple[str, ...], str]] = []  # request id, outcome ids, what happened
     real_step = q.step
 
@@ -269,6 +279,51 @@ async def test_worker_resends_completions_until_a_replica_confirms_them(
     confirmed = {(rid, o) for rid, o, what in sent if o and what == "ok"}
     assert timed_out and timed_out <= confirmed  # the same step (id and outcomes), sent again
     assert {i for _, o in confirmed for i in o} == set(ids)  # until each outcome was confirmed
+
+
+@pytest.mark.sentinel
+async def test_sentinel_enqueue_waits_for_the_replica(redis_sentinel: Any) -> None:
+    client = RedisPyClient(redis_sentinel.url, command_timeout=2)
+    primary_port = redis_sentinel.primary_port()
+    replica = next(s for s in redis_sentinel.servers if s.port != primary_port)
+    try:
+        q = make_queue(client)
+        await patient(q).enqueue("warm-up")
+        replica.pause()  # shorter than the sentinels' down-after time
+        try:
+            with pytest.raises(ReplicationTimeout, match="'s-1'"):
+                await q.enqueue("job", job_id="s-1")
+        finally:
+            replica.resume()
+        await q.enqueue("job", job_id="s-1")
+        assert replica.cli("HEXISTS", q.keys.state, "s-1").strip() == "1"
+    finally:
+        await client.close()
+
+
+def test_http_enqueue_timeout_is_a_503_naming_the_job(
+    replicated_redis: Pair, frozen: RedisServer
+) -> None:
+    settings = redis_settings(
+        replicated_redis[0].url, "rkt", queue_min_replicas=1, queue_replica_timeout=TIMEOUT
+    )
+    server = ServerThread(settings).start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            body = {"name": "echo", "job_id": "h-1"}
+            assert c.post("/v1/queues/acked/jobs", json=body).status_code == 201
+            frozen.pause()
+            r = c.post("/v1/queues/acked/jobs", json={"name": "echo", "job_id": "h-2"})
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+            message = r.json()["error"]["message"]
+            assert "'h-2'" in message and "REDKEEP_QUEUE_MIN_REPLICAS=1" in message
+            frozen.resume()
+            assert c.post("/v1/queues/acked/jobs", json=body | {"job_id": "h-2"}).status_code in (
+                200, 201
+            )  # fmt: skip
+    finally:
+        frozen.resume()
+        server.stop()
 
 
 # -- settings and refusals -----------------------------------------------------------------------

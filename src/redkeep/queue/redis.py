@@ -153,11 +153,11 @@ class RedisJobQueue(JobQueue):
     async def _replicated(self, script: scripts.QueueScript, args: Sequence[Any]) -> Any:
         """EVALSHA + WAIT on a connection of their own; a timeout names the jobs.
 
-        WAIT counts from its connection's last write, so a call whose script wrote nothing
-        would be confirmed at once, even when the first run of that call (whose reply or
-        confirmation was lost) has not reached a replica yet. The step script re-writes its
-        memo on a re-sent request for that reason; an enqueue that found every job already
-        there is followed by a confirmed write of its own (ack.lua).
+        Since Redis 7.2, WAIT counts from its connection's last *write*: a call whose script
+        wrote nothing (a re-send finding its work done) would be confirmed at once, on a new
+        connection, even though its first run may not have reached a replica. So the step
+        script re-writes its memo when it answers a re-sent request, and an enqueue that found
+        every job already there is followed by a confirmed write of its own (ack.lua).
         """
         n, wait = self.min_replicas, self.replica_timeout
         try:
