@@ -173,9 +173,9 @@ async def test_enqueue_timeout_names_the_job_and_the_retry_is_confirmed(
     assert "REDKEEP_QUEUE_MIN_REPLICAS=1" in message and "same job id" in message
     assert info.value.job_ids == ("j-1",)
     assert (await q.get_job("j-1")) is not None  # on the primary, not confirmed
-    # The retry writes nothing (the job is there). WAIT counts from its connection's last
-    # write: on a new connection (another process, a reconnect) it must still wait for the
-    # replica to have the first write, not be confirmed at once.
+    # The retry writes nothing (the job is there). Since Redis 7.2 WAIT counts from its
+    # connection's last write (before, from its last command): on a new connection (another
+    # process, a reconnect) the retry must still wait for the replica to have the first write.
     with pytest.raises(ReplicationTimeout):
         await elsewhere(q, connect).enqueue("job", {"a": 1}, job_id="j-1")
     # A job enqueued without an id: the error gives the generated one.

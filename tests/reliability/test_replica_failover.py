@@ -1,24 +1,26 @@
 """Scenario: failover to a replica right after a burst of enqueues, with and without
 replica-acknowledged writes (``REDKEEP_QUEUE_MIN_REPLICAS``).
 
-Redis replicates asynchronously: an enqueue or a worker's step returns once the primary has
-it, and replicas receive it a moment later. A failover loses every write that the promoted
-replica had not received: on a healthy local link the last fraction of a millisecond of writes,
-but everything since the replica fell behind when it lags or its link is broken (the primary
-goes on accepting writes until ``repl-timeout``, 60 s by default, unless
-``min-replicas-to-write`` stops it). With ``REDKEEP_QUEUE_MIN_REPLICAS=1`` each enqueue and step
-returns only after ``WAIT`` confirms a replica has it, so a failover to that replica loses none
-of them; the price is one replica round trip per call, and calls fail with ReplicationTimeout
-after ``REDKEEP_QUEUE_REPLICA_TIMEOUT`` while no replica confirms (enqueue again with the same job
-id; workers re-send their step). Here a private primary has one replica whose replication link
-goes through a loopback relay. Four producers enqueue jobs with known ids while a worker
-processes them; after the first jobs the link is cut (the relay drops the bytes it holds, as a
-broken network does); producers go on for a moment; the primary is SIGKILLed and the replica
-promoted (``REPLICAOF NO ONE``). Every enqueue that returned, and every completion a worker step
-had reported successfully, is then looked up on the promoted replica. ``acknowledged`` (the
-option on): none lost; the enqueues that timed out are enqueued again on the new primary and
-each job then exists once. ``plain`` (the option off): the enqueues acknowledged after the cut
-are lost (``lost_without_option``), and so are the completions reported after it.
+Redis replicates asynchronously: an enqueue or a worker's step returns once the primary has it, and
+replicas receive it a moment later. A failover loses every write that the promoted replica had not
+received: on a healthy local link the last fraction of a millisecond of writes, but everything since
+the replica fell behind when it lags or its link is broken (the primary goes on accepting writes
+until ``repl-timeout``, 60 s by default, unless ``min-replicas-to-write`` stops it). With
+``REDKEEP_QUEUE_MIN_REPLICAS=1`` each enqueue and step returns only after ``WAIT`` confirms a
+replica has it, so a failover to that replica loses none of them, and calls fail with
+ReplicationTimeout after ``REDKEEP_QUEUE_REPLICA_TIMEOUT`` while no replica confirms (enqueue again
+with the same job id; workers re-send their step). The price is one replica round trip per call, on
+a connection of its own: bench/replicas_bench.py measured single enqueues from 50 coroutines at
+about 0.4x, batches of 100 and worker drains at 0.84-1.2x (loopback, shared 2-core machine;
+docs/queue.md has the table). Here a private primary has one replica whose replication link goes
+through a loopback relay. Four producers enqueue jobs with known ids while a worker processes them;
+after the first jobs the link is cut (the relay drops the bytes it holds, as a broken network does);
+producers go on for a moment; the primary is SIGKILLed and the replica promoted (``REPLICAOF NO
+ONE``). Every enqueue that returned, and every completion a worker step had reported successfully,
+is then looked up on the promoted replica. ``acknowledged`` (the option on): none lost; the enqueues
+that timed out are enqueued again on the new primary and each job then exists once. ``plain`` (the
+option off): the enqueues acknowledged after the cut are lost (``lost_without_option``), and so are
+the completions reported after it.
 """
 
 from __future__ import annotations

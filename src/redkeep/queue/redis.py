@@ -82,7 +82,7 @@ class RedisJobQueue(JobQueue):
             max_payload_bytes=max_payload_bytes,
         )
         self.client = client
-        self.min_replicas = _check_replicas(client, min_replicas, replica_timeout)
+        self.min_replicas = _replicas_for(client, min_replicas, replica_timeout)
         """Replicas that confirm each enqueue and worker step before it returns (0: none)."""
         self.replica_timeout = replica_timeout
         self.keys = QueueKeys(key_prefix, self.name)
@@ -442,7 +442,7 @@ class RedisJobQueue(JobQueue):
         return self.client.spin_only_while(predicate)
 
 
-def _check_replicas(client: RedisClient, n: int, timeout: float) -> int:
+def _replicas_for(client: RedisClient, n: int, timeout: float) -> int:
     """``n``, or :class:`ConfigError` where WAIT cannot run (Cluster, Upstash REST)."""
     if n < 0 or timeout <= 0:
         raise ConfigError("min_replicas must be >= 0 and replica_timeout > 0")
