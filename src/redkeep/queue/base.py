@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from redkeep.errors import InvalidJob
+from redkeep.errors import InvalidJob, JobError
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.job import (
     FINISHED,
@@ -131,6 +131,12 @@ class JobQueue(ABC):
         """Move a failed job back to waiting with its attempts reset; False if not failed."""
         return await self._retry(str(job_id))
 
+    async def delete_job(self, job_id: str) -> bool:
+        """Delete a job that is not active (its record and its place in the queue); False when
+        there is no such job. An active job raises :class:`~redkeep.errors.JobError`: cancel it
+        first (its worker holds it)."""
+        return await self._delete(str(job_id))
+
     async def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
         return await self._counts()
@@ -182,6 +188,9 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def _retry(self, job_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _delete(self, job_id: str) -> bool: ...
 
     @abstractmethod
     async def _counts(self) -> dict[str, int]: ...
@@ -313,6 +322,11 @@ def _status(status: JobStatus | str) -> JobStatus:
     except ValueError:
         names = ", ".join(s.value for s in JobStatus)
         raise InvalidJob(f"unknown job status {status!r} (expected one of {names})") from None
+
+
+def active_refusal(job_id: str) -> JobError:
+    """The error of deleting an active job (one message for every backend)."""
+    return JobError(f"job {job_id!r} is active: cancel it before deleting it")
 
 
 def now() -> float:

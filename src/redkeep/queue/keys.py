@@ -2,7 +2,8 @@
 
 All keys of one queue share the hash tag ``{<key_prefix>:q:<queue>}`` so that the Lua scripts,
 which touch several of them at once, also run on Redis Cluster. The registry of queue names
-lives outside any queue's tag and is never touched by a script.
+lives outside any queue's tag and is never touched by a script. The worker registry
+(:mod:`redkeep.queue.workers`) has a tag of its own, ``{<key_prefix>:workers}``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from redkeep.names import check_name
 
-__all__ = ["QueueKeys", "registry_key", "validate_queue_name"]
+__all__ = ["QueueKeys", "WorkerKeys", "registry_key", "validate_queue_name"]
 
 
 def validate_queue_name(name: str) -> str:
@@ -123,3 +124,24 @@ class QueueKeys:
             self.idle,
             self.idle_room,
         ]
+
+
+@dataclass(frozen=True)
+class WorkerKeys:
+    """The keys of the worker registry under ``key_prefix`` (one hash tag: the heartbeat
+    script touches the index and one worker's hash at once)."""
+
+    key_prefix: str
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.key_prefix}:workers}}"
+
+    @property
+    def index(self) -> str:
+        """Zset of registered worker ids; score = heartbeat expiry (ms, server clock)."""
+        return f"{self.tag}:index"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash describing one worker; it expires when its heartbeats stop."""
+        return f"{self.tag}:worker:{worker_id}"

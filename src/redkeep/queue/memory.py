@@ -22,7 +22,7 @@ from typing import Any
 
 from redkeep.errors import QueueFull
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.job import (
     FINISHED,
     Job,
@@ -235,6 +235,17 @@ class MemoryJobQueue(JobQueue):
             return False
         self._unlist(job)
         self._push_waiting(replace(job, attempts=0, finished_at=None))
+        return True
+
+    async def _delete(self, job_id: str) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return False
+        if job.status == JobStatus.ACTIVE:
+            raise active_refusal(job_id)
+        self._unlist(job)  # a delayed one stays in its heap until due, then is skipped
+        del self._jobs[job_id]
+        self._forget(job_id)
         return True
 
     async def _counts(self) -> dict[str, int]:

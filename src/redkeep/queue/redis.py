@@ -16,7 +16,7 @@ import orjson
 
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.codec import hash_to_job, job_to_hash, pairs_to_dict
 from redkeep.queue.job import (
     FINISHED,
@@ -215,6 +215,14 @@ class RedisJobQueue(JobQueue):
             scripts.RETRY, [k.failed, k.waiting, k.marker, k.seq], [k.job_prefix, job_id]
         )
         return bool(moved)
+
+    async def _delete(self, job_id: str) -> bool:
+        k = self.keys
+        keys = [k.job(job_id), k.waiting, k.delayed, k.completed, k.failed, k.cancelled]
+        status = await self.client.evalsha(scripts.DELETE, keys, [job_id])
+        if status == "active":
+            raise active_refusal(job_id)
+        return bool(status)
 
     async def _counts(self) -> dict[str, int]:
         replies = await self.client.pipeline(

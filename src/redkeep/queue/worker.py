@@ -26,6 +26,7 @@ from redkeep.errors import InvalidJob, scrub
 from redkeep.queue.base import JobQueue
 from redkeep.queue.execution import Handler, WorkerObserver, execute_job
 from redkeep.queue.job import Job, Outcome
+from redkeep.queue.workers import WorkerPresence
 
 if TYPE_CHECKING:
     from redkeep.config import Settings
@@ -109,6 +110,9 @@ class Worker:
         self._stop_event: asyncio.Event | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._states: list[_QueueState] = []
+        self.processed = 0
+        """Jobs this worker ran to an outcome (released ones not counted)."""
+        self._presence = WorkerPresence(self)
 
     @classmethod
     def from_settings(
@@ -160,6 +164,7 @@ class Worker:
             if register is not None:
                 with contextlib.suppress(Exception):
                     await register()
+        await self._presence.start()
         loops = [asyncio.create_task(self._fetch_loop(st)) for st in self._states]
         renewer = asyncio.create_task(self._renew_loop())
         try:
@@ -176,6 +181,7 @@ class Worker:
             await asyncio.gather(*loops, renewer, return_exceptions=True)
             for st in self._states:
                 await self._deregister(st)
+            await self._presence.stop()
             for undo in lift:
                 undo()
             for sig in installed:
@@ -392,6 +398,8 @@ class Worker:
         finally:
             running = self._running.pop(job.id, None)
             self._start_next()
+            if outcome is None or outcome.kind != "release":
+                self.processed += 1
             if outcome is not None:
                 self._add_outcome(st, outcome)
             st.event.set()
@@ -418,6 +426,7 @@ class Worker:
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self.renew_interval)
+            self._presence.beat()
             for q in self.queues:
                 held = [(r.job.id, r.job.token) for r in self._running.values() if r.queue is q]
                 held += [(job.id, job.token) for st, job in self._buffer if st.queue is q]

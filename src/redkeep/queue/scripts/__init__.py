@@ -6,7 +6,17 @@ from pathlib import Path
 
 from redkeep.redis.base import Script
 
-__all__ = ["CANCEL", "ENQUEUE", "EXTEND", "PURGE", "RESTORE", "RETRY", "STEP"]
+__all__ = [
+    "CANCEL",
+    "DELETE",
+    "ENQUEUE",
+    "EXTEND",
+    "PURGE",
+    "RESTORE",
+    "RETRY",
+    "STEP",
+    "WORKER_BEAT",
+]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -22,3 +32,5 @@ CANCEL = _load("cancel")
 RETRY = _load("retry")
 PURGE = _load("purge")
 RESTORE = _load("restore")
+DELETE = _load("delete")
+WORKER_BEAT = _load("worker_beat")

@@ -1,0 +1,340 @@
+"""The worker registry: which workers are alive, where, on which queues, doing how much.
+
+A running :class:`~redkeep.queue.worker.Worker` registers when it starts, sends a heartbeat
+every :data:`HEARTBEAT_INTERVAL` seconds (from its lease-renewal loop, never holding it up) and
+leaves when it stops. An entry whose heartbeats stop (a killed process, a lost network) expires
+after :data:`HEARTBEAT_TTL` seconds by itself. The dashboard's Workers page,
+``redkeep workers`` and ``GET /v1/workers`` read it with :func:`registry_of`.
+
+On Redis the registry is a hash per worker plus an index zset (keys in
+:class:`~redkeep.queue.keys.WorkerKeys`), written by one script with the server's clock. On the
+memory backend it lives in the process, attached to the queue objects the workers serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
+
+from redkeep.errors import scrub
+from redkeep.queue import scripts
+from redkeep.queue.base import JobQueue
+from redkeep.queue.keys import WorkerKeys
+from redkeep.queue.redis import RedisJobQueue
+
+if TYPE_CHECKING:
+    from redkeep.redis.base import RedisClient
+
+__all__ = [
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TTL",
+    "MemoryWorkerRegistry",
+    "RedisWorkerRegistry",
+    "WorkerPresence",
+    "WorkerRegistry",
+    "WorkerView",
+    "registry_for",
+    "registry_of",
+]
+
+log = logging.getLogger("redkeep.queue.workers")
+
+HEARTBEAT_INTERVAL = 5.0
+"""Seconds between two heartbeats of a worker."""
+HEARTBEAT_TTL = 20.0
+"""Seconds after its last heartbeat when a worker is no longer listed (four missed beats)."""
+MAX_LISTED = 1000
+"""Most workers one listing returns."""
+
+
+class WorkerView(TypedDict):
+    """One registered worker. Times are seconds since the epoch (Redis: the server's clock)."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    active: int
+    processed: int
+    started_at: float
+    last_heartbeat: float
+
+
+class _Described(Protocol):
+    """What the registry reads from a worker (see :class:`~redkeep.queue.worker.Worker`)."""
+
+    id: str
+    queues: list[JobQueue]
+    concurrency: int
+    processed: int
+
+    @property
+    def active(self) -> int: ...
+
+
+class WorkerRegistry(ABC):
+    """Where workers announce themselves; one per Redis key prefix, or per process on memory."""
+
+    @abstractmethod
+    async def beat(
+        self,
+        worker_id: str,
+        fields: Mapping[str, Any],
+        ttl: float,
+        started_at: float | None = None,
+    ) -> float:
+        """Record a heartbeat of ``worker_id`` with its ``fields`` (host, pid, queues,
+        concurrency, active, processed), valid ``ttl`` seconds. Returns ``started_at``: the
+        one given, else the time of the first heartbeat."""
+
+    @abstractmethod
+    async def remove(self, worker_id: str) -> None:
+        """Forget ``worker_id`` (it stopped)."""
+
+    @abstractmethod
+    async def list(self) -> list[WorkerView]:
+        """The workers whose last heartbeat has not expired, by id."""
+
+
+class RedisWorkerRegistry(WorkerRegistry):
+    """The registry of the workers under ``key_prefix`` on a Redis (or Upstash) backend."""
+
+    def __init__(self, client: RedisClient, key_prefix: str) -> None:
+        self.client = client
+        self.keys = WorkerKeys(key_prefix)
+
+    async def beat(
+        self,
+        worker_id: str,
+        fields: Mapping[str, Any],
+        ttl: float,
+        started_at: float | None = None,
+    ) -> float:
+        args: list[Any] = [worker_id, int(ttl * 1000), "id", worker_id]
+        if started_at is not None:
+            args += ["started_at", int(started_at * 1000)]
+        for name, value in fields.items():
+            args += [name, _encode(value)]
+        keys = [self.keys.index, self.keys.worker(worker_id)]
+        started, _ = await self.client.evalsha(scripts.WORKER_BEAT, keys, args)
+        return int(started) / 1000.0
+
+    async def remove(self, worker_id: str) -> None:
+        await self.client.pipeline(
+            [("ZREM", self.keys.index, worker_id), ("DEL", self.keys.worker(worker_id))]
+        )
+
+    async def list(self) -> list[WorkerView]:
+        ids = await self.client.zrange(self.keys.index, 0, MAX_LISTED - 1)
+        if not ids:
+            return []
+        replies = await self.client.pipeline([("HGETALL", self.keys.worker(i)) for i in ids])
+        views = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+            record = _pairs(reply)
+            if record:  # an expired hash whose id the next heartbeat prunes from the index
+                views.append(_view(record, 1000.0))
+        return sorted(views, key=lambda v: v["id"])
+
+
+# Workers of memory queues, per queue object: they live and die with the queues they serve.
+_MEMORY: weakref.WeakKeyDictionary[JobQueue, dict[str, tuple[float, WorkerView]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class MemoryWorkerRegistry(WorkerRegistry):
+    """The workers of in-process (memory) ``queues``: a worker is listed by the registry of
+    any queue it serves."""
+
+    def __init__(self, queues: Iterable[JobQueue]) -> None:
+        self.queues = list(queues)
+
+    async def beat(
+        self,
+        worker_id: str,
+        fields: Mapping[str, Any],
+        ttl: float,
+        started_at: float | None = None,
+    ) -> float:
+        now = time.time()
+        started = now if started_at is None else started_at
+        record = {k: _encode(v) for k, v in fields.items()}
+        record.update(id=worker_id, started_at=repr(started), last_heartbeat=repr(now))
+        view = _view(record, 1.0)
+        for queue in self.queues:
+            _MEMORY.setdefault(queue, {})[worker_id] = (now + ttl, view)
+        return started
+
+    async def remove(self, worker_id: str) -> None:
+        for queue in self.queues:
+            _MEMORY.get(queue, {}).pop(worker_id, None)
+
+    async def list(self) -> list[WorkerView]:
+        now = time.time()
+        found: dict[str, WorkerView] = {}
+        for queue in self.queues:
+            for worker_id, (expiry, view) in list(_MEMORY.get(queue, {}).items()):
+                if expiry > now:
+                    found[worker_id] = view
+        return [found[i] for i in sorted(found)][:MAX_LISTED]
+
+
+def registry_for(queues: Sequence[JobQueue]) -> list[WorkerRegistry]:
+    """The registries a worker serving ``queues`` announces itself in: one per Redis client
+    and key prefix among them, and one for its memory queues."""
+    registries: list[WorkerRegistry] = []
+    seen: set[tuple[int, str]] = set()
+    memory: list[JobQueue] = []
+    for queue in queues:
+        if isinstance(queue, RedisJobQueue):
+            where = (id(queue.client), queue.key_prefix)
+            if where not in seen:
+                seen.add(where)
+                registries.append(RedisWorkerRegistry(queue.client, queue.key_prefix))
+        else:
+            memory.append(queue)
+    if memory:
+        registries.append(MemoryWorkerRegistry(memory))
+    return registries
+
+
+def registry_of(
+    client: RedisClient | None, key_prefix: str, queues: Iterable[JobQueue] = ()
+) -> WorkerRegistry:
+    """The registry to read: the Redis one under ``key_prefix`` when there is a ``client``,
+    else the in-process one of the memory ``queues``."""
+    if client is not None:
+        return RedisWorkerRegistry(client, key_prefix)
+    return MemoryWorkerRegistry(queues)
+
+
+class WorkerPresence:
+    """A worker's entry in the registries of its queues: :meth:`start` when it starts,
+    :meth:`beat` from its renewal loop (returns at once; one heartbeat in flight at most, one
+    every :data:`HEARTBEAT_INTERVAL` seconds), :meth:`stop` when it stops. Registry errors are
+    logged, never raised: the worker keeps working and its entry expires."""
+
+    def __init__(self, worker: _Described) -> None:
+        self.worker = worker
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.started_at: float | None = None
+        self._registries: list[WorkerRegistry] = []
+        self._last = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    async def start(self) -> None:
+        """Register (one heartbeat, awaited)."""
+        self._registries = registry_for(self.worker.queues)
+        await self._beat()
+
+    def beat(self) -> None:
+        """Send a heartbeat in the background when one is due and none is in flight."""
+        now = time.monotonic()
+        if now - self._last < HEARTBEAT_INTERVAL or (self._task and not self._task.done()):
+            return
+        self._task = asyncio.create_task(self._beat(), name=f"redkeep-heartbeat-{self.worker.id}")
+
+    async def stop(self) -> None:
+        """Leave the registries (after any heartbeat in flight)."""
+        if self._task is not None:
+            with contextlib.suppress(BaseException):
+                await self._task
+        for registry in self._registries:
+            try:
+                await registry.remove(self.worker.id)
+            except Exception as exc:
+                log.warning("worker %s: leaving the worker registry failed (%s); the entry "
+                            "expires by itself", self.worker.id, scrub(str(exc)))  # fmt: skip
+
+    def fields(self) -> dict[str, Any]:
+        """What a heartbeat records about the worker now."""
+        w = self.worker
+        fields: dict[str, Any] = {
+            "host": self.host,
+            "pid": self.pid,
+            "queues": [q.name for q in w.queues],
+            "concurrency": w.concurrency,
+            "active": w.active,
+            "processed": w.processed,
+        }
+        return fields
+
+    async def _beat(self) -> None:
+        self._last = time.monotonic()
+        fields = self.fields()
+        for registry in self._registries:
+            try:
+                started = await registry.beat(
+                    self.worker.id, fields, HEARTBEAT_TTL, self.started_at
+                )
+            except Exception as exc:
+                if not self._failing:
+                    log.warning("worker %s: heartbeat failed (%s); retrying every %gs",
+                                self.worker.id, scrub(str(exc)), HEARTBEAT_INTERVAL)  # fmt: skip
+                self._failing = True
+                continue
+            self._failing = False
+            if self.started_at is None:
+                self.started_at = started
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return orjson.dumps(value).decode()
+
+
+def _pairs(reply: Any) -> dict[str, str]:
+    if isinstance(reply, dict):
+        return {str(k): str(v) for k, v in reply.items()}
+    items = list(reply or [])
+    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+
+
+def _view(record: Mapping[str, str], per_second: float) -> WorkerView:
+    """A worker's fields as stored (strings) -> its view; stored times are in units of
+    1/``per_second`` s (ms on Redis)."""
+
+    def number(name: str) -> float:
+        try:
+            return float(record.get(name, "0"))
+        except ValueError:
+            return 0.0
+
+    def integer(name: str) -> int:
+        return int(number(name))
+
+    try:
+        queues = orjson.loads(record.get("queues", "[]"))
+    except orjson.JSONDecodeError:
+        queues = []
+    return {
+        "id": record.get("id", ""),
+        "host": record.get("host", ""),
+        "pid": integer("pid"),
+        "queues": [str(q) for q in queues] if isinstance(queues, list) else [],
+        "concurrency": integer("concurrency"),
+        "active": integer("active"),
+        "processed": integer("processed"),
+        "started_at": number("started_at") / per_second,
+        "last_heartbeat": number("last_heartbeat") / per_second,
+    }
