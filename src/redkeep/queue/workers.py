@@ -1,10 +1,11 @@
 """The worker registry: which workers are alive, where, on which queues, doing how much.
 
-A running :class:`~redkeep.queue.worker.Worker` registers when it starts, sends a heartbeat
-every :data:`HEARTBEAT_INTERVAL` seconds (from its lease-renewal loop, never holding it up) and
-leaves when it stops. An entry whose heartbeats stop (a killed process, a lost network) expires
-after :data:`HEARTBEAT_TTL` seconds by itself. The dashboard's Workers page,
-``redkeep workers`` and ``GET /v1/workers`` read it with :func:`registry_of`.
+A running :class:`~redkeep.queue.worker.Worker` registers when it starts, sends heartbeats from
+its lease-renewal loop (never holding it up: every :data:`HEARTBEAT_INTERVAL` seconds, every
+:data:`BUSY_INTERVAL` seconds while its job counts change) and leaves when it stops. An entry
+whose heartbeats stop (a killed process, a lost network) expires after :data:`HEARTBEAT_TTL`
+seconds by itself. The dashboard's Workers page, ``redkeep workers`` and ``GET /v1/workers``
+read it with :func:`registry_of`.
 
 On Redis the registry is a hash per worker plus an index zset (keys in
 :class:`~redkeep.queue.keys.WorkerKeys`), written by one script with the server's clock. On the
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from redkeep.redis.base import RedisClient
 
 __all__ = [
+    "BUSY_INTERVAL",
     "HEARTBEAT_INTERVAL",
     "HEARTBEAT_TTL",
     "MemoryWorkerRegistry",
@@ -51,7 +53,9 @@ __all__ = [
 log = logging.getLogger("redkeep.queue.workers")
 
 HEARTBEAT_INTERVAL = 5.0
-"""Seconds between two heartbeats of a worker."""
+"""Seconds between two heartbeats of an idle worker."""
+BUSY_INTERVAL = 1.0
+"""Seconds between two heartbeats of a worker whose active or processed count changed."""
 HEARTBEAT_TTL = 20.0
 """Seconds after its last heartbeat when a worker is no longer listed (four missed beats)."""
 MAX_LISTED = 1000
@@ -236,6 +240,7 @@ class WorkerPresence:
         self.started_at: float | None = None
         self._registries: list[WorkerRegistry] = []
         self._last = 0.0
+        self._sent = (0, 0)
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
@@ -245,9 +250,11 @@ class WorkerPresence:
         await self._beat()
 
     def beat(self) -> None:
-        """Send a heartbeat in the background when one is due and none is in flight."""
-        now = time.monotonic()
-        if now - self._last < HEARTBEAT_INTERVAL or (self._task and not self._task.done()):
+        """Send a heartbeat in the background when one is due and none is in flight: every
+        :data:`HEARTBEAT_INTERVAL` seconds, every :data:`BUSY_INTERVAL` while the counts move."""
+        w = self.worker
+        due = HEARTBEAT_INTERVAL if self._sent == (w.active, w.processed) else BUSY_INTERVAL
+        if time.monotonic() - self._last < due or (self._task and not self._task.done()):
             return
         self._task = asyncio.create_task(self._beat(), name=f"redkeep-heartbeat-{self.worker.id}")
 
@@ -279,6 +286,7 @@ class WorkerPresence:
     async def _beat(self) -> None:
         self._last = time.monotonic()
         fields = self.fields()
+        self._sent = (fields["active"], fields["processed"])
         for registry in self._registries:
             try:
                 started = await registry.beat(

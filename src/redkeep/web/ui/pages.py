@@ -105,7 +105,7 @@ async def queue_page(
         queue=queue,
         counts=counts,
         statuses=[s.value for s in JobStatus],
-        finished=sorted(s.value for s in FINISHED),
+        finished=[s.value for s in JobStatus if s in FINISHED],
         page=page,
         missing=missing,
         paused=None,  # shown once pause and resume exist (issue 16)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class Sessions:
     def issue(self) -> Session:
         """A new session."""
         sid = _b64(secrets.token_bytes(18))
-        expires = int(time.time() + self.ttl)
+        expires = math.ceil(time.time() + self.ttl)
         cookie = f"{sid}.{expires}.{self._sign(f'{sid}.{expires}')}"
         return Session(sid, expires, self._sign(f"csrf:{sid}"), cookie, new=True)
 
