@@ -26,6 +26,8 @@ OWN_PAGES = [
     "http-api.md",
     "sync.md",
     "django.md",
+    "dashboard.md",
+    "queue.md",
 ]
 
 

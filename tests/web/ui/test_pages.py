@@ -224,3 +224,33 @@ async def test_while_redis_is_down_the_overview_still_shows_caches_and_the_probl
     assert r.status_code == 200
     assert 'role="alert">Part of this page could not be read' in r.text
     assert '<tr data-cache="sessions">' in r.text and "b-open" in r.text
+
+
+async def test_the_overview_has_room_for_pause_state_limits_and_the_15_minute_chart(
+    ui_app: Any, monkeypatch: Any
+) -> None:
+    """Pause, limits and per-minute counters come with other issues; given them, the overview
+    shows a state column, a limits column and a chart per queue."""
+    ui = await ui_app()
+    await ui.login()
+    await ui.services.queue("charted").enqueue("x")
+    plain = (await ui.http.get("/ui/")).text
+    assert "Last 15 minutes" not in plain and ">State<" not in plain
+    rows_of = data.queue_rows
+
+    async def with_extras(services: Any) -> Any:
+        rows, total, problem = await rows_of(services)
+        for row in rows:
+            row.paused, row.limits = True, "10 jobs/s"
+            row.throughput = [(m % 4, m % 2) for m in range(15)]
+        return rows, total, problem
+
+    monkeypatch.setattr(data, "queue_rows", with_extras)
+    page = (await ui.http.get("/ui/")).text
+    assert "Last 15 minutes" in page and 'class="badge s-paused">paused<' in page
+    assert "10 jobs/s" in page
+    chart = page.split('<svg class="spark"', 1)[1].split("</svg>", 1)[0]
+    assert 'aria-label="completed and failed jobs per minute in charted"' in chart
+    done = re.search(r'class="done" points="([^"]+)"', chart)
+    assert done is not None and len(done.group(1).split()) == 15
+    assert done.group(1).split()[3] == "32.1,2.0"  # the peak (3) at the top: x = 3 * 150/14

@@ -36,6 +36,13 @@ async def test_pages_need_a_login_that_sets_a_strict_http_only_cookie(ui_app: An
     assert (await ui.http.get("/ui/login?next=/ui/workers")).headers["location"] == "/ui/workers"
 
 
+async def test_over_https_the_cookie_is_secure(ui_app: Any) -> None:
+    ui = await ui_app(redis=False)
+    ui.http.base_url = "https://127.0.0.1:8443"  # the scheme uvicorn sees behind a TLS proxy
+    r = await ui.http.post("/ui/login", json={"token": TOKEN})
+    assert r.status_code == 200 and "Secure" in r.headers["set-cookie"]
+
+
 async def test_a_wrong_token_sets_no_cookie(ui_app: Any) -> None:
     ui = await ui_app(redis=False)
     r = await ui.http.post("/ui/login", json={"token": TOKEN + "x"})
