@@ -26,6 +26,7 @@ OWN_PAGES = [
     "http-api.md",
     "sync.md",
     "django.md",
+    "worker.md",
     "dashboard.md",
     "queue.md",
 ]

@@ -36,10 +36,12 @@ from redkeep.queue import (
     JobSpec,
     JobStatus,
     MemoryJobQueue,
+    ProcessHandler,
     RedisJobQueue,
     RetentionPolicy,
     Worker,
     WorkerObserver,
+    in_process,
 )
 from redkeep.resilience import CircuitBreaker, RetryPolicy
 from redkeep.serialization import JsonSerializer, Serializer, TypeRegistry
@@ -76,6 +78,7 @@ __all__ = [
     "MemoryCache",
     "MemoryJobQueue",
     "PayloadTooLarge",
+    "ProcessHandler",
     "RedisCache",
     "RedisJobQueue",
     "RedkeepError",
@@ -91,5 +94,6 @@ __all__ = [
     "WorkerObserver",
     "__version__",
     "create_services",
+    "in_process",
     "is_transient",
 ]

@@ -90,7 +90,10 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds to wait for one command reply."
     )
     connect_max_wait: Seconds = Field(
-        30.0, ge=0, description="Total seconds to keep retrying the first connection at startup."
+        30.0,
+        ge=0,
+        description="Total seconds to keep retrying the first connection at startup (strict "
+        "startup waits this long for an unreachable backend before it gives up).",
     )
     max_connections: int = Field(
         50,
@@ -175,6 +178,12 @@ class Settings(BaseSettings):
         description="Bytes of jobs (payloads, results, errors and bookkeeping) one memory-backend "
         "queue holds; an enqueue beyond it fails with QueueFull (HTTP 503 queue_full).",
     )
+    queue_executor: Literal["thread", "process"] = Field(
+        "thread",
+        description="Where workers run sync handlers: thread (a pool of concurrency threads; "
+        "a timed-out thread cannot be stopped) or process (child processes, killed on timeout; "
+        "handlers must be importable by name).",
+    )
     queue_poll_max_rate: float = Field(
         20.0, gt=0, description="Ceiling on idle polls per second where blocking pops are absent."
     )
@@ -182,7 +191,8 @@ class Settings(BaseSettings):
     # -- service -------------------------------------------------------------------------------
     startup: Literal["strict", "degraded"] = Field(
         "degraded",
-        description="strict: fail fast when the backend is unusable; degraded: start on fallback.",
+        description="strict: wait up to REDKEEP_CONNECT_MAX_WAIT for the backend, then refuse to "
+        "start when it is unreachable or unusable; degraded: start at once on the fallback.",
     )
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by the HTTP API (all routes but /health)."

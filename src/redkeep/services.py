@@ -6,9 +6,11 @@ cache manager, the job queues and the metrics of an application.
         await services.queue().enqueue("send_email", {"to": "a@example.com"})
 
 Startup validates the backend (PING, script load, ``maxmemory-policy``). With
-``REDKEEP_STARTUP=strict`` an unusable backend raises :class:`StartupError` at once; with
-``degraded`` (the default) the service starts anyway, caches answer from their memory fallback
-and ``/health/ready`` reports why.
+``REDKEEP_STARTUP=strict`` startup waits up to ``REDKEEP_CONNECT_MAX_WAIT`` seconds for an
+unreachable backend (retrying with backoff), then raises :class:`StartupError`; a backend that
+answers but is unusable (wrong password, scripts refused, evicting policy) raises at once. With
+``degraded`` (the default) the service starts at once anyway, caches answer from their memory
+fallback and ``/health/ready`` reports why.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class Services:
             try:
                 await self._connect()
             except BaseException:
+                if self.connection is not None:
+                    await self.connection.close()
                 await self._close_client()
                 raise
         self.caches = CacheManager(s, client=self.client)
@@ -116,6 +120,8 @@ class Services:
         from redkeep.redis.connection import ConnectionManager
 
         self.connection = ConnectionManager(self.client, self.settings)
+        if self.settings.startup == "strict":
+            await self._wait_reachable(self.connection)
         problem = await self._validate()
         if problem is None:
             await self.connection.start()  # reachable: returns after one PING
@@ -127,6 +133,19 @@ class Services:
         self.degraded_reason = problem
         log.warning("starting degraded: %s", problem)
         self._connecting = asyncio.create_task(self.connection.start(), name="redkeep-connect")
+
+    async def _wait_reachable(self, connection: ConnectionManager) -> None:
+        """Strict startup: PING with backoff for up to ``connect_max_wait`` seconds (not
+        retried: errors that waiting cannot fix, such as a wrong password)."""
+        wait = self.settings.connect_max_wait
+        log.info("strict startup: connecting to %s (waiting up to %g s)", self._where(), wait)
+        start = time.monotonic()
+        if await connection.start() != "ready":
+            raise StartupError(
+                f"strict startup: {self._where()} is unreachable ({connection.last_error}); gave "
+                f"up after {connection.attempts} attempts in {time.monotonic() - start:.1f} s "
+                f"(REDKEEP_CONNECT_MAX_WAIT={wait:g})"
+            )
 
     async def _validate(self) -> str | None:
         """PING, load every script and check ``maxmemory-policy``; the problem, or None."""

@@ -135,12 +135,13 @@ def test_serve_strict_startup_without_redis_exits_with_clear_error(tmp_path: Pat
         REDKEEP_REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
         REDKEEP_STARTUP="strict",
         REDKEEP_CONNECT_TIMEOUT="0.5",
+        REDKEEP_CONNECT_MAX_WAIT="1",
         REDKEEP_RETRY_ATTEMPTS="0",
     )
     result = run(["serve", "--port", str(free_port())], env, tmp_path)
     assert result.returncode == 1
     output = result.stdout + result.stderr
-    assert "strict startup" in output
+    assert "strict startup" in output and "REDKEEP_CONNECT_MAX_WAIT=1" in output
     assert "Traceback" not in output
     assert PASSWORD not in output
 

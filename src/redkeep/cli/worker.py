@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -129,7 +130,8 @@ async def _run(
     queues: list[str],
     concurrency: int | None,
     http: socket.socket | None = None,
-) -> None:
+) -> int:
+    """Run the worker until it stops; the number of handler threads still running then."""
     from redkeep.services import create_services
 
     async with create_services(settings) as services, _probe_server(services, http):
@@ -139,13 +141,15 @@ async def _run(
         w = services.worker(handlers, queues=queues, **options)
         freeze_startup()
         log.info(
-            "worker started: queues=%s handlers=%s backend=%s",
+            "worker started: queues=%s handlers=%s backend=%s executor=%s",
             ",".join(queues),
             ",".join(sorted(handlers)),
             services.backend,
+            settings.queue_executor,
         )
         await w.run()
         log.info("worker stopped")
+        return w.stuck_threads
 
 
 def worker(
@@ -179,10 +183,19 @@ def worker(
             "(16 characters or more), as for `redkeep serve`.",
         ),
     ] = "127.0.0.1",
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Where sync handlers run: thread or process (killable on timeout; handlers "
+            "importable by name). Default REDKEEP_QUEUE_EXECUTOR.",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker for the handlers in a user module until SIGTERM / SIGINT."""
+    if executor not in (None, "thread", "process"):
+        raise _fail(f"--executor must be 'thread' or 'process', got {executor!r}", 2)
     try:
-        settings = Settings()
+        settings = Settings() if executor is None else Settings(queue_executor=executor)
     except RedkeepError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
     _configure_logging(settings)
@@ -214,11 +227,19 @@ def worker(
             raise _fail(problem, ExitCode.USAGE)
         http = _bind(http_host, http_port)
     try:
-        run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
+        stuck = run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
     except RedkeepError as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
-        pass
+        return
+    if stuck:
+        # The interpreter would wait for those threads forever; their jobs already have an
+        # outcome (failed, or released for another worker), so exit without them.
+        log.warning("exiting with %d handler threads still running", stuck)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def register(app: typer.Typer) -> None:
