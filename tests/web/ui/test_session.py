@@ -3,6 +3,9 @@ logout, security headers, and that the /ui exemption from the bearer token opens
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -201,6 +204,35 @@ async def test_the_ui_exemption_opens_neither_the_api_nor_other_paths(ui_app: An
 
 async def test_the_dashboard_can_be_turned_off(ui_app: Any) -> None:
     ui = await ui_app(redis=False, ui_enabled=False)
-    for path in ("/ui/", "/ui/login", "/ui/static/dashboard.css"):
+    for path in ("/ui", "/ui/", "/ui/login", "/ui/static/dashboard.css"):
         assert (await ui.http.get(path)).status_code == 404, path
     assert (await ui.http.post("/ui/login", json={"token": TOKEN})).status_code == 404
+
+
+def test_without_jinja2_the_api_still_serves_and_ui_says_what_to_install() -> None:
+    code = """
+import sys
+sys.modules["jinja2"] = None  # as if it were not installed
+import asyncio, httpx
+from redkeep.config import Settings
+from redkeep.services import create_services
+from redkeep.web.app import create_app
+
+async def main():
+    async with create_services(Settings(backend="memory")) as services:
+        transport = httpx.ASGITransport(app=create_app(services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            r = await c.get("/ui/")
+            print(r.status_code, r.json()["error"]["message"])
+            print((await c.get("/v1/queues/q/counts")).status_code)
+
+asyncio.run(main())
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDKEEP_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    ui_line, api_line = done.stdout.strip().splitlines()
+    assert ui_line.startswith("404 the dashboard needs Jinja2 (pip install 'redkeep[server]')")
+    assert api_line == "200"

@@ -20,10 +20,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from redkeep.web.ui import actions, pages
+from redkeep.web.errors import error_response
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-router.include_router(pages.router, prefix="/ui")
-router.include_router(actions.router, prefix="/ui")
+try:
+    from redkeep.web.ui import actions, pages
+except ImportError as exc:  # Jinja2 missing: the API still serves, /ui says what to install
+    missing = f"the dashboard needs Jinja2 (pip install 'redkeep[server]'): {exc}"
+
+    @router.api_route("/ui{rest:path}", methods=["GET", "POST"])
+    async def unavailable() -> object:
+        return error_response(404, "not_found", missing)
+else:
+    router.include_router(pages.router, prefix="/ui")
+    router.include_router(actions.router, prefix="/ui")

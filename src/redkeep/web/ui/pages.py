@@ -41,8 +41,9 @@ def _common(request: Request, session: Session | None, title: str, **extra: Any)
 
 
 @router.get("")
-async def root() -> Response:
+async def root(request: Request) -> Response:
     """``/ui`` -> ``/ui/``."""
+    require_enabled(request)
     return RedirectResponse("/ui/", 307)
 
 
