@@ -120,8 +120,8 @@ async def job_action(
         return _done(f"job {job_id} deleted", f"/ui/queues/{queue}?status={job.status}")
     if action == "retry":
         if not await q.retry(job_id):
-            raise ApiError(409, "job_conflict", f"job {job_id} is {job.status}: only failed "
-                           "jobs can be retried")  # fmt: skip
+            why = f"job {job_id} is {job.status}: only failed jobs can be retried"
+            raise ApiError(409, "job_conflict", why)
         return _done(f"job {job_id} sent back to waiting")
     if not await q.cancel(job_id):
         raise ApiError(409, "job_conflict", f"job {job_id} is already {job.status}")
