@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ import pytest
 from redkeep.cache.manager import CacheManager
 from redkeep.config import Settings
 from redkeep.errors import ConfigError, QueueFull, RedkeepError
+from redkeep.queue.job import Job
 from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.worker import Worker
 from redkeep.redis.factory import create_client
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.services import create_services
 from redkeep.web.app import create_app
 from redkeep.web.security import exposure_problem
@@ -38,6 +41,7 @@ def quoted_messages() -> list[str]:
         for paragraph in re.findall(r"\*\*Symptom\.\*\*(.*?)\n\n", text, re.S)
         for span in re.findall(r"`([^`]+)`", paragraph)
     ]
+    spans = [" ".join(s.split()) for s in spans]  # a quote may wrap across lines
     return [s for s in spans if s.count(" ") >= 2 and not s.startswith(("redkeep ", "--"))]
 
 
@@ -111,7 +115,7 @@ async def _server_messages(server: Any, caplog: pytest.LogCaptureFixture) -> lis
     return said
 
 
-async def _service_messages() -> list[str]:
+async def _service_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     said: list[str] = []
     try:
         Settings(redis_url="redis://:pa/ss@127.0.0.1:6379/0")
@@ -137,12 +141,39 @@ async def _service_messages() -> list[str]:
             said.extend(r.json()["error"]["message"] for r in answers)
             ready = (await client.get("/health/ready")).json()
             said.append(ready["components"]["worker"]["hint"])
+    said += await _stuck_thread_messages(caplog)
     return said
+
+
+async def _stuck_thread_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """A sync handler that outlives its timeout: the job's error and the worker's log line."""
+    release = threading.Event()
+
+    def slow(job: Job) -> None:
+        release.wait(10)
+
+    queue = MemoryJobQueue("stuck", max_attempts=1)
+    worker = Worker(queue, {"slow": slow}, concurrency=1, handle_signals=False)
+    caplog.set_level(logging.INFO, logger="redkeep")
+    running = asyncio.create_task(worker.run())
+    try:
+        job = await queue.enqueue("slow", timeout=0.2)
+        for _ in range(200):
+            done = await queue.get_job(job.id)
+            if done is not None and done.finished:
+                break
+            await asyncio.sleep(0.025)
+        assert done is not None and done.error is not None, done
+    finally:
+        release.set()
+        worker.stop()
+        await running
+    return [f"{done.error.type}: {done.error.message}"] + [r.getMessage() for r in caplog.records]
 
 
 def _cluster_messages(cluster: Any) -> list[str]:
     async def run() -> list[str]:
-        client = RespClient(cluster.url)  # the single-server client on a cluster node
+        client = MuxClient(cluster.url)  # the single-server client on a cluster node
         try:
             said = [await _fails(client.execute("MGET", "a", "b"))]
             for i in range(50):
@@ -164,7 +195,7 @@ def test_every_quoted_message_is_real(
 ) -> None:
     server = redis_server_factory(requirepass=PASSWORD)
     said = asyncio.run(_server_messages(server, caplog))
-    said += asyncio.run(_service_messages())
+    said += asyncio.run(_service_messages(caplog))
     said += _cluster_messages(redis_cluster)
     quotes = quoted_messages()
     assert len(quotes) >= 15, quotes

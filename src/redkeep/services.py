@@ -27,9 +27,10 @@ from redkeep.cache.base import CacheService
 from redkeep.cache.manager import CacheManager
 from redkeep.cache.memory import MemoryCache
 from redkeep.cache.redis import RedisCache
+from redkeep.cache.tiered import TieredCache
 from redkeep.config import Settings, redact_url
 from redkeep.errors import RedkeepError, StartupError, scrub
-from redkeep.monitoring.metrics import Metrics
+from redkeep.monitoring.metrics import L1Snapshot, Metrics
 from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
 from redkeep.names import check_name
 from redkeep.queue import scripts as queue_scripts
@@ -60,7 +61,7 @@ MAX_NAMED = 256  # caches or queues one service creates on demand (bounds memory
 
 
 def _scripts() -> list[Script]:
-    found = [QUEUE_DEPTH]
+    found: list[Script] = [QUEUE_DEPTH]
     for name in getattr(queue_scripts, "__all__", ()):
         script = getattr(queue_scripts, name, None)
         if isinstance(script, Script):
@@ -401,6 +402,8 @@ class Services:
             if _on_fallback(cache):
                 entry["status"] = "fallback"
                 entry["reason"] = "serving from the memory fallback while Redis is unavailable"
+            if isinstance(cache, TieredCache):
+                entry["l1"] = cache.l1_status()
             caches[name] = entry
         components["caches"] = {
             "breaker": self.caches.breaker.state if self.caches is not None else None,
@@ -427,7 +430,10 @@ class Services:
         """Snapshot cache stats, queue depth, connection and breaker state into the metrics."""
         m = self.metrics
         for name, cache in self._caches().items():
-            m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache))
+            l1 = None
+            if isinstance(cache, TieredCache):
+                l1 = L1Snapshot(cache.l1_state == "bypassed", len(cache.l1), cache.l1.bytes)
+            m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache), l1=l1)
         if self.caches is not None:
             m.set_breaker_state(self.caches.breaker.name, self.caches.breaker.state)
         if self.client is not None and self.connection is not None:

@@ -15,8 +15,7 @@ from typer.testing import CliRunner
 
 from redkeep.cli import app
 from redkeep.queue import RedisJobQueue, Worker
-from redkeep.queue.workers import registry_for
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 
 @pytest.fixture
@@ -34,12 +33,12 @@ def worker(redis_url: str, prefix: str) -> Iterator[Worker]:
     box: dict[str, Any] = {}
 
     async def main() -> None:
-        client = RespClient(redis_url)
+        client = MuxClient(redis_url)
         queues = [RedisJobQueue(client, n, key_prefix=prefix) for n in ("mail", "reports")]
         w = box["worker"] = Worker(queues, {}, handle_signals=False, concurrency=4)
         box["loop"] = asyncio.get_running_loop()
         task = asyncio.create_task(w.run())
-        while not await registry_for(queues)[0].list():  # registered
+        while not await queues[0].worker_registry().list():  # registered
             await asyncio.sleep(0.01)
         ready.set()
         await task

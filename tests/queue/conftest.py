@@ -1,6 +1,8 @@
 """Queue fixtures: ``make_queue`` builds a queue on the backend the test is parametrized with.
 
 Every queue gets the test's unique ``prefix`` and a unique queue name; nothing is flushed.
+Every queue test runs with the Lua key guard (``tests/support/lua_keys.py``): each script
+refuses, with an error, any command on a key that is not in its KEYS.
 """
 
 from __future__ import annotations
@@ -19,9 +21,23 @@ from typing import Any
 
 import pytest
 
-from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker
+from redkeep.monitoring import probes
+from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker, scripts
+from tests.support.clients import RESP_TRANSPORTS, open_client
+from tests.support.lua_keys import guarded
 
-BACKENDS = ["memory", "resp", pytest.param("cluster", marks=pytest.mark.cluster)]
+BACKENDS = ["memory", *RESP_TRANSPORTS]
+
+
+@pytest.fixture(autouse=True)
+def lua_key_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every queue script (and the depth probe) with the key guard in front."""
+    for name in scripts.__all__:
+        script = getattr(scripts, name)
+        if isinstance(script, scripts.QueueScript):
+            monkeypatch.setattr(scripts, name, guarded(script))
+    monkeypatch.setattr(probes, "QUEUE_DEPTH", guarded(probes.QUEUE_DEPTH))
+
 
 QueueFactory = Callable[..., Awaitable[JobQueue]]
 
@@ -30,7 +46,7 @@ QueueFactory = Callable[..., Awaitable[JobQueue]]
 async def make_queue(
     request: pytest.FixtureRequest, prefix: str, redis_url: str
 ) -> AsyncIterator[QueueFactory]:
-    """``await make_queue(**queue_options) -> JobQueue`` on memory / RESP / Cluster."""
+    """``await make_queue(**queue_options) -> JobQueue`` on memory and every RESP transport."""
     backend = request.param
     clients: list[Any] = []
 
@@ -38,13 +54,7 @@ async def make_queue(
         name = opts.pop("name", f"q-{uuid.uuid4().hex[:8]}")
         if backend == "memory":
             return MemoryJobQueue(name, **opts)
-        from redkeep.redis.resp import RespClient
-
-        if backend == "cluster":
-            cluster = request.getfixturevalue("redis_cluster")
-            client = RespClient(cluster.url, cluster=True)
-        else:
-            client = RespClient(redis_url)
+        client = open_client(request, backend)
         clients.append(client)
         return RedisJobQueue(client, name, key_prefix=prefix, **opts)
 

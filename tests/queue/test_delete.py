@@ -1,5 +1,5 @@
-"""JobQueue.delete_job on every backend: a deleted job is gone from its list, its counts and its
-record, and never runs; an active job is refused."""
+"""JobQueue.delete_job on every backend: a deleted job is gone from its list, its counts and every
+record, and never runs; an active job is refused; a re-sent delete acts once."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from redkeep.errors import JobError
-from redkeep.queue import JobStatus
+from redkeep.queue import JobStatus, MemoryJobQueue, RedisJobQueue, scripts
+from redkeep.queue.job import STATUSES
 from tests.queue.conftest import running, wait_status, wait_until
 
 
@@ -74,3 +75,51 @@ async def test_deleting_a_waiting_job_leaves_the_others_in_order(make_queue: Any
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_deleted_job_leaves_no_record(make_queue: Any) -> None:
+    q = await make_queue(max_attempts=1)
+    done = await q.enqueue("ok", "d")
+    failed = await q.enqueue("boom")
+    async with running(q, {"ok": lambda job: "result", "boom": lambda job: 1 / 0}):
+        await wait_status(q, done.id, "completed")
+        await wait_status(q, failed.id, "failed")
+    assert await q.delete_job(done.id) and await q.delete_job(failed.id)
+    if isinstance(q, MemoryJobQueue):
+        assert q.size_bytes == 0  # its payload, result and error are no longer counted
+        return
+    assert isinstance(q, RedisJobQueue)
+    k = q.keys
+    for key in (k.state, k.data, k.results, k.errors):
+        assert await q.client.hgetall(key) == {}, key
+    for status in STATUSES:
+        assert await q.client.zrange(k.status_key(status), 0, -1) == [], status
+
+
+async def test_a_resent_delete_answers_what_the_first_did(make_queue: Any) -> None:
+    # The same script call twice with one request id, as a transport re-sends it after a lost
+    # reply: the second answers from the request memo (a job since re-added is not deleted).
+    q = await make_queue()
+    if not isinstance(q, RedisJobQueue):
+        pytest.skip("the memory queue has no transport to re-send a call")
+    job = await q.enqueue("x", job_id="same-id")
+    keys = q.keys.names(scripts.DELETE.keys)
+    assert await q.client.evalsha(scripts.DELETE, keys, ["req-1", job.id]) == "waiting"
+    await q.enqueue("x", job_id="same-id")
+    assert await q.client.evalsha(scripts.DELETE, keys, ["req-1", job.id]) == "waiting"
+    assert (await q.counts())["waiting"] == 1
+    assert await q.client.evalsha(scripts.DELETE, keys, ["req-2", job.id]) == "waiting"
+    assert await q.client.evalsha(scripts.DELETE, keys, ["req-2", job.id]) == "waiting"
+    assert await q.client.evalsha(scripts.DELETE, keys, ["req-3", job.id]) is None
+    assert await q.get_job(job.id) is None
+
+
+async def test_a_damaged_record_can_be_deleted(make_queue: Any) -> None:
+    q = await make_queue()
+    if not isinstance(q, RedisJobQueue):
+        pytest.skip("the memory queue keeps no stored records")
+    job = await q.enqueue("x", job_id="damaged")
+    await q.client.hset(q.keys.state, {job.id: "not a state record"})
+    assert await q.delete_job(job.id) is True
+    assert await q.client.zrange(q.keys.waiting, 0, -1) == []
+    assert await q.client.hgetall(q.keys.data) == {}

@@ -1,5 +1,6 @@
 """The worker registry on every backend: a worker is listed while it runs (host, pid, queues,
-times, active and processed jobs), leaves when it stops, and expires when its heartbeats stop."""
+times, active and processed jobs), leaves when it stops, and expires when its heartbeats stop.
+(The registry's part of the worker protocol, on Upstash too, is in test_protocol.py.)"""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import pytest
 from redkeep.queue import RedisJobQueue
 from redkeep.queue import workers as registry
 from redkeep.queue.keys import WorkerKeys
-from redkeep.queue.workers import registry_for
+from redkeep.queue.workers import registries_for
 from tests.queue.conftest import running, wait_status, wait_until
 
 
 async def _listed(queue: Any) -> list[registry.WorkerView]:
-    return await registry_for([queue])[0].list()
+    return await queue.worker_registry().list()  # type: ignore[no-any-return]
 
 
 async def test_a_running_worker_is_listed_and_leaves_when_it_stops(
@@ -76,7 +77,7 @@ async def test_two_workers_on_two_queues(make_queue: Any) -> None:
 
 async def test_an_entry_expires_when_heartbeats_stop(make_queue: Any) -> None:
     q = await make_queue()
-    reg = registry_for([q])[0]
+    reg = q.worker_registry()
     await reg.beat("gone-worker", {"host": "h", "pid": 1, "queues": [q.name]}, ttl=0.3)
     await reg.beat("live-worker", {"host": "h", "pid": 2, "queues": [q.name]}, ttl=30)
     assert [v["id"] for v in await reg.list()] == ["gone-worker", "live-worker"]
@@ -86,23 +87,53 @@ async def test_an_entry_expires_when_heartbeats_stop(make_queue: Any) -> None:
     assert await reg.list() == []
 
 
-async def test_redis_index_is_pruned_and_expires_with_its_last_worker(
-    make_queue: Any, redis_url: str, prefix: str
+async def test_redis_keys_are_pruned_and_expire_with_the_last_worker(
+    make_queue: Any, prefix: str
 ) -> None:
     if make_queue.backend == "memory":
         pytest.skip("the in-process registry has no Redis keys")
     q = await make_queue()
     assert isinstance(q, RedisJobQueue)
-    reg = registry_for([q])[0]
+    reg = q.worker_registry()
     keys = WorkerKeys(prefix)
     await reg.beat("a", {"host": "h"}, ttl=0.2)
     await reg.beat("b", {"host": "h"}, ttl=1.0)
     await asyncio.sleep(0.3)
-    await reg.beat("b", {"host": "h"}, ttl=1.0)  # prunes "a" from the index
-    assert await q.client.zrange(keys.index, 0, -1) == ["b"]
-    assert 0 < await q.client.pttl(keys.index) <= 1000
+    await reg.beat("b", {"host": "h"}, ttl=1.0)  # drops "a"
+    assert await q.client.zrange(keys.beats, 0, -1) == ["b"]
+    assert list(await q.client.hgetall(keys.info)) == ["b"]
+    for key in (keys.beats, keys.info):
+        assert 0 < await q.client.pttl(key) <= 1000
     await asyncio.sleep(1.1)
-    assert await q.client.exists(keys.index, keys.worker("a"), keys.worker("b")) == 0
+    assert await q.client.exists(keys.beats, keys.info) == 0
+
+
+async def test_a_worker_beats_once_per_store(make_queue: Any, prefix: str) -> None:
+    # Queues on one client and key prefix share one registry; memory queues each have their
+    # own (a worker serving both is listed by either).
+    a = await make_queue()
+    if make_queue.backend == "memory":
+        assert len(registries_for([a, await make_queue()])) == 2
+        return
+    b = RedisJobQueue(a.client, "other", key_prefix=prefix)
+    elsewhere = RedisJobQueue(a.client, "other", key_prefix=f"{prefix}-2")
+    assert len(registries_for([a, b])) == 1
+    assert len(registries_for([a, b, elsewhere])) == 2
+
+
+async def test_a_damaged_record_is_listed_without_failing_the_list(
+    make_queue: Any, prefix: str
+) -> None:
+    if make_queue.backend == "memory":
+        pytest.skip("the in-process registry keeps views, not stored records")
+    q = await make_queue()
+    assert isinstance(q, RedisJobQueue)
+    reg = q.worker_registry()
+    await reg.beat("ok", {"host": "h", "pid": 7, "queues": [q.name]}, ttl=30)
+    await reg.beat("bad", {"host": "h"}, ttl=30)
+    await q.client.hset(WorkerKeys(prefix).info, {"bad": "not json"})
+    views = await reg.list()
+    assert [(v["id"], v["host"], v["pid"]) for v in views] == [("bad", "", 0), ("ok", "h", 7)]
 
 
 async def _has(queue: Any, n: int) -> bool:

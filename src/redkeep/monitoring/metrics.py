@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "CacheSnapshot", "Metrics", "QueueSnapshot"]
+__all__ = ["CONTENT_TYPE", "CacheSnapshot", "L1Snapshot", "Metrics", "QueueSnapshot"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -42,6 +42,10 @@ CACHE_STAT_FIELDS = (
     "errors",
     "fallback_reads",
     "fallback_writes",
+    "l1_hits",
+    "l1_misses",
+    "l1_bypassed_reads",
+    "l1_invalidations",
 )
 CONNECTION_STATES = ("connecting", "ready", "degraded", "closed")
 BREAKER_STATES = ("closed", "open", "half_open")
@@ -53,6 +57,17 @@ class CacheSnapshot:
 
     counters: dict[str, float] = field(default_factory=dict)
     on_fallback: bool = False
+    l1: L1Snapshot | None = None
+    """The L1 of a tiered cache (None for other caches)."""
+
+
+@dataclass
+class L1Snapshot:
+    """State of a tiered cache's in-process L1 at scrape time."""
+
+    bypassed: bool
+    entries: int
+    bytes: int
 
 
 @dataclass
@@ -114,13 +129,34 @@ class _StateCollector:
             "1 while the cache serves from its memory fallback.",
             labels=["cache"],
         )
+        bypassed = GaugeMetricFamily(
+            "redkeep_cache_l1_bypassed",
+            "1 while a tiered cache's L1 is bypassed (invalidation channel lost or lagging, "
+            "or the L2 on its fallback).",
+            labels=["cache"],
+        )
+        l1_entries = GaugeMetricFamily(
+            "redkeep_cache_l1_entries", "Entries held in a tiered cache's L1.", labels=["cache"]
+        )
+        l1_bytes = GaugeMetricFamily(
+            "redkeep_cache_l1_bytes",
+            "Approximate bytes held in a tiered cache's L1.",
+            labels=["cache"],
+        )
         for name, snap in sorted(caches.items()):
             for f, value in snap.counters.items():
                 if f in fams:
                     fams[f].add_metric([name], value)
             fallback.add_metric([name], 1.0 if snap.on_fallback else 0.0)
+            if snap.l1 is not None:
+                bypassed.add_metric([name], 1.0 if snap.l1.bypassed else 0.0)
+                l1_entries.add_metric([name], float(snap.l1.entries))
+                l1_bytes.add_metric([name], float(snap.l1.bytes))
         yield from fams.values()
         yield fallback
+        yield bypassed
+        yield l1_entries
+        yield l1_bytes
 
     @staticmethod
     def _queue_families(queues: Mapping[str, QueueSnapshot]) -> Iterable[Metric]:
@@ -296,15 +332,18 @@ class Metrics:
         with self._lock:
             self._breaker_states[name] = _state_name(state)
 
-    def set_cache(self, name: str, stats: Any, *, on_fallback: bool = False) -> None:
-        """Copy the counters of a ``CacheStats`` (or mapping) for cache ``name``."""
+    def set_cache(
+        self, name: str, stats: Any, *, on_fallback: bool = False, l1: L1Snapshot | None = None
+    ) -> None:
+        """Copy the counters of a ``CacheStats`` (or mapping) for cache ``name`` (and the state
+        of its L1, for a tiered cache)."""
         counters: dict[str, float] = {}
         for f in CACHE_STAT_FIELDS:
             value = stats.get(f) if isinstance(stats, Mapping) else getattr(stats, f, None)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 counters[f] = float(value)
         with self._lock:
-            self._caches[name] = CacheSnapshot(counters, on_fallback)
+            self._caches[name] = CacheSnapshot(counters, on_fallback, l1)
 
     def set_queue(self, name: str, counts: Mapping[str, int], oldest_age: float | None) -> None:
         """Set the depth of queue ``name``."""

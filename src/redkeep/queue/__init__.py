@@ -10,6 +10,7 @@ from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.executors import ProcessHandler, in_process
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.protocol import Outcome, StepRequest, StepResult, WorkerQueue
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.queue.worker import Worker
 
@@ -23,11 +24,15 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "MemoryJobQueue",
+    "Outcome",
     "ProcessHandler",
     "RedisJobQueue",
     "RetentionPolicy",
+    "StepRequest",
+    "StepResult",
     "Worker",
     "WorkerObserver",
+    "WorkerQueue",
     "in_process",
     "list_queue_names",
 ]

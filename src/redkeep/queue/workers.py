@@ -7,9 +7,11 @@ whose heartbeats stop (a killed process, a lost network) expires after :data:`HE
 seconds by itself. The dashboard's Workers page, ``redkeep workers`` and ``GET /v1/workers``
 read it with :func:`registry_of`.
 
-On Redis the registry is a hash per worker plus an index zset (keys in
-:class:`~redkeep.queue.keys.WorkerKeys`), written by one script with the server's clock. On the
-memory backend it lives in the process, attached to the queue objects the workers serve.
+A worker finds its registries through the worker protocol: each queue's
+:meth:`~redkeep.queue.protocol.WorkerQueue.worker_registry`. On Redis the registry of a key
+prefix is two fixed keys (:class:`~redkeep.queue.keys.WorkerKeys`: a zset of heartbeat expiries
+and a hash of JSON records) written by one script with the server's clock; on the memory
+backend it lives in the process, attached to the queue objects the workers serve.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import socket
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -30,11 +32,10 @@ from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
 from redkeep.errors import scrub
 from redkeep.queue import scripts
-from redkeep.queue.base import JobQueue
 from redkeep.queue.keys import WorkerKeys
-from redkeep.queue.redis import RedisJobQueue
 
 if TYPE_CHECKING:
+    from redkeep.queue.protocol import WorkerQueue
     from redkeep.redis.base import RedisClient
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
     "WorkerPresence",
     "WorkerRegistry",
     "WorkerView",
-    "registry_for",
+    "registries_for",
     "registry_of",
 ]
 
@@ -80,7 +81,7 @@ class _Described(Protocol):
     """What the registry reads from a worker (see :class:`~redkeep.queue.worker.Worker`)."""
 
     id: str
-    queues: list[JobQueue]
+    queues: list[WorkerQueue]
     concurrency: int
     processed: int
 
@@ -90,6 +91,11 @@ class _Described(Protocol):
 
 class WorkerRegistry(ABC):
     """Where workers announce themselves; one per Redis key prefix, or per process on memory."""
+
+    @property
+    @abstractmethod
+    def scope(self) -> Hashable:
+        """Equal for two registries that are the same store (a worker beats once into it)."""
 
     @abstractmethod
     async def beat(
@@ -101,7 +107,7 @@ class WorkerRegistry(ABC):
     ) -> float:
         """Record a heartbeat of ``worker_id`` with its ``fields`` (host, pid, queues,
         concurrency, active, processed), valid ``ttl`` seconds. Returns ``started_at``: the
-        one given, else the time of the first heartbeat."""
+        one given, else the time of the worker's first heartbeat."""
 
     @abstractmethod
     async def remove(self, worker_id: str) -> None:
@@ -118,6 +124,11 @@ class RedisWorkerRegistry(WorkerRegistry):
     def __init__(self, client: RedisClient, key_prefix: str) -> None:
         self.client = client
         self.keys = WorkerKeys(key_prefix)
+        self._k = self.keys.names(scripts.WORKER_BEAT.keys)
+
+    @property
+    def scope(self) -> Hashable:
+        return (id(self.client), self.keys.key_prefix)
 
     async def beat(
         self,
@@ -126,37 +137,25 @@ class RedisWorkerRegistry(WorkerRegistry):
         ttl: float,
         started_at: float | None = None,
     ) -> float:
-        args: list[Any] = [worker_id, int(ttl * 1000), "id", worker_id]
-        if started_at is not None:
-            args += ["started_at", int(started_at * 1000)]
-        for name, value in fields.items():
-            args += [name, _encode(value)]
-        keys = [self.keys.index, self.keys.worker(worker_id)]
-        started, _ = await self.client.evalsha(scripts.WORKER_BEAT, keys, args)
-        return int(started) / 1000.0
+        started = "" if started_at is None else int(started_at * 1000)
+        record = orjson.dumps(dict(fields)).decode()
+        args = [worker_id, int(ttl * 1000), record, started]
+        reply = await self.client.evalsha(scripts.WORKER_BEAT, self._k, args)
+        return int(reply[0]) / 1000.0
 
     async def remove(self, worker_id: str) -> None:
         await self.client.pipeline(
-            [("ZREM", self.keys.index, worker_id), ("DEL", self.keys.worker(worker_id))]
+            [("ZREM", self.keys.beats, worker_id), ("HDEL", self.keys.info, worker_id)]
         )
 
     async def list(self) -> list[WorkerView]:
-        ids = await self.client.zrange(self.keys.index, 0, MAX_LISTED - 1)
-        if not ids:
-            return []
-        replies = await self.client.pipeline([("HGETALL", self.keys.worker(i)) for i in ids])
-        views = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-            record = _pairs(reply)
-            if record:  # an expired hash whose id the next heartbeat prunes from the index
-                views.append(_view(record, 1000.0))
+        flat = await self.client.evalsha(scripts.WORKER_LIST, self._k, [MAX_LISTED]) or []
+        views = [_view(str(flat[i]), _loads(flat[i + 1]), 1000.0) for i in range(0, len(flat), 2)]
         return sorted(views, key=lambda v: v["id"])
 
 
 # Workers of memory queues, per queue object: they live and die with the queues they serve.
-_MEMORY: weakref.WeakKeyDictionary[JobQueue, dict[str, tuple[float, WorkerView]]] = (
+_MEMORY: weakref.WeakKeyDictionary[object, dict[str, tuple[float, WorkerView]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -165,8 +164,12 @@ class MemoryWorkerRegistry(WorkerRegistry):
     """The workers of in-process (memory) ``queues``: a worker is listed by the registry of
     any queue it serves."""
 
-    def __init__(self, queues: Iterable[JobQueue]) -> None:
+    def __init__(self, queues: Iterable[object]) -> None:
         self.queues = list(queues)
+
+    @property
+    def scope(self) -> Hashable:
+        return ("memory", *(id(q) for q in self.queues))
 
     async def beat(
         self,
@@ -176,10 +179,13 @@ class MemoryWorkerRegistry(WorkerRegistry):
         started_at: float | None = None,
     ) -> float:
         now = time.time()
-        started = now if started_at is None else started_at
-        record = {k: _encode(v) for k, v in fields.items()}
-        record.update(id=worker_id, started_at=repr(started), last_heartbeat=repr(now))
-        view = _view(record, 1.0)
+        started = started_at
+        for queue in self.queues:
+            known = _MEMORY.get(queue, {}).get(worker_id)
+            if started is None and known is not None:
+                started = known[1]["started_at"]
+        started = now if started is None else started
+        view = _view(worker_id, {**fields, "started_at": started, "last_heartbeat": now}, 1)
         for queue in self.queues:
             _MEMORY.setdefault(queue, {})[worker_id] = (now + ttl, view)
         return started
@@ -198,27 +204,20 @@ class MemoryWorkerRegistry(WorkerRegistry):
         return [found[i] for i in sorted(found)][:MAX_LISTED]
 
 
-def registry_for(queues: Sequence[JobQueue]) -> list[WorkerRegistry]:
-    """The registries a worker serving ``queues`` announces itself in: one per Redis client
-    and key prefix among them, and one for its memory queues."""
-    registries: list[WorkerRegistry] = []
-    seen: set[tuple[int, str]] = set()
-    memory: list[JobQueue] = []
+def registries_for(queues: Sequence[WorkerQueue]) -> list[WorkerRegistry]:
+    """The registries a worker serving ``queues`` announces itself in: each queue's
+    :meth:`~redkeep.queue.protocol.WorkerQueue.worker_registry`, once per store (several
+    queues under one Redis key prefix share one)."""
+    registries: dict[Hashable, WorkerRegistry] = {}
     for queue in queues:
-        if isinstance(queue, RedisJobQueue):
-            where = (id(queue.client), queue.key_prefix)
-            if where not in seen:
-                seen.add(where)
-                registries.append(RedisWorkerRegistry(queue.client, queue.key_prefix))
-        else:
-            memory.append(queue)
-    if memory:
-        registries.append(MemoryWorkerRegistry(memory))
-    return registries
+        registry = queue.worker_registry()
+        if registry is not None:
+            registries.setdefault(registry.scope, registry)
+    return list(registries.values())
 
 
 def registry_of(
-    client: RedisClient | None, key_prefix: str, queues: Iterable[JobQueue] = ()
+    client: RedisClient | None, key_prefix: str, queues: Iterable[object] = ()
 ) -> WorkerRegistry:
     """The registry to read: the Redis one under ``key_prefix`` when there is a ``client``,
     else the in-process one of the memory ``queues``."""
@@ -246,7 +245,7 @@ class WorkerPresence:
 
     async def start(self) -> None:
         """Register (one heartbeat, awaited)."""
-        self._registries = registry_for(self.worker.queues)
+        self._registries = registries_for(self.worker.queues)
         await self._beat()
 
     def beat(self) -> None:
@@ -303,46 +302,31 @@ class WorkerPresence:
                 self.started_at = started
 
 
-def _encode(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    return orjson.dumps(value).decode()
+def _loads(record: Any) -> dict[str, Any]:
+    try:
+        value = orjson.loads(record)
+    except (orjson.JSONDecodeError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def _pairs(reply: Any) -> dict[str, str]:
-    if isinstance(reply, dict):
-        return {str(k): str(v) for k, v in reply.items()}
-    items = list(reply or [])
-    return {str(items[i]): str(items[i + 1]) for i in range(0, len(items) - 1, 2)}
-
-
-def _view(record: Mapping[str, str], per_second: float) -> WorkerView:
-    """A worker's fields as stored (strings) -> its view; stored times are in units of
-    1/``per_second`` s (ms on Redis)."""
+def _view(worker_id: str, record: Mapping[str, Any], per_second: float) -> WorkerView:
+    """A worker's record as stored -> its view; stored times are in units of 1/``per_second``
+    seconds (ms on Redis). A damaged field reads as empty or 0 (the listing never fails)."""
 
     def number(name: str) -> float:
-        try:
-            return float(record.get(name, "0"))
-        except ValueError:
-            return 0.0
+        value = record.get(name)
+        return float(value) if isinstance(value, int | float) else 0.0
 
-    def integer(name: str) -> int:
-        return int(number(name))
-
-    try:
-        queues = orjson.loads(record.get("queues", "[]"))
-    except orjson.JSONDecodeError:
-        queues = []
+    queues = record.get("queues")
     return {
-        "id": record.get("id", ""),
-        "host": record.get("host", ""),
-        "pid": integer("pid"),
+        "id": worker_id,
+        "host": str(record.get("host", "")),
+        "pid": int(number("pid")),
         "queues": [str(q) for q in queues] if isinstance(queues, list) else [],
-        "concurrency": integer("concurrency"),
-        "active": integer("active"),
-        "processed": integer("processed"),
+        "concurrency": int(number("concurrency")),
+        "active": int(number("active")),
+        "processed": int(number("processed")),
         "started_at": number("started_at") / per_second,
         "last_heartbeat": number("last_heartbeat") / per_second,
     }

@@ -1,8 +1,10 @@
 """The transport-neutral Redis client interface used by the cache and the queue.
 
-Two transports implement :class:`RedisClient`: :class:`~redkeep.redis.resp.RespClient` (redis-py
-over the native protocol, standalone or Cluster) and
-:class:`~redkeep.redis.upstash.UpstashRestClient` (Upstash's REST API). Values travel as ``str``
+Three transports implement :class:`RedisClient`: :class:`~redkeep.redis.mux.MuxClient` (the
+multiplexed fast path, standalone Redis over TCP, TLS or a Unix socket),
+:class:`~redkeep.redis.redispy.RedisPyClient` (the reference: redis-py's public API, standalone,
+Cluster or Sentinel) and :class:`~redkeep.redis.upstash.UpstashRestClient` (Upstash's REST API).
+:func:`~redkeep.redis.factory.create_client` picks one from the settings. Values travel as ``str``
 (UTF-8 text; bytes that are not valid UTF-8 come back with U+FFFD replacement characters), so the
 same code works over both. Every method raises only :mod:`redkeep.errors` exceptions.
 """
@@ -10,12 +12,15 @@ same code works over both. Every method raises only :mod:`redkeep.errors` except
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Capabilities", "Command", "CommandObserver", "RedisClient", "Script"]
+from redkeep.redis.policy import declare_idempotent_sha
+
+__all__ = ["Capabilities", "Command", "CommandObserver", "RedisClient", "Script", "expand_includes"]
 
 #: One raw command for :meth:`RedisClient.pipeline`, e.g. ``("SET", "k", "v", "PX", 1000)``.
 Command = Sequence[str | int | float]
@@ -68,12 +73,46 @@ class Script:
     def __post_init__(self) -> None:
         digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
         object.__setattr__(self, "sha", digest)
+        if self.idempotent:
+            declare_idempotent_sha(digest)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Script:
+        """Read a script, expanding ``-- @include "lib/x.lua"`` lines (paths relative to the
+        including file; each file at most once per script). The SHA is of the expanded text."""
         p = Path(path)
         source = p.read_text(encoding="utf-8")
-        return cls(name=p.stem, source=source, idempotent=_declares_idempotent(source))
+        expanded = expand_includes(source, p.parent, {p.resolve()})
+        return cls(name=p.stem, source=expanded, idempotent=_declares_idempotent(source))
+
+
+_INCLUDE = re.compile(r'^--\s*@include\s+"([^"]+)"\s*$')
+
+
+def expand_includes(source: str, base: Path, seen: set[Path]) -> str:
+    """``source`` with each ``-- @include "path"`` line replaced by that file's (expanded) text.
+
+    A file already included (or the script itself) is skipped, so shared parts can include
+    what they need without duplicates; a missing file raises ``FileNotFoundError`` naming it.
+    """
+    out: list[str] = []
+    for line in source.splitlines(keepends=True):
+        match = _INCLUDE.match(line.strip())
+        if match is None:
+            out.append(line)
+            continue
+        target = (base / match.group(1)).resolve()
+        if target in seen:
+            continue
+        seen.add(target)
+        if not target.is_file():
+            raise FileNotFoundError(f"Lua include {match.group(1)!r} not found (from {base})")
+        text = target.read_text(encoding="utf-8")
+        out.append(f"-- @included {match.group(1)}\n")
+        out.append(expand_includes(text, target.parent, seen))
+        if not text.endswith("\n"):
+            out.append("\n")
+    return "".join(out)
 
 
 def _declares_idempotent(source: str) -> bool:
@@ -97,7 +136,8 @@ class RedisClient(Protocol):
     """
 
     transport: str
-    """``"resp"``, ``"cluster"`` or ``"upstash"`` (used as a metrics label)."""
+    """``"mux"``, ``"redis-py"``, ``"cluster"``, ``"sentinel"`` or ``"upstash"`` (used as a
+    metrics label)."""
     capabilities: Capabilities
 
     # -- strings -------------------------------------------------------------------------------
@@ -173,8 +213,22 @@ class RedisClient(Protocol):
     async def llen(self, key: str) -> int: ...
 
     # -- scripts, batches, raw -----------------------------------------------------------------
-    async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run ``script`` by SHA; on NOSCRIPT load it and retry once."""
+    async def evalsha(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> Any:
+        """Run ``script`` by SHA; on NOSCRIPT load it and retry once.
+
+        With ``replicas`` > 0, return only once ``WAIT replicas`` confirms that many replicas
+        have the write: EVALSHA and WAIT go together on a connection of their own (never one
+        other callers share), and :class:`~redkeep.errors.ReplicationTimeout` is raised when
+        fewer acknowledge within ``replica_timeout`` seconds (the script did run).
+        """
         ...
 
     async def script_load(self, script: Script) -> str:
