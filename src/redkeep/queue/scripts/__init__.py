@@ -21,6 +21,8 @@ __all__ = [
     "CANCEL",
     "ENQUEUE",
     "EXTEND",
+    "JOB_EVENTS",
+    "PROGRESS",
     "PURGE",
     "READ",
     "RESTORE",
@@ -76,4 +78,6 @@ RETRY = _load("retry")
 PURGE = _load("purge")
 RESTORE = _load("restore")
 READ = _load("read")
+PROGRESS = _load("progress")
+JOB_EVENTS = _load("job_events")
 UPGRADE = _load("upgrade")
