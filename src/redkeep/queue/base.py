@@ -33,15 +33,17 @@ from redkeep.queue.job import (
     new_job_id,
 )
 from redkeep.queue.protocol import StepRequest, StepResult
+from redkeep.queue.schedules import SchedulesMixin
 
 __all__ = ["JobQueue"]
 
 
-class JobQueue(EventsMixin, ABC):
+class JobQueue(EventsMixin, SchedulesMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
-    Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`.
+    Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
+    schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`.
     """
 
     backend: str = "abstract"

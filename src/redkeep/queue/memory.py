@@ -34,6 +34,7 @@ from redkeep.queue.job import (
     encode_value,
 )
 from redkeep.queue.memory_events import EventLog, MemoryEvents
+from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 
 __all__ = ["DEFAULT_MAX_BYTES", "JOB_OVERHEAD", "MemoryJobQueue"]
@@ -45,7 +46,7 @@ JOB_OVERHEAD = 700
 _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
-class MemoryJobQueue(MemoryEvents, JobQueue):
+class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
     """A job queue held in memory by this process."""
 
     backend = "memory"

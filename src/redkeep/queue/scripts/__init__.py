@@ -27,6 +27,9 @@ __all__ = [
     "READ",
     "RESTORE",
     "RETRY",
+    "SCHEDULE_CLAIM",
+    "SCHEDULE_FIRE",
+    "SCHEDULE_WRITE",
     "STEP",
     "UPGRADE",
     "QueueScript",
@@ -80,4 +83,7 @@ RESTORE = _load("restore")
 READ = _load("read")
 PROGRESS = _load("progress")
 JOB_EVENTS = _load("job_events")
+SCHEDULE_WRITE = _load("schedule_write")
+SCHEDULE_CLAIM = _load("schedule_claim")
+SCHEDULE_FIRE = _load("schedule_fire")
 UPGRADE = _load("upgrade")
