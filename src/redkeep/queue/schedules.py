@@ -77,6 +77,8 @@ MAX_PER_PASS = 200
 """Schedules one claim takes at most (the next pass takes the rest at once)."""
 MIN_PASS, MAX_PASS = 0.5, 1.0
 MAX_SCHEDULE_ID = 150
+MIN_EVERY, MAX_EVERY = 0.001, 100 * 366 * 86400.0
+MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 SCHEDULE_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{MAX_SCHEDULE_ID - 1}}}$")
 
 
@@ -302,10 +304,13 @@ def validate(
         or not math.isfinite(every)
     ):  # fmt: skip
         raise InvalidJob(f"every: a number of seconds > 0, got {every!r}")
+    if every is not None and not MIN_EVERY <= every <= MAX_EVERY:
+        raise InvalidJob(f"every: from {MIN_EVERY} to {MAX_EVERY:g} seconds, got {every!r}")
     for field_name, value in (("start_at", start_at), ("end_at", end_at)):
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0
-        ):
+            isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_TIME
+        ):  # fmt: skip
             raise InvalidJob(f"{field_name}: seconds since the epoch, got {value!r}")
     if start_at is not None and end_at is not None and end_at < start_at:
         raise InvalidJob("end_at: must not be before start_at")
