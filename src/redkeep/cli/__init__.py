@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redkeep.cli.health",
     "redkeep.cli.ops",
     "redkeep.cli.jobs",
+    "redkeep.cli.schedules",
+    "redkeep.cli.events",
     "redkeep.cli.cache",
     "redkeep.cli.migrate",
 )
