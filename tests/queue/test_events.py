@@ -231,8 +231,8 @@ async def test_event_stream_stays_bounded(make_queue: Any) -> None:
         pytest.skip("bound checked on memory and one RESP transport")
     q = await make_queue()
     await q.set_events(True, max_events=1000)
-    for start in range(0, 100_000, 5000):
-        await q.enqueue_many([JobSpec("x", None) for _ in range(5000)])
+    for _ in range(20):
+        await q.enqueue_many([JobSpec("x", None) for _i in range(5000)])
     if make_queue.backend == "memory":
         assert len(q._log.entries) == 1000
     else:
