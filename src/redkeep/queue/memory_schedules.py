@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from redkeep.queue.job import encode_value
 from redkeep.queue.schedules import (
     CLAIM_LEASE,
-    DOWN_GAP,
     LOOKAHEAD,
     Claimed,
     Fire,
@@ -90,7 +89,7 @@ class MemorySchedules:
 
     async def _sched_claim(
         self, worker_id: str, request_id: str, limit: int
-    ) -> tuple[list[Claimed], int, bool, int | None]:
+    ) -> tuple[list[Claimed], int, int | None, int | None]:
         st = self._sched_store()
         now = await self._server_ms()
         prev, st["pass"] = st["pass"], now
@@ -103,8 +102,7 @@ class MemorySchedules:
             state = State.decode(st["states"][sid]) or State()
             claimed.append(Claimed(decode_schedule(self.name, sid, st["defs"][sid], state), state))
         next_due = min(times.values(), default=None)
-        down = prev < 0 or now - prev > DOWN_GAP * 1000
-        return claimed, now, down, next_due
+        return claimed, now, None if prev < 0 else prev, next_due
 
     async def _sched_fire(self, fires: list[Fire]) -> None:
         from redkeep.queue.base import _Prepared

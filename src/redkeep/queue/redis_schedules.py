@@ -12,7 +12,6 @@ from redkeep.queue import scripts
 from redkeep.queue.codec import encode_data
 from redkeep.queue.schedules import (
     CLAIM_LEASE,
-    DOWN_GAP,
     LOOKAHEAD,
     Claimed,
     Fire,
@@ -84,7 +83,7 @@ class RedisSchedules:
 
     async def _sched_claim(
         self, worker_id: str, request_id: str, limit: int
-    ) -> tuple[list[Claimed], int, bool, int | None]:
+    ) -> tuple[list[Claimed], int, int | None, int | None]:
         args = [worker_id, request_id, limit, int(CLAIM_LEASE * 1000), int(LOOKAHEAD * 1000)]
         now, prev, flat, next_due = await self._run(scripts.SCHEDULE_CLAIM, args)
         now, prev = int(now), int(prev)
@@ -93,9 +92,8 @@ class RedisSchedules:
             state = State.decode(str(flat[i + 2])) or State()
             s = decode_schedule(self.name, str(flat[i]), str(flat[i + 1]), state)
             claimed.append(Claimed(s, state))
-        down = prev < 0 or now - prev > DOWN_GAP * 1000
         nd = int(next_due)
-        return claimed, now, down, None if nd < 0 else nd
+        return claimed, now, None if prev < 0 else prev, None if nd < 0 else nd
 
     async def _sched_fire(self, fires: list[Fire]) -> None:
         args: list[Any] = [len(fires)]

@@ -12,8 +12,9 @@ follows: a second fire of the same tick is refused, and a worker that dies betwe
 fire leaves the schedule to be claimed again after :data:`CLAIM_LEASE`. A tick's job is
 enqueued up to :data:`LOOKAHEAD` early as a delayed job with ``run_at`` = the tick.
 
-Misfires: when no worker ran the schedules for more than :data:`DOWN_GAP` seconds, the ticks
-that fell due meanwhile are *missed*, and the schedule's ``misfire`` policy decides:
+Misfires: when no worker ran the schedules for more than :data:`DOWN_GAP` seconds (or, before
+the queue's first pass ever, when a tick is due for that long), the ticks that fell due
+meanwhile are *missed*, and the schedule's ``misfire`` policy decides:
 ``skip`` (no job for them; the next job is the next future tick), ``run_once`` (one job now
 for all of them), ``catch_up`` (one job per missed tick, the latest :data:`MAX_CATCH_UP`).
 Ticks that are merely late while workers run are always fired.
@@ -184,10 +185,11 @@ def _cron(expr: str, start_ms: int, tz: str, reverse: bool = False) -> Iterator[
 
 def ticks_from(s: Schedule, from_ms: int) -> Iterator[int]:
     """The schedule's ticks at or after ``from_ms``, in order, within start_at/end_at."""
-    lo = max(from_ms, _ms(s.start_at) or from_ms)
+    lo = from_ms if s.start_at is None else max(from_ms, round(s.start_at * 1000))
     end = _ms(s.end_at)
     if s.every is not None:
-        every, anchor = round(s.every * 1000), _ms(s.anchor) or lo
+        every = round(s.every * 1000)
+        anchor = lo if s.anchor is None else round(s.anchor * 1000)
         k = max(0, math.ceil((lo - anchor) / every))
         gen: Iterator[int] = (anchor + i * every for i in _count(k))
     else:
@@ -204,7 +206,8 @@ def ticks_before(s: Schedule, to_ms: int) -> Iterator[int]:
     start, end = _ms(s.start_at), _ms(s.end_at)
     hi = to_ms if end is None else min(to_ms, end)
     if s.every is not None:
-        every, anchor = round(s.every * 1000), _ms(s.anchor) or 0
+        every = round(s.every * 1000)
+        anchor = 0 if s.anchor is None else round(s.anchor * 1000)
         k = math.floor((hi - anchor) / every)
         gen: Iterator[int] = (anchor + i * every for i in range(k, -1, -1))
     else:
@@ -451,14 +454,18 @@ class SchedulesMixin:
         """One scheduling pass (the worker protocol; :func:`drive_schedules` calls it): claim
         the schedules due within :data:`LOOKAHEAD`, enqueue their ticks' jobs. Returns the
         seconds until the next pass should run."""
-        claimed, now, down, next_due = await self._sched_claim(
+        claimed, now, prev, next_due = await self._sched_claim(
             worker_id, os.urandom(8).hex(), MAX_PER_PASS
         )
+        gap = round(DOWN_GAP * 1000)
         fires = []
         for c in claimed:
             s, state = c.schedule, c.state
             if state.paused or state.next_ms is None:
                 continue
+            # missed ticks: no pass for DOWN_GAP (or, on the first pass ever, a tick due for
+            # that long: the schedule was stored while no worker ran)
+            down = now - prev > gap if prev is not None else now - state.next_ms > gap
             try:
                 plan = plan_ticks(s, state.next_ms, now, down)
             except Exception as exc:  # a definition cron can no longer read: left as is
@@ -499,9 +506,10 @@ class SchedulesMixin:
     @abstractmethod
     async def _sched_claim(
         self, worker_id: str, request_id: str, limit: int
-    ) -> tuple[list[Claimed], int, bool, int | None]:
-        """Claim up to ``limit`` schedules due within LOOKAHEAD: (claimed, server now ms,
-        ``down`` (no pass for DOWN_GAP), the next due tick after them in ms or None)."""
+    ) -> tuple[list[Claimed], int, int | None, int | None]:
+        """Claim up to ``limit`` schedules due within LOOKAHEAD and record this pass: (claimed,
+        server now ms, the previous pass in ms or None, the next due tick after them in ms or
+        None)."""
 
     @abstractmethod
     async def _sched_fire(self, fires: list[Fire]) -> None: ...
