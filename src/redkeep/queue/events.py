@@ -185,6 +185,11 @@ class EventsMixin:
             raise InvalidJob("limit must be from 1 to 10000")
         return await self._read_events(since, limit)
 
+    async def last_event_id(self) -> str:
+        """The id of the newest stored event (``"0-0"`` when there is none): a ``since`` for
+        :meth:`events` that misses nothing from now on, even before iteration starts."""
+        return await self._last_event_id()
+
     async def job_events(self, job_id: str, limit: int = 200) -> list[JobEvent]:
         """The events of one job still in the queue's log, oldest first (at most ``limit``,
         the newest). Scans the log (bounded by its size): meant for a job's detail view."""
@@ -265,6 +270,9 @@ class EventsMixin:
 
     @abstractmethod
     async def _read_events(self, since: str | None, limit: int) -> list[JobEvent]: ...
+
+    @abstractmethod
+    async def _last_event_id(self) -> str: ...
 
     @abstractmethod
     async def _job_events(self, job_id: str, limit: int) -> list[JobEvent]: ...

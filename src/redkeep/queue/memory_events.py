@@ -123,6 +123,9 @@ class MemoryEvents:
     async def _read_events(self, since: str | None, limit: int) -> list[JobEvent]:
         return self._log.after(since)[:limit]
 
+    async def _last_event_id(self) -> str:
+        return self._log.entries[-1].id if self._log.entries else "0-0"
+
     async def _events(self, since: str | None) -> AsyncIterator[JobEvent]:
         last = since
         if last is None:

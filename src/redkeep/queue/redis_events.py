@@ -60,6 +60,11 @@ class RedisEvents:
         reply = await self.client.execute("XRANGE", self.keys.events, start, "+", "COUNT", limit)
         return parse_entries(reply)
 
+    async def _last_event_id(self) -> str:
+        await self.register()
+        last = await self.client.execute("XREVRANGE", self.keys.events, "+", "-", "COUNT", 1)
+        return str(last[0][0]) if last else "0-0"
+
     async def _events(self, since: str | None) -> AsyncIterator[JobEvent]:
         await self.register()
         listener = self._listener()

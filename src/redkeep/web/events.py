@@ -107,7 +107,8 @@ async def events_stream(
     """The queue's job events as Server-Sent Events (``id``, ``event`` = the event name,
     ``data`` = the event as JSON); only new ones unless resumed."""
     q = services(request).queue_view(queue)
-    start = last_event_id or since
+    # the position now, before the response starts: nothing after "connected" is missed
+    start = last_event_id or since or await q.last_event_id()
     return StreamingResponse(
         _sse(q.events(start)),
         media_type="text/event-stream",
