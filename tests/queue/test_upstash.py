@@ -72,3 +72,18 @@ async def test_polling_worker_over_rest(upstash_client: Any, prefix: str) -> Non
         # and a job enqueued while idle is still picked up by polling
         later = await q.enqueue("add", {"a": 10, "b": 1})
         assert (await wait_status(q, later.id, "completed")).result == 11
+
+
+async def test_wait_events_and_schedules_over_rest(upstash_client: Any, prefix: str) -> None:
+    q = RedisJobQueue(upstash_client, "rest-events", key_prefix=prefix)
+    job = await q.enqueue("add", {"a": 1, "b": 2})
+    await q.schedule("often", "add", {"a": 0, "b": 0}, every=3600)
+    assert [s.id for s in await q.list_schedules()] == ["often"]
+    async with running(q, {"add": lambda j: j.payload["a"] + j.payload["b"]}):
+        done = await q.wait(job.id, timeout=10)  # polls with back-off: no blocking commands
+    assert done.status == JobStatus.COMPLETED and done.result == 3
+    assert [e.event for e in await q.job_events(job.id)] == ["enqueued", "active", "completed"]
+    follower = q.events(since=(await q.read_events(limit=1))[0].id)
+    nxt = await asyncio.wait_for(follower.__anext__(), 10)
+    assert nxt.event == "active"
+    assert (await q.throughput(1))[-1].completed == 1

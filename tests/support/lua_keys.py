@@ -23,7 +23,7 @@ __all__ = ["KEY_ARGS", "guarded", "key_violations", "redis_calls"]
 # Which arguments of a command are keys: "first" (argument 1), "all", or "none".
 _FIRST = """GET SET INCR INCRBY PEXPIRE PTTL HGET HSET HSETNX HMGET HDEL HGETALL HEXISTS HINCRBY
 HLEN ZADD ZREM ZCARD ZCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZPOPMIN ZREMRANGEBYSCORE ZSCORE XADD
-LPUSH RPUSH LRANGE TYPE"""
+XRANGE XREVRANGE XLEN LPUSH RPUSH LRANGE TYPE"""
 KEY_ARGS: dict[str, str] = {
     **dict.fromkeys(_FIRST.split(), "first"),
     **dict.fromkeys(("DEL", "EXISTS", "UNLINK"), "all"),

@@ -91,3 +91,29 @@ def test_retry_of_a_failed_job(services: SyncServices, sync_settings: Settings) 
     assert q.retry(job.id) is True
     assert q.get_job(job.id).status == JobStatus.WAITING  # type: ignore[union-attr]
     assert q.counts()["failed"] == 0
+
+
+def test_wait_blocks_until_the_job_is_finished(
+    services: SyncServices, sync_settings: Settings
+) -> None:
+    q = services.queue("awaited")
+    job = q.enqueue("double", 21)
+    with pytest.raises(TimeoutError):
+        q.wait(job.id, timeout=0.2)
+    results: list[Job] = []
+
+    def await_it() -> None:
+        results.append(q.wait(job.id, timeout=10))
+
+    waiter = threading.Thread(target=await_it)
+    waiter.start()
+    done = threading.Event()
+    thread = threading.Thread(
+        target=run_worker_until,
+        args=(sync_settings, "awaited", {"double": lambda j: j.payload * 2}, done.is_set),
+    )
+    thread.start()
+    waiter.join(15)
+    done.set()
+    thread.join(15)
+    assert results and results[0].status == JobStatus.COMPLETED and results[0].result == 42

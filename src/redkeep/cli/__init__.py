@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redkeep.cli.ops",
     "redkeep.cli.jobs",
     "redkeep.cli.workers",
+    "redkeep.cli.schedules",
+    "redkeep.cli.events",
     "redkeep.cli.cache",
     "redkeep.cli.migrate",
 )

@@ -19,6 +19,7 @@ import orjson
 
 from redkeep.errors import InvalidJob, JobError
 from redkeep.queue.backoff import Backoff
+from redkeep.queue.events import EventsMixin
 from redkeep.queue.job import (
     FINISHED,
     MAX_JOB_ID,
@@ -32,6 +33,7 @@ from redkeep.queue.job import (
     new_job_id,
 )
 from redkeep.queue.protocol import StepRequest, StepResult
+from redkeep.queue.schedules import SchedulesMixin
 
 if TYPE_CHECKING:
     from redkeep.queue.workers import WorkerRegistry
@@ -39,10 +41,12 @@ if TYPE_CHECKING:
 __all__ = ["JobQueue"]
 
 
-class JobQueue(ABC):
+class JobQueue(EventsMixin, SchedulesMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
+    Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
+    schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`.
     """
 
     backend: str = "abstract"
@@ -179,11 +183,11 @@ class JobQueue(ABC):
             raise InvalidJob(f"unknown status {job.status!r}")
         return await self._restore(replace(job, queue=self.name), self._request_id())
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release resources owned by the queue (not a client passed in)."""
 
     # -- worker protocol (see redkeep.queue.protocol) -----------------------------------------
-    async def worker_started(self, worker_id: str) -> None:  # noqa: B027 - optional hook
+    async def worker_started(self, worker_id: str) -> None:
         """Prepare the queue for a worker (default: nothing)."""
 
     @abstractmethod
@@ -202,14 +206,14 @@ class JobQueue(ABC):
         """Wait up to ``seconds`` for runnable jobs: a Job handed straight to ``worker_id``
         (already claimed for it), True when woken by the queue, False on timeout."""
 
-    async def wake_workers(self) -> None:  # noqa: B027 - optional hook
+    async def wake_workers(self) -> None:
         """Pass a wake-up on to another waiting worker (default: nothing)."""
 
     async def interrupt_wait(self, worker_id: str) -> None:
         """End ``worker_id``'s pending :meth:`wait_for_jobs` early (default: wake waiters)."""
         await self.wake_workers()
 
-    async def worker_stopped(self, worker_id: str) -> None:  # noqa: B027 - optional hook
+    async def worker_stopped(self, worker_id: str) -> None:
         """Drop what the queue kept for a stopped worker (default: nothing)."""
 
     def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:

@@ -18,6 +18,7 @@ named in ``Job.payload_error`` (a worker then fails the job with that reason).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -102,8 +103,26 @@ def decode_job(
     result: str | None = None,
     error: str | None = None,
     loads: Callable[[str], Any] = _READER.loads,
+    progress: str | None = None,
 ) -> Job:
     """Build a Job from its stored fields (``None`` where a field is missing)."""
+    job = _decode_job(queue, job_id, state, data, result, error, loads)
+    if progress:
+        # progress is informational: a damaged one is dropped, never the job
+        with contextlib.suppress(SerializationError):
+            job.__dict__["progress"] = loads(progress)  # a frozen dataclass built here
+    return job
+
+
+def _decode_job(
+    queue: str,
+    job_id: str,
+    state: str | None,
+    data: str | None,
+    result: str | None,
+    error: str | None,
+    loads: Callable[[str], Any],
+) -> Job:
     try:
         s = decode_state(state or "")
         fields, payload_text = split_data(data or "")

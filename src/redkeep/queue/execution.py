@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from redkeep.errors import scrub
 from redkeep.queue.executors import Executors, HandlerFailed
 from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure
+from redkeep.queue.progress import running_job
 from redkeep.queue.protocol import Outcome, WorkerQueue
 
 __all__ = ["Handler", "WorkerObserver", "execute_job", "failure_from", "report_attempt"]
@@ -64,7 +65,8 @@ async def execute_job(
     if handler is None:
         return _failed(queue, job, JobFailure("JobError", f"no handler for {job.name!r}"), False)
     try:
-        data = await executors.run(handler, job)
+        with running_job(queue, job):  # for progress reports (redkeep.queue.progress)
+            data = await executors.run(handler, job)
     except asyncio.CancelledError:
         raise
     except HandlerFailed as exc:

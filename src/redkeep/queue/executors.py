@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import importlib
 import inspect
 import logging
@@ -181,7 +182,7 @@ class ThreadRunner:
             started.append(time.monotonic())
             return handler(job)
 
-        future = self._pool.submit(call)
+        future = self._pool.submit(contextvars.copy_context().run, call)  # progress_sync()
         waiter = asyncio.wrap_future(future)
         timeout = job.timeout
         try:

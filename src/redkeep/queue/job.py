@@ -103,6 +103,9 @@ class Job:
     payload_error: str | None = None
     """Set when the stored payload cannot be decoded (``payload`` is then None) or a field of
     the stored record is corrupted; a worker fails such a job at once with this reason."""
+    progress: Any = None
+    """The last progress its handler reported (a number 0-100 or a small JSON value), or None
+    (see :mod:`redkeep.queue.progress`)."""
 
     @property
     def finished(self) -> bool:

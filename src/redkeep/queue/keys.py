@@ -33,6 +33,19 @@ name            type    content
                         re-sent step returns the same jobs
 ``requests``    hash    request id -> reply of an admin script (cancel, retry, purge,
                         restore), for re-sends; ``reqtimes`` (zset) says when, for trimming
+``events``      stream  job events (``scripts/lib/events.lua``): fields ``j`` job id, ``e``
+                        event, ``p`` previous status, ``r`` will retry, ``d`` progress JSON;
+                        bounded by ``MAXLEN ~`` (``meta.events``: the bound, ``0`` = off)
+``throughput``  hash    per-minute counters: 60 slots ``m<slot>`` (minute number), ``c<slot>``
+                        completed and ``f<slot>`` failed in that minute
+``waits``       hash    job id -> 1 while a ``wait()`` caller waits for it (its finish is
+                        then streamed even with events off)
+``progress``    hash    job id -> last progress reported by its handler (JSON)
+``schedules``   hash    schedule id -> definition (JSON, :mod:`redkeep.queue.schedules`)
+``schedstate``  hash    schedule id -> ``version|next_ms|paused|last_job_id``
+``schedtimes``  zset    schedule id -> next tick (ms), or the end of a worker's claim on it;
+                        paused and ended schedules are not in it
+``schedclaims`` hash    worker id -> memo of its last schedule claim (request id and ids)
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -180,6 +193,40 @@ class QueueKeys:
     def reqtimes(self) -> str:
         return self._key("reqtimes")
 
+    # -- events, counters, progress (redkeep.queue.events) -------------------------------------
+    @cached_property
+    def events(self) -> str:
+        return self._key("events")
+
+    @cached_property
+    def throughput(self) -> str:
+        return self._key("throughput")
+
+    @cached_property
+    def waits(self) -> str:
+        return self._key("waits")
+
+    @cached_property
+    def progress(self) -> str:
+        return self._key("progress")
+
+    # -- schedules (redkeep.queue.schedules) ---------------------------------------------------
+    @cached_property
+    def schedules(self) -> str:
+        return self._key("schedules")
+
+    @cached_property
+    def schedstate(self) -> str:
+        return self._key("schedstate")
+
+    @cached_property
+    def schedtimes(self) -> str:
+        return self._key("schedtimes")
+
+    @cached_property
+    def schedclaims(self) -> str:
+        return self._key("schedclaims")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -192,7 +239,8 @@ class QueueKeys:
 STATIC_NAMES = (
     "state", "data", "results", "errors", "meta", "waiting", "delayed", "active", "completed",
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
-    "reqtimes",
+    "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
+    "schedtimes", "schedclaims",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

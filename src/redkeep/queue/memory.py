@@ -33,6 +33,8 @@ from redkeep.queue.job import (
     decode_value,
     encode_value,
 )
+from redkeep.queue.memory_events import EventLog, MemoryEvents
+from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
 
@@ -45,7 +47,7 @@ JOB_OVERHEAD = 700
 _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
-class MemoryJobQueue(JobQueue):
+class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
     """A job queue held in memory by this process."""
 
     backend = "memory"
@@ -82,6 +84,7 @@ class MemoryJobQueue(JobQueue):
         self.max_bytes = max_bytes
         self._bytes = 0
         self._sizes: dict[str, tuple[int, int]] = {}  # id -> (job and payload, result or error)
+        self._log = EventLog()  # job events, waiters, counters (memory_events.py)
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -108,13 +111,19 @@ class MemoryJobQueue(JobQueue):
             ids = self._finished[status]
             while ids and self._bytes + needed > self.max_bytes:
                 job_id, _ = ids.popitem(last=False)
-                self._jobs.pop(job_id, None)
-                self._forget(job_id)
+                self._remove(job_id, status)
         if self._bytes + needed > self.max_bytes:
             raise QueueFull(self.name, self._bytes + needed, self.max_bytes)
 
     # -- internal state changes ----------------------------------------------------------------
-    def _push_waiting(self, job: Job) -> Job:
+    def _remove(self, job_id: str, status: JobStatus) -> None:
+        """Drop a job's records (retention, purge, delete) with its `removed` event."""
+        self._jobs.pop(job_id, None)
+        self._forget(job_id)
+        self._log.append(job_id, "removed", {"from": status.value})
+
+    def _push_waiting(self, job: Job, new: bool = False) -> Job:
+        self._log.record(job.id, "" if new else job.status.value, "waiting")
         seq = next(self._seq)
         self._wseq[job.id] = seq
         heapq.heappush(self._waiting, (-job.priority, seq, job.id))
@@ -123,7 +132,8 @@ class MemoryJobQueue(JobQueue):
         self._event.set()
         return job
 
-    def _push_delayed(self, job: Job, run_at: float) -> None:
+    def _push_delayed(self, job: Job, run_at: float, new: bool = False) -> None:
+        self._log.record(job.id, "" if new else job.status.value, "delayed")
         job = replace(job, status=JobStatus.DELAYED, run_at=run_at)
         self._jobs[job.id] = job
         heapq.heappush(self._delayed, (run_at, job.id))
@@ -132,6 +142,7 @@ class MemoryJobQueue(JobQueue):
     def _finish(self, job: Job, status: JobStatus, now: float, **changes: Any) -> None:
         self._jobs[job.id] = replace(job, status=status, finished_at=now, **changes)
         self._finished[status][job.id] = now
+        self._log.record(job.id, job.status.value, status.value)
 
     def _unlist(self, job: Job) -> None:
         """Remove ``job`` from the structure of its current status."""
@@ -181,8 +192,7 @@ class MemoryJobQueue(JobQueue):
             if finished > now - ttl and len(ids) <= max_count:
                 break
             ids.popitem(last=False)
-            self._jobs.pop(job_id, None)
-            self._forget(job_id)
+            self._remove(job_id, status)
 
     # -- hooks ---------------------------------------------------------------------------------
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
@@ -214,10 +224,10 @@ class MemoryJobQueue(JobQueue):
                 backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
             )
             if due > now:
-                self._push_delayed(job, due)
+                self._push_delayed(job, due, new=True)
                 job = self._jobs[job.id]
             else:
-                job = self._push_waiting(job)
+                job = self._push_waiting(job, new=True)
             out.append(job)
         return out
 
@@ -247,8 +257,7 @@ class MemoryJobQueue(JobQueue):
         if job.status == JobStatus.ACTIVE:
             raise active_refusal(job_id)
         self._unlist(job)  # a delayed one stays in its heap until due, then is skipped
-        del self._jobs[job_id]
-        self._forget(job_id)
+        self._remove(job_id, job.status)
         return True
 
     async def _counts(self) -> dict[str, int]:
@@ -276,8 +285,7 @@ class MemoryJobQueue(JobQueue):
         ids = self._finished[status]
         n = len(ids)
         for job_id in ids:
-            self._jobs.pop(job_id, None)
-            self._forget(job_id)
+            self._remove(job_id, status)
         ids.clear()
         return n
 
@@ -298,13 +306,15 @@ class MemoryJobQueue(JobQueue):
         now = time.time()
         status = JobStatus(job.status)
         if status == JobStatus.WAITING:
-            self._push_waiting(job)
+            self._push_waiting(job, new=True)
         elif status == JobStatus.DELAYED:
-            self._push_delayed(job, job.run_at or now)
+            self._push_delayed(job, job.run_at or now, new=True)
         elif status == JobStatus.ACTIVE:
+            self._log.record(job.id, "", status.value)
             self._jobs[job.id] = job
             self._active[job.id] = now  # lease already expired: the next step requeues it
         else:
+            self._log.record(job.id, "", status.value)
             self._jobs[job.id] = job
             self._finished[status][job.id] = job.finished_at or now
         return True
@@ -355,6 +365,7 @@ class MemoryJobQueue(JobQueue):
             job = self._pop_waiting()
             if job is None:
                 break
+            self._log.record(job.id, job.status.value, "active")
             job = replace(job, status=JobStatus.ACTIVE, attempts=job.attempts + 1,
                           token=job.token + 1, started_at=now, worker_id=worker_id)  # fmt: skip
             self._jobs[job.id] = job

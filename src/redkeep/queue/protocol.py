@@ -13,6 +13,7 @@ A worker's life against one queue::
         result = await queue.step(StepRequest(worker_id, request_id, outcomes, claim, lease))
         ... run result.jobs; renew their leases with extend_leases() meanwhile ...
         when idle: job_or_woken = await queue.wait_for_jobs(worker_id, seconds)
+    meanwhile, about once a second: await queue.fire_schedules(worker_id)
     await queue.worker_stopped(worker_id)
 
 Delivery is at least once: a claimed job is leased; a worker that stops renewing loses it to
@@ -159,4 +160,10 @@ class WorkerQueue(Protocol):
     def worker_registry(self) -> WorkerRegistry | None:
         """Where the workers of this queue announce themselves (see
         :mod:`redkeep.queue.workers`), or None when the backend keeps no registry."""
+        ...
+
+    async def fire_schedules(self, worker_id: str) -> float:
+        """One scheduling pass: enqueue the jobs of the queue's schedules that are due (each
+        tick exactly once, whatever the number of workers); return the seconds until the next
+        pass. Every worker calls it about once a second (see :mod:`redkeep.queue.schedules`)."""
         ...

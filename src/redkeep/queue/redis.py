@@ -33,6 +33,8 @@ from redkeep.queue.job import (
 )
 from redkeep.queue.keys import QueueKeys, registry_key
 from redkeep.queue.protocol import StepRequest, StepResult
+from redkeep.queue.redis_events import RedisEvents
+from redkeep.queue.redis_schedules import RedisSchedules
 from redkeep.queue.upgrade import UPGRADE_CHECK_INTERVAL, has_layout1, upgrade_layout1
 from redkeep.queue.workers import RedisWorkerRegistry, WorkerRegistry
 from redkeep.redis.base import RedisClient
@@ -56,7 +58,7 @@ async def list_queue_names(client: RedisClient, key_prefix: str = "redkeep") -> 
     return sorted(str(n) for n in names or [])
 
 
-class RedisJobQueue(JobQueue):
+class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
     """A job queue stored in Redis. The client is owned by the caller (not closed here)."""
 
     backend = "redis"
@@ -283,14 +285,15 @@ class RedisJobQueue(JobQueue):
         jobs: list[Job] = []
         for start in range(0, len(ids), PAGE):
             flat = await self._run(scripts.READ, list(ids[start : start + PAGE]))
-            jobs += [self._decode(str(flat[i]), flat, i + 1) for i in range(0, len(flat), 5)]
+            jobs += [self._decode(str(flat[i]), flat, i + 1) for i in range(0, len(flat), 6)]
         return jobs
 
     def _decode(self, job_id: str, flat: list[Any], i: int) -> Job:
-        """The job whose state, data, result and error are ``flat[i:i + 4]``."""
+        """The job whose state, data, result, error and progress are ``flat[i:i + 5]``."""
         return decode_job(
-            self.name, job_id, flat[i], flat[i + 1], flat[i + 2], flat[i + 3], self._loads
-        )
+            self.name, job_id, flat[i], flat[i + 1], flat[i + 2], flat[i + 3], self._loads,
+            flat[i + 4],
+        )  # fmt: skip
 
     async def _cancel(self, job_id: str, request_id: str) -> bool:
         return bool(await self._run(scripts.CANCEL, [request_id, job_id]))
@@ -479,5 +482,6 @@ def _first(ids: Sequence[str], shown: int = 3) -> str:
 
 _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
-    scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK,
+    scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS,
+    scripts.JOB_EVENTS, scripts.SCHEDULE_WRITE, scripts.SCHEDULE_CLAIM, scripts.SCHEDULE_FIRE,
 ]  # fmt: skip

@@ -63,6 +63,7 @@ class JobView(TypedDict):
     worker_id: str | None
     timeout: float | None
     backoff: BackoffView | None
+    progress: Any
 
 
 JOB_FIELDS: tuple[str, ...] = tuple(JobView.__annotations__)
@@ -111,6 +112,7 @@ def job_to_dict(job: Job) -> JobView:
             "kind": backoff.kind,
             "jitter": backoff.jitter,
         },
+        "progress": _json_form(job.progress),
     }
 
 

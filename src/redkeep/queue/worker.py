@@ -29,6 +29,7 @@ from redkeep.queue.executors import ExecutorKind, Executors, prepare_handlers
 from redkeep.queue.job import Job
 from redkeep.queue.outage import Outage, settings_backoff
 from redkeep.queue.protocol import Outcome, StepRequest, WorkerQueue, new_request_id
+from redkeep.queue.schedules import drive_schedules
 from redkeep.queue.workers import WorkerPresence
 
 if TYPE_CHECKING:
@@ -185,6 +186,8 @@ class Worker:
         await self._presence.start()
         loops = [asyncio.create_task(self._fetch_loop(st)) for st in self._states]
         renewer = asyncio.create_task(self._renew_loop())
+        schedulers = [asyncio.create_task(drive_schedules(q, self.id, self._stop_event))
+                      for q in self.queues]  # fmt: skip
         try:
             await self._stop_event.wait()
             await self._drain()
@@ -194,9 +197,9 @@ class Worker:
             if pending:
                 log.warning("worker %s: stopped without reporting every outcome", self.id)
         finally:
-            for task in [*loops, renewer]:
+            for task in [*loops, renewer, *schedulers]:
                 task.cancel()
-            await asyncio.gather(*loops, renewer, return_exceptions=True)
+            await asyncio.gather(*loops, renewer, *schedulers, return_exceptions=True)
             for st in self._states:
                 await self._deregister(st)
             await self._presence.stop()

@@ -79,6 +79,14 @@ class SyncQueue:
         runner, aio = self._bound()
         return runner.run(aio.delete_job(job_id))
 
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job is finished (completed, failed for good or cancelled) and
+        return it; :class:`~redkeep.errors.JobNotFound` for an unknown id, the built-in
+        :class:`TimeoutError` when ``timeout`` seconds pass first (see
+        :meth:`JobQueue.wait <redkeep.queue.base.JobQueue.wait>`)."""
+        runner, aio = self._bound()
+        return runner.run(aio.wait(job_id, timeout))
+
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
         runner, aio = self._bound()

@@ -37,6 +37,8 @@ ROUTERS: tuple[str, ...] = (
     "redkeep.web.health",
     "redkeep.web.caches",
     "redkeep.web.queues",
+    "redkeep.web.schedules",
+    "redkeep.web.events",
     "redkeep.web.export",
     "redkeep.web.workers",
     "redkeep.web.ui",

@@ -7,6 +7,7 @@ queue this service has not opened use :meth:`~redkeep.services.Services.queue_vi
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
+from redkeep.errors import JobNotFound
 from redkeep.queue.job import MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
@@ -31,6 +33,7 @@ from redkeep.web.routing import (
 __all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "router"]
 
 MAX_LIST_LIMIT = 500
+MAX_WAIT = 60.0
 
 router = api_router("/v1/queues", tags=["queues"])
 
@@ -122,9 +125,28 @@ async def job_list(
 
 
 @router.get("/{queue}/jobs/{job_id}", response_model=JobView, responses=errors(400, 404))
-async def job_get(request: Request, queue: QueueName, job_id: JobId) -> Response:
-    """One job, or 404."""
-    job = await services(request).queue_view(queue).get_job(job_id)
+async def job_get(
+    request: Request,
+    queue: QueueName,
+    job_id: JobId,
+    wait: Annotated[
+        float | None,
+        Query(
+            ge=0,
+            le=MAX_WAIT,
+            description="Long-poll: answer as soon as the job is finished, "
+            "or with its current state after this many seconds.",
+        ),
+    ] = None,
+) -> Response:
+    """One job, or 404; with ``wait``, once it is finished (or the time is up)."""
+    jobs = services(request).queue_view(queue)
+    job = None
+    if wait:
+        with contextlib.suppress(TimeoutError, JobNotFound):
+            job = await jobs.wait(job_id, timeout=wait)
+    if job is None:
+        job = await jobs.get_job(job_id)
     if job is None:
         raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
     return json_response(job_to_dict(job))

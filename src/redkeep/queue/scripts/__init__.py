@@ -24,10 +24,15 @@ __all__ = [
     "DELETE",
     "ENQUEUE",
     "EXTEND",
+    "JOB_EVENTS",
+    "PROGRESS",
     "PURGE",
     "READ",
     "RESTORE",
     "RETRY",
+    "SCHEDULE_CLAIM",
+    "SCHEDULE_FIRE",
+    "SCHEDULE_WRITE",
     "STEP",
     "UPGRADE",
     "WORKER_BEAT",
@@ -81,6 +86,11 @@ RETRY = _load("retry")
 PURGE = _load("purge")
 RESTORE = _load("restore")
 READ = _load("read")
+PROGRESS = _load("progress")
+JOB_EVENTS = _load("job_events")
+SCHEDULE_WRITE = _load("schedule_write")
+SCHEDULE_CLAIM = _load("schedule_claim")
+SCHEDULE_FIRE = _load("schedule_fire")
 UPGRADE = _load("upgrade")
 ACK = _load("ack")
 DELETE = _load("delete")

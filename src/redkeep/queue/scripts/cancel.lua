@@ -11,6 +11,9 @@
 -- KEYS[8] handoff
 -- KEYS[9] requests   request id -> reply (a re-sent call answers the same)
 -- KEYS[10] reqtimes
+-- KEYS[11] events
+-- KEYS[12] throughput
+-- KEYS[13] waits
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the previous status, or false when the job is unknown or already finished.
 -- @include "lib/handoff.lua"

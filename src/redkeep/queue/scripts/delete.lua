@@ -1,5 +1,6 @@
 -- Delete a job that is not active: it leaves its status index and every record of it (state,
--- data, result, error) is deleted, so that nothing of it is left. An active job is refused (its
+-- data, result, error, progress) is deleted, so that nothing of it is left; a `removed` event says
+-- so. An active job is refused (its
 -- worker holds it: cancel it first).
 -- @idempotent
 -- KEYS[1] state
@@ -13,6 +14,9 @@
 -- KEYS[9] cancelled
 -- KEYS[10] requests   request id -> reply (a re-sent call answers the same)
 -- KEYS[11] reqtimes
+-- KEYS[12] meta
+-- KEYS[13] events     the job's `removed` event
+-- KEYS[14] progress
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the status the job had ('active' when refused), or false when there is no such job.
 -- @include "lib/memo.lua"
@@ -31,5 +35,5 @@ else -- a record that does not parse: its index is unknown (an active entry is r
     if name ~= 'active' then unlist(name, id) end
   end
 end
-delete_records({id})
+delete_records({id}, st and st.status or '')
 return memo_put(rid, {st and st.status or 'unknown'})[1]

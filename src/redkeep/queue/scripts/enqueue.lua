@@ -12,6 +12,9 @@
 -- KEYS[7] marker     wake-up marker
 -- KEYS[8] handoff    jobs handed to idle workers
 -- KEYS[9] idle       idle worker registrations
+-- KEYS[10] events
+-- KEYS[11] throughput
+-- KEYS[12] waits
 -- ARGV[1] number of jobs n (<= 1000), then per job 3 arguments:
 --   id, options "max_attempts|priority|delay_ms|run_at_ms" (run_at 0 = none), data record
 -- Returns, for one new job left waiting, its creation time (ms, an integer); otherwise

@@ -9,6 +9,9 @@
 -- KEYS[7] cancelled
 -- KEYS[8] requests   request id -> reply (a re-sent call answers the same)
 -- KEYS[9] reqtimes
+-- KEYS[10] meta
+-- KEYS[11] events
+-- KEYS[12] progress
 -- ARGV[1] request id  ARGV[2] status (completed, failed or cancelled)  ARGV[3] batch size
 -- Returns the number of jobs deleted (0 when none is left).
 -- @include "lib/memo.lua"
@@ -18,6 +21,6 @@ local seen = memo_get(rid)
 if seen then return seen[1] end
 if not FINISHED[status] then return redis.error_reply('ERR purge: not a finished status') end
 local ids = redis.call('ZRANGE', K[status], 0, tonumber(ARGV[3]) - 1)
-delete_records(ids)
+delete_records(ids, status)
 if #ids > 0 then call_chunked('ZREM', status, ids) end
 return memo_put(rid, {#ids})[1]

@@ -15,6 +15,9 @@
 -- KEYS[12] marker
 -- KEYS[13] requests  request id -> reply (a re-sent call answers the same)
 -- KEYS[14] reqtimes
+-- KEYS[15] events
+-- KEYS[16] throughput
+-- KEYS[17] waits
 -- ARGV[1] request id  ARGV[2] job id  ARGV[3] state record  ARGV[4] data record
 -- ARGV[5] result ("" = none)  ARGV[6] error ("" = none)
 -- Returns 1 when written, 0 when the id existed; an error for a record that does not parse.

@@ -7,6 +7,9 @@
 -- KEYS[5] marker
 -- KEYS[6] requests   request id -> reply (a re-sent call answers the same)
 -- KEYS[7] reqtimes
+-- KEYS[8] events
+-- KEYS[9] throughput
+-- KEYS[10] waits
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns 1 when moved, 0 when the job is not failed.
 -- @include "lib/memo.lua"

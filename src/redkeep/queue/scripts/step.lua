@@ -20,6 +20,10 @@
 -- KEYS[14] idle      worker id -> end of its idle registration (ms)
 -- KEYS[15] workers   worker id -> last step (ms)
 -- KEYS[16] steps     worker id -> "<request id>\n<memo of the reply>"
+-- KEYS[17] events
+-- KEYS[18] throughput
+-- KEYS[19] waits
+-- KEYS[20] progress
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming

@@ -16,13 +16,18 @@
 -- KEYS[10] failed
 -- KEYS[11] cancelled
 -- KEYS[12] marker
--- KEYS[13] v1index   the layout-1 status zset the jobs were listed in
--- KEYS[14...] the layout-1 job hashes, one per job in ARGV order
+-- KEYS[13] events
+-- KEYS[14] throughput
+-- KEYS[15] waits
+-- KEYS[16] v1index   the layout-1 status zset the jobs were listed in
+-- KEYS[17...] the layout-1 job hashes, one per job in ARGV order
 -- ARGV[1] the layout-1 seq counter's value ("" = none)
 -- ARGV[2...] 7 arguments per job: id, its layout-1 "status|token" as read, state record,
 --   data record, result ("" = none), error ("" = none), its score in the layout-1 zset
 -- Returns {converted, skipped because changed since read}.
 -- @include "lib/records.lua"
+
+local NKEYS = 16 -- named keys before the job hashes
 
 if ARGV[1] ~= '' then
   local cur = tonumber(redis.call('HGET', K.meta, 'seq')) or 0
@@ -35,10 +40,10 @@ local n = (#ARGV - 1) / 7
 for i = 1, n do
   local b = 2 + 7 * (i - 1)
   local id = ARGV[b]
-  if redis.call('EXISTS', KEYS[13 + i]) == 0 then
+  if redis.call('EXISTS', KEYS[NKEYS + i]) == 0 then
     redis.call('ZREM', K.v1index, id)
   else
-    local cur = redis.call('HMGET', KEYS[13 + i], 'status', 'token')
+    local cur = redis.call('HMGET', KEYS[NKEYS + i], 'status', 'token')
     if (cur[1] or '') .. '|' .. (cur[2] or '') ~= ARGV[b + 1] then
       changed = changed + 1
     else
@@ -53,7 +58,7 @@ for i = 1, n do
         if ARGV[b + 5] ~= '' then redis.call('HSET', K.errors, id, ARGV[b + 5]) end
         converted = converted + 1
       end
-      redis.call('DEL', KEYS[13 + i])
+      redis.call('DEL', KEYS[NKEYS + i])
       redis.call('ZREM', K.v1index, id)
     end
   end

@@ -85,13 +85,13 @@ end
 local function trim_finished(name, ttl, max, n)
   local old = redis.call('ZRANGEBYSCORE', K[name], '-inf', now - ttl, 'LIMIT', 0, n)
   if #old > 0 then
-    delete_records(old)
+    delete_records(old, name)
     call_chunked('ZREM', name, old)
   end
   local excess = math.min(redis.call('ZCARD', K[name]) - max, n)
   if excess > 0 then
     local ids = redis.call('ZRANGE', K[name], 0, excess - 1)
-    delete_records(ids)
+    delete_records(ids, name)
     call_chunked('ZREM', name, ids)
   end
 end

@@ -32,7 +32,7 @@ end
 
 -- Collect writes from now on (transition, put_state, set_score) until flush().
 local function begin_batch()
-  batch = {state = {}, rem = {}, add = {}}
+  batch = {state = {}, rem = {}, add = {}, count = {}}
 end
 
 -- Write what the batch collected, one command per key; the batch stays open. A job moves at
@@ -46,7 +46,8 @@ local function flush()
   end
   for name, ids in pairs(batch.rem) do call_chunked('ZREM', name, ids) end
   for name, args in pairs(batch.add) do call_chunked('ZADD', name, args) end
-  batch.state, batch.rem, batch.add = {}, {}, {}
+  for kind, n in pairs(batch.count) do redis.call('HINCRBY', K.throughput, kind .. tp_slot, n) end
+  batch.state, batch.rem, batch.add, batch.count = {}, {}, {}, {}
 end
 
 -- Write `st` as the state of `id` without a status change (e.g. its worker).
@@ -82,11 +83,14 @@ local function unlist(name, id)
   end
 end
 
--- Delete every record of the jobs `ids` (not their index entries).
-local function delete_records(ids)
+-- Delete every record of the jobs `ids` of status `from` (not their index entries); each
+-- gets a `removed` event.
+local function delete_records(ids, from)
   if #ids == 0 then return end
   call_chunked('HDEL', 'state', ids)
   call_chunked('HDEL', 'data', ids)
   call_chunked('HDEL', 'results', ids)
   call_chunked('HDEL', 'errors', ids)
+  call_chunked('HDEL', 'progress', ids)
+  for _, id in ipairs(ids) do emit(id, 'removed', 'p', from) end
 end

@@ -44,18 +44,19 @@ local FINISHED = {completed = true, failed = true, cancelled = true}
 -- per key.
 local batch = nil
 
+-- @include "events.lua"
+
 -- The one place where a job's status changes, in every script: moves `id` from the index of
 -- its current status to the index of `to` with `score` (waiting: run order, delayed: run_at,
 -- active: lease expiry, finished: finish time), sets `finished` (now, or `finished_at` when
 -- given, for finished statuses) and writes the state record `st` (changed in place; fields the
--- caller changed before the call are written with it).
---
--- HOOK for later layouts: this is where the job event (a Redis Stream entry: id, from, to,
--- time) and the per-minute counters will be appended, so that no status change can miss them.
+-- caller changed before the call are written with it). Every change also appends its job
+-- event, counts finished jobs and wakes wait() callers (record(), events.lua).
 local function transition(id, st, to, score, finished_at)
   local from = st.status
   st.status = to
   if FINISHED[to] then st.finished = finished_at or now_s else st.finished = '' end
+  record(id, from, to)
   if batch then
     if STATUSES[from] then
       local rem = batch.rem[from]

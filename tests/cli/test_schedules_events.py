@@ -1,0 +1,69 @@
+"""``redkeep schedules ...`` and ``redkeep events`` against the shared Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from redkeep.cli import app
+from redkeep.queue import RedisJobQueue
+from redkeep.redis.mux import MuxClient
+
+
+@pytest.fixture
+def cli(redis_url: str, prefix: str) -> Iterator[Any]:
+    runner = CliRunner()
+    env = {"REDKEEP_REDIS_URL": redis_url, "REDKEEP_KEY_PREFIX": prefix, "REDKEEP_BACKEND": "auto"}
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, list(args), env=env)
+
+    yield invoke
+
+
+def _seed(redis_url: str, prefix: str) -> str:
+    async def main() -> str:
+        client = MuxClient(redis_url)
+        try:
+            q = RedisJobQueue(client, "default", key_prefix=prefix)
+            await q.schedule("hourly", "report", {"k": 1}, cron="0 * * * *")
+            job = await q.enqueue("x", 1)
+            await q.cancel(job.id)
+            return job.id
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_schedules_commands(cli: Any, redis_url: str, prefix: str) -> None:
+    _seed(redis_url, prefix)
+    listed = cli("schedules", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [s["id"] for s in orjson.loads(listed.output)["schedules"]] == ["hourly"]
+    shown = orjson.loads(cli("schedules", "show", "hourly", "--json").output)
+    assert shown["cron"] == "0 * * * *" and shown["payload"] == {"k": 1}
+    assert cli("schedules", "pause", "hourly").exit_code == 0
+    assert orjson.loads(cli("schedules", "show", "hourly", "--json").output)["paused"] is True
+    assert cli("schedules", "resume", "hourly").exit_code == 0
+    assert cli("schedules", "delete", "hourly", "--yes").exit_code == 0
+    missing = cli("schedules", "show", "hourly")
+    assert missing.exit_code != 0 and "no schedule 'hourly'" in missing.output
+
+
+def test_events_command_prints_stored_events(cli: Any, redis_url: str, prefix: str) -> None:
+    job_id = _seed(redis_url, prefix)
+    result = cli("events", "default", "--json")
+    assert result.exit_code == 0, result.output
+    events = [orjson.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert [(e["job_id"], e["event"]) for e in events] == [
+        (job_id, "enqueued"),
+        (job_id, "cancelled"),
+    ]
+    bad = cli("events", "default", "--since", "nonsense")
+    assert bad.exit_code == 2 and "since must be an event id" in bad.output
