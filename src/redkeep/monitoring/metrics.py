@@ -19,11 +19,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from redkeep.queue.outbox import OutboxStats
 
 __all__ = ["CONTENT_TYPE", "CacheSnapshot", "Metrics", "QueueSnapshot"]
 
@@ -86,8 +89,11 @@ class _StateCollector:
             queues = dict(o._queues)
             conns = dict(o._connections)
             breakers = dict(o._breaker_states)
+            outbox = o._outbox
         yield from self._cache_families(caches)
         yield from self._queue_families(queues)
+        if outbox is not None:
+            yield from self._outbox_families(outbox)
         yield from self._connection_families(conns)
         state = GaugeMetricFamily(
             "redkeep_breaker_state",
@@ -138,6 +144,57 @@ class _StateCollector:
             oldest.add_metric([name], snap.oldest_waiting_age or 0.0)
         yield depth
         yield oldest
+
+    @staticmethod
+    def _outbox_families(st: OutboxStats) -> Iterable[Metric]:
+        def gauge(name: str, doc: str, value: float) -> Metric:
+            family = GaugeMetricFamily(f"redkeep_outbox_{name}", doc)
+            family.add_metric([], value)
+            return family
+
+        def per_queue(
+            family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[str, float]
+        ) -> Metric:
+            for queue, value in sorted(values.items()):
+                family.add_metric([queue], float(value))
+            return family
+
+        yield per_queue(
+            GaugeMetricFamily(
+                "redkeep_outbox_jobs",
+                "Jobs held in the enqueue outbox (every process sharing the file).",
+                labels=["queue"],
+            ),
+            {q: d.jobs for q, d in st.queues.items()},
+        )
+        yield per_queue(
+            GaugeMetricFamily(
+                "redkeep_outbox_oldest_age_seconds",
+                "Age of the oldest job held in the enqueue outbox.",
+                labels=["queue"],
+            ),
+            {q: st.oldest_age(q) or 0.0 for q in st.queues},
+        )
+        yield gauge("bytes", "Bytes of jobs held in the enqueue outbox.", float(st.bytes))
+        yield gauge("max_jobs", "Job limit of the enqueue outbox.", float(st.max_jobs))
+        yield gauge("max_bytes", "Byte limit of the enqueue outbox.", float(st.max_bytes))
+        yield gauge(
+            "relaying",
+            "1 while this process relays the outbox (holds its lock).",
+            float(st.relaying),
+        )
+        for name, doc, values in (
+            ("held", "Enqueues this process held in the outbox (Redis unreachable).", st.held),
+            ("relayed", "Held jobs this process relayed to Redis.", st.relayed),
+            ("rejected", "Enqueues refused because the outbox was full.", st.rejected),
+        ):
+            family = CounterMetricFamily(f"redkeep_outbox_{name}", doc, labels=["queue"])
+            yield per_queue(family, values)
+        errors = CounterMetricFamily(
+            "redkeep_outbox_relay_errors", "Relay rounds that failed (retried)."
+        )
+        errors.add_metric([], float(st.relay_errors))
+        yield errors
 
     @staticmethod
     def _connection_families(conns: Mapping[str, ConnectionSnapshot]) -> Iterable[Metric]:
@@ -234,6 +291,7 @@ class Metrics:
         self._queues: dict[str, QueueSnapshot] = {}
         self._connections: dict[str, ConnectionSnapshot] = {}
         self._breaker_states: dict[str, str] = {}
+        self._outbox: OutboxStats | None = None
         r.register(_StateCollector(self))
 
     # -- CommandObserver ----------------------------------------------------------------------
@@ -313,6 +371,11 @@ class Metrics:
         """Set the state of backend connection ``name``."""
         with self._lock:
             self._connections[name] = ConnectionSnapshot(transport, state, pool_in_use, latency)
+
+    def set_outbox(self, stats: OutboxStats) -> None:
+        """Set the enqueue outbox's depth, limits and counters."""
+        with self._lock:
+            self._outbox = stats
 
     def render(self) -> bytes:
         """The text exposition of every series."""

@@ -9,6 +9,7 @@ from redkeep.queue.base import JobQueue
 from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.outbox import Outbox, OutboxStats
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.queue.worker import Worker
 
@@ -22,6 +23,8 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "MemoryJobQueue",
+    "Outbox",
+    "OutboxStats",
     "RedisJobQueue",
     "RetentionPolicy",
     "Worker",

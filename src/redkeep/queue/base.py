@@ -4,6 +4,10 @@ Public methods validate input and encode payloads here; backends (Redis, memory)
 ``_``-prefixed hooks. The worker drives a queue only through :meth:`JobQueue._step`,
 :meth:`JobQueue._extend`, :meth:`JobQueue._wait` and :meth:`JobQueue._wake`. The job model is
 in :mod:`redkeep.queue.job`.
+
+With an enqueue outbox attached (:attr:`JobQueue.outbox`, see :mod:`redkeep.queue.outbox`),
+validated jobs go through the outbox, which sends them with ``_enqueue``/``_enqueue_one`` or
+holds them locally while Redis is unreachable; reads answer for held jobs too.
 """
 
 from __future__ import annotations
@@ -12,17 +16,18 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from redkeep.errors import InvalidJob
+from redkeep.errors import InvalidJob, JobError
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.job import (
     FINISHED,
     MAX_JOB_ID,
     MAX_NAME,
     MAX_PRIORITY,
+    STORED,
     Job,
     JobSpec,
     JobStatus,
@@ -33,6 +38,9 @@ from redkeep.queue.job import (
     new_job_id,
 )
 
+if TYPE_CHECKING:
+    from redkeep.queue.outbox import Outbox
+
 __all__ = ["JobQueue"]
 
 
@@ -40,6 +48,9 @@ class JobQueue(ABC):
     """A named, async job queue. See docs/queue.md for the guarantees."""
 
     backend: str = "abstract"
+    outbox: Outbox | None = None
+    """The enqueue outbox holding this queue's jobs while Redis is unreachable, or None (set by
+    :meth:`redkeep.queue.outbox.Outbox.attach`)."""
 
     def __init__(
         self,
@@ -100,11 +111,14 @@ class JobQueue(ABC):
                 new_job_id(), 0, name, text, priority, 0, 0, self.default_max_attempts, "",
                 None, payload,
             )  # fmt: skip
-            return await self._enqueue_one(prepared)
-        spec = JobSpec(
-            name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
-        )
-        return await self._enqueue_one(self._prepare(spec))
+        else:
+            spec = JobSpec(
+                name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
+            )
+            prepared = self._prepare(spec)
+        if self.outbox is not None:
+            return (await self.outbox.enqueue(self, [prepared]))[0]
+        return await self._enqueue_one(prepared)
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job]:
         """Enqueue several jobs in a few round trips; same rules as :meth:`enqueue`.
@@ -114,26 +128,39 @@ class JobQueue(ABC):
         prepared = [self._prepare(spec) for spec in specs]
         if not prepared:
             return []
+        if self.outbox is not None:
+            return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
 
     async def get_job(self, job_id: str) -> Job | None:
-        """The job with ``job_id``, or None."""
+        """The job with ``job_id``, or None (a job held in the outbox has status ``outbox``)."""
+        if self.outbox is not None:
+            held = await self.outbox.get_job(self.name, str(job_id))
+            if held is not None:
+                return held
         return await self._get(str(job_id))
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a waiting, delayed or active job; False when it is finished or unknown.
 
         An active job's worker notices at its next lease renewal and cancels the handler task.
+        A job still held in the outbox cannot be cancelled yet (:class:`JobError`).
         """
+        await self._refuse_held(str(job_id), "cancelled")
         return await self._cancel(str(job_id))
 
     async def retry(self, job_id: str) -> bool:
         """Move a failed job back to waiting with its attempts reset; False if not failed."""
+        await self._refuse_held(str(job_id), "retried")
         return await self._retry(str(job_id))
 
     async def counts(self) -> dict[str, int]:
-        """Number of jobs per status."""
-        return await self._counts()
+        """Number of jobs per status (``outbox``: held in the local outbox)."""
+        counts = await self._counts()
+        counts[JobStatus.OUTBOX.value] = (
+            await self.outbox.count(self.name) if self.outbox is not None else 0
+        )
+        return counts
 
     async def list_jobs(
         self, status: JobStatus | str, offset: int = 0, limit: int = 100
@@ -144,6 +171,10 @@ class JobQueue(ABC):
             raise InvalidJob("offset and limit must be >= 0")
         if limit == 0:
             return []
+        if st is JobStatus.OUTBOX:
+            if self.outbox is None:
+                return []
+            return await self.outbox.list_jobs(self.name, offset, limit)
         return await self._list(st, offset, limit)
 
     async def purge(self, status: JobStatus | str) -> int:
@@ -159,8 +190,8 @@ class JobQueue(ABC):
 
     async def restore_job(self, job: Job) -> bool:
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
-        if job.status not in set(JobStatus):
-            raise InvalidJob(f"unknown status {job.status!r}")
+        if job.status not in STORED:
+            raise InvalidJob(f"cannot restore a job with status {job.status!r}")
         return await self._restore(replace(job, queue=self.name))
 
     async def close(self) -> None:  # noqa: B027 - optional hook
@@ -235,6 +266,13 @@ class JobQueue(ABC):
         await self._wake()
 
     # -- helpers -------------------------------------------------------------------------------
+    async def _refuse_held(self, job_id: str, what: str) -> None:
+        if self.outbox is not None and await self.outbox.get_job(self.name, job_id) is not None:
+            raise JobError(
+                f"job {job_id!r} is held in the enqueue outbox until Redis is reachable; it can "
+                f"be {what} once it is relayed"
+            )
+
     def _prepare(self, spec: JobSpec) -> _Prepared:
         if not isinstance(spec.name, str) or not spec.name or len(spec.name) > MAX_NAME:
             raise InvalidJob(f"job name must be a non-empty str of at most {MAX_NAME} characters")

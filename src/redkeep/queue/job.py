@@ -18,6 +18,7 @@ __all__ = [
     "MAX_JOB_ID",
     "MAX_NAME",
     "MAX_PRIORITY",
+    "STORED",
     "TRACEBACK_LIMIT",
     "Job",
     "JobFailure",
@@ -41,6 +42,8 @@ TRACEBACK_LIMIT = 4000
 class JobStatus(enum.StrEnum):
     """Where a job is in its life."""
 
+    OUTBOX = "outbox"
+    """Held in the local enqueue outbox until Redis is reachable (:mod:`redkeep.queue.outbox`)."""
     WAITING = "waiting"
     DELAYED = "delayed"
     ACTIVE = "active"
@@ -50,6 +53,8 @@ class JobStatus(enum.StrEnum):
 
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+STORED = tuple(s for s in JobStatus if s is not JobStatus.OUTBOX)
+"""The statuses a backend stores: all but ``outbox`` (held by the local outbox instead)."""
 
 
 @dataclass(frozen=True)

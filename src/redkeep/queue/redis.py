@@ -20,6 +20,7 @@ from redkeep.queue.base import JobQueue, _Prepared
 from redkeep.queue.codec import hash_to_job, job_to_hash, pairs_to_dict
 from redkeep.queue.job import (
     FINISHED,
+    STORED,
     Job,
     JobStatus,
     Outcome,
@@ -218,9 +219,9 @@ class RedisJobQueue(JobQueue):
 
     async def _counts(self) -> dict[str, int]:
         replies = await self.client.pipeline(
-            [("ZCARD", self.keys.status_key(s.value)) for s in JobStatus]
+            [("ZCARD", self.keys.status_key(s.value)) for s in STORED]
         )
-        return {s.value: int(r) for s, r in zip(JobStatus, replies, strict=True)}
+        return {s.value: int(r) for s, r in zip(STORED, replies, strict=True)}
 
     async def _list(self, status: JobStatus, offset: int, limit: int) -> list[Job]:
         key = self.keys.status_key(status.value)
@@ -243,7 +244,7 @@ class RedisJobQueue(JobQueue):
 
     async def dump_jobs(self) -> AsyncIterator[Job]:
         """Every job, status by status, in pages of 500."""
-        for status in JobStatus:
+        for status in STORED:
             key = self.keys.status_key(status.value)
             offset = 0
             while True:

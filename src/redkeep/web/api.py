@@ -31,7 +31,7 @@ __all__ = ["JOB_STATUSES", "NAME_PATTERN", "job_to_dict", "routes"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-JOB_STATUSES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+JOB_STATUSES = ("outbox", "waiting", "delayed", "active", "completed", "failed", "cancelled")
 MAX_LIST_LIMIT = 500
 _NAME = re.compile(NAME_PATTERN)
 _JOB_ID = re.compile(JOB_ID_PATTERN)
