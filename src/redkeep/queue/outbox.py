@@ -353,8 +353,10 @@ class Outbox:
                 await asyncio.sleep(pause)  # 0 after progress: let other tasks run
                 continue
             mine = any(self._holding(q) for q in self._last_seq)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL if mine else IDLE)
+                async with asyncio.timeout(POLL if mine else IDLE):
+                    await self._wake.wait()
 
     def _relay_failed(self, exc: Exception, failures: int) -> float:
         """Record a failed relay round; the pause before the next one."""
