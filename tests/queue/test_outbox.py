@@ -344,7 +344,9 @@ def write_outbox_file(path: Path, prefix: str, jobs: int) -> None:
         async with Outbox(path, namespace=prefix, breaker=breaker) as outbox:
             queue = RedisJobQueue(client, "jobs", key_prefix=prefix)
             outbox.attach(queue)
-            await queue.enqueue_many([JobSpec("a", {"i": i, "pad": "x" * 200}) for i in range(jobs)])
+            await queue.enqueue_many(
+                [JobSpec("a", {"i": i, "pad": "x" * 200}) for i in range(jobs)]
+            )
         await client.close()
 
     asyncio.run(fill())

@@ -31,6 +31,8 @@ SCENARIOS = [
     "load",
     "bad_input",
     "compatibility",
+    "outbox_outage",
+    "outbox_crash",
 ]
 SUMMARY_COLUMNS = [
     ("jobs", "jobs"),
