@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import sqlite3
 import time
@@ -124,7 +125,7 @@ async def test_killed_producer_and_relays_lose_and_duplicate_nothing(
     fig.record(
         jobs=JOBS, processed=len(runs), lost=len(lost), duplicates=duplicates,
         unknown=len(set(runs) - set(ids)),
-        out_of_order=sum(1 for a, b in zip(order, order[1:], strict=False) if b <= a),
+        out_of_order=sum(1 for a, b in itertools.pairwise(order) if b <= a),
     )  # fmt: skip
     assert not lost, f"{len(lost)} held jobs never ran"
     assert duplicates == 0, f"{duplicates} duplicate runs"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -143,9 +144,7 @@ async def test_redis_down_10s_under_load_loses_and_duplicates_nothing(
     ids = {i for p in enqueued.values() for i in p}
     lost = ids - set(runs)
     duplicates = sum(n - 1 for n in runs.values() if n > 1)
-    out_of_order = sum(
-        1 for seq in order.values() for a, b in zip(seq, seq[1:], strict=False) if b <= a
-    )
+    out_of_order = sum(1 for seq in order.values() for a, b in itertools.pairwise(seq) if b <= a)
     fig.record(
         processed=len(runs), lost=len(lost), duplicates=duplicates, out_of_order=out_of_order,
         drain_s=round(drain.elapsed, 2),
