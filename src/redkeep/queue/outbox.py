@@ -133,7 +133,10 @@ class Outbox:
         self._pending: Counter[str] = Counter()  # holds in flight, per queue
         self._last_seq: dict[str, int] = {}  # highest seq this process held, per queue
         self._gone_through: dict[str, int] = {}  # every seq up to this has left the outbox
-        self._wake = asyncio.Event()
+        self._seen: set[str] = set()  # queues with held jobs at the last look (any process)
+        self._wake = asyncio.Event()  # a job was held: relay soon
+        self._closed = asyncio.Event()  # the breaker closed: end a failing relay's pause
+        self.breaker.add_listener(self._breaker_changed)
         self._relay: asyncio.Task[None] | None = None
         self._held: Counter[str] = Counter()
         self._relayed: Counter[str] = Counter()
@@ -170,6 +173,7 @@ class Outbox:
             self._store = await OutboxStore.open(
                 self.path, self.namespace, self.max_jobs, self.max_bytes
             )
+            self._seen = set(await self._store.queues())
             self._relay = asyncio.create_task(self._relay_loop(), name="redkeep-outbox-relay")
         return self
 
@@ -219,12 +223,20 @@ class Outbox:
         return await self._hold(name, prepared)
 
     async def get_job(self, queue: str, job_id: str) -> Job | None:
-        """The job ``job_id`` of ``queue`` while it is held, else None."""
+        """The job ``job_id`` of ``queue`` while it is held, else None.
+
+        The file is only read while this process holds jobs of ``queue`` or saw some at the
+        relay's last look (at most a second ago): a job just held by another process sharing the
+        file may be missed for that long."""
+        if not self._might_hold(queue):
+            return None
         held = await self._open_store().get(queue, job_id)
         return _held_job(held) if held is not None else None
 
     async def count(self, queue: str) -> int:
-        """How many jobs of ``queue`` are held."""
+        """How many jobs of ``queue`` are held (as seen by :meth:`get_job`)."""
+        if not self._might_hold(queue):
+            return 0
         return await self._open_store().count(queue)
 
     async def list_jobs(self, queue: str, offset: int, limit: int) -> list[Job]:
@@ -285,6 +297,9 @@ class Outbox:
             await asyncio.sleep(0.02)
 
     # -- holding ------------------------------------------------------------------------------
+    def _might_hold(self, queue: str) -> bool:
+        return queue in self._seen or self._holding(queue)
+
     def _holding(self, queue: str) -> bool:
         """True while this process has jobs of ``queue`` held or being held."""
         return bool(self._pending[queue]) or self._last_seq.get(queue, 0) > self._gone_through.get(
@@ -318,6 +333,7 @@ class Outbox:
         if seqs:
             self._last_seq[queue] = max(self._last_seq.get(queue, 0), *seqs)
             self._held[queue] += len(seqs)
+            self._seen.add(queue)
             self._full = False
             self._wake.set()
 
@@ -334,9 +350,15 @@ class Outbox:
             self._wake.clear()
             relayed = 0
             pause = 0.0
-            if store.try_lock_relay():
+            try:
+                names = await store.queues()
+            except OutboxError as exc:
+                log.warning("%s", exc)
+                names = sorted(self._seen)
+            self._seen = set(names)
+            if store.try_lock_relay() and names:
                 try:
-                    relayed = await self._relay_round()
+                    relayed = await self._relay_round(names)
                 except Exception as exc:
                     failures += 1
                     pause = self._relay_failed(exc, failures)
@@ -349,14 +371,26 @@ class Outbox:
                 await self._catch_up()
             except OutboxError as exc:
                 log.warning("%s", exc)
-            if pause or relayed:
-                await asyncio.sleep(pause)  # 0 after progress: let other tasks run
+            if relayed:
+                await asyncio.sleep(0)  # let other tasks run
+                continue
+            if pause:
+                # Not cut short by new holds (they keep coming during an outage), only by the
+                # breaker closing (a direct enqueue got through).
+                self._closed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._closed.wait()
                 continue
             mine = any(self._holding(q) for q in self._last_seq)
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL if mine else IDLE):
                     await self._wake.wait()
+
+    def _breaker_changed(self, name: str, old: str, new: str) -> None:
+        if new == "closed":
+            self._closed.set()
 
     def _relay_failed(self, exc: Exception, failures: int) -> float:
         """Record a failed relay round; the pause before the next one."""
@@ -369,11 +403,11 @@ class Outbox:
             return max(exc.retry_after, 0.05)
         return float(min(0.05 * 2 ** min(failures - 1, 10), MAX_BACKOFF))
 
-    async def _relay_round(self) -> int:
-        """One batch per queue with held jobs; how many were relayed."""
+    async def _relay_round(self, names: list[str]) -> int:
+        """One batch per queue of ``names``; how many jobs were relayed."""
         total = 0
         failure: Exception | None = None
-        for name in await self._open_store().queues():
+        for name in names:
             try:
                 total += await self._relay_queue(name)
             except Exception as exc:
