@@ -24,6 +24,7 @@ OWN_PAGES = [
     "migration.md",
     "sync.md",
     "django.md",
+    "outbox.md",
 ]
 
 

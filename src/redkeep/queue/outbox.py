@@ -135,8 +135,7 @@ class Outbox:
         self._gone_through: dict[str, int] = {}  # every seq up to this has left the outbox
         self._seen: set[str] = set()  # queues with held jobs at the last look (any process)
         self._wake = asyncio.Event()  # a job was held: relay soon
-        self._closed = asyncio.Event()  # the breaker closed: end a failing relay's pause
-        self.breaker.add_listener(self._breaker_changed)
+        self._recovered = asyncio.Event()  # the breaker closed: end a failing relay's pause
         self._relay: asyncio.Task[None] | None = None
         self._held: Counter[str] = Counter()
         self._relayed: Counter[str] = Counter()
@@ -174,11 +173,13 @@ class Outbox:
                 self.path, self.namespace, self.max_jobs, self.max_bytes
             )
             self._seen = set(await self._store.queues())
+            self.breaker.add_listener(self._breaker_changed)
             self._relay = asyncio.create_task(self._relay_loop(), name="redkeep-outbox-relay")
         return self
 
     async def close(self) -> None:
         """Stop the relay and close the file; held jobs stay in it for the next start."""
+        self.breaker.remove_listener(self._breaker_changed)
         if self._relay is not None:
             self._relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -377,10 +378,10 @@ class Outbox:
             if pause:
                 # Not cut short by new holds (they keep coming during an outage), only by the
                 # breaker closing (a direct enqueue got through).
-                self._closed.clear()
+                self._recovered.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
-                        await self._closed.wait()
+                        await self._recovered.wait()
                 continue
             mine = any(self._holding(q) for q in self._last_seq)
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
@@ -390,7 +391,7 @@ class Outbox:
 
     def _breaker_changed(self, name: str, old: str, new: str) -> None:
         if new == "closed":
-            self._closed.set()
+            self._recovered.set()
 
     def _relay_failed(self, exc: Exception, failures: int) -> float:
         """Record a failed relay round; the pause before the next one."""
