@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck pytest reliability bench bench-peers redis-server emulator install clean
+.PHONY: serve test lint typecheck pytest reliability bench bench-peers redis-server emulator install clean docs
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,14 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Tests start their own private redis-server processes; install the binary when it is missing.
+# Tests start their own private redis-server processes, and run the README's curl + jq lines;
+# install what is missing.
 redis-server:
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
-		echo "installing redis-server with apt-get"; \
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
+		&& command -v curl >/dev/null && command -v jq >/dev/null || { \
+		echo "installing redis-server, curl and jq with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools; }
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools curl jq; }
 
 # The Upstash REST emulator (npm), used by the Upstash transport tests.
 emulator: $(EMULATOR)
@@ -38,6 +40,10 @@ $(EMULATOR):
 
 serve: install
 	$(BIN)/redkeep serve --host $(HOST) --port $(PORT)
+
+# Regenerate the generated docs (docs/configuration.md from Settings and the CLI's options).
+docs: install
+	$(BIN)/python -m redkeep.docs_gen
 
 lint: install
 	$(BIN)/ruff check src tests bench

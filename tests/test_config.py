@@ -201,7 +201,14 @@ def test_keyword_arguments_override_and_validate() -> None:
         ("rediss://u:p@[::1]:6380/0", "rediss://u:***@[::1]:6380/0"),
         ("redis://u:p@host:notaport", "redis://u:***@host:notaport"),
         ("redis://127.0.0.1/0?password=pw&db=2", "redis://127.0.0.1/0?password=***&db=2"),
-        ("redis://[::1", "***"),
+        ("redis://[::1", "redis://[::1"),  # unparseable, but nothing secret in it
+        # Unencoded / # ? in a password move the "@" out of the parsed host part.
+        ("redis://:s3c/retPW@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("redis://app:pa#ss@h:6379/0", "redis://app:***@h:6379/0"),
+        ("redis://app:p?w/x#y@h", "redis://app:***@h"),
+        ("https://default:AXtoken@eu1.upstash.io", "https://default:***@eu1.upstash.io"),
+        ("https://x.upstash.io/?_token=AXtoken", "https://x.upstash.io/?_token=***"),
+        ("bare-secret-without-scheme", "***"),
     ],
 )
 def test_redact_url(url: str | None, expected: str | None) -> None:

@@ -22,16 +22,41 @@ OWN_PAGES = [
     "troubleshooting.md",
     "api.md",
     "migration.md",
+    "getting-started.md",
+    "http-api.md",
     "sync.md",
     "django.md",
+    "worker.md",
     "outbox.md",
 ]
 
 
 def test_configuration_reference_is_up_to_date() -> None:
     assert CONFIG_DOC.read_text(encoding="utf-8") == docs_gen.render_configuration(), (
-        "docs/configuration.md is out of date: run `python -m redkeep.docs_gen`"
+        "docs/configuration.md is out of date: run `make docs`"
     )
+
+
+_ENV_NAME = re.compile(r"\bREDKEEP_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def test_every_variable_named_in_the_source_is_on_the_configuration_page() -> None:
+    """Settings fields, CLI options with ``envvar=``, and any REDKEEP_* name the code reads."""
+    named = {
+        name
+        for path in (ROOT / "src" / "redkeep").rglob("*.py")
+        for name in _ENV_NAME.findall(path.read_text(encoding="utf-8"))
+    }
+    assert {"REDKEEP_WORKER_HTTP_PORT", "REDKEEP_MIGRATE_FROM_TOKEN"} <= named
+    page = CONFIG_DOC.read_text(encoding="utf-8")
+    missing = sorted(n for n in named if f"### {n}\n" not in page)
+    assert missing == [], f"not in docs/configuration.md (run `make docs`): {missing}"
+
+
+def test_cli_options_read_from_the_environment_are_listed() -> None:
+    options = {env: (command, option) for env, command, option, _, _ in docs_gen.cli_env_options()}
+    assert options["REDKEEP_WORKER_HTTP_HOST"] == ("redkeep worker", "--http-host")
+    assert options["REDKEEP_MIGRATE_TO_TOKEN"] == ("redkeep migrate", "--to-token")
 
 
 @pytest.mark.parametrize("name", list(Settings.model_fields))
@@ -176,3 +201,13 @@ async def test_documented_acl_user_can_run_redkeep(redis_server_factory: Any) ->
             limited.get("other-app:secret")
         with pytest.raises(sync_redis.exceptions.NoPermissionError):
             limited.flushall()
+
+
+def test_license_file_matches_pyproject() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT"
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n")
+    assert "Permission is hereby granted, free of charge" in text

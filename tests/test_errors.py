@@ -17,6 +17,7 @@ from redkeep.errors import (
     ConfigError,
     InvalidJob,
     InvalidKey,
+    InvalidName,
     JobError,
     JobNotFound,
     LeaseLost,
@@ -24,6 +25,7 @@ from redkeep.errors import (
     OutboxError,
     OutboxFull,
     PayloadTooLarge,
+    QueueFull,
     RedkeepError,
     SerializationError,
     StartupError,
@@ -50,6 +52,8 @@ TREE: dict[type[Exception], type[Exception]] = {
     OutboxError: RedkeepError,
     OutboxCorrupted: OutboxError,
     OutboxFull: OutboxError,
+    QueueFull: JobError,
+    InvalidName: RedkeepError,
     StartupError: RedkeepError,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -68,18 +69,54 @@ async def test_closed_services_refuse_new_components() -> None:
         services.queue("other")
 
 
-async def test_strict_startup_fails_fast_when_redis_is_absent() -> None:
-    s = settings(redis_url=absent_url(), startup="strict", connect_max_wait=30.0)
+async def test_strict_startup_gives_up_after_connect_max_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="redkeep")
+    s = settings(redis_url=absent_url(), startup="strict", connect_max_wait=1.5)
     start = time.monotonic()
     with pytest.raises(StartupError) as info:
         async with create_services(s):
             pass
-    assert time.monotonic() - start < 10  # not the 30 s connect_max_wait
+    assert 1.4 <= time.monotonic() - start < 10
     message = str(info.value)
     assert "strict startup" in message
-    assert "unreachable" in message
+    assert "unreachable" in message and "REDKEEP_CONNECT_MAX_WAIT=1.5" in message
     assert "127.0.0.1" in message
     assert PASSWORD not in message
+    assert any("waiting up to 1.5 s" in r.getMessage() for r in caplog.records)
+    assert all(PASSWORD not in r.getMessage() for r in caplog.records)
+
+
+async def test_strict_startup_waits_for_redis_that_comes_up_late(
+    redis_server_factory: Any,
+) -> None:
+    """Issue 13 repro: strict startup gave up after about a second."""
+    server = redis_server_factory(start=False)
+    starter = threading.Timer(2.0, server.start)
+    starter.start()
+    try:
+        start = time.monotonic()
+        s = settings(redis_url=server.url, startup="strict", connect_max_wait=30.0)
+        async with create_services(s) as services:
+            assert time.monotonic() - start >= 1.9
+            assert services.degraded_reason is None
+            assert (await services.health())["ready"] is True
+    finally:
+        starter.join()
+
+
+async def test_strict_startup_does_not_wait_out_a_wrong_password(
+    redis_server_factory: Any,
+) -> None:
+    server = redis_server_factory(requirepass="right-password-123")
+    url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+    start = time.monotonic()
+    with pytest.raises(StartupError, match="AuthError") as info:
+        async with create_services(settings(redis_url=url, startup="strict", connect_max_wait=30)):
+            pass
+    assert time.monotonic() - start < 10
+    assert PASSWORD not in str(info.value)
 
 
 async def test_degraded_startup_serves_caches_from_fallback(

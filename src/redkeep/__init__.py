@@ -40,10 +40,12 @@ from redkeep.queue import (
     JobStatus,
     MemoryJobQueue,
     Outbox,
+    ProcessHandler,
     RedisJobQueue,
     RetentionPolicy,
     Worker,
     WorkerObserver,
+    in_process,
 )
 from redkeep.resilience import CircuitBreaker, RetryPolicy
 from redkeep.serialization import JsonSerializer, Serializer, TypeRegistry
@@ -84,6 +86,7 @@ __all__ = [
     "OutboxError",
     "OutboxFull",
     "PayloadTooLarge",
+    "ProcessHandler",
     "RedisCache",
     "RedisJobQueue",
     "RedkeepError",
@@ -99,5 +102,6 @@ __all__ = [
     "WorkerObserver",
     "__version__",
     "create_services",
+    "in_process",
     "is_transient",
 ]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from redkeep.errors import ConfigError, register_secret
 
@@ -26,29 +26,33 @@ Seconds = float
 
 
 def redact_url(url: str | None) -> str | None:
-    """Return ``url`` with its user-info password (or lone user/token) and any ``password=``
-    query parameter replaced by ``***``."""
+    """``url`` with its credentials replaced by ``***``: the user-info password (or a lone
+    user/token) and query parameters such as ``password=`` or ``token=``.
+
+    Works on URLs that do not parse too: a password with an unencoded ``/``, ``#`` or ``?``
+    moves the ``@`` out of the parsed host part, so everything between ``://`` and the *last*
+    ``@`` counts as user-info. A value without ``://`` may be a pasted bare secret: ``***``.
+    """
     if not url:
         return url
-    try:
-        parts = urlsplit(url)
-        has_userinfo = parts.username is not None or parts.password is not None
-    except ValueError:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return "***"
-    netloc = parts.netloc
-    if has_userinfo:
-        # Keep host[:port] exactly as written (IPv6 brackets, even an invalid port).
-        host = netloc.rpartition("@")[2]
-        netloc = ("***@" if parts.password is None else f"{parts.username}:***@") + host
-    query = _QUERY_PASSWORD.sub(r"\1***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    userinfo, at, host = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        keep_user = colon and not any(c in user for c in "/?#")
+        rest = (f"{user}:***@" if keep_user else "***@") + host
+    return f"{scheme}://" + _QUERY_SECRET.sub(r"\1***", rest)
 
 
-_QUERY_PASSWORD = re.compile(r"(?i)((?:^|&)password=)[^&]*")
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:password|passwd|pass|pwd|token|_token|access_token|auth|secret|key)=)[^&#;]*"
+)
 
 
 class Settings(BaseSettings):
-    """All redkeep settings. Each field ``name`` is read from ``REDKEEP_NAME``."""
+    """All redkeep settings. Each field ``name`` is read from ``REDKEEP_<NAME>``."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -87,7 +91,10 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Seconds to wait for one command reply."
     )
     connect_max_wait: Seconds = Field(
-        30.0, ge=0, description="Total seconds to keep retrying the first connection at startup."
+        30.0,
+        ge=0,
+        description="Total seconds to keep retrying the first connection at startup (strict "
+        "startup waits this long for an unreachable backend before it gives up).",
     )
     max_connections: int = Field(
         50,
@@ -133,6 +140,12 @@ class Settings(BaseSettings):
     cache_max_entries: int = Field(
         10_000, gt=0, description="Entries kept per in-memory cache before LRU eviction."
     )
+    cache_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Bytes of keys and encoded values kept per in-memory cache (the memory "
+        "backend and the fallback of a Redis cache) before LRU eviction.",
+    )
     cache_max_key_length: int = Field(1024, gt=0, description="Longest accepted cache key.")
     cache_fallback: bool = Field(
         True, description="Wrap Redis caches in a memory fallback used while Redis is down."
@@ -160,6 +173,18 @@ class Settings(BaseSettings):
         7 * 24 * 3600.0, ge=0, description="Seconds failed jobs are retained."
     )
     queue_failed_max: int = Field(100_000, ge=0, description="Failed jobs retained at most.")
+    queue_memory_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Bytes of jobs (payloads, results, errors and bookkeeping) one memory-backend "
+        "queue holds; an enqueue beyond it fails with QueueFull (HTTP 503 queue_full).",
+    )
+    queue_executor: Literal["thread", "process"] = Field(
+        "thread",
+        description="Where workers run sync handlers: thread (a pool of concurrency threads; "
+        "a timed-out thread cannot be stopped) or process (child processes, killed on timeout; "
+        "handlers must be importable by name).",
+    )
     queue_poll_max_rate: float = Field(
         20.0, gt=0, description="Ceiling on idle polls per second where blocking pops are absent."
     )
@@ -182,10 +207,24 @@ class Settings(BaseSettings):
     # -- service -------------------------------------------------------------------------------
     startup: Literal["strict", "degraded"] = Field(
         "degraded",
-        description="strict: fail fast when the backend is unusable; degraded: start on fallback.",
+        description="strict: wait up to REDKEEP_CONNECT_MAX_WAIT for the backend, then refuse to "
+        "start when it is unreachable or unusable; degraded: start at once on the fallback.",
     )
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by the HTTP API (all routes but /health)."
+    )
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the HTTP service answers besides IP addresses, localhost and "
+        "its --host, comma-separated; '.example.com' allows a domain and its subdomains, '*' "
+        "any name. Other Host headers get 400 (DNS-rebinding protection); with an API token "
+        "and no names set, any host is answered.",
+    )
+    http_body_timeout: Seconds = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client has to send a whole request body; slower bodies get 408 "
+        "and the connection is closed.",
     )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -205,14 +244,24 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             return None
         url = value.get_secret_value()
+        # Remember the password before anything can fail, however the URL is written: every
+        # later message (including this validator's) is scrubbed of it.
+        userinfo = url.partition("://")[2].rpartition("@")[0]
+        register_secret(userinfo.partition(":")[2] or userinfo)
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must start with redis://, rediss:// or unix://")
         try:
             parts = urlsplit(url)
             _ = parts.port
-        except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({exc})") from None
+        except ValueError:
+            parts = None
+        if parts is None or (userinfo and "@" not in parts.netloc):
+            raise ValueError(
+                "is not a valid URL: characters such as / # ? @ in the password must be "
+                "percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40), and the port must "
+                "be a number"
+            )
         register_secret(parts.password)
         return value
 
@@ -237,6 +286,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("http_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -297,6 +353,8 @@ class Settings(BaseSettings):
                 value = self.redis_url_redacted
             elif isinstance(value, SecretStr):
                 value = "***"
+            elif name.endswith("_url") and isinstance(value, str):
+                value = redact_url(value)  # e.g. an Upstash URL with user-info
             out[name] = value
         return out
 

@@ -1,8 +1,10 @@
-"""Render ``docs/configuration.md`` from :class:`~redkeep.config.Settings`.
+"""Render ``docs/configuration.md`` from :class:`~redkeep.config.Settings` and the CLI.
 
-Run ``python -m redkeep.docs_gen`` to rewrite the file, or ``python -m redkeep.docs_gen --check``
-to exit 1 when it is out of date. ``tests/test_docs.py`` runs the check, so a setting added to
-``Settings`` without regenerating the reference fails the build.
+The page lists every ``REDKEEP_*`` variable: each ``Settings`` field, and each command-line
+option that reads one (``envvar=`` of a Typer option, e.g. ``REDKEEP_WORKER_HTTP_PORT``).
+Run ``make docs`` (``python -m redkeep.docs_gen``) to rewrite it, or ``python -m
+redkeep.docs_gen --check`` to exit 1 when it is out of date. ``tests/test_docs.py`` runs the
+check and also fails when any ``REDKEEP_*`` name in the source is missing from the page.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from pydantic_core import PydanticUndefined
 
 from redkeep.config import ENV_PREFIX, Settings
 
-__all__ = ["DEFAULT_PATH", "env_names", "main", "render_configuration", "type_name"]
+__all__ = [
+    "DEFAULT_PATH",
+    "cli_env_options",
+    "env_names",
+    "main",
+    "render_configuration",
+    "type_name",
+]
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -49,11 +58,13 @@ Durations are seconds and accept fractions (`0.25`). Booleans accept `true`/`fal
 errors, `/health` and metrics show `***` in their place (a Redis URL keeps its host and user).
 
 To see the effective values of a running setup, use `redkeep config` (or `redkeep config --json`).
+Command-line options that can come from the environment are listed
+[at the end](#command-line-options-read-from-the-environment).
 """
 
 
 def _group(name: str) -> str:
-    if name in _SERVICE_FIELDS:
+    if name in _SERVICE_FIELDS or name.startswith("http_"):
         return "service"
     if name.startswith("cache_"):
         return "cache"
@@ -81,6 +92,8 @@ def type_name(annotation: Any) -> str:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         inner = " or ".join(type_name(a) for a in args)
         return f"{inner}, optional" if len(args) < len(typing.get_args(annotation)) else inner
+    if origin is list:
+        return "list of " + ", ".join(type_name(a) for a in typing.get_args(annotation))
     if annotation is SecretStr:
         return "str, secret"
     return getattr(annotation, "__name__", str(annotation))
@@ -133,6 +146,8 @@ def render_configuration(settings_cls: type[Settings] = Settings) -> str:
         env = env_names(name, info)[0]
         kind = type_name(info.annotation)
         out.append(f"| [`{env}`](#{env.lower()}) | {kind} | {_default(info)} |")
+    for env, command, option, _, default in cli_env_options():
+        out.append(f"| [`{env}`](#{env.lower()}) | option `{command} {option}` | {default} |")
     out.append("")
     for key, title in _GROUPS:
         fields = grouped[key]
@@ -152,7 +167,50 @@ def render_configuration(settings_cls: type[Settings] = Settings) -> str:
                 out.append(f"- Allowed: {constraints}")
             out.append(f"- Default: {_default(info)}")
             out.append("")
+    if settings_cls is Settings or issubclass(settings_cls, Settings):
+        out.extend(_cli_section())
     return "\n".join(out).rstrip() + "\n"
+
+
+def cli_env_options() -> list[tuple[str, str, str, str, str]]:
+    """``(variable, command, option, help, default)`` for every CLI option read from a
+    ``REDKEEP_*`` environment variable, sorted by variable."""
+    import typer
+
+    from redkeep.cli import app
+
+    found: list[tuple[str, str, str, str, str]] = []
+
+    def walk(command: Any, path: str) -> None:
+        for param in command.params:
+            envvars = param.envvar if isinstance(param.envvar, list | tuple) else [param.envvar]
+            for env in envvars:
+                if isinstance(env, str) and env.startswith(ENV_PREFIX):
+                    option = max(param.opts, key=len)
+                    default = "*unset*" if param.default is None else f"`{param.default}`"
+                    help_text = getattr(param, "help", None) or ""
+                    found.append((env, path, option, help_text, default))
+        if hasattr(command, "commands"):  # a group
+            for name, sub in sorted(command.commands.items()):
+                walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "redkeep")
+    return sorted(found)
+
+
+def _cli_section() -> list[str]:
+    out = ["## Command-line options read from the environment\n"]
+    out.append(
+        "These are options of one command rather than settings: the command-line option wins "
+        "over the variable.\n"
+    )
+    for env, command, option, help_text, default in cli_env_options():
+        out.append(f"### {env}\n")
+        out.append(_cell(help_text or "(undocumented)") + "\n")
+        out.append(f"- Option: `{command} {option}`")
+        out.append(f"- Default: {default}")
+        out.append("")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

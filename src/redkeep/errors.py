@@ -7,6 +7,7 @@ Every exception redkeep raises derives from :class:`RedkeepError`::
     ├── SerializationError          a value cannot be encoded or decoded
     │   └── PayloadTooLarge         an encoded value exceeds ``max_payload_bytes``
     ├── InvalidKey                  a cache key is empty, not a str, or too long
+    ├── InvalidName                 a cache or queue name breaks the naming rule (redkeep.names)
     ├── BackendError                the storage backend failed
     │   ├── BackendUnavailable      connection refused / reset / DNS failure (transient)
     │   ├── BackendTimeout          no answer within ``command_timeout`` (transient)
@@ -16,6 +17,7 @@ Every exception redkeep raises derives from :class:`RedkeepError`::
     ├── JobError                    a job-queue operation was refused
     │   ├── InvalidJob              an enqueue argument is invalid (name, priority, delay...)
     │   ├── JobNotFound             no job with that id
+    │   ├── QueueFull               a memory queue is at its byte limit; the enqueue is refused
     │   └── LeaseLost               a fencing token is stale: another attempt owns the job
     ├── OutboxError                 the local enqueue outbox cannot be opened or written
     │   ├── OutboxCorrupted         the outbox file is not a sound outbox (left untouched)
@@ -44,6 +46,7 @@ __all__ = [
     "ConfigError",
     "InvalidJob",
     "InvalidKey",
+    "InvalidName",
     "JobError",
     "JobNotFound",
     "LeaseLost",
@@ -51,6 +54,7 @@ __all__ = [
     "OutboxError",
     "OutboxFull",
     "PayloadTooLarge",
+    "QueueFull",
     "RedkeepError",
     "SerializationError",
     "StartupError",
@@ -87,6 +91,10 @@ class PayloadTooLarge(SerializationError):
 
 class InvalidKey(RedkeepError, ValueError):
     """A cache key is not a non-empty str within the configured maximum length."""
+
+
+class InvalidName(RedkeepError, ValueError):
+    """A cache or queue name breaks the one naming rule of :mod:`redkeep.names`."""
 
 
 class BackendError(RedkeepError):
@@ -131,6 +139,21 @@ class JobNotFound(JobError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "job not found"
+
+
+class QueueFull(JobError):
+    """A memory queue holds ``limit`` bytes of jobs already: the enqueue was refused (nothing
+    was added). It clears as workers finish jobs and retention drops finished ones."""
+
+    def __init__(self, queue: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"memory queue {queue!r} is full: with this enqueue its jobs would take about {size} "
+            f"bytes, over its limit of {limit} (REDKEEP_QUEUE_MEMORY_MAX_BYTES); retry once "
+            "workers catch up, or use Redis"
+        )
+        self.queue = queue
+        self.size = size
+        self.limit = limit
 
 
 class LeaseLost(JobError):

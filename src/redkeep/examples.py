@@ -4,10 +4,12 @@
 * ``sleep``: waits ``payload["seconds"]`` (default 1, at most 60) and returns ``{"slept": s}``.
 * ``fail``: raises ``RuntimeError(payload["message"])``, so the job is retried, then failed.
 
-Try them (memory backends, no Redis needed)::
+``redkeep serve`` runs them on the ``examples`` queue.
+
+Try them (on the memory backends, or with ``REDKEEP_REDIS_URL`` set)::
 
     make serve
-    curl -s -X POST localhost:8000/v1/queues/default/jobs \\
+    curl -s -X POST localhost:8000/v1/queues/examples/jobs \\
          -H 'content-type: application/json' -d '{"name": "echo", "payload": {"hello": "world"}}'
 """
 

@@ -6,9 +6,11 @@ cache manager, the job queues and the metrics of an application.
         await services.queue().enqueue("send_email", {"to": "a@example.com"})
 
 Startup validates the backend (PING, script load, ``maxmemory-policy``). With
-``REDKEEP_STARTUP=strict`` an unusable backend raises :class:`StartupError` at once; with
-``degraded`` (the default) the service starts anyway, caches answer from their memory fallback
-and ``/health/ready`` reports why.
+``REDKEEP_STARTUP=strict`` startup waits up to ``REDKEEP_CONNECT_MAX_WAIT`` seconds for an
+unreachable backend (retrying with backoff), then raises :class:`StartupError`; a backend that
+answers but is unusable (wrong password, scripts refused, evicting policy) raises at once. With
+``degraded`` (the default) the service starts at once anyway, caches answer from their memory
+fallback and ``/health/ready`` reports why.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from redkeep.cache.base import CacheService
 from redkeep.cache.manager import CacheManager
+from redkeep.cache.memory import MemoryCache
+from redkeep.cache.redis import RedisCache
 from redkeep.config import Settings, redact_url
 from redkeep.errors import RedkeepError, StartupError, scrub
 from redkeep.monitoring.metrics import Metrics
 from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
+from redkeep.names import check_name
 from redkeep.queue import scripts as queue_scripts
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue
@@ -107,6 +112,8 @@ class Services:
                 await self._open_outbox()
                 await self._connect()
             except BaseException:
+                if self.connection is not None:
+                    await self.connection.close()
                 await self._close_outbox()
                 await self._close_client()
                 raise
@@ -119,6 +126,8 @@ class Services:
         from redkeep.redis.connection import ConnectionManager
 
         self.connection = ConnectionManager(self.client, self.settings)
+        if self.settings.startup == "strict":
+            await self._wait_reachable(self.connection)
         problem = await self._validate()
         if problem is None:
             await self.connection.start()  # reachable: returns after one PING
@@ -132,6 +141,19 @@ class Services:
         if self.outbox is not None:
             self.outbox.breaker.trip()  # hold enqueues at once; the relay probes
         self._connecting = asyncio.create_task(self.connection.start(), name="redkeep-connect")
+
+    async def _wait_reachable(self, connection: ConnectionManager) -> None:
+        """Strict startup: PING with backoff for up to ``connect_max_wait`` seconds (not
+        retried: errors that waiting cannot fix, such as a wrong password)."""
+        wait = self.settings.connect_max_wait
+        log.info("strict startup: connecting to %s (waiting up to %g s)", self._where(), wait)
+        start = time.monotonic()
+        if await connection.start() != "ready":
+            raise StartupError(
+                f"strict startup: {self._where()} is unreachable ({connection.last_error}); gave "
+                f"up after {connection.attempts} attempts in {time.monotonic() - start:.1f} s "
+                f"(REDKEEP_CONNECT_MAX_WAIT={wait:g})"
+            )
 
     async def _open_outbox(self) -> None:
         """Open the enqueue outbox when configured: a file that is not a sound outbox stops
@@ -233,7 +255,10 @@ class Services:
             raise RedkeepError("services are not started: use 'async with create_services()'")
         known = self.caches.names()
         if name not in known and len(known) >= MAX_NAMED:
-            raise ValueError(f"too many caches (at most {MAX_NAMED} per service)")
+            raise ValueError(
+                f"too many caches: a service opens at most {MAX_NAMED} (reads of other names "
+                "still work)"
+            )
         return self.caches.get(name)
 
     def queue(self, name: str = "default") -> JobQueue:
@@ -244,7 +269,10 @@ class Services:
         if not self._started or self._closed:
             raise RedkeepError("services are not started: use 'async with create_services()'")
         if len(self._queues) >= MAX_NAMED:
-            raise ValueError(f"too many queues (at most {MAX_NAMED} per service)")
+            raise ValueError(
+                f"too many queues: a service opens at most {MAX_NAMED} (reads of other names "
+                "still work)"
+            )
         if self.client is None:
             s = self.settings
             queue = MemoryJobQueue(
@@ -258,6 +286,7 @@ class Services:
                     s.queue_failed_max,
                 ),
                 max_payload_bytes=s.max_payload_bytes,
+                max_bytes=s.queue_memory_max_bytes,
             )
         else:
             queue = RedisJobQueue.from_settings(self.client, name, self.settings)
@@ -265,6 +294,56 @@ class Services:
                 self.outbox.attach(queue)
         self._queues[name] = queue
         return queue
+
+    def cache_view(self, name: str) -> CacheService:
+        """Cache ``name`` for reads and deletes, without opening it.
+
+        The open cache when there is one; else a transient cache that is not kept: on Redis
+        over the shared client (other processes may have written entries), on memory an empty
+        one (nobody wrote to it). Unlike :meth:`cache` this never takes one of the
+        ``MAX_NAMED`` slots, so probing unknown names cannot lock new caches out.
+        """
+        if self.caches is None:
+            raise RedkeepError("services are not started: use 'async with create_services()'")
+        check_name(name, "cache name")
+        if name in self.caches.names():
+            return self.caches.get(name)
+        s = self.settings
+        if self.client is None or self.caches.backend_of(name) == "memory":
+            return MemoryCache(
+                name, max_key_length=s.cache_max_key_length, serializer=self.caches.serializer
+            )
+        return RedisCache(
+            self.client,
+            name,
+            key_prefix=s.key_prefix,
+            max_key_length=s.cache_max_key_length,
+            serializer=self.caches.serializer,
+        )
+
+    def keep_cache(self, name: str) -> None:
+        """Open cache ``name`` after a read through :meth:`cache_view` found an entry in it, so
+        that its counters are kept from now on; a no-op when it is open or the table is full.
+        Only names that hold data can be opened this way, never probed ones."""
+        if self.caches is not None and name not in self.caches.names():
+            with contextlib.suppress(ValueError):
+                self.cache(name)
+
+    def queue_view(self, name: str) -> JobQueue:
+        """Queue ``name`` for reads and changes to existing jobs, without opening it.
+
+        The open queue when there is one; else a transient queue that is not kept: on Redis
+        over the shared client (with the jobs other processes enqueued), on memory an empty
+        one. Like :meth:`cache_view`, it never takes one of the ``MAX_NAMED`` slots.
+        """
+        queue = self._queues.get(name)
+        if queue is not None:
+            return queue
+        if not self._started or self._closed:
+            raise RedkeepError("services are not started: use 'async with create_services()'")
+        if self.client is None:
+            return MemoryJobQueue(name)
+        return RedisJobQueue.from_settings(self.client, name, self.settings)
 
     def queue_names(self) -> list[str]:
         """Names of the queues this service has opened."""

@@ -8,6 +8,9 @@ import threading
 import pytest
 
 from redkeep.cache import MemoryCache
+from redkeep.cache.memory import ENTRY_OVERHEAD
+from redkeep.config import Settings
+from redkeep.errors import PayloadTooLarge
 
 
 class Clock:
@@ -126,3 +129,38 @@ def test_invalid_options() -> None:
         MemoryCache("a:b")
     with pytest.raises(ValueError, match="ttl"):
         MemoryCache("m", default_ttl=0)
+
+
+async def test_byte_limit_evicts_lru_and_refuses_an_entry_larger_than_the_cache() -> None:
+    text = '"' + "x" * 1000 + '"'  # the encoded value
+    entry = len("k00") + len(text) + ENTRY_OVERHEAD
+    cache = MemoryCache("bytes", max_entries=1000, max_bytes=3 * entry)
+    for i in range(3):
+        await cache.set(f"k{i:02d}", "x" * 1000)
+    assert cache.size_bytes == 3 * entry
+    await cache.get("k00")  # k00 is now the most recent: k01 goes first
+    await cache.set("k03", "x" * 1000)
+    assert await cache.has("k01") is False
+    assert [await cache.has(f"k{i:02d}") for i in (0, 2, 3)] == [True, True, True]
+    assert cache.stats().evictions == 1
+    assert cache.size_bytes == 3 * entry
+    with pytest.raises(PayloadTooLarge):
+        await cache.set("huge", "y" * (3 * entry))
+    assert await cache.has("huge") is False and len(cache) == 3
+    await cache.delete("k00")
+    await cache.set("k02", "short")  # replacing a value gives its bytes back
+    assert cache.size_bytes == 2 * entry - len(text) + len('"short"')
+    await cache.clear()
+    assert cache.size_bytes == 0
+
+
+async def test_the_services_bound_memory_caches_by_bytes() -> None:
+    from redkeep.services import create_services
+
+    settings = Settings(backend="memory", cache_max_bytes=20_000)
+    async with create_services(settings) as services:
+        cache = services.cache("bounded")
+        for i in range(100):
+            await cache.set(f"key-{i}", "v" * 1000)
+        assert isinstance(cache, MemoryCache) and cache.size_bytes <= 20_000
+        assert len(cache) < 100 and cache.stats().evictions == 100 - len(cache)

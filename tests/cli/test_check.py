@@ -31,8 +31,8 @@ def invoke(*args: str, **env: str) -> Any:
     return CliRunner().invoke(app, list(args), env=clean, catch_exceptions=False)
 
 
-def assert_one_line_error(result: Any) -> str:
-    assert result.exit_code == 1
+def assert_one_line_error(result: Any, code: int = 1) -> str:
+    assert result.exit_code == code
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
@@ -121,7 +121,7 @@ def test_frozen_server_hits_the_timeout(redis_server_factory: Callable[..., Redi
 
 def test_invalid_settings_are_one_line_naming_the_variable() -> None:
     result = invoke("check", REDKEEP_COMMAND_TIMEOUT="-1", REDKEEP_MAX_CONNECTIONS="x")
-    line = assert_one_line_error(result)
+    line = assert_one_line_error(result, 2)  # bad settings are usage errors (cli/exits.py)
     assert "REDKEEP_COMMAND_TIMEOUT: input should be greater than 0 (got '-1')" in line
     assert "REDKEEP_MAX_CONNECTIONS" in line
 

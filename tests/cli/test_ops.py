@@ -177,7 +177,7 @@ def test_config_is_redacted(cli: Any) -> None:
         assert secret not in result.output and "tok-abcdef-123" not in result.output
 
     bad = cli("config", extra={"REDKEEP_COMMAND_TIMEOUT": "-1"})
-    assert bad.exit_code == 1 and "REDKEEP_COMMAND_TIMEOUT" in bad.stderr
+    assert bad.exit_code == 2 and "REDKEEP_COMMAND_TIMEOUT" in bad.stderr
 
 
 def _closed_port() -> int:
@@ -205,7 +205,7 @@ def test_unreachable_redis_is_one_line_without_secret(cli: Any) -> None:
 
 def test_memory_backend_is_refused(cli: Any) -> None:
     result = cli("queues", extra={"REDKEEP_REDIS_URL": "", "REDKEEP_BACKEND": "memory"})
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # fixed by the settings, not by retrying
     assert "REDKEEP_REDIS_URL" in result.stderr
 
 

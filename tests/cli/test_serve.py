@@ -103,11 +103,11 @@ def test_make_serve_smoke(tmp_path: Path, procs: list[Proc]) -> None:
     url = f"http://127.0.0.1:{port}"
     p = start(procs, ["serve", "--port", str(port)], clean_env(tmp_path), tmp_path)
     wait_live(p, url)
-    r = httpx.post(f"{url}/v1/queues/default/jobs", json={"name": "echo", "payload": {"hi": 1}})
+    r = httpx.post(f"{url}/v1/queues/examples/jobs", json={"name": "echo", "payload": {"hi": 1}})
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
     deadline = time.monotonic() + 10
-    while (job := httpx.get(f"{url}/v1/queues/default/jobs/{job_id}").json())["status"] != (
+    while (job := httpx.get(f"{url}/v1/queues/examples/jobs/{job_id}").json())["status"] != (
         "completed"
     ):
         assert time.monotonic() < deadline, job
@@ -135,12 +135,13 @@ def test_serve_strict_startup_without_redis_exits_with_clear_error(tmp_path: Pat
         REDKEEP_REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0",
         REDKEEP_STARTUP="strict",
         REDKEEP_CONNECT_TIMEOUT="0.5",
+        REDKEEP_CONNECT_MAX_WAIT="1",
         REDKEEP_RETRY_ATTEMPTS="0",
     )
     result = run(["serve", "--port", str(free_port())], env, tmp_path)
     assert result.returncode == 1
     output = result.stdout + result.stderr
-    assert "strict startup" in output
+    assert "strict startup" in output and "REDKEEP_CONNECT_MAX_WAIT=1" in output
     assert "Traceback" not in output
     assert PASSWORD not in output
 
@@ -169,7 +170,7 @@ def test_degraded_service_reports_not_ready_to_health_command(
 
 def test_health_command_unreachable(tmp_path: Path) -> None:
     result = run(["health", f"http://127.0.0.1:{free_port()}"], clean_env(tmp_path), tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == 1  # Docker's HEALTHCHECK reserves 2
     assert "unreachable" in result.stderr
 
 
@@ -277,3 +278,41 @@ def test_worker_rejects_bad_handler_spec_and_memory_backend(tmp_path: Path) -> N
     result = run(["worker", "redkeep.examples:handlers"], clean_env(tmp_path), tmp_path)
     assert result.returncode == 2
     assert "REDKEEP_REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "why"),
+    [
+        (["serve", "--host", "0.0.0.0"], "short-token-1", "shorter than 16"),
+        (["serve", "--host", "::"], "", "without an API token"),
+        (
+            ["worker", "redkeep.examples:handlers", "--http-port", "0", "--http-host", "0.0.0.0"],
+            "",
+            "without an API token",
+        ),
+        (
+            ["worker", "redkeep.examples:handlers", "--http-port", "0", "--http-host", "0.0.0.0"],
+            "fifteen-chars!!",
+            "shorter than 16",
+        ),
+    ],
+)
+def test_public_binds_need_a_long_token(
+    tmp_path: Path, redis_url: str, args: list[str], token: str, why: str
+) -> None:
+    """`serve` and the worker's probe port follow one rule (redkeep.web.security)."""
+    env = clean_env(tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_API_TOKEN=token)
+    result = run(args, env, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert why in result.stderr
+    assert "Traceback" not in result.stderr
+    if token:
+        assert token not in result.stderr
+
+
+def test_worker_probes_listen_on_loopback_by_default() -> None:
+    import inspect
+
+    from redkeep.cli.worker import worker
+
+    assert inspect.signature(worker).parameters["http_host"].default == "127.0.0.1"

@@ -149,7 +149,7 @@ async def test_foreign_file_is_rejected(tmp_path: Path) -> None:
             "expires_at",
         ),
         ({"kind": "cache", "cache": "c", "key": "k", "value": {"__rk__": "dt", "v": 5}}, "decoded"),
-        ({"kind": "job", "queue": "q{x}", "job": {}}, "braces"),
+        ({"kind": "job", "queue": "q{x}", "job": {}}, "invalid queue name"),
         ({"kind": "job", "queue": "q", "job": {"id": "1", "status": "waiting"}}, "'name'"),
         (
             {

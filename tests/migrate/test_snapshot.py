@@ -20,6 +20,7 @@ from redkeep.migrate.snapshot import (
     header_line,
     read_snapshot,
 )
+from redkeep.names import NAME_RE
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.job import Job, JobFailure, JobStatus
 from tests.migrate.conftest import same_value
@@ -54,8 +55,7 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
-cache_names = st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True)
-queue_names = st.from_regex(r"[A-Za-z0-9_.:-]{1,20}", fullmatch=True)
+cache_names = queue_names = st.from_regex(NAME_RE, fullmatch=True)
 
 
 def _deep_equal(a: Any, b: Any) -> bool:

@@ -76,3 +76,37 @@ def test_job_ids_are_unique_across_forked_processes() -> None:
     os.close(read)
     parent = [new_job_id() for _ in range(3)]
     assert len(child) == 3 and not set(child) & set(parent)
+
+
+async def test_memory_queue_byte_limit() -> None:
+    from redkeep.errors import QueueFull
+    from redkeep.queue import Job, JobSpec, JobStatus
+    from redkeep.queue.memory import JOB_OVERHEAD
+
+    payload = {"blob": "x" * 5000}
+    q = MemoryJobQueue("full")
+    jobs = [await q.enqueue("h", payload)]
+    per_job = q.size_bytes
+    assert JOB_OVERHEAD + 5000 < per_job < JOB_OVERHEAD + 5100
+    q.max_bytes = 4 * per_job + 20  # room for four jobs (ids may grow by a few characters)
+    jobs += [await q.enqueue("h", payload) for _ in range(2)]
+    with pytest.raises(QueueFull, match="memory queue 'full' is full") as caught:
+        await q.enqueue_many([JobSpec("h", payload), JobSpec("h", payload)])  # all or nothing
+    assert caught.value.limit == q.max_bytes
+    assert (await q.counts())["waiting"] == 3
+    # Finished jobs make room: the oldest completed or cancelled ones go early when needed.
+    done = Job(id="done-1", name="h", queue="full", payload=payload, status=JobStatus.COMPLETED)
+    assert await q.restore_job(done)
+    await q.enqueue("h", payload)
+    counts = await q.counts()
+    assert (counts["completed"], counts["waiting"]) == (0, 4)
+    assert await q.get_job("done-1") is None
+    with pytest.raises(QueueFull):
+        await q.enqueue("h", payload)
+    await q.cancel(jobs[0].id)
+    await q.enqueue("h", payload)
+    counts = await q.counts()
+    assert (counts["cancelled"], counts["waiting"]) == (0, 4)
+    assert q.size_bytes <= q.max_bytes
+    assert await q.purge(JobStatus.COMPLETED) == 0
+    assert 4 * per_job <= q.size_bytes <= 4 * per_job + 4  # ids grow by a hex digit at most

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.web.server import TOKEN, ServerThread, redis_settings
 
+from redkeep.config import Settings
 from redkeep.examples import handlers
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -64,7 +65,6 @@ def test_token_required_except_health(server: ServerThread) -> None:
 def test_cache_round_trip(client: httpx.Client) -> None:
     key = "user:1/profile {x}"  # slashes, spaces and braces travel percent-encoded
     path = "/v1/caches/sessions/keys/" + httpx.URL("/" + key).raw_path.decode()[1:]
-    assert client.get(path).status_code == 404
     r = client.put(path, json={"value": {"name": "Ada", "tags": [1, 2]}, "ttl": 60})
     assert r.status_code == 200, r.text
     r = client.get(path)
@@ -77,6 +77,7 @@ def test_cache_round_trip(client: httpx.Client) -> None:
     assert client.get(path).json()["value"] is None
     assert client.delete(path).json()["deleted"] is True
     assert client.delete(path).json()["deleted"] is False
+    assert client.get(path).status_code == 404
     stats = client.get("/v1/caches/sessions/stats").json()["stats"]
     assert stats["hits"] == 2
     assert stats["misses"] == 1
@@ -84,7 +85,8 @@ def test_cache_round_trip(client: httpx.Client) -> None:
 
 
 def test_cache_bad_requests(client: httpx.Client, server: ServerThread) -> None:
-    r = client.put("/v1/caches/sessions/keys/k", content=b"{not json")
+    json_type = {"content-type": "application/json"}
+    r = client.put("/v1/caches/sessions/keys/k", content=b"{not json", headers=json_type)
     assert r.status_code == 400
     assert r.json()["error"]["type"] == "invalid_json"
     r = client.put("/v1/caches/sessions/keys/k", json={"value": 1, "ttl": -5})
@@ -184,9 +186,9 @@ def test_queue_bad_requests(client: httpx.Client) -> None:
 def test_metrics_after_known_operations(client: httpx.Client, server: ServerThread) -> None:
     assert httpx.get(f"{server.url}/v1/queues/default/counts").status_code == 401
     assert client.get("/no/such/path/12345").status_code == 404
+    client.put("/v1/caches/m/keys/present", json={"value": 1})  # opens cache "m"
     for _ in range(3):
         client.get("/v1/caches/m/keys/absent")
-    client.put("/v1/caches/m/keys/present", json={"value": 1})
     client.get("/v1/caches/m/keys/present")
     job = client.post("/v1/queues/metrics-q/jobs", json={"name": "echo", "delay": 60}).json()
     r = client.get("/metrics")
@@ -270,15 +272,22 @@ def test_openapi_document(client: httpx.Client) -> None:
     } <= paths
 
 
-def test_openapi_document_validates_against_the_openapi_30_schema() -> None:
+def test_openapi_document_validates_against_the_openapi_31_schema() -> None:
+    import copy
+
     import jsonschema_rs
-    from schemathesis.specs.openapi.definitions import OPENAPI_30  # the official 3.0 schema
+    from schemathesis.specs.openapi.definitions import OPENAPI_31  # the official 3.1 schema
 
-    from redkeep.web.openapi import openapi_schema
+    from redkeep.web.app import create_app
 
-    validator = jsonschema_rs.validator_for(OPENAPI_30)
-    errors = [str(e) for e in validator.iter_errors(openapi_schema())]
+    doc = create_app(settings=redkeep_settings()).openapi()
+    validator = jsonschema_rs.validator_for(OPENAPI_31)
+    errors = [str(e) for e in validator.iter_errors(doc)]
     assert errors == []
-    broken = openapi_schema()
+    broken = copy.deepcopy(doc)
     broken["paths"]["/health/live"]["get"]["responses"] = {"200": {"content": {}}}  # no description
     assert not validator.is_valid(broken)
+
+
+def redkeep_settings() -> Settings:
+    return Settings(backend="memory")

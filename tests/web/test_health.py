@@ -102,3 +102,17 @@ def test_ready_probe_is_cached(
     # One PING per ~1 s cache window (plus one for a window boundary), never one per probe.
     assert after - before <= int(elapsed) + 2
     assert after - before < 20
+
+
+def test_ready_says_whether_a_worker_runs_here(
+    serve: Callable[..., ServerThread], redis_url: str, prefix: str
+) -> None:
+    from redkeep.examples import handlers
+    from redkeep.web.health import NO_WORKER_HINT
+
+    idle = serve(redis_settings(redis_url, prefix))
+    worker = httpx.get(f"{idle.url}/health/ready", timeout=10).json()["components"]["worker"]
+    assert worker == {"running": False, "hint": NO_WORKER_HINT}
+    busy = serve(redis_settings(redis_url, prefix), handlers)
+    worker = httpx.get(f"{busy.url}/health/ready", timeout=10).json()["components"]["worker"]
+    assert worker == {"running": True, "queues": ["default"], "handlers": ["echo", "fail", "sleep"]}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from redkeep.cli.serve import is_loopback
 from redkeep.config import Settings
 from redkeep.services import Services, create_services
 from redkeep.web.app import api_token, create_app
+from redkeep.web.security import is_loopback
 
 
 @pytest.mark.parametrize(
@@ -38,7 +38,7 @@ async def _client(token: str | None) -> tuple[httpx.AsyncClient, Services]:
     services = create_services(Settings(backend="memory", api_token=token))
     await services.start()
     app = create_app(services)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
     return client, services
 
 

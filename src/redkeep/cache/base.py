@@ -9,12 +9,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import inspect
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any, Final, TypeAlias
 
+from redkeep import names
 from redkeep.errors import InvalidKey
 from redkeep.serialization import JsonSerializer, Serializer
 
@@ -45,16 +45,11 @@ class _Missing:
 MISSING: Final[Any] = _Missing()
 """Sentinel default: ``await cache.get(key, MISSING) is MISSING`` tells a miss from stored None."""
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-
 
 def check_name(name: str) -> str:
-    """Validate a cache name: 1-100 of ``A-Z a-z 0-9 _ . -`` (no ``:``, braces or globs)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
-            f"invalid cache name {name!r}: use 1-100 characters from A-Z a-z 0-9 _ . -"
-        )
-    return name
+    """Validate a cache name by the one rule of :mod:`redkeep.names` (raises
+    :class:`~redkeep.errors.InvalidName`, a ``ValueError``)."""
+    return names.check_name(name, "cache name")
 
 
 def ttl_seconds(ttl: TTL, default: float | None) -> float | None:

@@ -151,6 +151,7 @@ class CacheManager:
         memory = MemoryCache(
             name,
             max_entries=max_entries,
+            max_bytes=s.cache_max_bytes,
             default_ttl=ttl,
             max_key_length=s.cache_max_key_length,
             serializer=self.serializer,

@@ -1,7 +1,11 @@
 """In-process cache: bounded LRU with per-entry TTL on the monotonic clock.
 
 Values are stored serialized, so a cached value is isolated from later mutation by the caller
-and behaves exactly as it would through Redis (same accepted types, same round trip).
+and behaves exactly as it would through Redis (same accepted types, same round trip). Two
+bounds evict the least recently used entries: ``max_entries``, and ``max_bytes`` over the
+length of each key and encoded value plus :data:`ENTRY_OVERHEAD` (what an entry costs Python
+beyond its text, measured); one entry larger than ``max_bytes`` is refused with
+:class:`~redkeep.errors.PayloadTooLarge`.
 Every operation is O(1) (``clear``/``items`` are O(n)); a ``threading.Lock`` makes it safe from
 many tasks and threads (no await happens while it is held).
 """
@@ -15,10 +19,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from redkeep.cache.base import TTL, CacheService
-from redkeep.errors import SerializationError
+from redkeep.errors import PayloadTooLarge, SerializationError
 from redkeep.serialization import Serializer
 
-__all__ = ["MemoryCache"]
+__all__ = ["DEFAULT_MAX_BYTES", "ENTRY_OVERHEAD", "MemoryCache"]
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+ENTRY_OVERHEAD = 200
+"""Bytes one entry costs beyond its key and encoded value (dict slot, tuple, str headers)."""
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -28,13 +36,15 @@ _Entry = tuple[str, float | None]
 
 
 class MemoryCache(CacheService):
-    """LRU cache of at most ``max_entries`` entries; expired entries are never returned."""
+    """LRU cache of at most ``max_entries`` entries and about ``max_bytes`` bytes; expired
+    entries are never returned."""
 
     def __init__(
         self,
         name: str = "default",
         *,
         max_entries: int = 10_000,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         default_ttl: TTL = None,
         max_key_length: int = 1024,
         serializer: Serializer | None = None,
@@ -45,7 +55,11 @@ class MemoryCache(CacheService):
         )
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._clock = clock
@@ -54,6 +68,16 @@ class MemoryCache(CacheService):
         """Entries held, including expired ones not yet dropped."""
         return len(self._data)
 
+    @property
+    def size_bytes(self) -> int:
+        """Estimated bytes held (keys, encoded values and per-entry overhead)."""
+        return self._bytes
+
+    def _fits(self, key: str, text: str) -> None:
+        size = len(key) + len(text) + ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            raise PayloadTooLarge(size, self.max_bytes)
+
     # -- internals (call with the lock held) ---------------------------------------------------
     def _live(self, key: str, now: float) -> _Entry | None:
         entry = self._data.get(key)
@@ -61,16 +85,26 @@ class MemoryCache(CacheService):
             return None
         expires = entry[1]
         if expires is not None and expires <= now:
-            del self._data[key]
+            self._remove(key)
             return None
         return entry
 
+    def _remove(self, key: str) -> None:
+        text, _ = self._data.pop(key)
+        self._bytes -= len(key) + len(text) + ENTRY_OVERHEAD
+
     def _store(self, key: str, text: str, ttl: float | None, now: float) -> None:
+        self._put(key, text, None if ttl is None else now + ttl)
+
+    def _put(self, key: str, text: str, expires: float | None) -> None:
         data = self._data
-        data[key] = (text, None if ttl is None else now + ttl)
-        data.move_to_end(key)
-        while len(data) > self.max_entries:
-            data.popitem(last=False)
+        if key in data:
+            self._remove(key)
+        data[key] = (text, expires)
+        self._bytes += len(key) + len(text) + ENTRY_OVERHEAD
+        while len(data) > self.max_entries or self._bytes > self.max_bytes:
+            old, (old_text, _) = data.popitem(last=False)
+            self._bytes -= len(old) + len(old_text) + ENTRY_OVERHEAD
             self._stats.evictions += 1
 
     # -- API -----------------------------------------------------------------------------------
@@ -94,6 +128,7 @@ class MemoryCache(CacheService):
         self._check_key(key)
         seconds = self._ttl(ttl)
         text = self.serializer.dumps(value)
+        self._fits(key, text)
         with self._lock:
             self._store(key, text, seconds, self._clock())
         self._stats.sets += 1
@@ -104,6 +139,7 @@ class MemoryCache(CacheService):
         self._check_key(key)
         seconds = self._ttl(ttl)
         text = self.serializer.dumps(value)
+        self._fits(key, text)
         self._stats.operations += 1
         with self._lock:
             now = self._clock()
@@ -120,7 +156,7 @@ class MemoryCache(CacheService):
         with self._lock:
             existed = self._live(key, self._clock()) is not None
             if existed:
-                del self._data[key]
+                self._remove(key)
         if existed:
             self._stats.deletes += 1
         return existed
@@ -138,6 +174,7 @@ class MemoryCache(CacheService):
             now = self._clock()
             count = sum(1 for _, exp in self._data.values() if exp is None or exp > now)
             self._data.clear()
+            self._bytes = 0
         self._stats.operations += 1
         self._stats.deletes += count
         return count
@@ -165,6 +202,8 @@ class MemoryCache(CacheService):
         seconds = self._ttl(ttl)
         dumps = self.serializer.dumps
         encoded = [(self._check_key(k), dumps(v)) for k, v in mapping.items()]
+        for key, text in encoded:
+            self._fits(key, text)
         with self._lock:
             now = self._clock()
             for key, text in encoded:
@@ -180,7 +219,7 @@ class MemoryCache(CacheService):
             now = self._clock()
             for key in checked:
                 if self._live(key, now) is not None:
-                    del self._data[key]
+                    self._remove(key)
                     count += 1
         self._stats.operations += 1
         self._stats.deletes += count
@@ -203,11 +242,7 @@ class MemoryCache(CacheService):
             value = current + delta
             if not _INT64_MIN <= value <= _INT64_MAX:
                 raise SerializationError(f"incr of key {key[:40]!r} overflows a 64-bit integer")
-            self._data[key] = (self.serializer.dumps(value), expires)
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
-                self._stats.evictions += 1
+            self._put(key, self.serializer.dumps(value), expires)
         self._stats.sets += 1
         return value
 
@@ -232,8 +267,7 @@ class MemoryCache(CacheService):
             entry = self._live(key, now)
             if entry is None:
                 return False
-            self._data[key] = (entry[0], None if seconds is None else now + seconds)
-            self._data.move_to_end(key)
+            self._put(key, entry[0], None if seconds is None else now + seconds)
         return True
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
@@ -251,6 +285,7 @@ class MemoryCache(CacheService):
         """Drop all entries at once, synchronously and without counting them as deletes."""
         with self._lock:
             self._data.clear()
+            self._bytes = 0
 
     async def close(self) -> None:
         """Drop all entries."""

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from redkeep.cli.exits import ExitCode
 from redkeep.errors import scrub
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
@@ -73,4 +74,4 @@ def main() -> None:
     except Exception as exc:  # a bug: still one scrubbed line, never a secret-bearing traceback
         message = " ".join(str(exc).split())
         sys.stderr.write(scrub(f"error: unexpected {type(exc).__name__}: {message}") + "\n")
-        sys.exit(1)
+        sys.exit(ExitCode.ERROR)

@@ -15,10 +15,10 @@ from rich.table import Table
 
 from redkeep.cli.ops import (
     EXIT_NOT_FOUND,
-    EXIT_REFUSED,
     EXIT_USAGE,
     JsonOption,
     backend_client,
+    confirm,
     emit_json,
     fail,
     load_settings,
@@ -143,8 +143,8 @@ def clear(
     json_out: JsonOption = False,
 ) -> None:
     """Remove every key of cache NAME (this cache's namespace only)."""
-    if not yes and not typer.confirm(f"Remove every key of cache {name!r}?"):
-        fail("not confirmed (use --yes in scripts)", EXIT_REFUSED)
+    if not yes:
+        confirm(f"Remove every key of cache {name!r}?")
     settings = load_settings()
 
     async def body() -> int:

@@ -2,7 +2,8 @@
 
 Prints every setting (secrets as ``***``) and, for a Redis or Upstash backend, connects,
 pings and reports the server version and the round-trip latency. Exit code 0 when the backend
-answers (or is the in-process memory backend), 1 with a one-line error otherwise.
+answers (or is the in-process memory backend), 1 with a one-line error when it does not, 2 when
+the settings are invalid (:mod:`redkeep.cli.exits`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from redkeep.cli.exits import ExitCode
 from redkeep.config import Settings, redact_url
 from redkeep.errors import ConfigError, scrub
 
 __all__ = ["check", "probe", "register"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.ERROR
 PINGS = 5
 
 _out = Console(highlight=False, soft_wrap=True)
@@ -102,7 +104,7 @@ def check(
         settings = Settings()
     except ConfigError as exc:
         detail = "; ".join(f"{k}: {v}" for k, v in exc.problems.items()) or str(exc)
-        _fail(f"invalid redkeep settings: {detail}", json_out)
+        _fail(f"invalid redkeep settings: {detail}", json_out, code=ExitCode.USAGE)
 
     backend = settings.effective_backend
     report: dict[str, Any] = {
@@ -125,7 +127,7 @@ def check(
     try:
         report["connection"] = asyncio.run(asyncio.wait_for(probe(settings), limit))
     except KeyboardInterrupt:
-        _fail("interrupted", json_out, code=130)
+        _fail("interrupted", json_out, code=ExitCode.INTERRUPTED)
     except TimeoutError:
         report.update(ok=False, error=f"no answer within {limit:g}s")
     except Exception as exc:

@@ -1,4 +1,9 @@
-"""``redkeep health URL``: check a running service; the exit code says whether it is ready."""
+"""``redkeep health URL``: check a running service; the exit code says whether it is ready.
+
+0 when ready (or live with ``--live``), 1 when not or when the service does not answer (the
+line printed says which), 2 for a bad URL: usable as a Docker ``HEALTHCHECK``, which reserves
+exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,11 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
+from redkeep.cli.exits import ExitCode
 from redkeep.config import redact_url
 from redkeep.errors import scrub
 
 __all__ = ["health", "register"]
-
-EXIT_READY = 0
-EXIT_NOT_READY = 1
-EXIT_UNREACHABLE = 2
 
 
 def _target(url: str, live: bool) -> str:
@@ -41,14 +43,14 @@ def health(
         bool, typer.Option("--json", help="Print the service's JSON report.")
     ] = False,
 ) -> None:
-    """Check a running service: exit 0 when ready (or live), 1 when not, 2 when unreachable."""
+    """Check a running service: exit 0 when ready (or live), 1 when not ready or unreachable."""
     target = _target(url, live)
     shown = redact_url(target) or target
     try:
         response = httpx.get(target, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
         typer.echo(f"unreachable: {shown}: {scrub(str(exc)) or type(exc).__name__}", err=True)
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+        raise typer.Exit(ExitCode.ERROR) from None
     try:
         report: Any = response.json()
     except ValueError:
@@ -65,7 +67,7 @@ def health(
         reason = report.get("reason") if isinstance(report, dict) else None
         if reason:
             typer.echo(f"reason: {scrub(str(reason))}")
-    raise typer.Exit(EXIT_READY if ok else EXIT_NOT_READY)
+    raise typer.Exit(ExitCode.OK if ok else ExitCode.ERROR)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,14 +16,16 @@ from redkeep.cli.ops import (
     EXIT_USAGE,
     JsonOption,
     backend_client,
+    confirm,
     emit_json,
     fail,
     load_settings,
     out,
     run,
 )
-from redkeep.migrate.snapshot import job_to_dict
+from redkeep.errors import InvalidJob
 from redkeep.queue.job import FINISHED, Job, JobStatus
+from redkeep.queue.view import job_to_dict
 
 __all__ = ["app", "register"]
 
@@ -49,13 +52,10 @@ def _when(ts: float | None) -> str:
 def _queue(client: Any, name: str) -> Any:
     from redkeep.queue.redis import RedisJobQueue
 
-    return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
-
-
-def _job_json(job: Job) -> dict[str, Any]:
-    data = job_to_dict(job)
-    data["queue"] = job.queue
-    return data
+    try:
+        return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
+    except InvalidJob as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 @app.command("list")
@@ -79,7 +79,7 @@ def list_jobs(
 
     jobs = run(body)
     if json_out:
-        emit_json({"queue": queue, "status": st.value, "jobs": [_job_json(j) for j in jobs]})
+        emit_json({"queue": queue, "status": st.value, "jobs": [job_to_dict(j) for j in jobs]})
         return
     table = Table(
         "id",
@@ -129,10 +129,10 @@ def show(
 
     job = run(body)
     if json_out:
-        emit_json(_job_json(job))
+        emit_json(job_to_dict(job))
         return
     table = Table("field", "value", title=f"job {job.id} ({queue})", show_header=False)
-    data = job_to_dict(job)
+    data: Mapping[str, Any] = job_to_dict(job)
     for field in ("id", "name", "status", "priority", "worker_id", "timeout"):
         table.add_row(field, "-" if data[field] is None else str(data[field]))
     table.add_row("attempts", f"{job.attempts} of {job.max_attempts}")
@@ -208,8 +208,8 @@ def purge(
     st = _status(status)
     if st not in FINISHED:
         fail(f"purge only takes completed, failed or cancelled, not {st.value!r}", EXIT_USAGE)
-    if not yes and not typer.confirm(f"Delete every {st.value} job of queue {queue!r}?"):
-        fail("not confirmed (use --yes in scripts)", EXIT_REFUSED)
+    if not yes:
+        confirm(f"Delete every {st.value} job of queue {queue!r}?")
     settings = load_settings()
 
     async def body() -> int:

@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from redkeep.cli.exits import ExitCode
 from redkeep.cli.ops import (
     EXIT_INCOMPLETE,
     EXIT_REFUSED,
@@ -203,7 +204,10 @@ def migrate(
             err.print(f"  {e}", markup=False)
         fail(f"{exc} (use --on-error skip to copy the valid records)", EXIT_REFUSED)
     except KeyboardInterrupt:
-        fail("interrupted: run the same command again to resume (nothing is copied twice)", 130)
+        fail(
+            "interrupted: run the same command again to resume (nothing is copied twice)",
+            ExitCode.INTERRUPTED,
+        )
     except RedkeepError as exc:
         fail(f"{type(exc).__name__}: {exc}")
     from redkeep.migrate.runner import MigrationReport

@@ -1,17 +1,8 @@
 """Operations commands: ``redkeep queues`` and ``redkeep config``, and the helpers shared by
 ``redkeep jobs``, ``redkeep cache`` and ``redkeep migrate``.
 
-Every command prints a rich table by default and JSON with ``--json``. Exit codes:
-
-== ===========================================================================================
-0  success
-1  error: backend unreachable, timeout, authentication, invalid settings
-2  bad usage or input (unknown option, bad status name, a value that is not JSON)
-3  not found: no such cache key or job
-4  refused: the job is not in a state that allows it (retry a job that has not failed,
-   cancel a finished job); ``migrate``: aborted on a bad snapshot line, nothing written
-5  ``migrate`` finished but skipped bad lines or could not verify the counts
-== ===========================================================================================
+Every command prints a rich table by default and JSON with ``--json``. Exit codes are the one
+table of :mod:`redkeep.cli.exits`.
 """
 
 from __future__ import annotations
@@ -27,8 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from redkeep.cli.exits import ExitCode
 from redkeep.config import Settings
 from redkeep.errors import ConfigError, RedkeepError, scrub
+from redkeep.names import is_valid_name
+from redkeep.queue.job import JobStatus
 from redkeep.redis.base import RedisClient
 
 __all__ = [
@@ -41,6 +35,7 @@ __all__ = [
     "JsonOption",
     "backend_client",
     "config",
+    "confirm",
     "emit_json",
     "fail",
     "load_settings",
@@ -49,12 +44,12 @@ __all__ = [
     "run",
 ]
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_NOT_FOUND = 3
-EXIT_REFUSED = 4
-EXIT_INCOMPLETE = 5
+EXIT_OK = ExitCode.OK
+EXIT_ERROR = ExitCode.ERROR
+EXIT_USAGE = ExitCode.USAGE
+EXIT_NOT_FOUND = ExitCode.NOT_FOUND
+EXIT_REFUSED = ExitCode.REFUSED
+EXIT_INCOMPLETE = ExitCode.INCOMPLETE
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -77,11 +72,21 @@ def emit_json(data: Any) -> None:
 
 
 def load_settings() -> Settings:
-    """Settings from the environment; invalid settings exit 1 naming every bad variable."""
+    """Settings from the environment; invalid settings exit 2 naming every bad variable."""
     try:
         return Settings()
     except ConfigError as exc:
-        fail(str(exc))
+        fail(str(exc), EXIT_USAGE)
+
+
+def confirm(question: str) -> None:
+    """Ask ``question``; exit 4 unless the answer is yes (also when nobody can answer)."""
+    try:
+        agreed = typer.confirm(question)
+    except typer.Abort:  # no terminal or end of input: nobody said yes
+        agreed = False
+    if not agreed:
+        fail("not confirmed (use --yes in scripts)", EXIT_REFUSED)
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
@@ -89,21 +94,21 @@ def run(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_guarded(main))
     except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail("interrupted", ExitCode.INTERRUPTED)
 
 
 async def _guarded(main: Callable[[], Awaitable[T]]) -> T:
     try:
         return await main()
     except ConfigError as exc:
-        fail(str(exc))
+        fail(str(exc), EXIT_USAGE)
     except RedkeepError as exc:
         fail(f"{type(exc).__name__}: {exc}")
 
 
 @contextlib.asynccontextmanager
 async def backend_client(settings: Settings) -> AsyncIterator[RedisClient]:
-    """The configured Redis/Upstash client, closed afterwards; the memory backend exits 1.
+    """The configured Redis/Upstash client, closed afterwards; the memory backend exits 2.
 
     Memory backends live inside the process that uses them, so a separate command cannot see
     them: it needs ``REDKEEP_REDIS_URL`` (or Upstash credentials) of the service to inspect.
@@ -114,7 +119,8 @@ async def backend_client(settings: Settings) -> AsyncIterator[RedisClient]:
     if client is None:
         fail(
             "no Redis configured (REDKEEP_BACKEND resolves to memory): set REDKEEP_REDIS_URL or "
-            "Upstash credentials to the backend of the service you want to inspect"
+            "Upstash credentials to the backend of the service you want to inspect",
+            EXIT_USAGE,
         )
     try:
         yield client
@@ -130,9 +136,6 @@ def _age(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f}m"
     return f"{seconds / 3600:.1f}h"
-
-
-_STATUSES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 
 
 def queues(
@@ -152,6 +155,9 @@ def queues(
         async with backend_client(settings) as client:
             names = name or await list_queue_names(client, settings.key_prefix)
             for qname in names:
+                if not is_valid_name(qname):  # registered before the one naming rule
+                    err.print(f"skipping queue {qname!r}: not a valid queue name", markup=False)
+                    continue
                 queue = RedisJobQueue(client, qname, key_prefix=settings.key_prefix)
                 counts, age = await queue_depth(queue)
                 rows.append({"queue": qname, "counts": counts, "oldest_waiting_seconds": age})
@@ -164,12 +170,13 @@ def queues(
     if not rows:
         out.print(f"no queues under key prefix {settings.key_prefix!r}")
         return
-    table = Table("queue", *_STATUSES, "oldest waiting", title=f"queues ({settings.key_prefix})")
+    statuses = [s.value for s in JobStatus]
+    table = Table("queue", *statuses, "oldest waiting", title=f"queues ({settings.key_prefix})")
     for row in rows:
         c = row["counts"]
         table.add_row(
             row["queue"],
-            *(str(c.get(s, 0)) for s in _STATUSES),
+            *(str(c.get(s, 0)) for s in statuses),
             _age(row["oldest_waiting_seconds"]),
         )
     out.print(table)

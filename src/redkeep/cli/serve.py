@@ -1,8 +1,13 @@
-"""``redkeep serve``: the HTTP service (Starlette on uvicorn), optionally with a worker inside."""
+"""``redkeep serve``: the HTTP service (FastAPI on uvicorn), with a worker inside by default.
+
+Without ``--worker`` the service runs the example handlers of :mod:`redkeep.examples` on the
+``examples`` queue (memory or Redis alike), so that the README's first job completes at once;
+a queue of their own keeps them away from real jobs. ``--worker MODULE:ATTRIBUTE`` runs your
+handlers instead (on ``default`` unless ``--queue``), ``--no-worker`` none.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 from collections.abc import Callable, Mapping
@@ -11,25 +16,17 @@ from typing import Annotated, Any
 import typer
 
 from redkeep.cli._loop import run as run_loop
+from redkeep.cli.exits import ExitCode
 from redkeep.cli.worker import HandlerSpecError, _configure_logging, _fail, load_handlers
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError
 
-__all__ = ["EXAMPLE_HANDLERS", "is_loopback", "register", "serve"]
+__all__ = ["EXAMPLES_QUEUE", "EXAMPLE_HANDLERS", "register", "serve"]
 
 log = logging.getLogger("redkeep.cli")
 
 EXAMPLE_HANDLERS = "redkeep.examples:handlers"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IPs (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+EXAMPLES_QUEUE = "examples"
 
 
 def serve(
@@ -39,12 +36,17 @@ def serve(
         str | None,
         typer.Option(
             help="Run a worker for MODULE:ATTRIBUTE handlers inside the service. Default: the "
-            f"example handlers ({EXAMPLE_HANDLERS}) on memory backends, none on Redis.",
+            f"example handlers ({EXAMPLE_HANDLERS}) on the {EXAMPLES_QUEUE!r} queue.",
         ),
     ] = None,
     queue: Annotated[
         list[str] | None,
-        typer.Option("--queue", "-q", help="Queue the worker serves (repeatable)."),
+        typer.Option(
+            "--queue",
+            "-q",
+            help=f"Queue the worker serves (repeatable; default 'default', {EXAMPLES_QUEUE!r} "
+            "for the example handlers).",
+        ),
     ] = None,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run no worker.")] = False,
 ) -> None:
@@ -52,30 +54,28 @@ def serve(
     try:
         settings = Settings()
     except RedkeepError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), ExitCode.USAGE) from None
     _configure_logging(settings)
     try:
         from redkeep.web.app import api_token
+        from redkeep.web.security import exposure_problem
     except ImportError as exc:
         raise _fail(
-            f"redkeep serve needs the server extra (pip install 'redkeep[server]'): {exc}", 2
+            f"redkeep serve needs the server extra (pip install 'redkeep[server]'): {exc}",
+            ExitCode.USAGE,
         ) from None
 
-    if not is_loopback(host) and api_token(settings) is None:
-        raise _fail(
-            f"refusing to listen on non-loopback address {host!r} without an API token: "
-            "set REDKEEP_API_TOKEN (or use --host 127.0.0.1)",
-            2,
-        )
-    spec = worker
-    if spec is None and not no_worker and settings.effective_backend == "memory":
-        spec = EXAMPLE_HANDLERS
+    problem = exposure_problem(host, api_token(settings), "the service")
+    if problem is not None:
+        raise _fail(problem, ExitCode.USAGE)
     handlers = None
-    if spec is not None and not no_worker:
+    if not no_worker:
         try:
-            handlers = load_handlers(spec)
+            handlers = load_handlers(worker or EXAMPLE_HANDLERS)
         except HandlerSpecError as exc:
-            raise _fail(str(exc), 2) from None
+            raise _fail(str(exc), ExitCode.USAGE) from None
+        if worker is None and not queue:
+            queue = [EXAMPLES_QUEUE]
 
     try:
         started = run_loop(_serve(settings, host, port, handlers, queue))
@@ -84,7 +84,7 @@ def serve(
     except KeyboardInterrupt:
         return
     if not started:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ERROR)
 
 
 async def _serve(
@@ -103,7 +103,7 @@ async def _serve(
     from redkeep.web.server import AnnouncingServer
 
     async with create_services(settings) as services:
-        app = create_app(services, worker_handlers=handlers, worker_queues=queues)
+        app = create_app(services, worker_handlers=handlers, worker_queues=queues, bind_host=host)
         config = uvicorn.Config(
             app,
             host=host,
@@ -116,7 +116,12 @@ async def _serve(
         )
         detail = f"backend {services.backend}"
         if handlers:
-            detail += f", worker for {','.join(sorted(handlers))}"
+            detail += (
+                f", worker for {','.join(sorted(handlers))} on queue(s) "
+                f"{','.join(queues or ['default'])}"
+            )
+        else:
+            detail += ", no worker"
         server = AnnouncingServer(config, f"serving on http://{host}:{port} ({detail})")
         # uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down; a no-op
         # handler lets the services close and the process exit 0 instead of dying by signal.

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -15,6 +16,7 @@ import typer
 
 from redkeep.cli._loop import freeze_startup
 from redkeep.cli._loop import run as run_loop
+from redkeep.cli.exits import ExitCode
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError, scrub
 
@@ -84,7 +86,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise _fail(f"cannot listen on {host}:{port} for --http-port: {exc.strerror}", 2) from None
+        raise _fail(
+            f"cannot listen on {host}:{port} for --http-port: {exc.strerror}", ExitCode.USAGE
+        ) from None
     sock.setblocking(False)
     return sock
 
@@ -102,7 +106,7 @@ async def _probe_server(services: Services, sock: socket.socket | None) -> Async
 
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
-        create_probe_app(services),
+        create_probe_app(services, bind_host=host),
         log_config=None,
         access_log=False,
         lifespan="off",
@@ -126,7 +130,8 @@ async def _run(
     queues: list[str],
     concurrency: int | None,
     http: socket.socket | None = None,
-) -> None:
+) -> int:
+    """Run the worker until it stops; the number of handler threads still running then."""
     from redkeep.services import create_services
 
     async with create_services(settings) as services, _probe_server(services, http):
@@ -136,13 +141,15 @@ async def _run(
         w = services.worker(handlers, queues=queues, **options)
         freeze_startup()
         log.info(
-            "worker started: queues=%s handlers=%s backend=%s",
+            "worker started: queues=%s handlers=%s backend=%s executor=%s",
             ",".join(queues),
             ",".join(sorted(handlers)),
             services.backend,
+            settings.queue_executor,
         )
         await w.run()
         log.info("worker stopped")
+        return w.stuck_threads
 
 
 def worker(
@@ -170,42 +177,69 @@ def worker(
     http_host: Annotated[
         str,
         typer.Option(
-            "--http-host", envvar="REDKEEP_WORKER_HTTP_HOST", help="Address for --http-port."
+            "--http-host",
+            envvar="REDKEEP_WORKER_HTTP_HOST",
+            help="Address for --http-port; a non-loopback one needs REDKEEP_API_TOKEN "
+            "(16 characters or more), as for `redkeep serve`.",
         ),
     ] = "127.0.0.1",
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Where sync handlers run: thread or process (killable on timeout; handlers "
+            "importable by name). Default REDKEEP_QUEUE_EXECUTOR.",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker for the handlers in a user module until SIGTERM / SIGINT."""
+    if executor not in (None, "thread", "process"):
+        raise _fail(f"--executor must be 'thread' or 'process', got {executor!r}", 2)
     try:
-        settings = Settings()
+        settings = Settings() if executor is None else Settings(queue_executor=executor)
     except RedkeepError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), ExitCode.USAGE) from None
     _configure_logging(settings)
     if settings.effective_backend == "memory":
         raise _fail(
             "`redkeep worker` needs a shared backend (set REDKEEP_REDIS_URL or Upstash "
             "credentials): in-memory queues live inside one process. With memory backends use "
             "`redkeep serve --worker MODULE:ATTRIBUTE`, which runs the worker in the service.",
-            2,
+            ExitCode.USAGE,
         )
     try:
         loaded = load_handlers(handlers)
     except HandlerSpecError as exc:
-        raise _fail(str(exc), 2) from None
+        raise _fail(str(exc), ExitCode.USAGE) from None
     http = None
     if http_port is not None:
         try:
             import uvicorn  # noqa: F401
+
+            from redkeep.web.app import api_token
+            from redkeep.web.security import exposure_problem
         except ImportError as exc:
             raise _fail(
-                f"--http-port needs the server extra (pip install 'redkeep[server]'): {exc}", 2
+                f"--http-port needs the server extra (pip install 'redkeep[server]'): {exc}",
+                ExitCode.USAGE,
             ) from None
+        problem = exposure_problem(http_host, api_token(settings), "the worker's probes")
+        if problem is not None:
+            raise _fail(problem, ExitCode.USAGE)
         http = _bind(http_host, http_port)
     try:
-        run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
+        stuck = run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
     except RedkeepError as exc:
         raise _fail(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
-        pass
+        return
+    if stuck:
+        # The interpreter would wait for those threads forever; their jobs already have an
+        # outcome (failed, or released for another worker), so exit without them.
+        log.warning("exiting with %d handler threads still running", stuck)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def register(app: typer.Typer) -> None:

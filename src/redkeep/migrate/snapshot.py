@@ -13,7 +13,9 @@ detected::
 bytes keep their tags, see :mod:`redkeep.serialization`). ``expires_at`` is an absolute time
 (seconds since the epoch) or null, so an entry keeps its remaining TTL however long the
 snapshot waits before it is loaded, and an entry that expired in the meantime is not restored.
-Jobs keep their status, attempts, priority, run_at, times, result and error. No pickle.
+Jobs keep their status, attempts, priority, run_at, times, result and error; ``job`` is the one
+job view of :mod:`redkeep.queue.view` (the same JSON as the HTTP API and ``redkeep jobs show
+--json``). No pickle.
 A ``{"kind":"error","where":...,"reason":...}`` line stands for a record the writer could not
 read; readers report it as a bad line.
 """
@@ -21,7 +23,7 @@ read; readers report it as a bad line.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,9 +32,9 @@ import orjson
 
 from redkeep.cache.base import check_name
 from redkeep.errors import RedkeepError
-from redkeep.queue.backoff import Backoff
-from redkeep.queue.job import Job, JobFailure, JobStatus
+from redkeep.queue.job import Job
 from redkeep.queue.keys import validate_queue_name
+from redkeep.queue.view import job_from_dict, job_to_dict
 from redkeep.serialization import JsonSerializer, Serializer
 
 __all__ = [
@@ -90,107 +92,6 @@ class JobRecord:
 
 
 Record = CacheRecord | JobRecord
-
-
-# -- jobs <-> plain dicts ------------------------------------------------------------------------
-
-_JOB_FIELDS = (
-    "id",
-    "name",
-    "payload",
-    "status",
-    "priority",
-    "attempts",
-    "max_attempts",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "run_at",
-    "result",
-    "error",
-    "worker_id",
-    "timeout",
-    "backoff",
-)
-
-
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """A JSON-ready dict of ``job`` (the internal fencing token is left out)."""
-    out: dict[str, Any] = {name: getattr(job, name) for name in _JOB_FIELDS}
-    out["status"] = JobStatus(job.status).value
-    err = job.error
-    out["error"] = (
-        None if err is None else {"type": err.type, "message": err.message, "tb": err.traceback}
-    )
-    out["backoff"] = None if job.backoff is None else job.backoff.to_list()
-    return out
-
-
-def _opt_float(data: Mapping[str, Any], name: str) -> float | None:
-    value = data.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"job field {name!r} must be a number or null, got {value!r}")
-    return float(value)
-
-
-def _int(data: Mapping[str, Any], name: str, default: int) -> int:
-    value = data.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"job field {name!r} must be an integer, got {value!r}")
-    return value
-
-
-def _opt_str(data: Mapping[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"job field {name!r} must be a string or null, got {value!r}")
-    return value
-
-
-def job_from_dict(data: Any, queue: str) -> Job:
-    """Rebuild a :class:`Job` from :func:`job_to_dict` output; ValueError names a bad field."""
-    if not isinstance(data, dict):
-        raise ValueError("'job' must be an object")
-    for name in ("id", "name"):
-        if not isinstance(data.get(name), str) or not data[name]:
-            raise ValueError(f"job field {name!r} must be a non-empty string")
-    try:
-        status = JobStatus(str(data.get("status")))
-    except ValueError:
-        names = ", ".join(s.value for s in JobStatus)
-        raise ValueError(f"job status {data.get('status')!r} is not one of {names}") from None
-    error = data.get("error")
-    failure = None
-    if error is not None:
-        if not isinstance(error, dict) or not isinstance(error.get("type"), str):
-            raise ValueError("job field 'error' must be an object with 'type' and 'message'")
-        failure = JobFailure(error["type"], str(error.get("message", "")), str(error.get("tb", "")))
-    backoff = data.get("backoff")
-    try:
-        parsed_backoff = None if backoff is None else Backoff.from_list(backoff)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"job field 'backoff' is invalid ({exc})") from None
-    return Job(
-        id=data["id"],
-        name=data["name"],
-        queue=queue,
-        payload=data.get("payload"),
-        status=status,
-        priority=_int(data, "priority", 0),
-        attempts=_int(data, "attempts", 0),
-        max_attempts=_int(data, "max_attempts", 3),
-        created_at=_opt_float(data, "created_at"),
-        started_at=_opt_float(data, "started_at"),
-        finished_at=_opt_float(data, "finished_at"),
-        run_at=_opt_float(data, "run_at"),
-        result=data.get("result"),
-        error=failure,
-        worker_id=_opt_str(data, "worker_id"),
-        timeout=_opt_float(data, "timeout"),
-        backoff=parsed_backoff,
-    )
 
 
 # -- records <-> lines ---------------------------------------------------------------------------

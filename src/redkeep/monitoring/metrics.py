@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -269,6 +269,13 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self.stuck_threads = Gauge(
+            "redkeep_worker_stuck_threads",
+            "Sync handler threads still running after their attempt ended (timed out, cancelled "
+            "or released); each holds a worker slot until it returns.",
+            ["queue", "handler"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "redkeep_http_requests",
             "HTTP requests by route template, method and status.",
@@ -322,6 +329,10 @@ class Metrics:
         """Count jobs recovered from expired leases."""
         if count > 0:
             self.jobs_recovered.labels(queue).inc(count)
+
+    def on_stuck_thread(self, queue: str, handler: str, delta: int) -> None:
+        """Count handler threads that outlived their attempt (+1) and have returned (-1)."""
+        self.stuck_threads.labels(queue, handler).inc(delta)
 
     # -- HTTP ---------------------------------------------------------------------------------
     def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:

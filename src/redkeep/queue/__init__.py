@@ -7,6 +7,7 @@ from redkeep.errors import InvalidJob
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue
 from redkeep.queue.execution import Handler, WorkerObserver
+from redkeep.queue.executors import ProcessHandler, in_process
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox, OutboxStats
@@ -25,9 +26,11 @@ __all__ = [
     "MemoryJobQueue",
     "Outbox",
     "OutboxStats",
+    "ProcessHandler",
     "RedisJobQueue",
     "RetentionPolicy",
     "Worker",
     "WorkerObserver",
+    "in_process",
     "list_queue_names",
 ]

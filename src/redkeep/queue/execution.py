@@ -1,19 +1,26 @@
-"""Running one claimed job: handler lookup, timeout, result encoding, failure capture."""
+"""Running one claimed job: handler lookup, failure capture and logging, observer reports.
+
+Where the handler runs (event loop, thread, child process) and its timeout are
+:mod:`redkeep.queue.executors`' business.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from redkeep.errors import scrub
 from redkeep.queue.base import JobQueue
-from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure, Outcome, encode_value
+from redkeep.queue.executors import Executors, HandlerFailed
+from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure, Outcome
 
-__all__ = ["Handler", "WorkerObserver", "execute_job"]
+__all__ = ["Handler", "WorkerObserver", "execute_job", "failure_from", "report_attempt"]
+
+log = logging.getLogger("redkeep.queue.worker")
 
 Handler = Callable[[Job], Any] | Callable[[Job], Awaitable[Any]]
 
@@ -30,6 +37,12 @@ class WorkerObserver(Protocol):
     def on_recovered(self, queue: str, count: int) -> None:
         """``count`` jobs whose lease expired were requeued (or failed)."""
 
+    def on_stuck_thread(self, queue: str, handler: str, delta: int) -> None:
+        """A handler thread outlived its attempt (``delta`` 1) or has returned (-1).
+
+        Optional: a worker calls it only on observers that define it.
+        """
+
 
 def failure_from(exc: BaseException) -> JobFailure:
     """Type, scrubbed message and a bounded, scrubbed traceback of ``exc``."""
@@ -40,62 +53,59 @@ def failure_from(exc: BaseException) -> JobFailure:
     return JobFailure(type(exc).__name__, scrub(str(exc))[:TRACEBACK_LIMIT], tb)
 
 
-_ASYNC_CACHE: dict[int, tuple[Callable[..., Any], bool]] = {}
-
-
-def is_async_handler(handler: Callable[..., Any]) -> bool:
-    """True for coroutine functions (also behind functools.partial or an async __call__)."""
-    cached = _ASYNC_CACHE.get(id(handler))
-    if cached is not None and cached[0] is handler:
-        return cached[1]
-    result = _is_async(handler)
-    if len(_ASYNC_CACHE) < 10_000:
-        _ASYNC_CACHE[id(handler)] = (handler, result)
-    return result
-
-
-def _is_async(handler: Callable[..., Any]) -> bool:
-    target = getattr(handler, "func", handler)  # functools.partial
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None)  # noqa: B004 - callable objects with async __call__
-    )
-
-
 async def execute_job(
-    queue: JobQueue,
-    job: Job,
-    handlers: Mapping[str, Handler],
-    pool: Callable[[], ThreadPoolExecutor],
-    max_result_bytes: int,
+    queue: JobQueue, job: Job, handlers: Mapping[str, Handler], executors: Executors
 ) -> Outcome:
     """Run ``job``'s handler and say how the attempt ended. Never raises except CancelledError."""
     if job.payload_error is not None:
         # Undecodable payload or corrupted record: retrying cannot help.
-        failure = JobFailure("SerializationError", job.payload_error)
-        return Outcome(job.id, job.token, "fail", failure.to_json())
+        return _failed(queue, job, JobFailure("SerializationError", job.payload_error), False)
     handler = handlers.get(job.name)
     if handler is None:
-        failure = JobFailure("JobError", f"no handler for {job.name!r}")
-        return Outcome(job.id, job.token, "fail", failure.to_json())
+        return _failed(queue, job, JobFailure("JobError", f"no handler for {job.name!r}"), False)
     try:
-        if is_async_handler(handler):
-            call: Awaitable[Any] = handler(job)
-        else:
-            call = asyncio.get_running_loop().run_in_executor(pool(), handler, job)
-        if job.timeout is not None:
-            async with asyncio.timeout(job.timeout):
-                result = await call
-        else:
-            result = await call
-        if inspect.isawaitable(result):
-            result = await result
-        data = encode_value(result, max_result_bytes, "result")
+        data = await executors.run(handler, job)
     except asyncio.CancelledError:
         raise
+    except HandlerFailed as exc:
+        return _failed(queue, job, exc.failure)
     except Exception as exc:
-        failure = failure_from(exc)
-        if job.attempts < job.max_attempts:
-            delay = queue.backoff_for(job).delay(job.attempts)
-            return Outcome(job.id, job.token, "retry", failure.to_json(), delay)
-        return Outcome(job.id, job.token, "fail", failure.to_json())
+        return _failed(queue, job, failure_from(exc))
     return Outcome(job.id, job.token, "done", data)
+
+
+def _failed(queue: JobQueue, job: Job, failure: JobFailure, retry: bool = True) -> Outcome:
+    """The outcome of a failed attempt (a retry while attempts are left), logged at WARNING."""
+    delay = None
+    if retry and job.attempts < job.max_attempts:
+        delay = queue.backoff_for(job).delay(job.attempts)
+    log.warning(
+        "job %s failed (handler %r, queue %s, attempt %d of %d): %s: %s; %s",
+        job.id, job.name, job.queue, job.attempts, job.max_attempts, failure.type,
+        failure.message[:200], "no retry" if delay is None else f"retry in {delay:.1f} s",
+        extra={"job_id": job.id, "handler": job.name, "queue": job.queue,
+               "attempt": job.attempts, "error_type": failure.type},
+    )  # fmt: skip
+    if delay is None:
+        return Outcome(job.id, job.token, "fail", failure.to_json())
+    return Outcome(job.id, job.token, "retry", failure.to_json(), delay)
+
+
+def report_attempt(
+    observer: WorkerObserver, job: Job, outcome: Outcome | None, reason: str | None, start: float
+) -> None:
+    """Tell ``observer`` how an attempt that began at ``perf_counter()`` ``start`` ended
+    (``outcome`` None: stopped; ``reason`` says why: cancelled, lost or released)."""
+    seconds = time.perf_counter() - start
+    try:
+        if outcome is None:
+            if reason == "cancelled":
+                observer.on_job_finished(job.queue, job.name, "cancelled", seconds)
+        elif outcome.kind == "done":
+            observer.on_job_finished(job.queue, job.name, "completed", seconds)
+        elif outcome.kind == "retry" and job.attempts < job.max_attempts:
+            observer.on_retry(job.queue, job.name)
+        elif outcome.kind in ("retry", "fail"):
+            observer.on_job_finished(job.queue, job.name, "failed", seconds)
+    except Exception:
+        log.exception("worker observer failed")

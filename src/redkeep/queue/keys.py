@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["QueueKeys", "registry_key", "validate_queue_name"]
+from redkeep.names import check_name
 
-MAX_QUEUE_NAME = 200
+__all__ = ["QueueKeys", "registry_key", "validate_queue_name"]
 
 
 def validate_queue_name(name: str) -> str:
-    """Return ``name`` when it is a usable queue name, else raise ``ValueError``."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("queue name must be a non-empty str")
-    if len(name) > MAX_QUEUE_NAME:
-        raise ValueError(f"queue name is longer than {MAX_QUEUE_NAME} characters")
-    if any(c in name for c in "{}*?[] \t\r\n"):
-        raise ValueError(f"queue name {name!r} must not contain braces, glob characters or spaces")
-    return name
+    """Return ``name`` when it follows the naming rule of :mod:`redkeep.names` (the same as
+    for caches), else raise :class:`~redkeep.errors.InvalidName` (a ``ValueError``)."""
+    return check_name(name, "queue name")
 
 
 def registry_key(key_prefix: str) -> str:

@@ -2,6 +2,11 @@
 
 Used as the embedded default (no Redis configured) and in tests. Jobs live in this process only;
 payloads and results still go through JSON, so they are copies and the same size limit applies.
+``max_bytes`` bounds the memory the queue's jobs take (encoded payload, result and error plus
+:data:`JOB_OVERHEAD` each): when an enqueue would pass it, the oldest completed and cancelled
+jobs are dropped early, and if that is not enough the enqueue fails with
+:class:`~redkeep.errors.QueueFull` and adds nothing. Outcomes of running jobs are always
+recorded.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from redkeep.errors import QueueFull
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared
 from redkeep.queue.job import (
@@ -29,9 +35,12 @@ from redkeep.queue.job import (
     encode_value,
 )
 
-__all__ = ["MemoryJobQueue"]
+__all__ = ["DEFAULT_MAX_BYTES", "JOB_OVERHEAD", "MemoryJobQueue"]
 
 BATCH = 100
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+JOB_OVERHEAD = 700
+"""Bytes one job costs beyond its encoded payload, result and error (measured)."""
 _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
@@ -48,6 +57,7 @@ class MemoryJobQueue(JobQueue):
         backoff: Backoff | None = None,
         retention: RetentionPolicy | None = None,
         max_payload_bytes: int = 4 * 1024 * 1024,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         super().__init__(
             name,
@@ -66,6 +76,39 @@ class MemoryJobQueue(JobQueue):
             s: OrderedDict() for s in FINISHED
         }
         self._event = asyncio.Event()
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._sizes: dict[str, tuple[int, int]] = {}  # id -> (job and payload, result or error)
+
+    # -- byte accounting -------------------------------------------------------------------------
+    @property
+    def size_bytes(self) -> int:
+        """Estimated bytes the jobs of this queue take."""
+        return self._bytes
+
+    def _account(self, job_id: str, base: int) -> None:
+        self._bytes += base
+        self._sizes[job_id] = (base, 0)
+
+    def _outcome_size(self, job_id: str, extra: int) -> None:
+        base, old = self._sizes.get(job_id, (JOB_OVERHEAD, 0))
+        self._bytes += extra - old
+        self._sizes[job_id] = (base, extra)
+
+    def _forget(self, job_id: str) -> None:
+        base, extra = self._sizes.pop(job_id, (0, 0))
+        self._bytes -= base + extra
+
+    def _make_room(self, needed: int) -> None:
+        """Drop the oldest completed and cancelled jobs until ``needed`` more bytes fit."""
+        for status in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+            ids = self._finished[status]
+            while ids and self._bytes + needed > self.max_bytes:
+                job_id, _ = ids.popitem(last=False)
+                self._jobs.pop(job_id, None)
+                self._forget(job_id)
+        if self._bytes + needed > self.max_bytes:
+            raise QueueFull(self.name, self._bytes + needed, self.max_bytes)
 
     # -- internal state changes ----------------------------------------------------------------
     def _push_waiting(self, job: Job) -> Job:
@@ -136,16 +179,24 @@ class MemoryJobQueue(JobQueue):
                 break
             ids.popitem(last=False)
             self._jobs.pop(job_id, None)
+            self._forget(job_id)
 
     # -- hooks ---------------------------------------------------------------------------------
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
         now = time.time()
+        sizes = {
+            p.id: JOB_OVERHEAD + len(p.id) + len(p.name) + len(p.payload) + len(p.backoff)
+            for p in prepared
+            if p.id not in self._jobs
+        }
+        self._make_room(sum(sizes.values()))  # all or nothing
         out = []
         for p in prepared:
             existing = self._jobs.get(p.id)
             if existing is not None:
                 out.append(existing)
                 continue
+            self._account(p.id, sizes[p.id])
             due = max(now + p.delay_ms / 1000.0, p.run_at_ms / 1000.0)
             job = Job(
                 id=p.id,
@@ -212,6 +263,7 @@ class MemoryJobQueue(JobQueue):
         n = len(ids)
         for job_id in ids:
             self._jobs.pop(job_id, None)
+            self._forget(job_id)
         ids.clear()
         return n
 
@@ -223,7 +275,12 @@ class MemoryJobQueue(JobQueue):
     async def _restore(self, job: Job) -> bool:
         if job.id in self._jobs:
             return False
-        encode_value(job.payload, self.max_payload_bytes)
+        text = encode_value(job.payload, self.max_payload_bytes)
+        size = JOB_OVERHEAD + len(job.id) + len(job.name) + len(text)
+        self._make_room(size)
+        self._account(job.id, size)
+        if job.result is not None:
+            self._outcome_size(job.id, len(encode_value(job.result, 2**62, "result")))
         now = time.time()
         status = JobStatus(job.status)
         if status == JobStatus.WAITING:
@@ -254,6 +311,7 @@ class MemoryJobQueue(JobQueue):
                 rejected.append(o.job_id)
                 continue
             del self._active[job.id]
+            self._outcome_size(job.id, len(o.data))
             if o.kind == "done":
                 self._finish(job, JobStatus.COMPLETED, now, result=decode_value(o.data))
             elif o.kind == "release":

@@ -18,14 +18,17 @@ import socket
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from redis.backoff import AbstractBackoff
+
 from redkeep.errors import InvalidJob, scrub
 from redkeep.queue.base import JobQueue
-from redkeep.queue.execution import Handler, WorkerObserver, execute_job
+from redkeep.queue.execution import Handler, WorkerObserver, execute_job, report_attempt
+from redkeep.queue.executors import ExecutorKind, Executors, prepare_handlers
 from redkeep.queue.job import Job, Outcome
+from redkeep.queue.outage import Outage, settings_backoff
 
 if TYPE_CHECKING:
     from redkeep.config import Settings
@@ -64,10 +67,11 @@ class _QueueState:
 class Worker:
     """Runs jobs from one or more queues until :meth:`stop` (or SIGTERM/SIGINT).
 
-    Async handlers run as tasks, sync handlers in a thread pool of ``concurrency`` threads. A
-    handler gets the :class:`Job`; its return value (JSON-serializable) becomes the result.
-    ``prefetch`` jobs beyond ``concurrency`` may be claimed ahead (leased to this worker, started
-    as soon as a slot frees, released at stop); 0 claims only for free slots.
+    A handler gets the :class:`Job`; its return value (JSON-serializable) becomes the result.
+    Async handlers run as tasks, sync ones in threads or, with ``executor="process"``, child
+    processes (see :mod:`redkeep.queue.executors`). ``prefetch`` jobs beyond ``concurrency`` may
+    be claimed ahead (started as soon as a slot frees, released at stop); 0 claims only for free
+    slots. ``outage_backoff`` (redis-py) spaces out retries while the backend is down.
     """
 
     def __init__(
@@ -84,13 +88,15 @@ class Worker:
         observer: WorkerObserver | None = None,
         handle_signals: bool = True,
         max_result_bytes: int = 4 * 1024 * 1024,
+        executor: ExecutorKind = "thread",
+        outage_backoff: AbstractBackoff | None = None,
     ) -> None:
         self.queues = [queues] if isinstance(queues, JobQueue) else list(queues)
         if not self.queues:
             raise InvalidJob("a worker needs at least one queue")
         if concurrency < 1 or lease <= 0 or grace_period < 0:
             raise InvalidJob("concurrency must be >= 1, lease > 0 and grace_period >= 0")
-        self.handlers = dict(handlers)
+        self.handlers = prepare_handlers(handlers, executor)
         self.concurrency = concurrency
         self.prefetch = concurrency if prefetch is None else max(0, prefetch)
         self.lease = lease
@@ -107,8 +113,9 @@ class Worker:
         self._stopping = False
         self._drained = False
         self._stop_event: asyncio.Event | None = None
-        self._pool: ThreadPoolExecutor | None = None
         self._states: list[_QueueState] = []
+        self._exec = Executors(concurrency, max_result_bytes, observer, self._slot_freed)
+        self._outage = Outage(self.id, outage_backoff)
 
     @classmethod
     def from_settings(
@@ -124,6 +131,8 @@ class Worker:
             "lease": settings.queue_lease,
             "grace_period": settings.queue_grace_period,
             "max_result_bytes": settings.max_payload_bytes,
+            "executor": settings.queue_executor,
+            "outage_backoff": settings_backoff(settings),
         }
         opts.update(overrides)
         return cls(queues, handlers, **opts)  # type: ignore[arg-type]
@@ -133,8 +142,15 @@ class Worker:
         """Jobs running now."""
         return len(self._running)
 
+    @property
+    def stuck_threads(self) -> int:
+        """Handler threads still running after their attempt ended (each holds a slot)."""
+        return self._exec.held
+
     def stop(self) -> None:
         """Ask the worker to stop: claim no more, finish or release active jobs, return."""
+        if not self._stopping:
+            log.info("worker %s: stop requested", self.id)
         self._stopping = True
         if self._stop_event is not None:
             self._stop_event.set()
@@ -180,9 +196,8 @@ class Worker:
                 undo()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            await self._exec.close()
+            log.info("worker %s: stopped", self.id)
 
     def _idle_now(self) -> bool:
         """No job is running: the queue's client may busy-poll (nothing else needs the loop)."""
@@ -214,28 +229,34 @@ class Worker:
                         "for their lease", st.queue.name, scrub(str(exc)))  # fmt: skip
 
     async def _drain(self) -> None:
-        """Release prefetched jobs, wait up to the grace period for running ones, release the
-        rest (a released job goes back to waiting without counting an attempt)."""
+        """Release prefetched jobs, wait up to the grace period for running ones (and stuck
+        threads), release the rest (back to waiting without counting an attempt)."""
+        log.info(
+            "worker %s: stopping: %d jobs finishing (grace period %g s), %d prefetched released",
+            self.id, self.active, self.grace_period, len(self._buffer),
+        )  # fmt: skip
         while self._buffer:
             st, job = self._buffer.popleft()
             self._add_outcome(st, Outcome(job.id, job.token, "release"))
-        tasks = [r.task for r in self._running.values()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.grace_period)
-        for r in list(self._running.values()):
-            r.reason = "release"
-            r.task.cancel()
-        remaining = [r.task for r in self._running.values()]
-        if remaining:
-            await asyncio.wait(remaining)
+        finishing = [r.task for r in self._running.values()] + self._exec.threads.waiters()
+        if finishing:
+            await asyncio.wait(finishing, timeout=self.grace_period)
+        if self._running:
+            log.info("worker %s: grace period over: releasing %d unfinished jobs (%s)",
+                     self.id, len(self._running), ", ".join(self._running))  # fmt: skip
+            for r in self._running.values():
+                r.reason = "release"
+                r.task.cancel()
+            await asyncio.wait([r.task for r in self._running.values()])
         self._drained = True
+        self._exec.threads.warn_left_running(self.id)
         for st in self._states:
             st.event.set()
 
     # -- fetching ------------------------------------------------------------------------------
     def _room(self) -> int:
         """Jobs this worker may claim now (free slots plus prefetch room)."""
-        held = len(self._running) + len(self._buffer) + self._reserved
+        held = len(self._running) + len(self._buffer) + self._reserved + self._exec.held
         return self.concurrency + self.prefetch - held
 
     def _should_step(self, st: _QueueState) -> bool:
@@ -254,7 +275,6 @@ class Worker:
 
     async def _fetch_loop(self, st: _QueueState) -> None:
         q = st.queue
-        failures = 0
         next_due: float | None = None
         while True:
             st.event.clear()
@@ -273,11 +293,9 @@ class Worker:
             except Exception as exc:
                 self._reserved -= claim
                 st.outcomes[:0] = outcomes
-                failures += 1
-                log.warning("queue %s: step failed (%s); retrying", q.name, scrub(str(exc)))
-                await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+                await asyncio.sleep(self._outage.failed("claim", q.name, exc))
                 continue
-            failures = 0
+            self._outage.succeeded()
             self._reserved -= claim
             for job in res.jobs:
                 self._take(st, job)
@@ -316,9 +334,9 @@ class Worker:
             try:
                 woken = waiter.result()
             except Exception as exc:
-                log.warning("queue %s: wait failed (%s)", st.queue.name, scrub(str(exc)))
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(self._outage.failed("wait", st.queue.name, exc))
                 return
+            self._outage.succeeded()
             if isinstance(woken, Job):
                 self._take_handed(st, woken)
             elif woken and (self._room() <= 0 or self._stopping):
@@ -358,17 +376,17 @@ class Worker:
             self._buffer.append((st, job))
 
     # -- running -------------------------------------------------------------------------------
-    def _thread_pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="redkeep-job")
-        return self._pool
-
     def _start_next(self) -> None:
         """Start prefetched jobs while slots are free."""
-        while self._buffer and len(self._running) < self.concurrency and not self._stopping:
-            st, job = self._buffer.popleft()
+        while not self._stopping and (item := self._exec.next(self._buffer, len(self._running))):
+            st, job = item
             task = asyncio.create_task(self._run_job(st, job))
             self._running[job.id] = _Running(job, st.queue, task, time.perf_counter())
+
+    def _slot_freed(self) -> None:
+        self._start_next()
+        for st in self._states:
+            st.event.set()
 
     def _add_outcome(self, st: _QueueState, outcome: Outcome) -> None:
         if not st.outcomes:
@@ -379,9 +397,7 @@ class Worker:
     async def _run_job(self, st: _QueueState, job: Job) -> None:
         outcome: Outcome | None = None
         try:
-            outcome = await execute_job(
-                st.queue, job, self.handlers, self._thread_pool, self.max_result_bytes
-            )
+            outcome = await execute_job(st.queue, job, self.handlers, self._exec)
         except asyncio.CancelledError:
             running = self._running.get(job.id)
             if running is not None and running.reason == "release":
@@ -396,23 +412,7 @@ class Worker:
                 self._add_outcome(st, outcome)
             st.event.set()
             if running is not None and self.observer is not None:
-                self._observe(st, job, outcome, running)
-
-    def _observe(self, st: _QueueState, job: Job, outcome: Outcome | None, r: _Running) -> None:
-        assert self.observer is not None
-        seconds = time.perf_counter() - r.started
-        try:
-            if outcome is None:
-                if r.reason == "cancelled":
-                    self.observer.on_job_finished(st.queue.name, job.name, "cancelled", seconds)
-            elif outcome.kind == "done":
-                self.observer.on_job_finished(st.queue.name, job.name, "completed", seconds)
-            elif outcome.kind == "retry" and job.attempts < job.max_attempts:
-                self.observer.on_retry(st.queue.name, job.name)
-            elif outcome.kind in ("retry", "fail"):
-                self.observer.on_job_finished(st.queue.name, job.name, "failed", seconds)
-        except Exception:
-            log.exception("worker observer failed")
+                report_attempt(self.observer, job, outcome, running.reason, running.started)
 
     # -- leases --------------------------------------------------------------------------------
     async def _renew_loop(self) -> None:
@@ -426,7 +426,7 @@ class Worker:
                 try:
                     lost = await q._extend(self.id, held, self.lease)
                 except Exception as exc:
-                    log.warning("queue %s: lease renewal failed (%s)", q.name, scrub(str(exc)))
+                    self._outage.failed("lease renewal", q.name, exc)
                     continue
                 if lost:
                     gone = set(lost)

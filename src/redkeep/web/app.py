@@ -1,46 +1,46 @@
-"""The Starlette application: health, metrics, the ``/v1`` API and its OpenAPI schema."""
+"""The HTTP application (FastAPI on Starlette): probes, metrics, the ``/v1`` API, OpenAPI.
+
+Routes come from the modules in :data:`ROUTERS`; each defines a ``router`` following the
+pattern of :mod:`redkeep.web.routing`. Middleware, outermost first: request metrics (refused
+requests are counted too), the request guard (Host, cross-site writes, content type, body size
+and time: :mod:`redkeep.web.security`), then bearer-token authentication.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
 
 from redkeep import __version__
 from redkeep.config import Settings
-from redkeep.monitoring.metrics import CONTENT_TYPE
 from redkeep.services import Services, create_services
-from redkeep.web import api
-from redkeep.web.errors import exception_handlers, json_response
-from redkeep.web.health import ReadinessProbe, live, ready
+from redkeep.web.errors import exception_handlers
+from redkeep.web.health import ReadinessProbe
 from redkeep.web.middleware import BearerAuthMiddleware, MetricsMiddleware
-from redkeep.web.openapi import openapi_schema
+from redkeep.web.openapi import openapi_document
+from redkeep.web.security import HostPolicy, RequestGuard
 
-__all__ = ["api_token", "create_app", "create_probe_app"]
+__all__ = ["BODY_OVERHEAD", "ROUTERS", "api_token", "create_app", "create_probe_app"]
 
 log = logging.getLogger("redkeep.web")
 
-
-async def metrics_endpoint(request: Request) -> Response:
-    """Prometheus text exposition; scrape-time gauges are refreshed first."""
-    services: Services = request.app.state.services
-    try:
-        await services.refresh_metrics()
-    except Exception as exc:  # a scrape still shows the event metrics during an outage
-        log.debug("metrics refresh failed: %s", type(exc).__name__)
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
-
-
-async def openapi_endpoint(request: Request) -> Response:
-    """The OpenAPI 3 document."""
-    return json_response(request.app.state.openapi)
+#: One module per group of routes, each with a ``router`` (see :mod:`redkeep.web.routing`).
+#: To add routes, write the module and append it here.
+ROUTERS: tuple[str, ...] = (
+    "redkeep.web.health",
+    "redkeep.web.caches",
+    "redkeep.web.queues",
+    "redkeep.web.export",
+)
+BODY_OVERHEAD = 64 * 1024
+"""Bytes a request body may have beyond ``max_payload_bytes`` (the JSON around the value)."""
 
 
 def api_token(settings: Settings) -> str | None:
@@ -49,13 +49,47 @@ def api_token(settings: Settings) -> str | None:
     return token or None
 
 
-def _extra_routes() -> list[BaseRoute]:
-    """Routes contributed by optional modules (the migration export endpoint)."""
-    try:
-        from redkeep.web import export
-    except ImportError:  # pragma: no cover - ships with redkeep; optional by design
-        return []
-    return list(export.routes)
+def _router(module: str) -> APIRouter:
+    router: APIRouter = importlib.import_module(module).router
+    return router
+
+
+def _build(
+    services: Services,
+    routers: tuple[str, ...],
+    bind_host: str | None,
+    lifespan: Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="redkeep",
+        version=__version__,
+        description="Durable cache and job-queue service on Redis.",
+        docs_url=None,  # Swagger UI would load scripts from a CDN
+        redoc_url=None,
+        exception_handlers=exception_handlers,
+        lifespan=lifespan,
+    )
+    # Flat list of every route for the metrics' route labels (included routers hide theirs).
+    routes: list[BaseRoute] = [r for r in app.router.routes if hasattr(r, "path")]
+    for module in routers:
+        router = _router(module)
+        app.include_router(router)
+        routes.extend(router.routes)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
+    app.state.services = services
+    app.state.probe = ReadinessProbe(services)
+    app.state.worker = None
+    s = services.settings
+    token = api_token(s)
+    app.add_middleware(BearerAuthMiddleware, token=token)  # the last added is the outermost
+    app.add_middleware(
+        RequestGuard,
+        policy=HostPolicy(s.http_allowed_hosts, bind_host=bind_host, token=token is not None),
+        max_body=s.max_payload_bytes + BODY_OVERHEAD,
+        body_timeout=s.http_body_timeout,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics, routes=routes)
+    return app
 
 
 def create_app(
@@ -65,12 +99,15 @@ def create_app(
     worker_handlers: Mapping[str, Callable[..., Any]] | None = None,
     worker_queues: list[str] | None = None,
     manage_services: bool | None = None,
-) -> Starlette:
+    bind_host: str | None = None,
+) -> FastAPI:
     """Build the ASGI app.
 
     Without ``services`` the app creates them from ``settings`` and starts / closes them in its
     lifespan (``manage_services`` defaults to that). With ``worker_handlers`` a worker runs
     those handlers inside the service for ``worker_queues`` (default: ``["default"]``).
+    ``bind_host`` is the address the server listens on: a host name there is an allowed
+    ``Host`` header (see :mod:`redkeep.web.security`).
     """
     if services is None:
         services = create_services(settings)
@@ -78,19 +115,26 @@ def create_app(
     else:
         manage = bool(manage_services)
     svc = services
+    queues = list(worker_queues or ["default"])
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage:
             await svc.start()
         worker_task: asyncio.Task[None] | None = None
         worker = None
         try:
             if worker_handlers is not None:
-                worker = svc.worker(worker_handlers, queues=worker_queues, handle_signals=False)
+                worker = svc.worker(worker_handlers, queues=queues, handle_signals=False)
                 worker_task = asyncio.create_task(worker.run(), name="redkeep-worker")
+                app.state.worker = {
+                    "running": True,
+                    "queues": queues,
+                    "handlers": sorted(worker_handlers),
+                }
             yield
         finally:
+            app.state.worker = None
             if worker is not None and worker_task is not None:
                 worker.stop()
                 try:
@@ -100,38 +144,15 @@ def create_app(
             if manage:
                 await svc.close()
 
-    routes: list[BaseRoute] = [
-        Route("/health/live", live, methods=["GET"]),
-        Route("/health/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        *api.routes,
-        *_extra_routes(),
-    ]
-    app = Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
-    app.state.services = svc
-    app.state.probe = ReadinessProbe(svc)
-    app.state.openapi = openapi_schema(
-        max_key_length=svc.settings.cache_max_key_length, version=__version__
-    )
-    app.add_middleware(BearerAuthMiddleware, token=api_token(svc.settings))
-    app.add_middleware(MetricsMiddleware, metrics=svc.metrics, routes=routes)
-    return app
+    return _build(svc, ROUTERS, bind_host, lifespan)
 
 
-def create_probe_app(services: Services) -> Starlette:
-    """Health probes and ``/metrics`` only, for a ``redkeep worker`` process.
+def create_probe_app(services: Services, *, bind_host: str | None = None) -> FastAPI:
+    """``/health/*`` and ``/metrics`` only, for a ``redkeep worker`` process.
 
     ``services`` are started and closed by the caller. ``/metrics`` needs the API token when
     one is set, as in :func:`create_app`; the probes are public.
     """
-    routes: list[BaseRoute] = [
-        Route("/health/live", live, methods=["GET"]),
-        Route("/health/ready", ready, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, exception_handlers=exception_handlers)
-    app.state.services = services
-    app.state.probe = ReadinessProbe(services)
-    app.add_middleware(BearerAuthMiddleware, token=api_token(services.settings))
+    app = _build(services, ("redkeep.web.health",), bind_host)
+    app.state.worker = {"running": True}
     return app

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,17 +24,27 @@ from redkeep.errors import (
     BackendResponseError,
     CircuitOpen,
     InvalidKey,
+    InvalidName,
     JobError,
     JobNotFound,
     OutboxFull,
     PayloadTooLarge,
+    QueueFull,
     RedkeepError,
     SerializationError,
     is_transient,
     scrub,
 )
 
-__all__ = ["ApiError", "error_response", "exception_handlers", "json_response"]
+__all__ = [
+    "ApiError",
+    "ErrorBody",
+    "ErrorDetail",
+    "error_response",
+    "exception_handlers",
+    "json_response",
+    "map_exception",
+]
 
 log = logging.getLogger("redkeep.web")
 
@@ -46,6 +58,20 @@ class ApiError(Exception):
         self.kind = kind
         self.message = message
         self.field = field
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable ``type``, a readable ``message``, the ``field`` at fault."""
+
+    type: str = Field(description="Stable error code, e.g. validation_error, job_not_found.")
+    message: str = Field(description="What was wrong, for people (never echoes secrets).")
+    field: str | None = Field(None, description="The body field, path or query parameter.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
 
 
 def _default(value: Any) -> Any:
@@ -86,9 +112,34 @@ _HTTP_KINDS = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
+def _validation(exc: RequestValidationError) -> Response:
+    """A request that does not fit the route's declared parameters or body model."""
+    err = exc.errors()[0] if exc.errors() else {}
+    loc = [str(part) for part in err.get("loc", ("body",))]
+    where, rest = loc[0], loc[1:]
+    if where == "body":
+        if err.get("type") == "json_invalid":
+            return error_response(400, "invalid_json", "request body is not valid JSON")
+        if not rest:  # missing, or not an object
+            return error_response(400, "invalid_json", "request body must be a JSON object")
+        field = ".".join(rest)
+        return error_response(422, "validation_error", f"{field}: {_message(err)}", field=field)
+    name = rest[0] if rest else where
+    if where == "path" and name == "job_id":
+        return error_response(404, "job_not_found", "no job with that id", field=name)
+    if where == "path":
+        return error_response(400, "invalid_name", _message(err), field=name)
+    return error_response(400, f"invalid_{where}", f"{name}: {_message(err)}", field=name)
 
 
 def _is_outage(exc: BackendResponseError) -> bool:
@@ -99,9 +150,15 @@ def _is_outage(exc: BackendResponseError) -> bool:
 def _map(exc: Exception) -> Response:
     if isinstance(exc, ApiError):
         return error_response(exc.status, exc.kind, exc.message, field=exc.field)
+    if isinstance(exc, RequestValidationError):
+        return _validation(exc)
     if isinstance(exc, HTTPException):
         kind = _HTTP_KINDS.get(exc.status_code, "http_error")
         return error_response(exc.status_code, kind, str(exc.detail), headers=exc.headers)
+    if isinstance(exc, InvalidName):
+        return error_response(400, "invalid_name", str(exc))
+    if isinstance(exc, QueueFull):
+        return error_response(503, "queue_full", str(exc), headers={"Retry-After": "1"})
     if isinstance(exc, JobNotFound):
         return error_response(404, "job_not_found", str(exc))
     if isinstance(exc, PayloadTooLarge):
@@ -141,8 +198,12 @@ async def _handle(request: Request, exc: Exception) -> Response:
     return _map(exc)
 
 
-#: Starlette ``exception_handlers`` turning every exception into a JSON error body.
-exception_handlers: dict[Any, Any] = {Exception: _handle, HTTPException: _handle}
+#: ``exception_handlers`` of the app: routing errors (404, 405) and anything a route lets out.
+exception_handlers: dict[Any, Any] = {
+    Exception: _handle,
+    HTTPException: _handle,
+    RequestValidationError: _handle,
+}
 
 
 def map_exception(exc: Exception) -> Response:

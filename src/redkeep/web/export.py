@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from redkeep.cache.base import CacheService
 from redkeep.errors import RedkeepError, scrub
 from redkeep.migrate.snapshot import encode_record, end_line, error_line, header_line
 from redkeep.migrate.sources import StoreSource
+from redkeep.names import is_valid_name
 from redkeep.queue.base import JobQueue
-from redkeep.web.errors import map_exception
+from redkeep.web.routing import api_router, errors
 
 if TYPE_CHECKING:
     from redkeep.services import Services
 
-__all__ = ["MEDIA_TYPE", "export", "routes", "service_stores"]
+__all__ = ["MEDIA_TYPE", "export", "router", "service_stores"]
 
 log = logging.getLogger("redkeep.web.export")
 MEDIA_TYPE = "application/x-ndjson"
@@ -60,7 +60,8 @@ async def service_stores(
         queue_names = sorted(set(await list_queue_names(client, s.key_prefix)))
     if queues is not None:
         queue_names = [n for n in queue_names if n in queues]
-    queue_map = {name: services.queue(name) for name in queue_names}
+    # Views, not services.queue(): exporting must not take the service's named-queue slots.
+    queue_map = {name: services.queue_view(name) for name in queue_names if is_valid_name(name)}
     return cache_map, queue_map
 
 
@@ -103,18 +104,28 @@ async def _stream(
     yield end_line(count)
 
 
-async def export(request: Request) -> Response:
-    """Stream every cache entry and job as JSON Lines (see module docs)."""
-    try:
-        services: Services = request.app.state.services
-        caches, queues = await service_stores(
-            services, _names(request, "caches"), _names(request, "queues")
-        )
-    except Exception as exc:
-        return map_exception(exc)
+router = api_router(tags=["migration"])
+
+
+@router.get(
+    "/v1/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Snapshot records, one JSON object per line.",
+            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
+        **errors(400),
+    },
+)
+async def export(
+    request: Request, caches: str | None = None, queues: str | None = None
+) -> Response:
+    """Stream every cache entry and job as JSON Lines; ``caches`` and ``queues`` are
+    comma-separated names to limit the export to."""
+    services: Services = request.app.state.services
+    cache_map, queue_map = await service_stores(
+        services, _names(request, "caches"), _names(request, "queues")
+    )
     headers = {"Content-Disposition": 'attachment; filename="redkeep-export.jsonl"'}
-    return StreamingResponse(_stream(caches, queues), media_type=MEDIA_TYPE, headers=headers)
-
-
-routes = [Route("/v1/export", export, methods=["GET"])]
-"""Mounted by :func:`redkeep.web.app.create_app`."""
+    return StreamingResponse(_stream(cache_map, queue_map), media_type=MEDIA_TYPE, headers=headers)

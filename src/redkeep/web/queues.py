@@ -1,0 +1,152 @@
+"""``/v1/queues``: enqueue jobs, list and read them, cancel and retry them, count them.
+
+Jobs are shown in the one job view of :mod:`redkeep.queue.view` (the same JSON as
+``redkeep jobs show --json`` and snapshots). Only ``POST .../jobs`` opens a queue; reads of a
+queue this service has not opened use :meth:`~redkeep.services.Services.queue_view`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import Field
+from starlette.requests import Request
+from starlette.responses import Response
+from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
+
+from redkeep.queue.job import MAX_NAME, MAX_PRIORITY, JobStatus
+from redkeep.queue.view import JobView, job_to_dict
+from redkeep.web.errors import ApiError, json_response
+from redkeep.web.routing import (
+    JOB_ID_PATTERN,
+    JobId,
+    QueueName,
+    StrictBody,
+    api_router,
+    errors,
+    services,
+)
+
+__all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "router"]
+
+MAX_LIST_LIMIT = 500
+
+router = api_router("/v1/queues", tags=["queues"])
+
+
+class EnqueueRequest(StrictBody):
+    """Body of ``POST /v1/queues/{queue}/jobs``."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, description="Handler name.")
+    payload: Any = Field(None, description="Any JSON value, passed to the handler.")
+    job_id: str | None = Field(
+        None,
+        pattern=JOB_ID_PATTERN,
+        description="Your id for the job: enqueueing the same id again returns the existing job.",
+    )
+    priority: int = Field(0, ge=-MAX_PRIORITY, le=MAX_PRIORITY, description="Higher runs first.")
+    delay: float | None = Field(None, ge=0, le=365 * 86400, description="Seconds to wait.")
+    max_attempts: int | None = Field(None, ge=1, le=1000, description="Attempts before failed.")
+    timeout: float | None = Field(None, gt=0, le=86400, description="Seconds per attempt.")
+
+
+class QueueCounts(TypedDict):
+    queue: str
+    counts: dict[JobStatus, int]
+
+
+class JobPage(TypedDict):
+    queue: str
+    status: JobStatus
+    offset: int
+    limit: int
+    jobs: list[JobView]
+
+
+class Cancelled(TypedDict):
+    id: str
+    cancelled: bool
+
+
+@router.get("/{queue}/counts", response_model=QueueCounts, responses=errors(400))
+async def queue_counts(request: Request, queue: QueueName) -> Response:
+    """Jobs per status."""
+    counts = await services(request).queue_view(queue).counts()
+    return json_response({"queue": queue, "counts": counts})
+
+
+@router.post(
+    "/{queue}/jobs",
+    status_code=201,
+    response_model=JobView,
+    responses=errors(400, 413, 415, 422),
+)
+async def job_enqueue(request: Request, queue: QueueName, body: EnqueueRequest) -> Response:
+    """Enqueue a job; 201 with the job (the existing one when ``job_id`` is taken)."""
+    options: dict[str, Any] = {"job_id": body.job_id, "priority": body.priority}
+    if body.delay:
+        options["delay"] = body.delay
+    if body.max_attempts is not None:
+        options["max_attempts"] = body.max_attempts
+    if body.timeout is not None:
+        options["timeout"] = body.timeout
+    job = await services(request).queue(queue).enqueue(body.name, body.payload, **options)
+    return json_response(job_to_dict(job), 201)
+
+
+@router.get("/{queue}/jobs", response_model=JobPage, responses=errors(400))
+async def job_list(
+    request: Request,
+    queue: QueueName,
+    status: Annotated[JobStatus, Query(description="Which jobs.")] = JobStatus.WAITING,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = 50,
+) -> Response:
+    """Jobs with one status: waiting in run order, delayed by run time, finished newest first."""
+    jobs = await services(request).queue_view(queue).list_jobs(status, offset, limit)
+    return json_response(
+        {
+            "queue": queue,
+            "status": status,
+            "offset": offset,
+            "limit": limit,
+            "jobs": [job_to_dict(j) for j in jobs],
+        }
+    )
+
+
+@router.get("/{queue}/jobs/{job_id}", response_model=JobView, responses=errors(400, 404))
+async def job_get(request: Request, queue: QueueName, job_id: JobId) -> Response:
+    """One job, or 404."""
+    job = await services(request).queue_view(queue).get_job(job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
+    return json_response(job_to_dict(job))
+
+
+@router.post(
+    "/{queue}/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(400, 404, 415)
+)
+async def job_cancel(request: Request, queue: QueueName, job_id: JobId) -> Response:
+    """Cancel a waiting, delayed or active job; ``cancelled`` is false for a finished one."""
+    jobs = services(request).queue_view(queue)
+    if await jobs.get_job(job_id) is None:
+        raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
+    return json_response({"id": job_id, "cancelled": bool(await jobs.cancel(job_id))})
+
+
+@router.post(
+    "/{queue}/jobs/{job_id}/retry", response_model=JobView, responses=errors(400, 404, 409, 415)
+)
+async def job_retry(request: Request, queue: QueueName, job_id: JobId) -> Response:
+    """Send a failed job back to waiting with its attempts reset (409 unless it failed)."""
+    jobs = services(request).queue_view(queue)
+    if await jobs.get_job(job_id) is None:
+        raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
+    if not await jobs.retry(job_id):
+        raise ApiError(409, "job_conflict", "only failed jobs can be retried")
+    job = await jobs.get_job(job_id)
+    if job is None:  # retention dropped it in between
+        raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
+    return json_response(job_to_dict(job))
