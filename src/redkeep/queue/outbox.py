@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from redkeep.errors import CircuitOpen, OutboxError, OutboxFull, is_transient, scrub
+from redkeep.errors import (
+    CircuitOpen,
+    OutboxError,
+    OutboxFull,
+    SerializationError,
+    is_transient,
+    scrub,
+)
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared
 from redkeep.queue.job import Job, JobStatus, decode_value, make_job
@@ -232,7 +239,7 @@ class Outbox:
         if not self._might_hold(queue):
             return None
         held = await self._open_store().get(queue, job_id)
-        return _held_job(held) if held is not None else None
+        return _as_job(queue, held.job) if held is not None else None
 
     async def count(self, queue: str) -> int:
         """How many jobs of ``queue`` are held (as seen by :meth:`get_job`)."""
@@ -242,7 +249,7 @@ class Outbox:
 
     async def list_jobs(self, queue: str, offset: int, limit: int) -> list[Job]:
         """Held jobs of ``queue`` in enqueue order."""
-        return [_held_job(h) for h in await self._open_store().page(queue, offset, limit)]
+        return [_as_job(queue, h.job) for h in await self._open_store().page(queue, offset, limit)]
 
     # -- observation --------------------------------------------------------------------------
     @property
@@ -303,9 +310,9 @@ class Outbox:
 
     def _holding(self, queue: str) -> bool:
         """True while this process has jobs of ``queue`` held or being held."""
-        return bool(self._pending[queue]) or self._last_seq.get(queue, 0) > self._gone_through.get(
-            queue, 0
-        )
+        if self._pending[queue]:
+            return True
+        return self._last_seq.get(queue, 0) > self._gone_through.get(queue, 0)
 
     async def _hold(self, queue: str, prepared: list[_Prepared]) -> list[Job]:
         store = self._open_store()
@@ -316,7 +323,7 @@ class Outbox:
         future.add_done_callback(functools.partial(self._written, queue, len(jobs)))
         results = await asyncio.shield(future)
         return [
-            _held_job(r) if isinstance(r, HeldJob) else _new_held_job(queue, p, j)
+            _as_job(queue, r.job) if isinstance(r, HeldJob) else _as_job(queue, j, p.value)
             for p, j, r in zip(prepared, jobs, results, strict=True)
         ]
 
@@ -429,7 +436,7 @@ class Outbox:
         if not breaker.allow():
             raise CircuitOpen(breaker.name, breaker.retry_after)
         try:
-            await queue._enqueue([_relayed(r) for r in rows])
+            await queue._enqueue([_relayed(r.job) for r in rows])
         except Exception as exc:
             breaker.record_failure(exc)
             raise
@@ -472,51 +479,39 @@ def _new_job(p: _Prepared, now_ms: int) -> NewJob:
     )
 
 
-def _relayed(h: HeldJob) -> _Prepared:
+def _relayed(j: NewJob) -> _Prepared:
     # check=1: the id may exist already (a relay or an enqueue that reached Redis before its
     # reply was lost); the enqueue script then keeps the existing job.
     return _Prepared(
-        h.id, 1, h.name, h.payload, h.priority, 0, h.run_at_ms, h.max_attempts, h.backoff,
-        h.timeout, None,
+        j.id, 1, j.name, j.payload, j.priority, 0, j.run_at_ms, j.max_attempts, j.backoff,
+        j.timeout, None,
     )  # fmt: skip
 
 
-def _new_held_job(queue: str, p: _Prepared, j: NewJob) -> Job:
-    return make_job(
-        id=p.id,
-        name=p.name,
-        queue=queue,
-        payload=p.value,
-        status=JobStatus.OUTBOX,
-        priority=p.priority,
-        max_attempts=p.max_attempts,
-        created_at=j.created_ms / 1000.0,
-        run_at=(j.run_at_ms or j.created_ms) / 1000.0,
-        timeout=p.timeout,
-        backoff=_backoff(p.backoff),
-    )
+_DECODE: Any = object()
 
 
-def _held_job(h: HeldJob) -> Job:
-    payload: Any = None
+def _as_job(queue: str, j: NewJob, payload: Any = _DECODE) -> Job:
+    """A held job as a :class:`Job` (status ``outbox``); ``payload`` decoded unless given."""
     problem: str | None = None
-    try:
-        payload = decode_value(h.payload)
-    except Exception as exc:
-        problem = str(exc)
+    if payload is _DECODE:
+        try:
+            payload = decode_value(j.payload)
+        except SerializationError as exc:
+            payload, problem = None, str(exc)
     return make_job(
-        id=h.id,
-        name=h.name,
-        queue=h.queue,
+        id=j.id,
+        name=j.name,
+        queue=queue,
         payload=payload,
         payload_error=problem,
         status=JobStatus.OUTBOX,
-        priority=h.priority,
-        max_attempts=h.max_attempts,
-        created_at=h.created_ms / 1000.0,
-        run_at=(h.run_at_ms or h.created_ms) / 1000.0,
-        timeout=h.timeout,
-        backoff=_backoff(h.backoff),
+        priority=j.priority,
+        max_attempts=j.max_attempts,
+        created_at=j.created_ms / 1000.0,
+        run_at=(j.run_at_ms or j.created_ms) / 1000.0,
+        timeout=j.timeout,
+        backoff=_backoff(j.backoff),
     )
 
 

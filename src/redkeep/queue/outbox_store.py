@@ -99,19 +99,16 @@ class NewJob(NamedTuple):
 
 
 class HeldJob(NamedTuple):
-    """A job read back from the outbox; ``seq`` is its place in enqueue order."""
+    """A job read back from the outbox: its place in enqueue order, its queue, its fields."""
 
     seq: int
     queue: str
-    id: str
-    name: str
-    payload: str
-    priority: int
-    run_at_ms: int
-    max_attempts: int
-    backoff: str
-    timeout: float | None
-    created_ms: int
+    job: NewJob
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> HeldJob:
+        """From a row of ``SELECT seq, queue, <the NewJob fields>``."""
+        return cls(row[0], row[1], NewJob(*row[2:]))
 
 
 @dataclass(frozen=True)
@@ -319,7 +316,7 @@ class OutboxStore:
                         size += j.size
                     else:  # already held under that id (idempotent enqueue)
                         row = con.execute(_SELECT_ONE, (write.queue, j.id)).fetchone()
-                        out.append(HeldJob(*row))
+                        out.append(HeldJob.from_row(row))
                 results.append(out)
             con.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -359,7 +356,7 @@ class OutboxStore:
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[HeldJob]:
         try:
-            return [HeldJob(*row) for row in self._db().execute(sql, args).fetchall()]
+            return [HeldJob.from_row(r) for r in self._db().execute(sql, args).fetchall()]
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
 
