@@ -1,7 +1,8 @@
 """A producing process for the outbox scenario: ``python -m tests.reliability.outbox_proc``.
 
 With ``--jobs N`` it starts :class:`~redkeep.services.Services` with ``REDKEEP_QUEUE_OUTBOX``
-on the given file, enqueues N jobs (payload ``{"i": i}``) one by one, writes the returned ids to
+on the given file, enqueues N jobs (payload ``{"p": TAG, "i": i}``) one by one, at ``--rate``
+per second when given, writes the returned ids to
 ``--ids-file`` and prints ``held <count of outbox status>``. Without, it only relays, in
 batches of ``--relay-batch``. Either way it prints :data:`~tests.reliability.processes.READY_LINE`
 and stays up until it is killed.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from redkeep.config import Settings
@@ -29,11 +31,16 @@ async def main(args: argparse.Namespace) -> None:
     if args.jobs:
         async with Services(settings) as services:
             queue = services.queue(args.queue)
-            jobs = [await queue.enqueue("record", {"i": i}) for i in range(args.jobs)]
+            jobs = []
+            start = time.monotonic()
+            for i in range(args.jobs):
+                if args.rate:  # paced: job i is due i / rate seconds after the start
+                    await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
+                jobs.append(await queue.enqueue("record", {"p": args.tag, "i": i}))
             Path(args.ids_file).write_text("\n".join(j.id for j in jobs))
             print("held", sum(j.status == JobStatus.OUTBOX for j in jobs), flush=True)
             print(READY_LINE, flush=True)
-            await asyncio.Event().wait()  # until SIGKILL
+            await asyncio.Event().wait()  # until SIGKILL, relaying meanwhile
     # A relaying process: the outbox is built by hand to relay in small batches.
     plain = settings.model_copy(update={"queue_outbox": None})
     async with Services(plain) as services:
@@ -52,6 +59,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--key-prefix", required=True)
     p.add_argument("--jobs", type=int, default=0)
     p.add_argument("--ids-file", default="")
+    p.add_argument("--rate", type=float, default=0.0, help="jobs/s (0: as fast as possible)")
+    p.add_argument("--tag", default="0", help="the producer's name, in every payload")
     p.add_argument("--relay-batch", type=int, default=500)
     return p.parse_args(argv)
 
