@@ -1,10 +1,12 @@
-"""Scenario 10: enqueue outbox across process kills. A producing process enqueues 1,000 jobs
-while its Redis (AOF, ``appendfsync always``) is down, so all are held in the outbox file, and
-is SIGKILLed. Redis comes back; the next process relays them (50 per call) and is SIGKILLed
+"""Scenario 10: enqueue outbox across processes. ``kills``: a producing process enqueues 1,000
+jobs while its Redis (AOF, ``appendfsync always``) is down, so all are held in the outbox file,
+and is SIGKILLed. Redis comes back; the next process relays them (50 per call) and is SIGKILLed
 mid-relay, up to three times; a last process relays the rest. Every acknowledged job must then
-run exactly once and in the order it was enqueued. Jobs found both in Redis and still in the
-file after a kill (a relay cut between its send and its delete, re-sent by the next process)
-are counted as ``resent``.
+run exactly once and in the order it was enqueued. Jobs found both in Redis and still in the file
+after a kill (a relay cut between its send and its delete, re-sent by the next process) are
+counted as ``resent``. ``shared``: three producing processes share one file, enqueueing 200
+jobs/s each while Redis is down for their first second and back afterwards; one relays for all,
+and each producer's jobs must still run in its order, each exactly once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tests.reliability.processes import WorkerProcess
 
 pytestmark = pytest.mark.slow
 
+TITLE = "Enqueue outbox: producer and relays SIGKILLed; processes sharing a file"
 JOBS = 1000
 RELAY_KILLS = 3
 PREFIX = "rel-outbox-crash"
@@ -54,7 +57,7 @@ async def test_killed_producer_and_relays_lose_and_duplicate_nothing(
     figures: Callable[[str, str], Figures],
     tmp_path: Path,
 ) -> None:
-    fig = figures("outbox_crash", "Enqueue outbox: producer and relays SIGKILLed")
+    fig = figures("outbox_crash", TITLE, part="kills")
     fig.bounds(jobs=JOBS, relay_kills=RELAY_KILLS, relay_batch=50)
     server = redis_server_factory(appendonly=True, appendfsync="always")
     path = tmp_path / "outbox.sqlite3"
@@ -154,7 +157,7 @@ async def test_processes_sharing_one_file_keep_each_producers_order(
     down for their first second and comes back while they go on. One of them relays everyone's
     jobs; the others must keep holding their own until the relay has passed them, so that every
     producer's jobs still run in its order, each exactly once."""
-    fig = figures("outbox_crash", "Enqueue outbox: producer and relays SIGKILLed", part="shared")
+    fig = figures("outbox_crash", TITLE, part="shared")
     fig.bounds(processes=SHARING, jobs_each=SHARED_JOBS, rate_per_process=SHARED_RATE)
     server = redis_server_factory(appendonly=True, appendfsync="always")
     path = tmp_path / "outbox.sqlite3"
