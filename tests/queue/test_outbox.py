@@ -5,8 +5,13 @@ SIGKILLed (or SIGSTOPped) and restarted; only the lost-reply test uses a fake, s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -340,7 +345,6 @@ async def test_processes_sharing_a_file_relay_one_at_a_time(outage: Outage) -> N
     for _ in range(100):
         if other.relaying:
             break
-        other._wake.set()
         await asyncio.sleep(0.05)
     assert other.relaying
 
@@ -442,3 +446,46 @@ def test_an_outbox_of_another_key_prefix_is_refused(tmp_path: Path) -> None:
 async def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(OutboxError, match="is not a directory"):
         await Outbox(tmp_path / "nope" / "outbox.sqlite3").open()
+
+
+FORKING_HOLDER = """
+import asyncio, os, sys, time
+from redkeep.queue import Outbox
+
+async def main():
+    outbox = await Outbox(sys.argv[1]).open()
+    while not outbox.relaying:
+        await asyncio.sleep(0.01)
+    child = os.fork()
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    print(child, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_a_forked_child_does_not_keep_the_relay_lock(tmp_path: Path) -> None:
+    # A relaying process forks, then dies (SIGKILL): the child, which inherited the lock's file
+    # descriptor, must not keep the relay lock from the next process.
+    path = tmp_path / "o.sqlite3"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", FORKING_HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    child = int(await asyncio.to_thread(holder.stdout.readline))
+    try:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        async with Outbox(path) as successor:
+            for _ in range(150):
+                if successor.relaying:
+                    break
+                await asyncio.sleep(0.02)
+            assert successor.relaying, "the forked child kept the relay lock"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class OutboxStore:
         self._writes: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
+        _STORES.add(self)
 
     @classmethod
     async def open(
@@ -225,6 +227,14 @@ class OutboxStore:
     def relay_locked(self) -> bool:
         """True while this store holds the relay lock."""
         return self._lock_fd is not None
+
+    def _forked(self) -> None:
+        # A forked child shares the parent's lock (same open file description): close its copy
+        # without unlocking, so that the lock goes when the parent does and the child, whose
+        # store this no longer is, does not keep it alive.
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def unlock_relay(self) -> None:
         """Release the relay lock (also released by the OS when the process dies)."""
@@ -453,3 +463,14 @@ def _problem(con: sqlite3.Connection, path: Path, namespace: str) -> str | None:
     if counted != totals:
         return "the per-queue totals do not match the held jobs"
     return None
+
+
+_STORES: weakref.WeakSet[OutboxStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
