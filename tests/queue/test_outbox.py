@@ -196,6 +196,38 @@ async def test_errors_that_are_not_an_outage_are_raised_not_held(
         assert outbox.breaker.state == "closed"  # an answer proves Redis is reachable
 
 
+async def test_a_queue_that_cannot_be_relayed_keeps_its_jobs_and_blocks_no_other(
+    resp_client: RespClient, prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "o.sqlite3"
+    breaker = CircuitBreaker("queue", reset_timeout=3600)
+    breaker.trip()
+    async with Outbox(path, namespace=prefix, breaker=breaker) as earlier:
+        for name in ("other", "fine"):
+            queue = RedisJobQueue(resp_client, name, key_prefix=prefix)
+            earlier.attach(queue)
+            await queue.enqueue("a", name)
+    known = {"fine"}
+
+    def factory(name: str) -> RedisJobQueue:
+        if name not in known:  # e.g. Services refusing a 257th queue
+            raise ValueError(f"no room for queue {name!r}")
+        return RedisJobQueue(resp_client, name, key_prefix=prefix)
+
+    async with Outbox(path, namespace=prefix, queue_factory=factory) as later:
+        for _ in range(100):
+            if not await later.count("fine") and (await later.health())["last_error"]:
+                break
+            await asyncio.sleep(0.05)
+        health = await later.health()
+        assert health["queues"] == {"other": 1}  # "fine" was relayed, "other" kept
+        assert "no room for queue 'other'" in health["last_error"]
+        known.add("other")
+        assert await later.drained(10)
+    other = RedisJobQueue(resp_client, "other", key_prefix=prefix)
+    assert [j.payload for j in await other.list_jobs("waiting")] == ["other"]
+
+
 async def test_caller_chosen_ids_stay_idempotent(outage: Outage) -> None:
     queue, outbox = await outage.queue()
     await queue.enqueue("a", "original", job_id="known")

@@ -360,8 +360,8 @@ class Outbox:
             pause = 0.0
             try:
                 names = await store.queues()
-            except OutboxError as exc:
-                log.warning("%s", exc)
+            except Exception as exc:  # the relay must outlive a failing disk; health shows it
+                self._relay_failed(exc, 1)
                 names = sorted(self._seen)
             self._seen = set(names)
             if store.try_lock_relay() and names:
@@ -377,8 +377,8 @@ class Outbox:
                     self._last_error = None
             try:
                 await self._catch_up()
-            except OutboxError as exc:
-                log.warning("%s", exc)
+            except Exception as exc:
+                pause = max(pause, self._relay_failed(exc, failures + 1))
             if relayed:
                 await asyncio.sleep(0)  # let other tasks run
                 continue
@@ -423,7 +423,9 @@ class Outbox:
                     raise  # Redis is away: every queue would fail the same way
                 failure = failure or exc  # this queue's problem: the others go on
         if failure is not None:
-            raise failure
+            if not total:
+                raise failure
+            self._relay_failed(failure, 1)  # reported; the other queues moved, so no pause
         return total
 
     async def _relay_queue(self, name: str) -> int:
