@@ -6,8 +6,10 @@ from redkeep.cache import (
     CacheService,
     CacheStats,
     FallbackCache,
+    InvalidationListener,
     MemoryCache,
     RedisCache,
+    TieredCache,
 )
 from redkeep.config import Settings
 from redkeep.errors import (
@@ -70,6 +72,7 @@ __all__ = [
     "FallbackCache",
     "InvalidJob",
     "InvalidKey",
+    "InvalidationListener",
     "Job",
     "JobError",
     "JobFailure",
@@ -97,6 +100,7 @@ __all__ = [
     "Services",
     "Settings",
     "StartupError",
+    "TieredCache",
     "TypeRegistry",
     "Worker",
     "WorkerObserver",

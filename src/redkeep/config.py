@@ -154,6 +154,39 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Lifetime of the cross-process get_or_set lock, in seconds."
     )
 
+    cache_l1_enabled: bool = Field(
+        False,
+        description="Put an in-process L1 (TieredCache) in front of every Redis cache, kept "
+        "coherent across processes by Redis client tracking (see docs/cache.md).",
+    )
+    cache_l1_max_entries: int = Field(
+        10_000, gt=0, description="Entries one cache's L1 keeps before LRU eviction."
+    )
+    cache_l1_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="Approximate bytes (keys + encoded values) one cache's L1 keeps before LRU "
+        "eviction.",
+    )
+    cache_l1_ttl: Seconds = Field(
+        5.0,
+        gt=0,
+        description="Longest time an entry stays in L1 (never past its Redis expiry); the "
+        "staleness bound where no invalidation channel exists.",
+    )
+    cache_l1_max_lag: Seconds = Field(
+        1.0,
+        gt=0,
+        description="Staleness bound of L1 reads: L1 is bypassed while the invalidation "
+        "channel's last acknowledged heartbeat is older than this (heartbeats every "
+        "max_lag/4).",
+    )
+    cache_l1_without_invalidation: bool = Field(
+        False,
+        description="Allow L1 over Upstash REST, which cannot push invalidations: L1 reads may "
+        "then be up to cache_l1_ttl stale. Off: Upstash caches get no L1.",
+    )
+
     # -- queue ---------------------------------------------------------------------------------
     queue_concurrency: int = Field(10, gt=0, description="Jobs a worker runs at once.")
     queue_lease: Seconds = Field(

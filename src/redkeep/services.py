@@ -27,9 +27,10 @@ from redkeep.cache.base import CacheService
 from redkeep.cache.manager import CacheManager
 from redkeep.cache.memory import MemoryCache
 from redkeep.cache.redis import RedisCache
+from redkeep.cache.tiered import TieredCache
 from redkeep.config import Settings, redact_url
 from redkeep.errors import RedkeepError, StartupError, scrub
-from redkeep.monitoring.metrics import Metrics
+from redkeep.monitoring.metrics import L1Snapshot, Metrics
 from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
 from redkeep.names import check_name
 from redkeep.queue import scripts as queue_scripts
@@ -424,6 +425,8 @@ class Services:
             if _on_fallback(cache):
                 entry["status"] = "fallback"
                 entry["reason"] = "serving from the memory fallback while Redis is unavailable"
+            if isinstance(cache, TieredCache):
+                entry["l1"] = cache.l1_status()
             caches[name] = entry
         components["caches"] = {
             "breaker": self.caches.breaker.state if self.caches is not None else None,
@@ -464,7 +467,10 @@ class Services:
         """Snapshot cache stats, queue depth, connection and breaker state into the metrics."""
         m = self.metrics
         for name, cache in self._caches().items():
-            m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache))
+            l1 = None
+            if isinstance(cache, TieredCache):
+                l1 = L1Snapshot(cache.l1_state == "bypassed", len(cache.l1), cache.l1.bytes)
+            m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache), l1=l1)
         if self.caches is not None:
             m.set_breaker_state(self.caches.breaker.name, self.caches.breaker.state)
         if self.outbox is not None:

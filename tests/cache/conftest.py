@@ -1,18 +1,28 @@
 """Fixtures of the cache tests: ``cache`` runs one contract suite over every backend.
 
 ``cache`` is parametrized over memory, Redis (RESP, shared server), Redis Cluster (private),
-the Upstash REST emulator and FallbackCache over RESP. Remote caches use the test's unique
-``prefix`` as key prefix, so tests never touch each other's keys.
+the Upstash REST emulator, FallbackCache over RESP, and TieredCache (an L1 with its
+invalidation listener) over a FallbackCache over RESP and over the Cluster. Remote caches use
+the test's unique ``prefix`` as key prefix, so tests never touch each other's keys.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from redkeep.cache import CacheService, FallbackCache, MemoryCache, RedisCache
+from redkeep.cache import (
+    CacheService,
+    FallbackCache,
+    InvalidationListener,
+    MemoryCache,
+    RedisCache,
+    TieredCache,
+)
 from redkeep.redis.base import RedisClient
 
 BACKENDS = [
@@ -21,6 +31,8 @@ BACKENDS = [
     pytest.param("cluster", marks=pytest.mark.cluster),
     pytest.param("upstash", marks=pytest.mark.upstash),
     "fallback",
+    "tiered",
+    pytest.param("tiered_cluster", marks=pytest.mark.cluster),
 ]
 
 
@@ -43,6 +55,15 @@ async def open_client(request: pytest.FixtureRequest, kind: str) -> RedisClient:
     raise ValueError(kind)
 
 
+async def wait_until_fresh(listener: InvalidationListener, timeout: float = 10.0) -> None:
+    """Start ``listener`` and wait (bounded) until its channel is established and fresh."""
+    listener.ensure_started()
+    deadline = time.monotonic() + timeout
+    while not listener.fresh():
+        assert time.monotonic() < deadline, f"invalidation channel not up: {listener.last_error}"
+        await asyncio.sleep(0.005)
+
+
 @pytest.fixture
 async def make_cache(
     request: pytest.FixtureRequest, prefix: str
@@ -50,24 +71,40 @@ async def make_cache(
     """``await make_cache(kind, name="c", **options) -> CacheService``; closed after the test."""
     caches: list[CacheService] = []
     clients: list[RedisClient] = []
+    listeners: list[InvalidationListener] = []
 
     async def make(kind: str, name: str = "c", **options: Any) -> CacheService:
         cache: CacheService
         if kind == "memory":
             cache = MemoryCache(name, **options)
         else:
-            client = await open_client(request, "resp" if kind == "fallback" else kind)
+            transport = {"fallback": "resp", "tiered": "resp", "tiered_cluster": "cluster"}.get(
+                kind, kind
+            )
+            client = await open_client(request, transport)
             clients.append(client)
             breaker = options.pop("breaker", None)
+            l1_options = {
+                k: options.pop(k) for k in ("max_entries", "max_bytes", "l1_ttl") if k in options
+            }
             cache = RedisCache(client, name, key_prefix=prefix, **options)
-            if kind == "fallback":
+            if kind in ("fallback", "tiered"):
                 cache = FallbackCache(cache, breaker=breaker)
+            if kind == "tiered":
+                listener = InvalidationListener(
+                    request.getfixturevalue("redis_url"), key_prefix=prefix
+                )
+                listeners.append(listener)
+                cache = TieredCache(cache, listener, **l1_options)
+                await wait_until_fresh(listener)
         caches.append(cache)
         return cache
 
     yield make
     for cache in caches:
         await cache.close()
+    for listener in listeners:
+        await listener.close()
     for client in clients:
         await client.close()
 

@@ -83,6 +83,14 @@ class CacheStats:
     """Writes and deletes applied to the memory fallback while Redis was unavailable."""
     evictions: int = 0
     """Entries dropped by LRU eviction (memory backend)."""
+    l1_hits: int = 0
+    """Reads answered by a tiered cache's in-process L1 (also counted in ``hits``)."""
+    l1_misses: int = 0
+    """Reads a tiered cache's L1 did not hold (answered by Redis)."""
+    l1_bypassed_reads: int = 0
+    """Reads that skipped the L1 while it was bypassed (channel lost or lagging, fallback)."""
+    l1_invalidations: int = 0
+    """L1 entries dropped because Redis reported their key changed (or the channel was lost)."""
     operations: int = 0
     """Timed operations (each public call counts once)."""
     op_seconds: float = 0.0

@@ -104,6 +104,11 @@ class FallbackCache(CacheService):
         self.breaker.record_failure(exc)
         self._enter_fallback(f"{type(exc).__name__}: {scrub(str(exc))}")
 
+    def report_failure(self, exc: BaseException) -> None:
+        """Switch to fallback after ``exc``, a Redis error met by a caller using ``primary``
+        directly (the tiered cache's L1 fills), exactly as if one of this cache's calls met it."""
+        self._fail(exc)
+
     def _enter_fallback(self, reason: str) -> None:
         if self._healthy:
             self._healthy = False

@@ -8,8 +8,10 @@ from typing import Literal
 
 from redkeep.cache.base import TTL, CacheService, check_name, ttl_seconds
 from redkeep.cache.fallback import FallbackCache
+from redkeep.cache.invalidation import InvalidationListener
 from redkeep.cache.memory import MemoryCache
 from redkeep.cache.redis import RedisCache
+from redkeep.cache.tiered import TieredCache
 from redkeep.config import Settings
 from redkeep.errors import ConfigError
 from redkeep.redis.base import RedisClient
@@ -34,6 +36,8 @@ class CacheConfig:
     backend: CacheBackend = "auto"
     lock: bool = False
     """Use the cross-process Redis lock in ``get_or_set`` (``cache_lock_timeout`` long)."""
+    l1: bool | None = None
+    """Put an in-process L1 in front of this remote cache (None: ``cache_l1_enabled``)."""
 
 
 class CacheManager:
@@ -60,9 +64,15 @@ class CacheManager:
         self._owns_client = False
         self._configs: dict[str, CacheConfig] = {}
         self._caches: dict[str, CacheService] = {}
+        self._invalidation: InvalidationListener | None = None
         self._closed = False
         for name, config in (configs or {}).items():
             self.configure(name, config)
+
+    @property
+    def invalidation(self) -> InvalidationListener | None:
+        """The L1 invalidation listener (None until a cache with an L1 over RESP was made)."""
+        return self._invalidation
 
     @property
     def client(self) -> RedisClient | None:
@@ -78,13 +88,14 @@ class CacheManager:
         max_entries: int | None = None,
         backend: CacheBackend = "auto",
         lock: bool = False,
+        l1: bool | None = None,
     ) -> None:
         """Set the options of cache ``name`` before its first :meth:`get`."""
         check_name(name)
         if name in self._caches:
             raise ValueError(f"cache {name!r} already exists; configure it before first use")
         if config is None:
-            config = CacheConfig(ttl_seconds(default_ttl, None), max_entries, backend, lock)
+            config = CacheConfig(ttl_seconds(default_ttl, None), max_entries, backend, lock, l1)
         if config.max_entries is not None and config.max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {config.max_entries}")
         if config.backend not in ("auto", "memory", "redis", "upstash", "fallback"):
@@ -167,15 +178,44 @@ class CacheManager:
             serializer=self.serializer,
             lock_timeout=s.cache_lock_timeout if config.lock else None,
         )
-        if kind == "redis":
-            return redis_cache
-        return FallbackCache(redis_cache, memory, breaker=self.breaker)
+        l2: RedisCache | FallbackCache = redis_cache
+        if kind == "fallback":
+            l2 = FallbackCache(redis_cache, memory, breaker=self.breaker)
+        use_l1 = config.l1 if config.l1 is not None else s.cache_l1_enabled
+        return self._tiered(l2) if use_l1 else l2
+
+    def _tiered(self, l2: RedisCache | FallbackCache) -> CacheService:
+        """``l2`` behind an L1, with the invalidation channel its transport allows."""
+        s = self.settings
+        client = l2.client if isinstance(l2, RedisCache) else l2.primary.client
+        listener: InvalidationListener | None = None
+        if client.capabilities.pubsub:
+            if self._invalidation is None:
+                if s.redis_url is None:
+                    raise ConfigError(
+                        "an L1 cache needs REDKEEP_REDIS_URL for its invalidation channel",
+                        {"REDKEEP_REDIS_URL": "required by REDKEEP_CACHE_L1_ENABLED"},
+                    )
+                self._invalidation = InvalidationListener.from_settings(s)
+            listener = self._invalidation
+        elif not s.cache_l1_without_invalidation:
+            return l2  # Upstash REST pushes nothing: no L1 unless the TTL bound is accepted
+        return TieredCache(
+            l2,
+            listener,
+            max_entries=s.cache_l1_max_entries,
+            max_bytes=s.cache_l1_max_bytes,
+            l1_ttl=s.cache_l1_ttl,
+        )
 
     async def close(self) -> None:
         """Close every cache, then the client if this manager created it."""
         self._closed = True
         caches, self._caches = list(self._caches.values()), {}
         await asyncio.gather(*(c.close() for c in caches), return_exceptions=True)
+        if self._invalidation is not None:
+            listener, self._invalidation = self._invalidation, None
+            await listener.close()
         if self._owns_client and self._client is not None:
             client, self._client = self._client, None
             await client.close()

@@ -185,6 +185,38 @@ class RedisCache(CacheService):
         self._stats.misses += len(checked) - len(found)
         return found
 
+    async def get_entries(self, keys: Sequence[str]) -> list[tuple[str | None, float | None]]:
+        """``(encoded value | None, remaining seconds | None)`` per key, in one round trip.
+
+        A GET and a PTTL per key, pipelined; keys are not checked (the caller did). Used by
+        :class:`~redkeep.cache.tiered.TieredCache` to fill its L1 with the raw text and to
+        expire an L1 entry no later than its Redis key. Counts hits and misses like ``get``.
+        """
+        ns = self.namespace
+        commands: list[Command] = []
+        for key in keys:
+            commands.append(("GET", ns + key))
+            commands.append(("PTTL", ns + key))
+        replies = await self._run(self.client.pipeline(commands))
+        entries: list[tuple[str | None, float | None]] = []
+        for i in range(len(keys)):
+            text, ms = replies[2 * i], replies[2 * i + 1]
+            for reply in (text, ms):
+                if isinstance(reply, Exception):
+                    self._stats.errors += 1
+                    raise reply
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            ms = int(ms)
+            if text is None or ms == -2:
+                entries.append((None, None))
+            else:
+                entries.append((text, None if ms < 0 else ms / 1000.0))
+        hits = sum(1 for text, _ in entries if text is not None)
+        self._stats.hits += hits
+        self._stats.misses += len(entries) - hits
+        return entries
+
     async def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None) -> None:
         """Pipelined SETs in one round trip; nothing is sent if one value fails to encode."""
         px = _px(self._ttl(ttl))

@@ -25,10 +25,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from redkeep.monitoring.outbox import outbox_families
+
 if TYPE_CHECKING:
     from redkeep.queue.outbox import OutboxStats
 
-__all__ = ["CONTENT_TYPE", "CacheSnapshot", "Metrics", "QueueSnapshot"]
+__all__ = ["CONTENT_TYPE", "CacheSnapshot", "L1Snapshot", "Metrics", "QueueSnapshot"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -45,6 +47,10 @@ CACHE_STAT_FIELDS = (
     "errors",
     "fallback_reads",
     "fallback_writes",
+    "l1_hits",
+    "l1_misses",
+    "l1_bypassed_reads",
+    "l1_invalidations",
 )
 CONNECTION_STATES = ("connecting", "ready", "degraded", "closed")
 BREAKER_STATES = ("closed", "open", "half_open")
@@ -56,6 +62,17 @@ class CacheSnapshot:
 
     counters: dict[str, float] = field(default_factory=dict)
     on_fallback: bool = False
+    l1: L1Snapshot | None = None
+    """The L1 of a tiered cache (None for other caches)."""
+
+
+@dataclass
+class L1Snapshot:
+    """State of a tiered cache's in-process L1 at scrape time."""
+
+    bypassed: bool
+    entries: int
+    bytes: int
 
 
 @dataclass
@@ -93,7 +110,7 @@ class _StateCollector:
         yield from self._cache_families(caches)
         yield from self._queue_families(queues)
         if outbox is not None:
-            yield from self._outbox_families(outbox)
+            yield from outbox_families(outbox)
         yield from self._connection_families(conns)
         state = GaugeMetricFamily(
             "redkeep_breaker_state",
@@ -120,13 +137,34 @@ class _StateCollector:
             "1 while the cache serves from its memory fallback.",
             labels=["cache"],
         )
+        bypassed = GaugeMetricFamily(
+            "redkeep_cache_l1_bypassed",
+            "1 while a tiered cache's L1 is bypassed (invalidation channel lost or lagging, "
+            "or the L2 on its fallback).",
+            labels=["cache"],
+        )
+        l1_entries = GaugeMetricFamily(
+            "redkeep_cache_l1_entries", "Entries held in a tiered cache's L1.", labels=["cache"]
+        )
+        l1_bytes = GaugeMetricFamily(
+            "redkeep_cache_l1_bytes",
+            "Approximate bytes held in a tiered cache's L1.",
+            labels=["cache"],
+        )
         for name, snap in sorted(caches.items()):
             for f, value in snap.counters.items():
                 if f in fams:
                     fams[f].add_metric([name], value)
             fallback.add_metric([name], 1.0 if snap.on_fallback else 0.0)
+            if snap.l1 is not None:
+                bypassed.add_metric([name], 1.0 if snap.l1.bypassed else 0.0)
+                l1_entries.add_metric([name], float(snap.l1.entries))
+                l1_bytes.add_metric([name], float(snap.l1.bytes))
         yield from fams.values()
         yield fallback
+        yield bypassed
+        yield l1_entries
+        yield l1_bytes
 
     @staticmethod
     def _queue_families(queues: Mapping[str, QueueSnapshot]) -> Iterable[Metric]:
@@ -144,57 +182,6 @@ class _StateCollector:
             oldest.add_metric([name], snap.oldest_waiting_age or 0.0)
         yield depth
         yield oldest
-
-    @staticmethod
-    def _outbox_families(st: OutboxStats) -> Iterable[Metric]:
-        def gauge(name: str, doc: str, value: float) -> Metric:
-            family = GaugeMetricFamily(f"redkeep_outbox_{name}", doc)
-            family.add_metric([], value)
-            return family
-
-        def per_queue(
-            family: GaugeMetricFamily | CounterMetricFamily, values: Mapping[str, float]
-        ) -> Metric:
-            for queue, value in sorted(values.items()):
-                family.add_metric([queue], float(value))
-            return family
-
-        yield per_queue(
-            GaugeMetricFamily(
-                "redkeep_outbox_jobs",
-                "Jobs held in the enqueue outbox (every process sharing the file).",
-                labels=["queue"],
-            ),
-            {q: d.jobs for q, d in st.queues.items()},
-        )
-        yield per_queue(
-            GaugeMetricFamily(
-                "redkeep_outbox_oldest_age_seconds",
-                "Age of the oldest job held in the enqueue outbox.",
-                labels=["queue"],
-            ),
-            {q: st.oldest_age(q) or 0.0 for q in st.queues},
-        )
-        yield gauge("bytes", "Bytes of jobs held in the enqueue outbox.", float(st.bytes))
-        yield gauge("max_jobs", "Job limit of the enqueue outbox.", float(st.max_jobs))
-        yield gauge("max_bytes", "Byte limit of the enqueue outbox.", float(st.max_bytes))
-        yield gauge(
-            "relaying",
-            "1 while this process relays the outbox (holds its lock).",
-            float(st.relaying),
-        )
-        for name, doc, values in (
-            ("held", "Enqueues this process held in the outbox (Redis unreachable).", st.held),
-            ("relayed", "Held jobs this process relayed to Redis.", st.relayed),
-            ("rejected", "Enqueues refused because the outbox was full.", st.rejected),
-        ):
-            family = CounterMetricFamily(f"redkeep_outbox_{name}", doc, labels=["queue"])
-            yield per_queue(family, values)
-        errors = CounterMetricFamily(
-            "redkeep_outbox_relay_errors", "Relay rounds that failed (retried)."
-        )
-        errors.add_metric([], float(st.relay_errors))
-        yield errors
 
     @staticmethod
     def _connection_families(conns: Mapping[str, ConnectionSnapshot]) -> Iterable[Metric]:
@@ -354,15 +341,18 @@ class Metrics:
         with self._lock:
             self._breaker_states[name] = _state_name(state)
 
-    def set_cache(self, name: str, stats: Any, *, on_fallback: bool = False) -> None:
-        """Copy the counters of a ``CacheStats`` (or mapping) for cache ``name``."""
+    def set_cache(
+        self, name: str, stats: Any, *, on_fallback: bool = False, l1: L1Snapshot | None = None
+    ) -> None:
+        """Copy the counters of a ``CacheStats`` (or mapping) for cache ``name`` (and the state
+        of its L1, for a tiered cache)."""
         counters: dict[str, float] = {}
         for f in CACHE_STAT_FIELDS:
             value = stats.get(f) if isinstance(stats, Mapping) else getattr(stats, f, None)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 counters[f] = float(value)
         with self._lock:
-            self._caches[name] = CacheSnapshot(counters, on_fallback)
+            self._caches[name] = CacheSnapshot(counters, on_fallback, l1)
 
     def set_queue(self, name: str, counts: Mapping[str, int], oldest_age: float | None) -> None:
         """Set the depth of queue ``name``."""
