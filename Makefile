@@ -9,7 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck pytest reliability bench bench-peers redis-server emulator install clean docs
+.PHONY: serve test lint typecheck pytest pytest-lowest reliability bench bench-peers \
+	redis-server emulator install clean docs
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +19,20 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The lowest redis-py that pyproject.toml allows, in a second venv that reuses every package of
+# the main one (a .pth file puts its site-packages after its own): only redis-py is installed.
+REDIS_PY_LOWEST := $(shell sed -n 's/.*"redis\[hiredis\]>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+LOWEST := .venv-lowest
+$(LOWEST)/.installed: pyproject.toml $(BIN)/.installed
+	rm -rf $(LOWEST)
+	$(BIN)/python -m venv --without-pip $(LOWEST)
+	main=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	own=$$($(LOWEST)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	echo "import site; site.addsitedir('$$main')" > $$own/zz_redkeep_main_venv.pth; \
+	$(BIN)/python -m pip install -q --no-deps --target $$own 'redis==$(REDIS_PY_LOWEST)'
+	test "$$($(LOWEST)/bin/python -c 'import redis; print(redis.__version__)')" = "$(REDIS_PY_LOWEST)"
+	touch $@
 
 # Tests start their own private redis-server processes, and run the README's curl + jq lines;
 # install what is missing.
@@ -55,7 +70,13 @@ typecheck: install
 pytest: install redis-server emulator
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The client and queue contract suites (and the redis-py surface check) on the lowest redis-py.
+LOWEST_SUITES := tests/redis/test_contract.py tests/queue/test_contract.py \
+	tests/redis/test_redis_py_surface.py
+pytest-lowest: $(LOWEST)/.installed redis-server emulator
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -q $(LOWEST_SUITES)
+
+test: lint typecheck pytest pytest-lowest
 
 # Full-size reliability scenarios; the report (docs/reliability.md) is written even when one fails.
 reliability: install redis-server
@@ -81,8 +102,8 @@ bench-peers:
 		'typer>=0.12' 'rich>=13.7' 'prometheus-client>=0.20' 'redis==5.3.1'
 	BENCH_HOME=$(BENCH_HOME) BENCH_QUEUE_REPEATS=2 BENCH_EXTRA_PEERS=bench/peers \
 	BENCH_EXTRA_PYTHONPATH=src:bench \
-	BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepFallbackCache,raw,redkeep_cache_peer:RedkeepMemoryCache \
+	BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepRedisCacheRedisPy,redkeep_cache_peer:RedkeepFallbackCache,raw,redkeep_cache_peer:RedkeepMemoryCache \
 	$(HARNESS)/run_peers.sh
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -42,7 +42,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "3000"))
 REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "5"))
@@ -87,7 +87,7 @@ class Raw:
 
 class RawBlockingPool(Raw):
     """Raw redis-py + json on a bounded ``BlockingConnectionPool`` of 50: what bounding
-    redis-py's pool costs per command (RespClient multiplexes instead; see docs/benchmarks.md)."""
+    redis-py's pool costs per command (MuxClient multiplexes instead; see docs/benchmarks.md)."""
 
     name = "raw redis-py+json, BlockingConnectionPool(50)"
 
@@ -99,13 +99,13 @@ class RawBlockingPool(Raw):
 
 def make_backends(url: str, prefix: str) -> dict[str, Callable[[], Any]]:
     def redis_cache() -> Any:
-        client = RespClient(url)
+        client = MuxClient(url)
         cache = RedisCache(client, "bench", key_prefix=prefix)
         cache._bench_client = client  # type: ignore[attr-defined]
         return cache
 
     def fallback_cache() -> Any:
-        client = RespClient(url)
+        client = MuxClient(url)
         cache = FallbackCache(RedisCache(client, "bench", key_prefix=prefix))
         cache._bench_client = client  # type: ignore[attr-defined]
         return cache

@@ -15,7 +15,8 @@ from importlib.metadata import version
 from typing import Any
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
+from redkeep.redis.redispy import RedisPyClient
 
 _PREFIX = "bench"
 
@@ -25,16 +26,16 @@ def _versions() -> str:
 
 
 class RedkeepRedisCache:
-    """redkeep RedisCache over RespClient (redis-py asyncio + hiredis, decode to str)."""
+    """redkeep RedisCache over MuxClient (the multiplexed fast path, decode to str)."""
 
     name = "redkeep RedisCache"
 
     def __init__(self, host: str, port: int, db: int) -> None:
-        self.client = RespClient(f"redis://{host}:{port}/{db}")
+        self.client = MuxClient(f"redis://{host}:{port}/{db}")
         self.cache = self._make()
         self.ver = _versions()
         self.notes = (
-            "JsonSerializer (orjson); RespClient defaults: one multiplexed connection, "
+            "JsonSerializer (orjson); MuxClient defaults: one multiplexed connection, "
             "busy-poll 200 us, retry_attempts=3, command_timeout=2s; no TTL"
         )
 
@@ -50,6 +51,21 @@ class RedkeepRedisCache:
     async def close(self) -> None:
         await self.cache.close()
         await self.client.close()
+
+
+class RedkeepRedisCacheRedisPy(RedkeepRedisCache):
+    """redkeep RedisCache over the reference transport (redis-py's public API, coalesced)."""
+
+    name = "redkeep RedisCache (redis-py transport)"
+
+    def __init__(self, host: str, port: int, db: int) -> None:
+        super().__init__(host, port, db)
+        self.client = RedisPyClient(f"redis://{host}:{port}/{db}")
+        self.cache = self._make()
+        self.notes = (
+            "JsonSerializer (orjson); RedisPyClient defaults: redis-py public API, concurrent "
+            "commands coalesced into pipelines, retry_attempts=3, command_timeout=2s; no TTL"
+        )
 
 
 class RedkeepFallbackCache(RedkeepRedisCache):

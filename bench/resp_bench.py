@@ -1,10 +1,11 @@
-"""Transport benchmark (not a test): per-call cost of RespClient next to raw redis-py.
+"""Transport benchmark (not a test): per-call cost of both transports next to raw redis-py.
 
 Cases: GET and SET of a 100 B value, with 1 coroutine (``seq``) and 50 concurrent coroutines
 (``c50``) sharing one client. Contenders: raw ``redis.asyncio.Redis`` on its default
-``ConnectionPool`` (the baseline) and redkeep's standalone ``RespClient`` (one multiplexed
-connection, per-command timeouts, retries), with its default busy-poll budget and with
-``spin=0``. All decode replies to ``str``.
+``ConnectionPool`` (the baseline), redkeep's fast path ``MuxClient`` (one multiplexed
+connection, per-command timeouts, retries) with its default busy-poll budget and with
+``spin=0``, and the reference ``RedisPyClient`` (redis-py's public API, concurrent commands
+coalesced into pipelines). All decode replies to ``str``.
 
 A private ``redis-server`` (no persistence) runs on a free loopback port and is stopped by PID
 at the end. Rounds are interleaved so load from other processes hits both alike: with 1
@@ -34,7 +35,8 @@ from typing import Any
 
 import redis.asyncio as aredis
 
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
+from redkeep.redis.redispy import RedisPyClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "5000"))
 REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "9"))
@@ -85,9 +87,15 @@ async def run_conc(client: Any, case: str) -> float:
 
 async def bench(url: str) -> dict[str, dict[str, list[float]]]:
     raw = aredis.Redis.from_url(url, decode_responses=True)
-    resp = RespClient(url, max_connections=CONC)
-    parked = RespClient(url, max_connections=CONC, spin=0)
-    clients: dict[str, Any] = {"raw redis-py": raw, "RespClient": resp, "RespClient spin=0": parked}
+    resp = MuxClient(url, max_connections=CONC)
+    parked = MuxClient(url, max_connections=CONC, spin=0)
+    reference = RedisPyClient(url, max_connections=CONC)
+    clients: dict[str, Any] = {
+        "raw redis-py": raw,
+        "MuxClient": resp,
+        "MuxClient spin=0": parked,
+        "RedisPyClient": reference,
+    }
     results: dict[str, dict[str, list[float]]] = {n: {} for n in clients}
     try:
         for key in (f"rb:{i}" for i in range(1000)):
@@ -107,6 +115,7 @@ async def bench(url: str) -> dict[str, dict[str, list[float]]]:
         await raw.aclose()
         await resp.close()
         await parked.close()
+        await reference.close()
     return results
 
 

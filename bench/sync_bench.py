@@ -37,7 +37,7 @@ from cache_bench import SMALL, start_redis
 
 from redkeep import Settings
 from redkeep.cache import FallbackCache, RedisCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.sync import SyncServices
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "3000"))
@@ -91,8 +91,8 @@ class LoopThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
-        async def make() -> tuple[RespClient, FallbackCache]:
-            client = RespClient(url)
+        async def make() -> tuple[MuxClient, FallbackCache]:
+            client = MuxClient(url)
             return client, FallbackCache(RedisCache(client, "thread", key_prefix=prefix))
 
         self.client, self.cache = self._run(make())

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cache_bench import SMALL, cleanup_keys, start_redis
 
 from redkeep.cache import InvalidationListener, RedisCache, TieredCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "20000"))
 REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "5"))
@@ -74,7 +74,7 @@ class Side:
 
     def __init__(self, url: str, prefix: str, *, l1: bool, max_entries: int = 10_000) -> None:
         self.round_trips = RoundTrips()
-        self.client = RespClient(url, observer=self.round_trips)
+        self.client = MuxClient(url, observer=self.round_trips)
         self.redis = RedisCache(self.client, "bench", key_prefix=prefix)
         self.listener = InvalidationListener(url, key_prefix=prefix) if l1 else None
         self.cache: RedisCache | TieredCache = self.redis
@@ -190,7 +190,7 @@ def writer_process(url: str, prefix: str, count: int) -> None:
     """The writer side of 3. (run as a subprocess): prints {key: monotonic before SET}."""
 
     async def run() -> None:
-        client = RespClient(url)
+        client = MuxClient(url)
         cache = RedisCache(client, "lat", key_prefix=prefix)
         sent: dict[str, float] = {}
         await cache.get("warm-up")

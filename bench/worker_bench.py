@@ -32,7 +32,7 @@ import bench_handlers
 
 import redkeep
 from redkeep.queue import JobSpec, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "3000"))
 REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "7"))
@@ -58,7 +58,7 @@ def _cases() -> dict[str, tuple[Any, dict[str, Any], float | None]]:
 async def _one(
     url: str, case: str, handler: Any, opts: dict[str, Any], timeout: float | None
 ) -> float:
-    client = RespClient(url)
+    client = MuxClient(url)
     try:
         q = RedisJobQueue(client, f"bench-{case}-{time.monotonic_ns()}", key_prefix="wbench")
         for start in range(0, N, 1000):

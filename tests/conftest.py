@@ -4,12 +4,14 @@
   its unique token are removed from the shared server after the test.
 - ``redis_url``: the shared Redis (``redis://127.0.0.1:6379/0`` or ``REDKEEP_TEST_REDIS_URL``);
   when it does not answer, a private session server is started instead.
-- ``resp_client``: a :class:`~redkeep.redis.resp.RespClient` on ``redis_url``.
+- ``resp_client``: a :class:`~redkeep.redis.mux.MuxClient` (the default transport) on
+  ``redis_url``.
 - ``redis_server_factory``: ``factory(**opts) -> RedisServer`` (see tests/support/redis_server.py);
   every server is stopped by PID at teardown.
 - ``redis_cluster`` (session): a private 3-master Redis Cluster (``.url``, ``.ports``).
+- ``redis_sentinel`` (session): a private primary, replica and three sentinels (``.url``).
 - ``upstash_emulator`` (session): the Upstash REST emulator (``.url``, ``.token``).
-- ``any_client``: a RedisClient parametrized over resp / cluster / upstash, for contract suites.
+- ``any_client``: a RedisClient parametrized over every transport (tests/support/clients.py).
 
 Test-support modules import as ``tests.support.*`` (pytest ``pythonpath = ["."]``).
 """
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 import redis as sync_redis
 
+from tests.support.clients import TRANSPORTS, open_client
 from tests.support.redis_server import RedisServer
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -75,10 +78,10 @@ def prefix(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 async def resp_client(redis_url: str) -> AsyncIterator[Any]:
-    """A RespClient on the shared Redis, closed after the test."""
-    from redkeep.redis.resp import RespClient
+    """A MuxClient on the shared Redis, closed after the test."""
+    from redkeep.redis.mux import MuxClient
 
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         yield client
     finally:
@@ -118,6 +121,18 @@ def redis_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[Any]:
+    """A private Sentinel set for the whole session: primary, one replica, three sentinels."""
+    from tests.support.sentinel import start_sentinels
+
+    group = start_sentinels()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
 def upstash_emulator() -> Iterator[Any]:
     """The Upstash REST emulator on a private redis-server (``.url``, ``.token``) for the session.
 
@@ -135,27 +150,10 @@ def upstash_emulator() -> Iterator[Any]:
         emulator.stop()
 
 
-@pytest.fixture(
-    params=[
-        "resp",
-        pytest.param("cluster", marks=pytest.mark.cluster),
-        pytest.param("upstash", marks=pytest.mark.upstash),
-    ]
-)
-async def any_client(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
-    """A RedisClient over each transport in turn: resp, cluster, upstash (closed after)."""
-    from redkeep.redis.resp import RespClient
-    from redkeep.redis.upstash import UpstashRestClient
-
-    client: Any
-    if request.param == "resp":
-        client = RespClient(redis_url)
-    elif request.param == "cluster":
-        cluster = request.getfixturevalue("redis_cluster")
-        client = RespClient(cluster.url, cluster=True)
-    else:
-        emulator = request.getfixturevalue("upstash_emulator")
-        client = UpstashRestClient(emulator.url, emulator.token)
+@pytest.fixture(params=TRANSPORTS)
+async def any_client(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A RedisClient over each transport in turn (see tests/support/clients.py), closed after."""
+    client = open_client(request, request.param)
     try:
         yield client
     finally:

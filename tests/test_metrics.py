@@ -247,13 +247,11 @@ async def test_fallback_cache_and_breaker_series_from_a_degraded_service() -> No
             == 1
         )
         assert (
-            value(
-                m, "redkeep_connection_state", connection="redis", transport="resp", state="ready"
-            )
+            value(m, "redkeep_connection_state", connection="redis", transport="mux", state="ready")
             == 0
         )
         errors = value(
-            m, "redkeep_redis_errors_total", transport="resp", category="BackendUnavailable"
+            m, "redkeep_redis_errors_total", transport="mux", category="BackendUnavailable"
         )
         assert errors is not None and errors >= 1
 

@@ -25,7 +25,7 @@ from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox
 from redkeep.queue.worker import Worker
 from redkeep.redis.factory import create_client
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.services import create_services
 from redkeep.web.app import create_app
 from redkeep.web.security import exposure_problem
@@ -185,7 +185,7 @@ async def _outbox_messages(directory: Path) -> list[str]:
 
 def _cluster_messages(cluster: Any) -> list[str]:
     async def run() -> list[str]:
-        client = RespClient(cluster.url)  # the single-server client on a cluster node
+        client = MuxClient(cluster.url)  # the single-server client on a cluster node
         try:
             said = [await _fails(client.execute("MGET", "a", "b"))]
             for i in range(50):

@@ -4,20 +4,27 @@ Worker: the real CLI, ``redkeep worker redkeep_bench:handlers -q bench --concurr
 in a second variant) on uvloop when installed (``redkeep[fast]``; the harness venv has it),
 default settings (lease 30 s, retention of 10,000 completed jobs enforced by the scripts).
 Enqueue: ``RedisJobQueue.enqueue`` one at a time, bulk with ``enqueue_many`` in chunks of
-``common.CHUNK`` (one script call per 1,000 jobs), through a ``RespClient`` with default settings
-(one multiplexed connection, 200 µs busy-poll budget for a lone command).
+``common.CHUNK`` (one script call per 1,000 jobs), through the client the settings build.
+
+Variants, one result line each: ``redkeep`` and ``redkeep[concurrency=50]`` on the default
+transport (``auto``: the multiplexed fast path, one connection, 200 µs busy-poll budget for a
+lone command), and ``redkeep[transport=redis-py]`` on the reference transport (redis-py's
+public API, concurrent commands coalesced into pipelines) for the driver and the worker alike.
+``REDKEEP_BENCH_VARIANTS`` (e.g. ``mux:10,redis-py:10``) picks others.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from importlib.metadata import version
 from typing import Any
 
 import common
 
+from redkeep.config import Settings
 from redkeep.queue import Job, JobSpec, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.factory import create_redis_client
 
 
 def _loop() -> str:
@@ -35,10 +42,16 @@ async def noop(job: Job) -> None:
 handlers: dict[str, Any] = {"noop": noop}
 
 
-async def run_variant(concurrency: int) -> None:
+def _client(url: str, transport: str) -> Any:
+    return create_redis_client(
+        Settings(backend="redis", redis_url=url, redis_transport=transport)  # type: ignore[arg-type]
+    )
+
+
+async def run_variant(concurrency: int, transport: str = "auto") -> None:
     common.flushall()
-    seq_client = RespClient(common.SEQ_URL)
-    client = RespClient(common.URL)
+    seq_client = _client(common.SEQ_URL, transport)
+    client = _client(common.URL, transport)
     seq_q = RedisJobQueue(seq_client, QUEUE)
     q = RedisJobQueue(client, QUEUE)
 
@@ -52,7 +65,10 @@ async def run_variant(concurrency: int) -> None:
     async def lat_one() -> None:
         await q.enqueue("noop")
 
-    name = "redkeep" if concurrency == 10 else f"redkeep[concurrency={concurrency}]"
+    options = [] if concurrency == 10 else [f"concurrency={concurrency}"]
+    if transport != "auto":
+        options.append(f"transport={transport}")
+    name = f"redkeep[{','.join(options)}]" if options else "redkeep"
     await common.drive_async(
         name,
         f"redkeep {version('redkeep')} (redis-py {version('redis')})",
@@ -62,21 +78,30 @@ async def run_variant(concurrency: int) -> None:
             *("redkeep", "worker", "redkeep_bench:handlers", "-q", QUEUE),
             *("--concurrency", str(concurrency)),
         ],
-        env_extra={"REDKEEP_REDIS_URL": common.URL, "REDKEEP_LOG_LEVEL": "WARNING"},
+        env_extra={
+            "REDKEEP_REDIS_URL": common.URL,
+            "REDKEEP_REDIS_TRANSPORT": transport,
+            "REDKEEP_LOG_LEVEL": "WARNING",
+        },
         lat_one=lat_one,
         worker_concurrency=f"concurrency={concurrency} (1 process, {_loop()}; default 10)",
         enqueue_api=f"enqueue_many in chunks of {common.CHUNK} (one Lua call per chunk)",
-        notes="at-least-once with leases (30 s) + fencing; claims/acks batched per step script; "
-        "completed retention 1 h / 10,000 enforced; enqueue client: default busy-poll 200 us, "
-        "worker: busy-poll off (the `redkeep worker` default)",
+        notes=f"transport={client.transport}; at-least-once with leases (30 s) + fencing; "
+        "claims/acks batched per step script; completed retention 1 h / 10,000 enforced; "
+        "enqueue client: default busy-poll 200 us (mux), worker: busy-poll off (the `redkeep "
+        "worker` default)",
     )
     await seq_client.close()
     await client.close()
 
 
+VARIANTS = os.environ.get("REDKEEP_BENCH_VARIANTS", "auto:10,auto:50,redis-py:10")
+
+
 async def main() -> None:
-    await run_variant(10)
-    await run_variant(50)
+    for variant in VARIANTS.split(","):
+        transport, _, concurrency = variant.partition(":")
+        await run_variant(int(concurrency or 10), transport)
 
 
 if __name__ == "__main__":

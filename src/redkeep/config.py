@@ -11,7 +11,6 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -47,7 +46,8 @@ def redact_url(url: str | None) -> str | None:
 
 
 _QUERY_SECRET = re.compile(
-    r"(?i)([?&;](?:password|passwd|pass|pwd|token|_token|access_token|auth|secret|key)=)[^&#;]*"
+    r"(?i)([?&;](?:password|passwd|pass|pwd|token|_token|access_token|auth|secret|key"
+    r"|sentinel_password)=)[^&#;]*"
 )
 
 
@@ -70,9 +70,17 @@ class Settings(BaseSettings):
     )
     redis_url: SecretStr | None = Field(
         None,
-        description="Redis URL: redis://, rediss:// (TLS) or unix://. May carry user:password.",
+        description="Redis URL: redis://, rediss:// (TLS), unix:// or redis+sentinel://"
+        "host:port[,host:port]/service[/db]. May carry user:password; options in "
+        "docs/configuration.md.",
     )
     redis_cluster: bool = Field(False, description="Use the Redis Cluster client for redis_url.")
+    redis_transport: Literal["auto", "mux", "redis-py"] = Field(
+        "auto",
+        description="RESP transport: mux (multiplexed fast path, standalone only), redis-py "
+        "(redis-py's public API: standalone, Cluster, Sentinel) or auto (mux for a standalone "
+        "server, redis-py otherwise).",
+    )
     upstash_url: str | None = Field(
         None,
         validation_alias=AliasChoices("REDKEEP_UPSTASH_URL", "UPSTASH_REDIS_REST_URL"),
@@ -281,21 +289,12 @@ class Settings(BaseSettings):
         # later message (including this validator's) is scrubbed of it.
         userinfo = url.partition("://")[2].rpartition("@")[0]
         register_secret(userinfo.partition(":")[2] or userinfo)
-        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        from redkeep.redis.urls import parse_url
+
         try:
-            parts = urlsplit(url)
-            _ = parts.port
-        except ValueError:
-            parts = None
-        if parts is None or (userinfo and "@" not in parts.netloc):
-            raise ValueError(
-                "is not a valid URL: characters such as / # ? @ in the password must be "
-                "percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40), and the port must "
-                "be a number"
-            )
-        register_secret(parts.password)
+            parse_url(url)  # every option checked; registers the passwords as secrets
+        except ConfigError as exc:
+            raise ValueError(exc.problems.get("REDKEEP_REDIS_URL", str(exc))) from None
         return value
 
     @field_validator("upstash_url")

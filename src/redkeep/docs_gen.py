@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from redkeep.config import ENV_PREFIX, Settings
+from redkeep.redis.urls import REFUSED_OPTIONS, URL_OPTIONS
 
 __all__ = [
     "DEFAULT_PATH",
@@ -61,6 +62,59 @@ To see the effective values of a running setup, use `redkeep config` (or `redkee
 Command-line options that can come from the environment are listed
 [at the end](#command-line-options-read-from-the-environment).
 """
+
+
+_URLS = """\
+## Redis URLs and transports
+
+`REDKEEP_REDIS_URL` takes one of these forms:
+
+    redis://[[user]:password@]host[:port][/db][?option=value&...]
+    rediss://...                                    TLS
+    unix://[[user]:password@]/path/to/redis.sock[?db=N&...]
+    redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db][?...]
+
+A user-info password may hold any character (percent-encode `@`); it is never logged. With
+`redis+sentinel://`, the hosts are the sentinels: redkeep asks them for the current primary of
+`service_name` on every new connection, so it follows a failover by itself (the user-info and
+`db` apply to the primary; `sentinel_username`/`sentinel_password` to the sentinels).
+`REDKEEP_REDIS_CLUSTER=true` makes a `redis://` or `rediss://` URL name any node of a Cluster.
+
+`REDKEEP_REDIS_TRANSPORT` picks the code that speaks RESP:
+
+- `mux`: the fast path, one multiplexed connection per client (sockets, `ssl` and hiredis;
+  blocking pops, transactions and replicated writes get connections of their own). Standalone
+  Redis over TCP, TLS or a Unix socket.
+- `redis-py`: the reference, redis-py's public API (`redis.asyncio.Redis`, `RedisCluster`,
+  `Sentinel`), concurrent commands coalesced into shared pipelines. Standalone, Cluster and
+  Sentinel.
+- `auto` (the default): `mux` for a standalone server, `redis-py` for a Cluster or Sentinel.
+
+Both transports apply one policy after a lost connection: a command that was never written is
+sent again (`REDKEEP_RETRY_*`); one that was written is sent again only when running it twice
+has the effect of running it once (reads, `SET` without `GET`/`NX`, `DEL`, `HSET`, `ZADD`
+without `INCR`..., scripts declared `-- @idempotent`), otherwise it fails with
+`OutcomeUnknown` and the caller decides. Commands that change a connection's state (`SELECT`,
+`SUBSCRIBE`, `MULTI`, `CLIENT TRACKING`, `CLIENT SETNAME`...) are refused: the URL sets the
+database, client name and protocol of every connection, and `pipeline(transaction=True)` runs
+MULTI/EXEC on a connection of its own.
+
+Every URL option is honoured by both transports, or refused at startup with a `ConfigError`
+that names it. Options in the URL win over the `REDKEEP_*` settings they overlap.
+
+"""
+
+
+def _url_tables() -> list[str]:
+    out = [_URLS, "| option | value | meaning | `mux` | `redis-py` |", "|---|---|---|---|---|"]
+    for option in URL_OPTIONS:
+        out.append(f"| `{option.name}` | {option.form} | {_cell(option.meaning)} | yes | yes |")
+    out += ["", "Refused, with the reason the error gives:", ""]
+    out += ["| option | why |", "|---|---|"]
+    for name, reason in REFUSED_OPTIONS.items():
+        out.append(f"| `{name}` | {_cell(reason)} |")
+    out += ["", "Any other option is refused as unknown.", ""]
+    return out
 
 
 def _group(name: str) -> str:
@@ -149,6 +203,7 @@ def render_configuration(settings_cls: type[Settings] = Settings) -> str:
     for env, command, option, _, default in cli_env_options():
         out.append(f"| [`{env}`](#{env.lower()}) | option `{command} {option}` | {default} |")
     out.append("")
+    out += _url_tables()
     for key, title in _GROUPS:
         fields = grouped[key]
         if not fields:

@@ -10,9 +10,11 @@ Every exception redkeep raises derives from :class:`RedkeepError`::
     ├── InvalidName                 a cache or queue name breaks the naming rule (redkeep.names)
     ├── BackendError                the storage backend failed
     │   ├── BackendUnavailable      connection refused / reset / DNS failure (transient)
+    │   │   └── OutcomeUnknown      lost after the request was sent: it may have run
     │   ├── BackendTimeout          no answer within ``command_timeout`` (transient)
     │   ├── BackendAuthError        wrong password, unknown ACL user, NOAUTH
-    │   └── BackendResponseError    the server answered with an error (WRONGTYPE, OOM, ...)
+    │   ├── BackendResponseError    the server answered with an error (WRONGTYPE, OOM, ...)
+    │   └── ReplicationTimeout      WAIT saw fewer replicas acknowledge a write than required
     ├── CircuitOpen                 the circuit breaker rejects calls for now (transient)
     ├── JobError                    a job-queue operation was refused
     │   ├── InvalidJob              an enqueue argument is invalid (name, priority, delay...)
@@ -53,9 +55,11 @@ __all__ = [
     "OutboxCorrupted",
     "OutboxError",
     "OutboxFull",
+    "OutcomeUnknown",
     "PayloadTooLarge",
     "QueueFull",
     "RedkeepError",
+    "ReplicationTimeout",
     "SerializationError",
     "StartupError",
     "is_transient",
@@ -105,6 +109,13 @@ class BackendUnavailable(BackendError):
     """The backend cannot be reached: connection refused or reset, DNS failure, closed client."""
 
 
+class OutcomeUnknown(BackendUnavailable):
+    """The connection was lost after the command was sent and before its reply: the command
+    may or may not have run. It was not sent again because running it twice is not the same as
+    running it once (see :mod:`redkeep.redis.policy`); the caller decides (an enqueue with its
+    job id, for instance, is safe to repeat)."""
+
+
 class BackendTimeout(BackendError):
     """The backend did not answer within the command or connect timeout."""
 
@@ -115,6 +126,16 @@ class BackendAuthError(BackendError):
 
 class BackendResponseError(BackendError):
     """The backend answered with an error (WRONGTYPE, OOM, CROSSSLOT, script errors...)."""
+
+
+class ReplicationTimeout(BackendError):
+    """``WAIT`` confirmed fewer replicas than required within the timeout. The write is on the
+    primary but may be lost if it fails over now; repeating an idempotent write is safe."""
+
+    def __init__(self, message: str, acknowledged: int = 0, required: int = 0) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
+        self.required = required
 
 
 class CircuitOpen(RedkeepError):
@@ -187,7 +208,7 @@ class StartupError(RedkeepError):
     """Strict startup refused an unusable backend (unreachable, scripts, eviction policy)."""
 
 
-_TRANSIENT = (BackendUnavailable, BackendTimeout, CircuitOpen)
+_TRANSIENT = (BackendUnavailable, BackendTimeout, ReplicationTimeout, CircuitOpen)
 
 
 def is_transient(exc: BaseException) -> bool:

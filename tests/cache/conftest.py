@@ -1,9 +1,10 @@
 """Fixtures of the cache tests: ``cache`` runs one contract suite over every backend.
 
-``cache`` is parametrized over memory, Redis (RESP, shared server), Redis Cluster (private),
-the Upstash REST emulator, FallbackCache over RESP, and TieredCache (an L1 with its
-invalidation listener) over a FallbackCache over RESP and over the Cluster. Remote caches use
-the test's unique ``prefix`` as key prefix, so tests never touch each other's keys.
+``cache`` is parametrized over memory, every RESP transport (tests/support/clients.py: mux and
+redis-py on the shared server, a private Cluster and Sentinel set), the Upstash REST emulator,
+FallbackCache over mux, and TieredCache (an L1 with its invalidation listener) over a
+FallbackCache over mux and over the Cluster. Remote caches use the test's unique ``prefix`` as
+key prefix, so tests never touch each other's keys.
 """
 
 from __future__ import annotations
@@ -24,35 +25,16 @@ from redkeep.cache import (
     TieredCache,
 )
 from redkeep.redis.base import RedisClient
+from tests.support.clients import RESP_TRANSPORTS, open_client
 
 BACKENDS = [
     "memory",
-    "resp",
-    pytest.param("cluster", marks=pytest.mark.cluster),
+    *RESP_TRANSPORTS,
     pytest.param("upstash", marks=pytest.mark.upstash),
     "fallback",
     "tiered",
     pytest.param("tiered_cluster", marks=pytest.mark.cluster),
 ]
-
-
-async def open_client(request: pytest.FixtureRequest, kind: str) -> RedisClient:
-    """A fresh RedisClient of transport ``kind`` (resp / cluster / upstash)."""
-    if kind == "resp":
-        from redkeep.redis.resp import RespClient
-
-        return RespClient(request.getfixturevalue("redis_url"))
-    if kind == "cluster":
-        from redkeep.redis.resp import RespClient
-
-        cluster = request.getfixturevalue("redis_cluster")
-        return RespClient(cluster.url, cluster=True)
-    if kind == "upstash":
-        from redkeep.redis.upstash import UpstashRestClient
-
-        emulator = request.getfixturevalue("upstash_emulator")
-        return UpstashRestClient(emulator.url, emulator.token)
-    raise ValueError(kind)
 
 
 async def wait_until_fresh(listener: InvalidationListener, timeout: float = 10.0) -> None:
@@ -78,10 +60,10 @@ async def make_cache(
         if kind == "memory":
             cache = MemoryCache(name, **options)
         else:
-            transport = {"fallback": "resp", "tiered": "resp", "tiered_cluster": "cluster"}.get(
+            transport = {"fallback": "mux", "tiered": "mux", "tiered_cluster": "cluster"}.get(
                 kind, kind
             )
-            client = await open_client(request, transport)
+            client = open_client(request, transport)
             clients.append(client)
             breaker = options.pop("breaker", None)
             l1_options = {

@@ -116,7 +116,7 @@ async def test_entries_expire(cache: CacheService) -> None:
 
 
 async def test_default_ttl_applies(make_cache: Callable[..., Any], request: Any) -> None:
-    kind = "memory" if "memory" in request.node.name else "resp"
+    kind = "memory" if "memory" in request.node.name else "mux"
     c = await make_cache(kind, default_ttl=30)
     await c.set("k", 1)
     await c.incr("n")
@@ -243,7 +243,7 @@ async def test_unserializable_value_raises_and_writes_nothing(cache: CacheServic
 
 
 async def test_payload_limit(make_cache: Callable[..., Any], request: Any) -> None:
-    kind = "memory" if "memory" in request.node.name else "resp"
+    kind = "memory" if "memory" in request.node.name else "mux"
     c = await make_cache(kind, serializer=JsonSerializer(max_payload_bytes=100))
     await c.set("small", "x" * 50)
     with pytest.raises(PayloadTooLarge):

@@ -16,7 +16,7 @@ import pytest
 
 from redkeep.cache import FallbackCache, MemoryCache, RedisCache
 from redkeep.errors import BackendResponseError, BackendUnavailable
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.resilience import CircuitBreaker
 from tests.support.redis_server import RedisServer
 
@@ -27,13 +27,13 @@ def server(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
 
 
 @pytest.fixture
-async def client(server: RedisServer) -> AsyncIterator[RespClient]:
-    c = RespClient(server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5)
+async def client(server: RedisServer) -> AsyncIterator[MuxClient]:
+    c = MuxClient(server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5)
     yield c
     await c.close()
 
 
-def make(client: RespClient, prefix: str, **options: Any) -> FallbackCache:
+def make(client: MuxClient, prefix: str, **options: Any) -> FallbackCache:
     breaker = CircuitBreaker("test", failure_threshold=1, window=10, reset_timeout=0.2)
     return FallbackCache(RedisCache(client, "fb", key_prefix=prefix), breaker=breaker, **options)
 
@@ -48,7 +48,7 @@ async def wait_for_redis(cache: FallbackCache, timeout: float = 15.0) -> None:
 
 
 async def test_outage_answers_without_errors_and_recovers(
-    server: RedisServer, client: RespClient, prefix: str, caplog: pytest.LogCaptureFixture
+    server: RedisServer, client: MuxClient, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="redkeep.cache")
     cache = make(client, prefix)
@@ -92,7 +92,7 @@ async def test_outage_answers_without_errors_and_recovers(
     assert "back on Redis" in warnings[1].getMessage()
 
 
-async def test_no_stale_resurrection(server: RedisServer, client: RespClient, prefix: str) -> None:
+async def test_no_stale_resurrection(server: RedisServer, client: MuxClient, prefix: str) -> None:
     cache = make(client, prefix)
     await cache.set_many({"deleted": "old", "overwritten": "old", "untouched": "old"})
     await cache.set("expiring", "old")
@@ -121,7 +121,7 @@ async def test_no_stale_resurrection(server: RedisServer, client: RespClient, pr
 
 
 async def test_clear_and_overflow_invalidate_the_namespace(
-    server: RedisServer, client: RespClient, prefix: str
+    server: RedisServer, client: MuxClient, prefix: str
 ) -> None:
     cache = make(client, prefix, max_dirty_keys=3)
     await cache.set_many({f"old{i}": i for i in range(10)})
@@ -144,7 +144,7 @@ async def test_clear_and_overflow_invalidate_the_namespace(
 
 
 async def test_paused_server_times_out_into_fallback(
-    server: RedisServer, client: RespClient, prefix: str
+    server: RedisServer, client: MuxClient, prefix: str
 ) -> None:
     cache = make(client, prefix)
     await cache.set("k", "v")
@@ -160,7 +160,7 @@ async def test_paused_server_times_out_into_fallback(
 
 
 async def test_open_shared_breaker_routes_to_memory(
-    server: RedisServer, client: RespClient, prefix: str
+    server: RedisServer, client: MuxClient, prefix: str
 ) -> None:
     breaker = CircuitBreaker("shared", failure_threshold=1, reset_timeout=60)
     cache = FallbackCache(RedisCache(client, "fb", key_prefix=prefix), breaker=breaker)
@@ -174,7 +174,7 @@ async def test_open_shared_breaker_routes_to_memory(
     assert await cache.get("k") == "memory"
 
 
-async def test_uses_given_memory_and_closes(client: RespClient, prefix: str) -> None:
+async def test_uses_given_memory_and_closes(client: MuxClient, prefix: str) -> None:
     memory = MemoryCache("fb", max_entries=2)
     cache = FallbackCache(RedisCache(client, "fb", key_prefix=prefix), memory)
     assert cache.fallback is memory
@@ -192,7 +192,7 @@ class PingCounter:
 
 async def test_recovery_probes_are_paced_by_the_breaker(server: RedisServer, prefix: str) -> None:
     counter = PingCounter()
-    client = RespClient(
+    client = MuxClient(
         server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5, observer=counter
     )
     try:
@@ -231,7 +231,7 @@ async def test_replay_under_write_load_takes_bounded_round_trips(
     ``replay_rounds + 1`` rounds of pipelined batches, and Redis ends with every key's last
     write (value or deletion), never the pre-outage value."""
     log = CommandLog()
-    client = RespClient(
+    client = MuxClient(
         server.url, retry_attempts=0, connect_timeout=0.5, command_timeout=0.5, observer=log
     )
     writers, keys, batch = 20, 200, 64
@@ -302,7 +302,7 @@ class FailingPipelines:
     the next ``failures`` pipelines either raise a transport error or, with ``reply_error``, run
     for real but report an error reply in their first slot (e.g. an OOM refusal)."""
 
-    def __init__(self, inner: RespClient, failures: int, *, reply_error: bool) -> None:
+    def __init__(self, inner: MuxClient, failures: int, *, reply_error: bool) -> None:
         self.inner = inner
         self.failures = failures
         self.reply_error = reply_error
@@ -323,7 +323,7 @@ class FailingPipelines:
 
 @pytest.mark.parametrize("reply_error", [False, True], ids=["transport-error", "error-reply"])
 async def test_failed_replay_keeps_the_keys_for_the_next_attempt(
-    client: RespClient, prefix: str, reply_error: bool
+    client: MuxClient, prefix: str, reply_error: bool
 ) -> None:
     failing = FailingPipelines(client, 0, reply_error=reply_error)
     breaker = CircuitBreaker("replay-fails", failure_threshold=1, window=10, reset_timeout=0.2)

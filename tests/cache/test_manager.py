@@ -77,9 +77,9 @@ async def test_per_cache_options(redis_url: str, prefix: str) -> None:
 
 
 async def test_shared_client_is_not_closed(resp_client: object, prefix: str) -> None:
-    from redkeep.redis.resp import RespClient
+    from redkeep.redis.mux import MuxClient
 
-    assert isinstance(resp_client, RespClient)
+    assert isinstance(resp_client, MuxClient)
     m = CacheManager(settings(key_prefix=prefix), client=resp_client)
     c = m.get("x")
     assert isinstance(c, FallbackCache)

@@ -8,7 +8,7 @@ from typing import Any
 import redis as sync_redis
 
 from redkeep.cache import RedisCache, list_cache_names
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 
 class Recorder:
@@ -21,7 +21,7 @@ class Recorder:
         self.commands.append(command)
 
 
-async def test_key_layout_and_px_ttl(resp_client: RespClient, prefix: str, redis_url: str) -> None:
+async def test_key_layout_and_px_ttl(resp_client: MuxClient, prefix: str, redis_url: str) -> None:
     c = RedisCache(resp_client, "sessions", key_prefix=prefix)
     await c.set("user:{42}", {"a": 1}, ttl=12.5)
     with sync_redis.Redis.from_url(redis_url, decode_responses=True) as r:
@@ -32,7 +32,7 @@ async def test_key_layout_and_px_ttl(resp_client: RespClient, prefix: str, redis
 
 async def test_batches_take_one_round_trip(redis_url: str, prefix: str) -> None:
     rec = Recorder()
-    client = RespClient(redis_url, observer=rec)
+    client = MuxClient(redis_url, observer=rec)
     try:
         c = RedisCache(client, "c", key_prefix=prefix)
         await c.set_many({f"k{i}": i for i in range(100)}, ttl=60)
@@ -45,7 +45,7 @@ async def test_batches_take_one_round_trip(redis_url: str, prefix: str) -> None:
         await client.close()
 
 
-async def test_list_cache_names(resp_client: RespClient, prefix: str) -> None:
+async def test_list_cache_names(resp_client: MuxClient, prefix: str) -> None:
     for name in ("users", "pages", "a-b.c_d"):
         await RedisCache(resp_client, name, key_prefix=prefix).set("x:y", 1)
     await resp_client.set(f"{prefix}:queue:jobs", "not a cache")
@@ -54,9 +54,7 @@ async def test_list_cache_names(resp_client: RespClient, prefix: str) -> None:
     assert await list_cache_names(resp_client, prefix + "-none") == []
 
 
-async def test_clear_removes_nothing_outside_namespace(
-    resp_client: RespClient, prefix: str
-) -> None:
+async def test_clear_removes_nothing_outside_namespace(resp_client: MuxClient, prefix: str) -> None:
     a = RedisCache(resp_client, "a", key_prefix=prefix)
     ab = RedisCache(resp_client, "ab", key_prefix=prefix)
     await a.set("k", 1)
@@ -71,7 +69,7 @@ async def test_value_survives_restart_with_aof(
     redis_server_factory: Callable[..., Any], prefix: str
 ) -> None:
     server = redis_server_factory(appendonly=True, appendfsync="always")
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     try:
         c = RedisCache(client, "durable", key_prefix=prefix)
         await c.set("order:1", {"total": 12.5, "items": ["a", "b"]}, ttl=3600)
@@ -79,7 +77,7 @@ async def test_value_survives_restart_with_aof(
     finally:
         await client.close()
     server.restart(graceful=False)  # SIGKILL: only the fsynced AOF brings the data back
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     try:
         c = RedisCache(client, "durable", key_prefix=prefix)
         assert await c.get("order:1") == {"total": 12.5, "items": ["a", "b"]}
@@ -92,7 +90,7 @@ async def test_value_survives_restart_with_aof(
 
 async def test_errors_are_counted(redis_server_factory: Callable[..., Any], prefix: str) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, retry_attempts=0, connect_timeout=1, command_timeout=1)
+    client = MuxClient(server.url, retry_attempts=0, connect_timeout=1, command_timeout=1)
     try:
         c = RedisCache(client, "c", key_prefix=prefix)
         await c.set("k", 1)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from redkeep.cache import CacheService, RedisCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 
 async def all_missed(cache: CacheService, n: int) -> None:
@@ -88,9 +88,7 @@ async def test_cancelled_leader_does_not_fail_waiters(make_cache: Callable[..., 
         await leader
 
 
-async def test_lock_waiter_in_same_process_other_cache(
-    resp_client: RespClient, prefix: str
-) -> None:
+async def test_lock_waiter_in_same_process_other_cache(resp_client: MuxClient, prefix: str) -> None:
     """Two cache objects (as in two processes) on one key: the lock lets only one compute."""
     a = RedisCache(resp_client, "c", key_prefix=prefix, lock_timeout=5)
     b = RedisCache(resp_client, "c", key_prefix=prefix, lock_timeout=5)
@@ -108,9 +106,7 @@ async def test_lock_waiter_in_same_process_other_cache(
     assert await resp_client.exists(f"{prefix}:cachelock:c:k") == 0  # released
 
 
-async def test_lock_holder_failure_lets_waiter_compute(
-    resp_client: RespClient, prefix: str
-) -> None:
+async def test_lock_holder_failure_lets_waiter_compute(resp_client: MuxClient, prefix: str) -> None:
     a = RedisCache(resp_client, "c", key_prefix=prefix, lock_timeout=5)
     b = RedisCache(resp_client, "c", key_prefix=prefix, lock_timeout=5)
 
@@ -130,7 +126,7 @@ async def test_lock_holder_failure_lets_waiter_compute(
 
 
 async def test_release_never_deletes_someone_elses_lock(
-    resp_client: RespClient, prefix: str
+    resp_client: MuxClient, prefix: str
 ) -> None:
     a = RedisCache(resp_client, "c", key_prefix=prefix, lock_timeout=0.1)
     lock_key = f"{prefix}:cachelock:c:k"
@@ -148,12 +144,12 @@ SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys, time
     from redkeep.cache import RedisCache
-    from redkeep.redis.resp import RespClient
+    from redkeep.redis.mux import MuxClient
 
     url, prefix, start_at, lock = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 
     async def main():
-        client = RespClient(url)
+        client = MuxClient(url)
         cache = RedisCache(client, "xp", key_prefix=prefix,
                            lock_timeout=10 if lock == "1" else None)
 
@@ -192,7 +188,7 @@ def run_two(redis_url: str, prefix: str, lock: bool) -> list[Any]:
 
 
 async def test_cross_process_lock_prevents_stampede(
-    redis_url: str, prefix: str, resp_client: RespClient
+    redis_url: str, prefix: str, resp_client: MuxClient
 ) -> None:
     outputs = await asyncio.to_thread(run_two, redis_url, prefix, True)
     assert await resp_client.get(f"{prefix}:factory-calls") == "1"
@@ -200,7 +196,7 @@ async def test_cross_process_lock_prevents_stampede(
 
 
 async def test_without_lock_two_processes_both_compute(
-    redis_url: str, prefix: str, resp_client: RespClient
+    redis_url: str, prefix: str, resp_client: MuxClient
 ) -> None:
     """Control for the test above: the scenario does produce a stampede without the lock."""
     await asyncio.to_thread(run_two, redis_url, prefix, False)

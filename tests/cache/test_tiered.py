@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aredis
 
 from redkeep.cache import FallbackCache, InvalidationListener, RedisCache, TieredCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.resilience import CircuitBreaker
 from tests.cache.conftest import wait_until_fresh
 from tests.support.redis_server import RedisServer
@@ -30,7 +30,7 @@ class Tiered:
     """A TieredCache over a FallbackCache (or a RedisCache) on ``url``, with its listener."""
 
     def __init__(self, url: str, prefix: str, *, fallback: bool = True, **options: Any) -> None:
-        self.client = RespClient(url, command_timeout=0.5, retry_attempts=1)
+        self.client = MuxClient(url, command_timeout=0.5, retry_attempts=1)
         self.redis = RedisCache(self.client, "t", key_prefix=prefix)
         breaker = CircuitBreaker("t", reset_timeout=0.2)
         self.l2: RedisCache | FallbackCache = (
@@ -357,9 +357,9 @@ async def test_documented_acl_user_can_run_the_l1(redis_server_factory: Factory)
 async def test_invalidation_channel_over_tls(
     tiered: Callable[..., Any], redis_server_factory: Factory, tmp_path: Path
 ) -> None:
-    from tests.redis.test_resp_faults import _make_cert
+    from tests.support.tls import make_cert
 
-    cert, key, ca = _make_cert(tmp_path)
+    cert, key, ca = make_cert(tmp_path)
     server = redis_server_factory(tls=(cert, key, ca))
     url = f"{server.tls_url}?ssl_ca_certs={ca}"  # the same URL options as the main client
     reader = await tiered(url)

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from redkeep.cache import InvalidationListener, RedisCache, TieredCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.redispy import RedisPyClient
 from tests.cache.conftest import wait_until_fresh
 from tests.cache.test_tiered import eventually
 
@@ -19,7 +19,7 @@ KEYS = [f"key-{i}" for i in range(30)]  # spread over the slots of all three pri
 
 class ClusterSide:
     def __init__(self, url: str, prefix: str) -> None:
-        self.client = RespClient(url, cluster=True)
+        self.client = RedisPyClient(url, cluster=True)
         self.listener = InvalidationListener(url, key_prefix=prefix, cluster=True)
         self.cache = TieredCache(RedisCache(self.client, "c", key_prefix=prefix), self.listener)
 

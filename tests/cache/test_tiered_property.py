@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redkeep.cache import InvalidationListener, RedisCache, TieredCache
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.cache.conftest import wait_until_fresh
 from tests.support.redis_server import RedisServer
 
@@ -87,7 +87,7 @@ class Model:
 
 class Process:
     def __init__(self, url: str, prefix: str) -> None:
-        self.client = RespClient(url)
+        self.client = MuxClient(url)
         self.listener = InvalidationListener(url, key_prefix=prefix, max_lag=MAX_LAG)
         self.cache = TieredCache(RedisCache(self.client, "p", key_prefix=prefix), self.listener)
 

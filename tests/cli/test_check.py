@@ -68,7 +68,7 @@ def test_shared_redis_reports_version_and_latency(redis_url: str) -> None:
     doc = json.loads(result.stdout)
     assert doc["ok"] is True and doc["backend"] == "redis"
     assert doc["connection"]["server_version"] == version
-    assert doc["connection"]["transport"] == "resp"
+    assert doc["connection"]["transport"] == "mux"
     assert 0 < doc["connection"]["latency_ms"] < 5000
 
 

@@ -16,7 +16,7 @@ from redkeep.cache.redis import RedisCache
 from redkeep.cli import app
 from redkeep.queue.job import Job, JobFailure, JobStatus
 from redkeep.queue.redis import RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _json(result: Any) -> Any:
 
 
 async def _seed(redis_url: str, prefix: str) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         q = RedisJobQueue(client, "mail", key_prefix=prefix)
         await q.enqueue("send", {"n": 1}, job_id="low", priority=0)
@@ -124,7 +124,7 @@ def test_cache_commands(cli: Any, redis_url: str, prefix: str) -> None:
     assert 55 < got["ttl"] <= 60
 
     async def read() -> Any:
-        client = RespClient(redis_url)
+        client = MuxClient(redis_url)
         try:
             cache = RedisCache(client, "sessions", key_prefix=prefix)
             return await cache.get("user:1"), await cache.get("when")

@@ -187,10 +187,10 @@ def run_one_job(p: Proc, redis_url: str, prefix: str, queue: str, payload: Any) 
     import asyncio
 
     from redkeep.queue.redis import RedisJobQueue
-    from redkeep.redis.resp import RespClient
+    from redkeep.redis.mux import MuxClient
 
     async def enqueue_and_wait() -> Any:
-        client = RespClient(redis_url)
+        client = MuxClient(redis_url)
         try:
             q = RedisJobQueue(client, queue, key_prefix=prefix)
             job = await q.enqueue("double", payload)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from redkeep.queue import Job, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 JOBS = """
 import os, time
@@ -47,7 +47,7 @@ def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[
 
 
 async def _run_job(redis_url: str, prefix: str, name: str, status: str, **opts: Any) -> Job:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         q = RedisJobQueue(client, "cli", key_prefix=prefix)
         job = await q.enqueue(name, **opts)
@@ -128,7 +128,7 @@ def test_handler_processes_do_not_outlive_a_killed_worker(
 
 
 async def _enqueue(redis_url: str, prefix: str, name: str, payload: Any) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         await RedisJobQueue(client, "cli", key_prefix=prefix).enqueue(name, payload)
     finally:

@@ -16,7 +16,7 @@ from redkeep.cache.redis import RedisCache
 from redkeep.cli import app
 from redkeep.config import Settings
 from redkeep.queue.redis import RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.web.server import TOKEN, ServerThread, redis_settings
 
 
@@ -101,7 +101,7 @@ def test_migrate_from_running_memory_service_to_redis(
     assert orjson.loads(again.stdout)["existed"] == 7
 
     async def check() -> None:
-        client = RespClient(redis_url)
+        client = MuxClient(redis_url)
         try:
             sessions = RedisCache(client, "sessions", key_prefix=prefix)
             assert await sessions.get("u1") == {"name": "Ada", "roles": ["admin"]}
@@ -173,7 +173,7 @@ def test_export_of_a_redis_service_reports_unreadable_values(redis_url: str, pre
     record that `migrate` reports (and, with --on-error skip, skips)."""
 
     async def seed() -> None:
-        client = RespClient(redis_url)
+        client = MuxClient(redis_url)
         try:
             await RedisCache(client, "c", key_prefix=prefix).set("good", {"v": 1}, ttl=60)
             await client.set(f"{prefix}:cache:c:bad", "{garbage")

@@ -20,7 +20,7 @@ from redkeep.migrate import (
 )
 from redkeep.queue.keys import QueueKeys
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.migrate.conftest import Stores
 
 SETTINGS = Settings(backend="memory")
@@ -66,7 +66,7 @@ async def test_resume_after_interruption_copies_nothing_twice(
     again = await _run(snap, redis_url, prefix)
     assert again.copied == 0 and again.existed == total
 
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         for name, queue in stores.queues.items():
             target = RedisJobQueue(client, name, key_prefix=prefix)
@@ -104,7 +104,7 @@ async def test_bad_line_aborts_before_anything_is_written(
     assert "snapshot line 5: not valid JSON" in str(info.value)
     assert "nothing was written" in str(info.value)
     assert "'exploded' is not one of" in info.value.errors[1].reason
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         assert await list_cache_names(client, prefix) == []
         assert await list_queue_names(client, prefix) == []
@@ -183,7 +183,7 @@ async def test_invalid_records_name_the_problem(tmp_path: Path, line: object, re
 
 async def test_undecodable_value_in_a_live_redis_source(redis_url: str, prefix: str) -> None:
     """Garbage written straight into Redis is reported by cache and key, not a crash."""
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     src = f"{prefix}:src"
     try:
         await client.set(f"{src}:cache:c:good", "[1, 2]")

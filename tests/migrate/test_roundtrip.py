@@ -19,7 +19,7 @@ from redkeep.migrate import (
 )
 from redkeep.queue.job import JobStatus
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.migrate.conftest import ODD_KEYS, VALUES, Stores, same_value
 
 SETTINGS = Settings(backend="memory")
@@ -62,7 +62,7 @@ async def test_memory_snapshot_redis_redis_round_trip(
     assert r2.caches["plain"].target == len(VALUES) + len(ODD_KEYS)
     assert r2.queues["reports"]["failed"].target == 1
 
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         assert await list_cache_names(client, second) == ["expiring", "plain"]
         assert await list_queue_names(client, second) == ["emails", "reports"]
@@ -124,7 +124,7 @@ async def test_expired_entries_are_not_restored(
     report = await _to_redis(str(snap), redis_url, prefix)
     tally = report.caches["short"]  # type: ignore[attr-defined]
     assert (tally.source, tally.copied, tally.expired) == (2, 1, 1)
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         target = RedisCache(client, "short", key_prefix=prefix)
         assert await target.get("gone") is None
@@ -146,7 +146,7 @@ async def test_store_source_reads_live_memory_stores(
     try:
         report = await migrate(source, target, dry_run=True)
         assert report.copied == stores.cache_count + stores.job_count
-        client = RespClient(redis_url)
+        client = MuxClient(redis_url)
         try:
             assert await list_cache_names(client, prefix) == []  # dry run wrote nothing
         finally:

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker
+from tests.support.clients import RESP_TRANSPORTS, open_client
 
-BACKENDS = ["memory", "resp", pytest.param("cluster", marks=pytest.mark.cluster)]
+BACKENDS = ["memory", *RESP_TRANSPORTS]
 
 QueueFactory = Callable[..., Awaitable[JobQueue]]
 
@@ -30,7 +31,7 @@ QueueFactory = Callable[..., Awaitable[JobQueue]]
 async def make_queue(
     request: pytest.FixtureRequest, prefix: str, redis_url: str
 ) -> AsyncIterator[QueueFactory]:
-    """``await make_queue(**queue_options) -> JobQueue`` on memory / RESP / Cluster."""
+    """``await make_queue(**queue_options) -> JobQueue`` on memory and every RESP transport."""
     backend = request.param
     clients: list[Any] = []
 
@@ -38,13 +39,7 @@ async def make_queue(
         name = opts.pop("name", f"q-{uuid.uuid4().hex[:8]}")
         if backend == "memory":
             return MemoryJobQueue(name, **opts)
-        from redkeep.redis.resp import RespClient
-
-        if backend == "cluster":
-            cluster = request.getfixturevalue("redis_cluster")
-            client = RespClient(cluster.url, cluster=True)
-        else:
-            client = RespClient(redis_url)
+        client = open_client(request, backend)
         clients.append(client)
         return RedisJobQueue(client, name, key_prefix=prefix, **opts)
 

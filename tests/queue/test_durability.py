@@ -12,18 +12,18 @@ import pytest
 
 from redkeep.errors import BackendError
 from redkeep.queue import Job, JobSpec, JobStatus, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_status, wait_until
 
 
-async def _started(client: RespClient, prefix: str, job_id: str, attempt: int) -> bool:
+async def _started(client: MuxClient, prefix: str, job_id: str, attempt: int) -> bool:
     return await client.get(f"{prefix}:started:{job_id}:{attempt}") is not None
 
 
 async def test_job_of_sigkilled_worker_runs_again_after_lease(
     redis_url: str, prefix: str, spawn_worker: Any
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "crash", key_prefix=prefix)
     try:
         job = await q.enqueue("work", {"sleep": 60})
@@ -49,7 +49,7 @@ async def test_job_of_sigkilled_worker_runs_again_after_lease(
 async def test_paused_workers_late_completion_is_rejected(
     redis_url: str, prefix: str, spawn_worker: Any
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "fence", key_prefix=prefix)
     try:
         job = await q.enqueue("work", {"sleep": 1.5})
@@ -83,7 +83,7 @@ async def test_every_returned_enqueue_is_processed_across_redis_crash(
     redis_server_factory: Any,
 ) -> None:
     server = redis_server_factory(appendonly=True, appendfsync="always")
-    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.05)
+    client = MuxClient(server.url, retry_attempts=2, retry_base_delay=0.05)
     prefix = f"rkt:{uuid.uuid4().hex[:12]}"
     q = RedisJobQueue(client, "restart", key_prefix=prefix)
     processed: set[str] = set()
@@ -124,14 +124,14 @@ async def test_every_returned_enqueue_is_processed_across_redis_crash(
         await client.close()
 
 
-async def _idle_workers(client: RespClient, q: RedisJobQueue) -> int:
+async def _idle_workers(client: MuxClient, q: RedisJobQueue) -> int:
     return await client.zcard(q.keys.idle)
 
 
 async def test_idle_worker_gets_jobs_handed_over_and_deregisters_at_stop(
     redis_url: str, prefix: str
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff", key_prefix=prefix)
     try:
         async with running(q, {"x": lambda job: job.attempts}) as worker:
@@ -152,7 +152,7 @@ async def test_idle_worker_gets_jobs_handed_over_and_deregisters_at_stop(
 async def test_handed_over_jobs_reach_the_handler_as_stored(redis_url: str, prefix: str) -> None:
     # A hand-off puts the job in the worker's inbox as the enqueue script wrote it; the handler
     # must see the same fields as get_job(), for the single and the batch form of enqueue.
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-fields", key_prefix=prefix)
     seen: dict[str, Job] = {}
 
@@ -185,7 +185,7 @@ async def test_handed_over_jobs_reach_the_handler_as_stored(redis_url: str, pref
 async def test_expired_idle_registrations_get_no_jobs(redis_url: str, prefix: str) -> None:
     # A worker that died while registered idle leaves a registration that expires; an enqueue
     # skips and removes it, and the job waits for a live worker instead of a dead inbox.
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-stale", key_prefix=prefix)
     try:
         await q.register()
@@ -208,7 +208,7 @@ async def _is(value: Any, expected: Any) -> bool:
 async def test_job_handed_to_a_worker_that_died_runs_after_its_lease(
     redis_url: str, prefix: str, spawn_worker: Any
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-crash", key_prefix=prefix)
     try:
         proc = spawn_worker(redis_url, prefix, "handoff-crash", 1.0)
@@ -235,7 +235,7 @@ async def test_job_handed_to_a_worker_that_died_runs_after_its_lease(
 async def test_stop_returns_while_redis_is_frozen(redis_server_factory: Any) -> None:
     """A stop during an outage still returns; the unreported job runs again after its lease."""
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=1.0, retry_attempts=1)
+    client = MuxClient(server.url, command_timeout=1.0, retry_attempts=1)
     q = RedisJobQueue(client, "frozen", key_prefix=f"rkt:{uuid.uuid4().hex[:12]}")
     started = asyncio.Event()
 
@@ -264,7 +264,7 @@ async def test_stop_returns_while_redis_is_frozen(redis_server_factory: Any) -> 
 async def test_sigterm_releases_the_active_job_without_counting_an_attempt(
     redis_url: str, prefix: str, spawn_worker: Any
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "sigterm", key_prefix=prefix)
     try:
         job = await q.enqueue("work", {"sleep": 60})
@@ -283,7 +283,7 @@ async def test_sigterm_releases_the_active_job_without_counting_an_attempt(
 async def test_queue_names_are_registered(redis_url: str, prefix: str) -> None:
     from redkeep.queue import list_queue_names
 
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         await RedisJobQueue(client, "alpha", key_prefix=prefix).enqueue("x")
         await RedisJobQueue(client, "beta", key_prefix=prefix).enqueue("x")

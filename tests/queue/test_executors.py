@@ -14,7 +14,7 @@ import pytest
 
 from redkeep.monitoring.metrics import Metrics
 from redkeep.queue import InvalidJob, Job, JobQueue, RedisJobQueue, Worker, in_process
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue import process_handlers as ph
 from tests.queue.conftest import running, wait_status, wait_until
 
@@ -148,7 +148,7 @@ async def test_graceful_stop_waits_for_stuck_threads_within_the_grace_period(
 # -- processes -------------------------------------------------------------------------------
 @pytest.fixture
 async def queue(redis_url: str, prefix: str) -> AsyncIterator[JobQueue]:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     try:
         yield RedisJobQueue(client, "procs", key_prefix=prefix)
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as aredis
 
 from redkeep.queue import RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.support.redis_server import RedisServer
 
 JOBS = 600
@@ -26,7 +26,7 @@ async def test_back_to_back_hand_offs_run_each_job_once(
 ) -> None:
     server: RedisServer = redis_server_factory()
     prefix = "rk-handoff"
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     q = RedisJobQueue(client, "handoff", key_prefix=prefix)
     sub = aredis.Redis.from_url(server.url, decode_responses=True)
     await sub.config_set("notify-keyspace-events", "K$")  # one event per handler run

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from redkeep.queue import Job, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_status
 
 
@@ -22,7 +22,7 @@ from tests.queue.conftest import running, wait_status
 async def test_undecodable_record_fails_with_the_decode_error(
     redis_url: str, prefix: str, field: str, value: str, reason: str
 ) -> None:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     q = RedisJobQueue(client, "records", key_prefix=prefix)
     ran: list[Any] = []
     try:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from redkeep.queue import Job, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_status, wait_until
 
 LOGGER = "redkeep.queue.worker"
@@ -80,7 +80,7 @@ async def test_outage_is_logged_once_when_lost_and_once_when_back(
     """Issue 13 repro: a worker logged ``wait failed`` twice a second during an outage."""
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     server = redis_server_factory()
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     q = RedisJobQueue(client, "outage", key_prefix=f"rkt:{uuid.uuid4().hex[:12]}")
     try:
         async with running(q, {"x": lambda job: "ok"}, concurrency=1):

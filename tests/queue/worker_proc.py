@@ -14,13 +14,13 @@ import sys
 from typing import Any
 
 from redkeep.queue import Job, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 
 async def main() -> None:
     url, prefix, queue, lease = sys.argv[1:5]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    client = RespClient(url)
+    client = MuxClient(url)
     q = RedisJobQueue(client, queue, key_prefix=prefix)
 
     async def work(job: Job) -> dict[str, Any]:

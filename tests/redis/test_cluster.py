@@ -1,4 +1,5 @@
-"""Cluster specifics of RespClient: scripts on every primary, slot spreading, SCRIPT FLUSH."""
+"""Cluster specifics of the reference transport (RedisPyClient): scripts on every primary,
+slot spreading, SCRIPT FLUSH."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import pytest
 
 from redkeep.errors import BackendResponseError
 from redkeep.redis.base import Script
-from redkeep.redis.resp import RespClient
+from redkeep.redis.redispy import RedisPyClient
 
 pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
 async def cluster_client(redis_cluster: Any) -> Any:
-    client = RespClient(redis_cluster.url, cluster=True)
+    client = RedisPyClient(redis_cluster.url, cluster=True)
     yield client
     await client.close()
 
@@ -78,7 +79,7 @@ async def test_many_concurrent_commands_on_fresh_client_wait_for_a_connection(
     fresh client's first concurrent commands were misrouted (MOVED) until redis-py reset every
     connection, failing others with AttributeError ('NoneType' ... 'writelines')."""
     before = [_connected_clients(s) for s in redis_cluster.servers]
-    client = RespClient(redis_cluster.url, cluster=True, max_connections=10)
+    client = RedisPyClient(redis_cluster.url, cluster=True, max_connections=10)
     script = Script(
         "conc", f"-- KEYS[1]: key, ARGV[1]: suffix ({prefix})\nreturn KEYS[1] .. ARGV[1]"
     )

@@ -14,7 +14,7 @@ from tests.support.redis_server import RedisServer, free_port
 
 from redkeep.config import Settings
 from redkeep.redis.connection import ConnectionManager
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 Factory = Callable[..., RedisServer]
 
@@ -34,8 +34,8 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def client_for(url: str) -> RespClient:
-    return RespClient(url, command_timeout=0.5, connect_timeout=0.5, retry_attempts=0)
+def client_for(url: str) -> MuxClient:
+    return MuxClient(url, command_timeout=0.5, connect_timeout=0.5, retry_attempts=0)
 
 
 async def test_server_absent_at_start_retries_until_it_starts(

@@ -1,4 +1,5 @@
-"""The RedisClient contract, run against every transport (any_client: resp, cluster, upstash).
+"""The RedisClient contract, run against every transport (any_client: mux, redis-py, cluster,
+sentinel, upstash).
 
 Keys come from the unique ``prefix``; on the cluster, keys without a shared hash tag land in
 different slots, which is exactly what the multi-key methods must handle.
@@ -22,7 +23,7 @@ def keys(prefix: str, n: int) -> list[str]:
 
 async def test_implements_protocol_and_names_transport(any_client: Any) -> None:
     assert isinstance(any_client, RedisClient)
-    assert any_client.transport in ("resp", "cluster", "upstash")
+    assert any_client.transport in ("mux", "redis-py", "cluster", "sentinel", "upstash")
     caps = any_client.capabilities
     assert isinstance(caps, Capabilities)
     assert caps.cluster == (any_client.transport == "cluster")

@@ -20,7 +20,8 @@ from redkeep.errors import (
 )
 from redkeep.redis.errors import error_category, translate_error
 from redkeep.redis.factory import create_client
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
+from redkeep.redis.redispy import RedisPyClient
 from redkeep.redis.upstash import UpstashRestClient
 
 
@@ -30,9 +31,9 @@ async def test_memory_backend_has_no_client() -> None:
 
 async def test_redis_backend_builds_resp_client(redis_url: str) -> None:
     client = create_client(Settings(backend="redis", redis_url=redis_url, command_timeout=1.25))
-    assert isinstance(client, RespClient)
+    assert isinstance(client, MuxClient)
     try:
-        assert client.transport == "resp"
+        assert client.transport == "mux"
         assert client.command_timeout == 1.25
         assert await client.ping() > 0
     finally:
@@ -41,7 +42,7 @@ async def test_redis_backend_builds_resp_client(redis_url: str) -> None:
 
 async def test_cluster_flag_builds_cluster_transport(redis_url: str) -> None:
     client = create_client(Settings(backend="redis", redis_url=redis_url, redis_cluster=True))
-    assert isinstance(client, RespClient)
+    assert isinstance(client, RedisPyClient)
     try:
         assert client.transport == "cluster"
         assert client.capabilities.cluster
@@ -63,7 +64,7 @@ async def test_upstash_backend_builds_rest_client() -> None:
 
 async def test_bad_urls_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="redis://"):
-        RespClient("http://127.0.0.1:6379")
+        MuxClient("http://127.0.0.1:6379")
     with pytest.raises(ConfigError, match="https://"):
         UpstashRestClient("127.0.0.1:8080", "tok")
     with pytest.raises(ConfigError, match="token"):

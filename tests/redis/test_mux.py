@@ -1,4 +1,4 @@
-"""RespClient's multiplexed connection (redkeep.redis._mux): sharing, ordering, faults.
+"""MuxClient's multiplexed connection (redkeep.redis._multiplexer): sharing, ordering, faults.
 
 All against real redis-server processes; the faults are real too (SIGSTOP, CLIENT KILL).
 """
@@ -14,8 +14,7 @@ import redis.asyncio as aredis
 from tests.support.redis_server import RedisServer
 
 from redkeep.errors import BackendResponseError, BackendTimeout, BackendUnavailable
-from redkeep.redis._mux import pooled
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 Factory = Callable[..., RedisServer]
 KILL = ("CLIENT", "KILL", "SKIPME", "yes", "USER", "default")
@@ -25,19 +24,13 @@ async def _clients_named(admin: aredis.Redis, name: str) -> int:
     return sum(1 for c in await admin.client_list() if c.get("name") == name)
 
 
-def test_blocking_and_state_commands_are_pooled() -> None:
-    assert pooled("BZPOPMIN") and pooled("blpop") and pooled("CLIENT SETNAME")
-    assert pooled("MULTI") and pooled("SELECT") and pooled("XREAD")
-    assert not pooled("GET") and not pooled("EVALSHA") and not pooled("SCRIPT LOAD")
-
-
 @pytest.mark.parametrize("spin", [0.0, 0.0002])
 async def test_concurrent_callers_share_one_connection_and_get_their_own_replies(
     redis_server_factory: Factory, spin: float
 ) -> None:
     server = redis_server_factory()
     name = "rk-mux-shared"
-    client = RespClient(f"{server.url}?client_name={name}", spin=spin)
+    client = MuxClient(f"{server.url}?client_name={name}", spin=spin)
     admin = aredis.Redis.from_url(server.url, decode_responses=True)
 
     async def one(i: int) -> tuple[str | None, int, list[object]]:
@@ -62,7 +55,7 @@ async def test_concurrent_callers_share_one_connection_and_get_their_own_replies
 
 async def test_cancelled_caller_leaves_no_stale_reply(redis_server_factory: Factory) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     try:
         await client.set("a", "A")
         await client.set("b", "B")
@@ -91,7 +84,7 @@ async def test_frozen_server_times_out_then_the_connection_recovers(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=0.4, retry_attempts=0)
+    client = MuxClient(server.url, command_timeout=0.4, retry_attempts=0)
     try:
         assert await client.set("k", "v")
         server.pause()
@@ -111,7 +104,7 @@ async def test_lost_connection_fails_in_flight_without_retry_and_reconnects(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, retry_attempts=0, command_timeout=5)
+    client = MuxClient(server.url, retry_attempts=0, command_timeout=5)
     try:
         await client.set("k", "v")
         server.pause()
@@ -129,7 +122,7 @@ async def test_lost_connection_fails_in_flight_without_retry_and_reconnects(
 
 async def test_killed_connection_is_retried_transparently(redis_server_factory: Factory) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.01)
+    client = MuxClient(server.url, retry_attempts=2, retry_base_delay=0.01)
     admin = aredis.Redis.from_url(server.url, decode_responses=True)
     try:
         await client.set("k", "v")
@@ -145,7 +138,7 @@ async def test_value_larger_than_the_socket_buffer_round_trips(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, spin=0.0002)
+    client = MuxClient(server.url, spin=0.0002)
     big = "x" * (12 * 1024 * 1024)
     try:
         writes = [client.set(f"big{i}", big + str(i)) for i in range(3)]
@@ -162,7 +155,7 @@ async def test_handshake_selects_db_and_authenticates(
 ) -> None:
     opts = {"requirepass": "s3cret-mux"} if auth == "requirepass" else {"acl_user": ("app", "pw")}
     server = redis_server_factory(**opts)
-    client = RespClient(server.url.rsplit("/", 1)[0] + "/4")
+    client = MuxClient(server.url.rsplit("/", 1)[0] + "/4")
     try:
         assert await client.set("in-db-4", "1")
         admin = aredis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/4", decode_responses=True)
@@ -176,14 +169,14 @@ async def test_closed_client_refuses_and_unknown_server_is_unavailable(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     await client.set("k", "v")
     await client.close()
     with pytest.raises(BackendUnavailable):
         await client.get("k")
     port = server.port
     server.stop()
-    down = RespClient(f"redis://127.0.0.1:{port}/0", retry_attempts=1, retry_base_delay=0.01)
+    down = MuxClient(f"redis://127.0.0.1:{port}/0", retry_attempts=1, retry_base_delay=0.01)
     try:
         with pytest.raises(BackendUnavailable):
             await down.get("k")
@@ -194,7 +187,7 @@ async def test_closed_client_refuses_and_unknown_server_is_unavailable(
 @pytest.mark.parametrize("spin", [0.0, 0.0002])
 def test_client_survives_a_new_event_loop(redis_url: str, prefix: str, spin: float) -> None:
     """A client used from a second ``asyncio.run()`` reconnects instead of failing."""
-    client = RespClient(redis_url, command_timeout=2, spin=spin)
+    client = MuxClient(redis_url, command_timeout=2, spin=spin)
 
     async def roundtrip(value: str) -> str | None:
         await client.set(f"{prefix}:loop", value)
@@ -210,7 +203,7 @@ async def test_blocking_pops_get_connections_of_their_own_and_reuse_them(
 ) -> None:
     server = redis_server_factory()
     name = "lanes-test"
-    client = RespClient(f"{server.url}?client_name={name}")
+    client = MuxClient(f"{server.url}?client_name={name}")
     admin = aredis.Redis(host="127.0.0.1", port=server.port)
     try:
         await client.set("warm", "1")  # the shared connection
@@ -240,7 +233,7 @@ async def test_blocking_pops_get_connections_of_their_own_and_reuse_them(
         await admin.aclose()
 
 
-async def _ticks_during_slow_reply(client: RespClient) -> int:
+async def _ticks_during_slow_reply(client: MuxClient) -> int:
     """Ticks of a 1 ms ticker task while the client waits 60 ms for a reply."""
     ticks = 0
 
@@ -266,7 +259,7 @@ async def test_spin_only_while_keeps_the_loop_free_for_other_tasks(
     # A spinning caller holds the event loop while it polls its socket; a worker lets its
     # client spin only while no handler runs. Measured with a ticker task and a slow reply.
     server = redis_server_factory()
-    client = RespClient(server.url, spin=0.2, command_timeout=5)
+    client = MuxClient(server.url, spin=0.2, command_timeout=5)
     try:
         await client.set("warm", "1")
         assert await _ticks_during_slow_reply(client) <= 3  # spinning held the loop

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from redkeep.cache import RedisCache
 from redkeep.errors import InvalidKey, PayloadTooLarge, RedkeepError, SerializationError
 from redkeep.queue import InvalidJob, Job, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.serialization import JsonSerializer
 from tests.reliability.harness import Deadline, Figures, scale, wait_until
 
@@ -112,7 +112,7 @@ def test_cache_rejects_bad_keys_and_values_with_typed_errors(
 
 
 async def _cache_case(redis_url: str, prefix: str, key: Any, value: Any, data: Any) -> str:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     cache = RedisCache(
         client, "fuzz", key_prefix=prefix, max_key_length=MAX_KEY,
         serializer=JsonSerializer(max_payload_bytes=MAX_BYTES),
@@ -192,7 +192,7 @@ def test_enqueue_rejects_bad_names_and_payloads_with_typed_errors(
 
 
 async def _enqueue_case(redis_url: str, prefix: str, name: Any, payload: Any, job_id: Any) -> str:
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     queue = RedisJobQueue(
         client, f"fuzz-{uuid.uuid4().hex[:8]}", key_prefix=prefix, max_payload_bytes=MAX_BYTES
     )
@@ -249,7 +249,7 @@ async def test_corrupted_job_record_fails_alone_and_worker_survives(
     kind: str, redis_url: str, prefix: str, figures: Callable[..., Figures]
 ) -> None:
     fig = figures("bad_input", TITLE, part=kind)
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     queue = RedisJobQueue(client, "corrupt", key_prefix=prefix, max_attempts=2, backoff=None)
     keys = queue.keys
     good = [await queue.enqueue("work", {"n": n}) for n in range(GOOD_JOBS)]

@@ -20,7 +20,7 @@ import pytest
 from redkeep.cache import MemoryCache, RedisCache
 from redkeep.cache.base import CacheService
 from redkeep.queue import Backoff, Job, JobQueue, MemoryJobQueue, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.reliability.harness import Figures, scale, wait_until
 
 pytestmark = pytest.mark.slow
@@ -225,7 +225,7 @@ async def test_cache_script_gives_identical_results_on_memory_and_redis(
     redis_url: str, prefix: str, figures: Callable[..., Figures]
 ) -> None:
     fig = figures("compatibility", "Memory vs Redis: identical transcripts", part="cache")
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     start = time.perf_counter()
     try:
         memory = await _cache_script(MemoryCache("compat", max_key_length=1024), SEED)
@@ -247,7 +247,7 @@ async def test_queue_script_gives_identical_results_on_memory_and_redis(
     redis_url: str, prefix: str, figures: Callable[..., Figures]
 ) -> None:
     fig = figures("compatibility", "Memory vs Redis: identical transcripts", part="queue")
-    client = RespClient(redis_url)
+    client = MuxClient(redis_url)
     backoff = Backoff(0.01, 0.01, "fixed", jitter=False)
     try:
         memory = await _queue_script(MemoryJobQueue("compat", backoff=backoff), SEED)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from redkeep.queue import JobSpec, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.reliability.harness import Deadline, Figures, scale, wait_until
 from tests.reliability.jobs import all_finished, run_counts, statuses
 from tests.reliability.processes import WorkerPool
@@ -45,7 +45,7 @@ async def test_worker_crash_loop_loses_no_job(
         lease_s=LEASE, job_seconds=JOB_SECONDS, drain_s=DRAIN,
     )  # fmt: skip
     server = redis_server_factory()
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     fig.meta(redis_version=(await client.info("server"))["redis_version"])
     prefix, runs_key = "rel", "rel:runs"
     queue = RedisJobQueue(client, "crash", key_prefix=prefix, max_attempts=1000)

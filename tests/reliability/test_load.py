@@ -141,9 +141,9 @@ async def test_pool_smaller_than_concurrency_starves_no_caller(redis_url: str, p
     The pool must hand connections to waiting callers (a waiter must not time out while other
     callers keep re-acquiring connections thousands of times per second).
     """
-    from redkeep.redis.resp import RespClient
+    from redkeep.redis.mux import MuxClient
 
-    client = RespClient(redis_url, max_connections=50, command_timeout=2.0)
+    client = MuxClient(redis_url, max_connections=50, command_timeout=2.0)
     errors: list[str] = []
     calls = 0
     window = Deadline(scale(4.0, 8.0))

@@ -16,7 +16,7 @@ import pytest
 from redkeep.cache import RedisCache
 from redkeep.errors import BackendResponseError
 from redkeep.queue import JobSpec, JobStatus, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.reliability.harness import Deadline, Figures, bounded, scale
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ async def test_noeviction_limit_refuses_enqueue_without_half_writes(
 ) -> None:
     fig = figures("memory_limit", "maxmemory + noeviction reached during enqueue")
     server = redis_server_factory(maxmemory_policy="noeviction")
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     info = await client.info("memory")
     fig.meta(redis_version=(await client.info("server"))["redis_version"])
     limit = int(info["used_memory"]) + HEADROOM

@@ -21,7 +21,7 @@ from redkeep.errors import (
     BackendUnavailable,
 )
 from redkeep.queue import Job, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.reliability.harness import Deadline, Figures, scale, wait_until
 from tests.reliability.jobs import all_finished, statuses
 
@@ -45,7 +45,7 @@ async def test_redis_sigkill_during_enqueue_drops_nothing_silently(
         enqueue_window_s=ENQUEUE_WINDOW,
     )  # fmt: skip
     server = redis_server_factory(appendonly=True, appendfsync="always")
-    client = RespClient(server.url, command_timeout=1.0, connect_timeout=1.0, retry_max_delay=0.2)
+    client = MuxClient(server.url, command_timeout=1.0, connect_timeout=1.0, retry_max_delay=0.2)
     fig.meta(redis_version=(await client.info("server"))["redis_version"])
     queue = RedisJobQueue(client, "crash", key_prefix="rel", max_attempts=3)
 

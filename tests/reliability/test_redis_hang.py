@@ -18,7 +18,7 @@ import pytest
 
 from redkeep.cache import FallbackCache, RedisCache
 from redkeep.queue import JobSpec, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.resilience import CircuitBreaker
 from tests.reliability.harness import Figures, Latencies, scale, wait_until
 from tests.reliability.jobs import all_finished, run_counts, statuses
@@ -50,7 +50,7 @@ async def test_redis_sigstop_fallback_answers_and_workers_resume(
         callers=CALLERS, jobs=JOBS, lease_s=LEASE,
     )  # fmt: skip
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=COMMAND_TIMEOUT, connect_timeout=1.0)
+    client = MuxClient(server.url, command_timeout=COMMAND_TIMEOUT, connect_timeout=1.0)
     fig.meta(redis_version=(await client.info("server"))["redis_version"])
     breaker = CircuitBreaker("cache:hang", failure_threshold=3, window=10.0,
                              reset_timeout=RESET_TIMEOUT)  # fmt: skip

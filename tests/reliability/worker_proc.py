@@ -14,12 +14,12 @@ import asyncio
 import logging
 
 from redkeep.queue import Job, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from tests.reliability.processes import READY_LINE
 
 
 async def main(args: argparse.Namespace) -> None:
-    client = RespClient(args.url, command_timeout=args.command_timeout)
+    client = MuxClient(args.url, command_timeout=args.command_timeout)
     queue = RedisJobQueue(client, args.queue, key_prefix=args.key_prefix, max_attempts=1000)
 
     async def record(job: Job) -> int:

@@ -203,7 +203,7 @@ def test_metrics_after_known_operations(client: httpx.Client, server: ServerThre
     assert metric(text, "redkeep_queue_jobs", queue="metrics-q", status="delayed") == 1
     assert metric(text, "redkeep_queue_jobs", queue="metrics-q", status="waiting") == 0
     gets = metric(
-        text, "redkeep_redis_command_duration_seconds_count", transport="resp", command="GET"
+        text, "redkeep_redis_command_duration_seconds_count", transport="mux", command="GET"
     )
     assert gets is not None and gets >= 4
     assert metric(text, "redkeep_connection_state", connection="redis", state="ready") == 1

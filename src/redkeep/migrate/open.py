@@ -26,17 +26,13 @@ _SERIALIZER = JsonSerializer(max_payload_bytes=1 << 40)
 def open_client(endpoint: Endpoint, settings: Settings) -> RedisClient:
     """A client for a ``redis``, ``upstash`` or ``settings`` endpoint (timeouts from settings)."""
     if endpoint.kind == "redis":
-        from redkeep.redis.resp import RespClient
+        from redkeep.redis.factory import create_redis_client
 
-        return RespClient(
+        return create_redis_client(
+            settings,
             endpoint.url,
             cluster=endpoint.cluster,
-            connect_timeout=settings.connect_timeout,
             command_timeout=max(settings.command_timeout, 5.0),
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
         )
     if endpoint.kind == "upstash":
         from redkeep.redis.upstash import UpstashRestClient

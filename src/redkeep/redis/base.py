@@ -1,8 +1,10 @@
 """The transport-neutral Redis client interface used by the cache and the queue.
 
-Two transports implement :class:`RedisClient`: :class:`~redkeep.redis.resp.RespClient` (redis-py
-over the native protocol, standalone or Cluster) and
-:class:`~redkeep.redis.upstash.UpstashRestClient` (Upstash's REST API). Values travel as ``str``
+Three transports implement :class:`RedisClient`: :class:`~redkeep.redis.mux.MuxClient` (the
+multiplexed fast path, standalone Redis over TCP, TLS or a Unix socket),
+:class:`~redkeep.redis.redispy.RedisPyClient` (the reference: redis-py's public API, standalone,
+Cluster or Sentinel) and :class:`~redkeep.redis.upstash.UpstashRestClient` (Upstash's REST API).
+:func:`~redkeep.redis.factory.create_client` picks one from the settings. Values travel as ``str``
 (UTF-8 text; bytes that are not valid UTF-8 come back with U+FFFD replacement characters), so the
 same code works over both. Every method raises only :mod:`redkeep.errors` exceptions.
 """
@@ -14,6 +16,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from redkeep.redis.policy import declare_idempotent_sha
 
 __all__ = ["Capabilities", "Command", "CommandObserver", "RedisClient", "Script"]
 
@@ -68,6 +72,8 @@ class Script:
     def __post_init__(self) -> None:
         digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
         object.__setattr__(self, "sha", digest)
+        if self.idempotent:
+            declare_idempotent_sha(digest)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Script:
@@ -97,7 +103,8 @@ class RedisClient(Protocol):
     """
 
     transport: str
-    """``"resp"``, ``"cluster"`` or ``"upstash"`` (used as a metrics label)."""
+    """``"mux"``, ``"redis-py"``, ``"cluster"``, ``"sentinel"`` or ``"upstash"`` (used as a
+    metrics label)."""
     capabilities: Capabilities
 
     # -- strings -------------------------------------------------------------------------------
@@ -173,8 +180,22 @@ class RedisClient(Protocol):
     async def llen(self, key: str) -> int: ...
 
     # -- scripts, batches, raw -----------------------------------------------------------------
-    async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run ``script`` by SHA; on NOSCRIPT load it and retry once."""
+    async def evalsha(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> Any:
+        """Run ``script`` by SHA; on NOSCRIPT load it and retry once.
+
+        With ``replicas`` > 0, return only once ``WAIT replicas`` confirms that many replicas
+        have the write: EVALSHA and WAIT go together on a connection of their own (never one
+        other callers share), and :class:`~redkeep.errors.ReplicationTimeout` is raised when
+        fewer acknowledge within ``replica_timeout`` seconds (the script did run).
+        """
         ...
 
     async def script_load(self, script: Script) -> str:

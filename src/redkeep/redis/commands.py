@@ -1,9 +1,10 @@
-"""Typed Redis commands shared by both transports, built on one raw ``_cmd`` primitive.
+"""Typed Redis commands shared by every transport, built on one raw ``_cmd`` primitive.
 
-:class:`~redkeep.redis.resp.RespClient` and :class:`~redkeep.redis.upstash.UpstashRestClient`
-inherit these and implement ``_cmd`` (send one command, return the raw reply, raise only
-:mod:`redkeep.errors` exceptions); each overrides what its wire protocol does differently
-(hot-path strings, multi-key splitting on a Cluster, scripts, pipelines, blocking pops).
+:class:`~redkeep.redis.mux.MuxClient`, :class:`~redkeep.redis.redispy.RedisPyClient` and
+:class:`~redkeep.redis.upstash.UpstashRestClient` inherit these and implement ``_cmd`` (send one
+command, return the raw reply, raise only :mod:`redkeep.errors` exceptions); each overrides what
+its wire protocol does differently (hot-path strings, multi-key splitting on a Cluster, scripts,
+pipelines, blocking pops).
 """
 
 from __future__ import annotations
@@ -12,10 +13,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from time import perf_counter
 from typing import Any, cast
 
-from redkeep.redis.base import CommandObserver
+from redkeep.errors import BackendResponseError, ReplicationTimeout
+from redkeep.redis.base import CommandObserver, Script
 from redkeep.redis.errors import translate_error
+from redkeep.redis.policy import changes_state
 
-__all__ = ["Commands", "pairs", "set_args"]
+__all__ = [
+    "Commands",
+    "pairs",
+    "parse_info",
+    "refuse_state_change",
+    "replicated_reply",
+    "set_args",
+    "transaction_replies",
+]
 
 
 def set_args(key: str, value: str, px: int | None, nx: bool, xx: bool) -> list[Any]:
@@ -42,6 +53,78 @@ def pairs(flat: Any) -> list[tuple[str, float]]:
     return [(m, float(s)) for m, s in zip(it, it, strict=True)]
 
 
+def refuse_state_change(command: Sequence[Any]) -> None:
+    """Raise :class:`BackendResponseError` for a command that would change the state of a
+    connection other callers share (see :mod:`redkeep.redis.policy`)."""
+    name = changes_state(command)
+    if name is not None:
+        raise BackendResponseError(
+            f"ERR {name} changes the state of the connection it runs on, which redkeep shares: "
+            "set the database, client name and protocol in the URL, and use "
+            "pipeline(transaction=True) for MULTI/EXEC"
+        )
+
+
+def transaction_replies(replies: list[Any]) -> list[Any]:
+    """The EXEC result of ``[MULTI, commands..., EXEC]`` replies; raise when it was aborted."""
+    result = replies[-1]
+    if isinstance(result, Exception):
+        queued = next((r for r in replies[1:-1] if isinstance(r, Exception)), None)
+        detail = f" ({queued})" if queued is not None else ""
+        raise BackendResponseError(f"{result}{detail}")
+    if result is None:
+        raise BackendResponseError("EXECABORT the transaction was aborted")
+    return list(result)
+
+
+def replicated_reply(replies: list[Any], replicas: int, timeout: float) -> Any:
+    """The script's reply from ``[EVALSHA reply, WAIT reply]``, or :class:`ReplicationTimeout`."""
+    reply, acknowledged = replies
+    if isinstance(reply, Exception):
+        raise reply
+    if isinstance(acknowledged, Exception):
+        raise acknowledged
+    if int(acknowledged) < replicas:
+        raise ReplicationTimeout(
+            f"WAIT: {acknowledged} of {replicas} replica(s) acknowledged the write within "
+            f"{timeout:g} s; it is on the primary and may be lost if the primary fails now "
+            "(repeating an idempotent write is safe)",
+            int(acknowledged),
+            replicas,
+        )
+    return reply
+
+
+def _info_value(text: str) -> Any:
+    if "=" in text:  # "keys=1,expires=0" -> {"keys": 1, "expires": 0}
+        fields = (item.partition("=") for item in text.split(",") if item)
+        return {k: _info_value(v) if sep else True for k, sep, v in fields}
+    if "," in text:
+        return [_info_value(v) for v in text.split(",") if v]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_info(text: Any) -> dict[str, Any]:
+    """``INFO`` text as a dict: numbers as int/float, ``k=v,...`` values as dicts."""
+    if isinstance(text, dict):  # already parsed (e.g. a proxy's reply)
+        return text
+    info: dict[str, Any] = {}
+    for line in str(text).splitlines():
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, _, value = line.partition(":")
+        if key == "module":
+            info.setdefault("modules", []).append(_info_value(value))
+        else:
+            info[key] = _info_value(value)
+    return info
+
+
 def _nothing() -> None:
     pass
 
@@ -55,6 +138,24 @@ class Commands:
 
     async def _cmd(self, *args: Any) -> Any:
         raise NotImplementedError
+
+    async def script_load(self, script: Script) -> str:
+        raise NotImplementedError
+
+    async def _replicated(
+        self, script: Script, send: Callable[[], Awaitable[list[Any]]], replicas: int, wait: float
+    ) -> Any:
+        """``send()`` EVALSHA + WAIT; the script is loaded first (a NOSCRIPT attempt would
+        still wait for replicas that have nothing to acknowledge) and again on NOSCRIPT."""
+        loaded: set[str] = self.__dict__.setdefault("_replicated_shas", set())
+        if script.sha not in loaded:
+            await self.script_load(script)
+            loaded.add(script.sha)
+        replies = await send()
+        if str(replies[0]).startswith("NOSCRIPT"):  # e.g. the server restarted since
+            await self.script_load(script)
+            replies = await send()
+        return replicated_reply(replies, replicas, wait)
 
     async def _timed(self, name: str, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` reporting its duration and error category to the observer."""

@@ -219,8 +219,21 @@ class UpstashRestClient(Commands):
         )
 
     # -- scripts, batches, raw -----------------------------------------------------------------
-    async def evalsha(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA; on NOSCRIPT load the script and retry once."""
+    async def evalsha(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> Any:
+        """EVALSHA; on NOSCRIPT load the script and retry once. ``replicas`` is refused: a REST
+        request has no connection of its own to run WAIT on."""
+        if replicas > 0:
+            raise BackendResponseError(
+                "ERR writes acknowledged by replicas (WAIT) are not available over Upstash REST"
+            )
         try:
             return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
         except BackendResponseError as exc:

@@ -1,16 +1,15 @@
-"""RespClient against private redis-servers: outages, freezes, auth, ACL, OOM, TLS."""
+"""MuxClient against private redis-servers: outages, freezes, auth, ACL, OOM, TLS."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.tls import HAVE_OPENSSL, make_cert
 
 from redkeep.errors import (
     BackendAuthError,
@@ -19,13 +18,13 @@ from redkeep.errors import (
     BackendUnavailable,
     is_transient,
 )
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 Factory = Callable[..., RedisServer]
 
 
 async def test_refused_connection_is_transient_unavailable() -> None:
-    client = RespClient(f"redis://127.0.0.1:{free_port()}/0", retry_attempts=1)
+    client = MuxClient(f"redis://127.0.0.1:{free_port()}/0", retry_attempts=1)
     try:
         with pytest.raises(BackendUnavailable) as info:
             await client.get("k")
@@ -38,7 +37,7 @@ async def test_killed_server_unavailable_then_reconnects_after_restart(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.01, command_timeout=1)
+    client = MuxClient(server.url, retry_attempts=2, retry_base_delay=0.01, command_timeout=1)
     try:
         await client.set("k", "v")
         server.kill()
@@ -54,7 +53,7 @@ async def test_killed_server_unavailable_then_reconnects_after_restart(
 
 async def test_retry_rides_out_a_short_restart(redis_server_factory: Factory) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, retry_attempts=8, retry_base_delay=0.05, retry_max_delay=0.5)
+    client = MuxClient(server.url, retry_attempts=8, retry_base_delay=0.05, retry_max_delay=0.5)
     try:
         await client.ping()
         server.kill()
@@ -70,7 +69,7 @@ async def test_paused_server_times_out_within_command_timeout(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=0.3, retry_attempts=3)
+    client = MuxClient(server.url, command_timeout=0.3, retry_attempts=3)
     try:
         await client.ping()
         server.pause()
@@ -89,9 +88,9 @@ async def test_wrong_password_is_auth_error_without_the_password(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory(requirepass="right-horse-battery")
-    bad = RespClient(f"redis://:wrong-staple-9321@127.0.0.1:{server.port}/0", retry_attempts=0)
-    none = RespClient(server.url_no_auth, retry_attempts=0)
-    good = RespClient(server.url)
+    bad = MuxClient(f"redis://:wrong-staple-9321@127.0.0.1:{server.port}/0", retry_attempts=0)
+    none = MuxClient(server.url_no_auth, retry_attempts=0)
+    good = MuxClient(server.url)
     try:
         with pytest.raises(BackendAuthError) as info:
             await bad.get("k")
@@ -111,9 +110,9 @@ async def test_acl_user_works_and_restricted_user_gets_auth_error(
 ) -> None:
     server = redis_server_factory(acl_user=("app", "app-secret-77"))
     server.cli("ACL", "SETUSER", "reader", "on", ">reader-secret-88", "~*", "+get", "+ping")
-    app = RespClient(server.url)
-    reader = RespClient(f"redis://reader:reader-secret-88@127.0.0.1:{server.port}/0")
-    wrong = RespClient(f"redis://app:nope-nope-11@127.0.0.1:{server.port}/0", retry_attempts=0)
+    app = MuxClient(server.url)
+    reader = MuxClient(f"redis://reader:reader-secret-88@127.0.0.1:{server.port}/0")
+    wrong = MuxClient(f"redis://app:nope-nope-11@127.0.0.1:{server.port}/0", retry_attempts=0)
     try:
         assert await app.execute("ACL", "WHOAMI") == "app"
         await app.set(f"{prefix}:k", "v")
@@ -133,7 +132,7 @@ async def test_out_of_memory_is_response_error_with_server_message(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory(maxmemory="1mb", maxmemory_policy="noeviction")
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     try:
         with pytest.raises(BackendResponseError, match=r"^OOM "):
             for i in range(200):  # bounded: 200 x 64 KiB is far above 1 MiB
@@ -145,7 +144,7 @@ async def test_out_of_memory_is_response_error_with_server_message(
 async def test_invalid_utf8_is_replaced_not_raised(redis_server_factory: Factory) -> None:
     server = redis_server_factory()
     server.cli("SET", "raw", "ok")
-    client = RespClient(server.url)
+    client = MuxClient(server.url)
     try:
         # DEBUG-free way to store invalid UTF-8: SETRANGE with a Lua-built byte.
         await client.execute("EVAL", "return redis.call('SET', KEYS[1], '\\255\\254ab')", 1, "raw")
@@ -158,7 +157,7 @@ async def test_blocking_pop_wait_is_capped_below_command_timeout(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=0.5)
+    client = MuxClient(server.url, command_timeout=0.5)
     try:
         await client.ping()  # connect first: only the wait is measured
         start = time.monotonic()
@@ -168,29 +167,14 @@ async def test_blocking_pop_wait_is_capped_below_command_timeout(
         await client.close()
 
 
-def _make_cert(directory: Path) -> tuple[str, str, str]:
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-    return str(cert), str(key), str(cert)
-
-
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
+@pytest.mark.skipif(not HAVE_OPENSSL, reason="openssl CLI not installed")
 async def test_tls_connection_with_self_signed_cert(
     redis_server_factory: Factory, tmp_path: Path, prefix: str
 ) -> None:
-    cert, key, ca = _make_cert(tmp_path)
+    cert, key, ca = make_cert(tmp_path)
     server = redis_server_factory(tls=(cert, key, ca))
-    client = RespClient(f"{server.tls_url}?ssl_ca_certs={ca}")
-    untrusted = RespClient(server.tls_url, retry_attempts=0)
+    client = MuxClient(f"{server.tls_url}?ssl_ca_certs={ca}")
+    untrusted = MuxClient(server.tls_url, retry_attempts=0)
     try:
         assert await client.set(f"{prefix}:tls", "secure") is True
         assert await client.get(f"{prefix}:tls") == "secure"
@@ -204,7 +188,7 @@ async def test_tls_connection_with_self_signed_cert(
 async def test_large_write_to_frozen_server_times_out(redis_server_factory: Factory) -> None:
     # 32 MiB cannot fit in the loopback socket buffers: the send itself must block and time out.
     server = redis_server_factory()
-    client = RespClient(server.url, command_timeout=0.5, retry_attempts=0)
+    client = MuxClient(server.url, command_timeout=0.5, retry_attempts=0)
     try:
         await client.ping()
         server.pause()

@@ -1,7 +1,7 @@
-"""RespClient's standalone connection pool: the max_connections bound, slot timeouts, reuse.
+"""MuxClient's connections of their own (lanes): the max_connections bound, slot timeouts, reuse.
 
-The pool serves blocking and connection-state commands (``_mux.POOLED``); every other command
-shares the one multiplexed connection (tests/redis/test_mux.py).
+Lanes serve blocking commands, transactions and replicated writes; every other command shares
+the one multiplexed connection (tests/redis/test_mux.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aredis
-from redis.backoff import FullJitterBackoff
-from redis.exceptions import ResponseError
 from tests.support.redis_server import RedisServer
 
 from redkeep.errors import BackendResponseError, BackendTimeout
-from redkeep.redis._fastconn import PooledExecutor
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 
 Factory = Callable[..., RedisServer]
 
@@ -31,7 +28,7 @@ async def _named_clients(admin: aredis.Redis, name: str) -> int:
 async def test_max_connections_bounds_the_standalone_pool(redis_server_factory: Factory) -> None:
     server = redis_server_factory()
     name = "rk-pool-bound"
-    client = RespClient(f"{server.url}?client_name={name}", max_connections=5, command_timeout=5)
+    client = MuxClient(f"{server.url}?client_name={name}", max_connections=5, command_timeout=5)
     admin = aredis.Redis.from_url(server.url, decode_responses=True)
     seen: list[int] = []
     in_use: list[int] = []
@@ -68,7 +65,7 @@ async def test_waiting_longer_than_command_timeout_for_a_slot_is_backend_timeout
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, max_connections=2, command_timeout=0.5)
+    client = MuxClient(server.url, max_connections=2, command_timeout=0.5)
     # Three 0.35 s BLPOPs in one pipeline hold a connection ~1.05 s while no single reply
     # takes longer than the 0.5 s socket timeout.
     hold = [("BLPOP", "rk-pool:never", "0.35")] * 3
@@ -93,7 +90,7 @@ async def test_cancelled_command_does_not_leave_a_stale_reply(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, max_connections=1, command_timeout=2)
+    client = MuxClient(server.url, max_connections=1, command_timeout=2)
     try:
         await client.set("rk-pool:a", "A")
         task = asyncio.create_task(client.execute("BLPOP", "rk-pool:empty", "0.3"))
@@ -114,7 +111,7 @@ async def test_idle_connection_closed_by_server_is_replaced_without_retry(
 ) -> None:
     server = redis_server_factory()
     name = "rk-pool-killed"
-    client = RespClient(f"{server.url}?client_name={name}", retry_attempts=0)
+    client = MuxClient(f"{server.url}?client_name={name}", retry_attempts=0)
     admin = aredis.Redis.from_url(server.url, decode_responses=True)
     try:
         assert await client.set("rk-pool:k", "v")
@@ -129,29 +126,11 @@ async def test_idle_connection_closed_by_server_is_replaced_without_retry(
         await admin.aclose()
 
 
-async def test_public_pool_api_fallback_runs_commands(redis_server_factory: Factory) -> None:
-    """The executor path for a redis-py whose pool lacks the lists (called directly here)."""
-    server = redis_server_factory()
-    pool = aredis.ConnectionPool.from_url(server.url, decode_responses=True, max_connections=2)
-    slots = asyncio.Semaphore(2)
-    executor = PooledExecutor(pool, slots, slots.acquire, 1, FullJitterBackoff(0.1, 0.01))
-    try:
-        assert await executor._execute_generic("SET", "rk-pool:g", "1") == "OK"
-        assert await executor._execute_generic("GET", "rk-pool:g") == "1"
-        with pytest.raises(ResponseError):
-            await executor._execute_generic("INCRBY", "rk-pool:g", "not-a-number")
-        assert await executor.execute("INCRBY", "rk-pool:g", 2) == 3
-        assert slots.locked() is False
-        assert len(pool._in_use_connections) == 0
-    finally:
-        await pool.disconnect()
-
-
 async def test_pipeline_survives_a_server_side_close_and_keeps_errors_in_place(
     redis_server_factory: Factory,
 ) -> None:
     server = redis_server_factory()
-    client = RespClient(server.url, retry_attempts=2, retry_base_delay=0.01)
+    client = MuxClient(server.url, retry_attempts=2, retry_base_delay=0.01)
     admin = aredis.Redis.from_url(server.url, decode_responses=True)
     commands = [("SET", "rk-pool:p", "1"), ("LPUSH", "rk-pool:p", "x"), ("INCR", "rk-pool:p")]
     try:
