@@ -39,7 +39,7 @@ import redis.asyncio as aredis
 from cache_bench import start_redis
 
 from redkeep.queue import JobSpec, Outbox, RedisJobQueue
-from redkeep.redis.resp import RespClient
+from redkeep.redis.mux import MuxClient
 from redkeep.resilience import CircuitBreaker
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "2000"))
@@ -71,7 +71,7 @@ async def timed_pair(
 async def round_(url: str, workdir: Path, results: dict[str, list[float]]) -> None:
     token = uuid.uuid4().hex[:8]
     raw = aredis.Redis.from_url(url)
-    client = RespClient(url)
+    client = MuxClient(url)
     plain = RedisJobQueue(client, f"plain-{token}", key_prefix="bench")
     breaker = CircuitBreaker("queue", reset_timeout=3600)
     path = workdir / f"outbox-{token}.sqlite3"

@@ -33,7 +33,8 @@ from redkeep.errors import (
     SerializationError,
 )
 from redkeep.queue import Job, JobSpec, JobStatus, Outbox, RedisJobQueue, Worker
-from redkeep.redis.resp import RespClient
+from redkeep.queue.outbox_store import OutboxStore
+from redkeep.redis.mux import MuxClient
 from redkeep.resilience import CircuitBreaker
 from tests.support.redis_server import RedisServer
 
@@ -43,7 +44,7 @@ class Outage:
     """A private redis-server, a client on it and a factory of queues with an outbox."""
 
     server: RedisServer
-    client: RespClient
+    client: MuxClient
     path: Path
     prefix: str
     outboxes: list[Outbox] = field(default_factory=list)
@@ -65,8 +66,8 @@ class Outage:
         await asyncio.to_thread(self.server.start)
 
 
-def fast_client(url: str) -> RespClient:
-    return RespClient(url, command_timeout=0.5, connect_timeout=0.5, retry_max_delay=0.05)
+def fast_client(url: str) -> MuxClient:
+    return MuxClient(url, command_timeout=0.5, connect_timeout=0.5, retry_max_delay=0.05)
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ async def test_outage_enqueues_are_held_then_relayed_in_order_with_their_ids(
     assert stored.run_at is not None and delayed.run_at is not None
     assert abs(stored.run_at - delayed.run_at) < 1.0
     stats = await outbox.stats()
-    assert stats.held == {"jobs": 12} and stats.relayed == {"jobs": 12} and stats.relaying
+    assert stats.held == {"jobs": 12} and stats.relayed == {"jobs": 12}
     # Back to the direct path once everything is relayed.
     assert (await queue.enqueue("work")).status == JobStatus.WAITING
 
@@ -184,7 +185,7 @@ async def test_bad_input_still_raises_during_an_outage(outage: Outage) -> None:
 
 
 async def test_errors_that_are_not_an_outage_are_raised_not_held(
-    resp_client: RespClient, prefix: str, tmp_path: Path
+    resp_client: MuxClient, prefix: str, tmp_path: Path
 ) -> None:
     async with Outbox(tmp_path / "o.sqlite3", namespace=prefix) as outbox:
         queue = RedisJobQueue(resp_client, "wrong", key_prefix=prefix)
@@ -197,7 +198,7 @@ async def test_errors_that_are_not_an_outage_are_raised_not_held(
 
 
 async def test_a_queue_that_cannot_be_relayed_keeps_its_jobs_and_blocks_no_other(
-    resp_client: RespClient, prefix: str, tmp_path: Path
+    resp_client: MuxClient, prefix: str, tmp_path: Path
 ) -> None:
     path = tmp_path / "o.sqlite3"
     breaker = CircuitBreaker("queue", reset_timeout=3600)
@@ -247,15 +248,15 @@ async def test_caller_chosen_ids_stay_idempotent(outage: Outage) -> None:
     assert (await queue.counts())["waiting"] == 2
 
 
-class LosesOneReply(RespClient):
+class LosesOneReply(MuxClient):
     """A fake for a fault a real server cannot be asked for: the next enqueue script runs in
     Redis, then its reply is "lost" (BackendTimeout), as when a connection drops after the
     request was sent."""
 
     lose_next = False
 
-    async def evalsha(self, script: Any, keys: Any, args: Any) -> Any:
-        reply = await super().evalsha(script, keys, args)
+    async def evalsha(self, script: Any, keys: Any, args: Any, **options: Any) -> Any:
+        reply = await super().evalsha(script, keys, args, **options)
         if self.lose_next:
             self.lose_next = False
             raise BackendTimeout("reply lost after the request reached Redis")
@@ -350,35 +351,69 @@ async def test_a_restarted_process_relays_what_an_earlier_one_left(outage: Outag
     assert [j.id for j in await queue.list_jobs("waiting", 0, 100)] == ids
 
 
-async def test_processes_sharing_a_file_relay_one_at_a_time(outage: Outage) -> None:
-    # Two outboxes on one file stand for two processes: flock locks conflict between separate
-    # open file descriptions even in one process.
+async def test_processes_sharing_a_file_relay_one_round_at_a_time(outage: Outage) -> None:
+    # Two outboxes on one file stand for two processes: SQLite connections and flock locks
+    # conflict between separate connections and open file descriptions even in one process.
     queue_a, a = await outage.queue("shared")
     queue_b, b = await outage.queue("shared")
     outage.kill()
     ids_a = [(await queue_a.enqueue("a", i)).id for i in range(30)]
     ids_b = [(await queue_b.enqueue("b", i)).id for i in range(30)]
-    assert a.relaying != b.relaying  # exactly one holds the relay lock
     assert await a.count("shared") == 60  # both see every held job
     await outage.restart()
     assert await a.drained(20)
     relayed = (await a.stats()).relayed.get("shared", 0) + (await b.stats()).relayed.get(
         "shared", 0
     )
-    assert relayed == 60
+    assert relayed == 60  # each job relayed once, by one of them
     waiting = [j.id for j in await queue_a.list_jobs("waiting", 0, 100)]
     assert sorted(waiting) == sorted(ids_a + ids_b)
     assert [i for i in waiting if i in ids_a] == ids_a  # each producer's order kept
     assert [i for i in waiting if i in ids_b] == ids_b
-    # The relaying one goes away: the other takes the lock over.
-    holder, other = (a, b) if a.relaying else (b, a)
-    await holder.close()
-    outage.outboxes.remove(holder)
-    for _ in range(100):
-        if other.relaying:
-            break
-        await asyncio.sleep(0.05)
-    assert other.relaying
+
+
+async def test_the_relay_lock_lets_one_store_at_a_time(tmp_path: Path) -> None:
+    first = await OutboxStore.open(tmp_path / "o.sqlite3", "redkeep", 10, 10_000)
+    second = await OutboxStore.open(tmp_path / "o.sqlite3", "redkeep", 10, 10_000)
+    try:
+        assert first.try_lock_relay() and not second.try_lock_relay()
+        first.unlock_relay()
+        assert second.try_lock_relay() and not first.try_lock_relay()
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_opening_the_file_while_another_process_writes_is_not_corruption(
+    tmp_path: Path,
+) -> None:
+    # The start-up check reads the file in one snapshot: a writer between two of its reads must
+    # not look like inconsistent totals.
+    path = tmp_path / "o.sqlite3"
+    writer_breaker = CircuitBreaker("queue", reset_timeout=3600)
+    writer_breaker.trip()
+    client = fast_client("redis://127.0.0.1:1")
+    async with Outbox(path, breaker=writer_breaker) as writer:
+        queue = RedisJobQueue(client, "busy")
+        writer.attach(queue)
+        await queue.enqueue("a")
+        done = asyncio.Event()
+
+        async def write() -> None:
+            while not done.is_set():
+                await queue.enqueue_many([JobSpec("a", i) for i in range(20)])
+
+        task = asyncio.create_task(write())
+        try:
+            for _ in range(40):
+                breaker = CircuitBreaker("queue", reset_timeout=3600)
+                breaker.trip()
+                async with Outbox(path, breaker=breaker):
+                    pass
+        finally:
+            done.set()
+            await task
+    await client.close()
 
 
 def write_outbox_file(path: Path, prefix: str, jobs: int) -> None:
@@ -482,12 +517,11 @@ async def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 FORKING_HOLDER = """
 import asyncio, os, sys, time
-from redkeep.queue import Outbox
+from redkeep.queue.outbox_store import OutboxStore
 
 async def main():
-    outbox = await Outbox(sys.argv[1]).open()
-    while not outbox.relaying:
-        await asyncio.sleep(0.01)
+    store = await OutboxStore.open(sys.argv[1], "redkeep", 10, 10_000)
+    assert store.try_lock_relay()  # as during a relay round
     child = os.fork()
     if child == 0:
         time.sleep(30)
@@ -500,8 +534,8 @@ asyncio.run(main())
 
 
 async def test_a_forked_child_does_not_keep_the_relay_lock(tmp_path: Path) -> None:
-    # A relaying process forks, then dies (SIGKILL): the child, which inherited the lock's file
-    # descriptor, must not keep the relay lock from the next process.
+    # A process forks while it holds the relay lock, then dies (SIGKILL): the child, which
+    # inherited the lock's file descriptor, must not keep the lock from the next process.
     path = tmp_path / "o.sqlite3"
     holder = subprocess.Popen(
         [sys.executable, "-c", FORKING_HOLDER, str(path)], stdout=subprocess.PIPE, text=True
@@ -511,12 +545,11 @@ async def test_a_forked_child_does_not_keep_the_relay_lock(tmp_path: Path) -> No
     try:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(10)
-        async with Outbox(path) as successor:
-            for _ in range(150):
-                if successor.relaying:
-                    break
-                await asyncio.sleep(0.02)
-            assert successor.relaying, "the forked child kept the relay lock"
+        successor = await OutboxStore.open(path, "redkeep", 10, 10_000)
+        try:
+            assert successor.try_lock_relay(), "the forked child kept the relay lock"
+        finally:
+            await successor.close()
     finally:
         os.kill(child, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):

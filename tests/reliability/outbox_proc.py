@@ -2,7 +2,7 @@
 
 With ``--jobs N`` it starts :class:`~redkeep.services.Services` with ``REDKEEP_QUEUE_OUTBOX``
 on the given file, enqueues N jobs (payload ``{"p": TAG, "i": i}``) one by one, at ``--rate``
-per second when given, writes the returned ids to
+per second when given (stopping early once ``--stop-file`` exists), writes the returned ids to
 ``--ids-file`` and prints ``held <count of outbox status>``. Without, it only relays, in
 batches of ``--relay-batch``. Either way it prints :data:`~tests.reliability.processes.READY_LINE`
 and stays up until it is killed.
@@ -33,7 +33,10 @@ async def main(args: argparse.Namespace) -> None:
             queue = services.queue(args.queue)
             jobs = []
             start = time.monotonic()
+            stop = Path(args.stop_file) if args.stop_file else None
             for i in range(args.jobs):
+                if stop is not None and stop.exists():
+                    break
                 if args.rate:  # paced: job i is due i / rate seconds after the start
                     await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
                 jobs.append(await queue.enqueue("record", {"p": args.tag, "i": i}))
@@ -61,6 +64,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ids-file", default="")
     p.add_argument("--rate", type=float, default=0.0, help="jobs/s (0: as fast as possible)")
     p.add_argument("--tag", default="0", help="the producer's name, in every payload")
+    p.add_argument("--stop-file", default="", help="stop enqueueing once this file exists")
     p.add_argument("--relay-batch", type=int, default=500)
     return p.parse_args(argv)
 

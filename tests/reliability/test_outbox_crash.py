@@ -143,8 +143,9 @@ async def test_killed_producer_and_relays_lose_and_duplicate_nothing(
 
 
 SHARING = 3
-SHARED_JOBS = 400
+SHARED_MAX_JOBS = 5000  # each; they stop earlier, when told (see below)
 SHARED_RATE = 200.0
+AFTER_CATCH_UP = 1.0  # seconds of direct enqueues after the relay caught up
 
 
 @pytest.mark.timeout(180)
@@ -154,15 +155,17 @@ async def test_processes_sharing_one_file_keep_each_producers_order(
     tmp_path: Path,
 ) -> None:
     """Three producing processes share one outbox file and enqueue 200 jobs/s each; Redis is
-    down for their first second and comes back while they go on. One of them relays everyone's
-    jobs; the others must keep holding their own until the relay has passed them, so that every
-    producer's jobs still run in its order, each exactly once."""
+    down until they have held 50 jobs each and comes back while they go on. One of them relays
+    everyone's jobs; the others must keep holding their own until the relay has passed them,
+    then enqueue directly again (they stop a second after the outbox first emptied), so that
+    every producer's jobs still run in its order, each exactly once."""
     fig = figures("outbox_crash", TITLE, part="shared")
-    fig.bounds(processes=SHARING, jobs_each=SHARED_JOBS, rate_per_process=SHARED_RATE)
+    fig.bounds(processes=SHARING, rate_per_process=SHARED_RATE, after_catch_up_s=AFTER_CATCH_UP)
     server = redis_server_factory(appendonly=True, appendfsync="always")
     path = tmp_path / "outbox.sqlite3"
     base = ["--url", server.url, "--outbox", str(path), "--queue", QUEUE, "--key-prefix", PREFIX,
-            "--jobs", str(SHARED_JOBS), "--rate", str(SHARED_RATE)]  # fmt: skip
+            "--jobs", str(SHARED_MAX_JOBS), "--rate", str(SHARED_RATE),
+            "--stop-file", str(tmp_path / "stop")]  # fmt: skip
     module = "tests.reliability.outbox_proc"
     producers = []
     for p in range(SHARING):
@@ -178,6 +181,13 @@ async def test_processes_sharing_one_file_keep_each_producers_order(
         while not deadline.expired and held_in_file(path) < SHARING * 50:
             await asyncio.sleep(0.05)
         await asyncio.to_thread(server.start)
+        catch_up = Deadline(60)
+        while held_in_file(path) and not catch_up.expired:
+            await asyncio.sleep(0.02)
+        assert held_in_file(path) == 0, "the relay did not catch up"
+        fig.record(caught_up_s=round(catch_up.elapsed, 2))
+        await asyncio.sleep(AFTER_CATCH_UP)
+        (tmp_path / "stop").touch()
         for proc in producers:
             proc.wait_ready(120)
         held = sum(int(proc.output().split("held ")[1].split()[0]) for proc in producers)
@@ -201,7 +211,7 @@ async def test_processes_sharing_one_file_keep_each_producers_order(
     worker = checker.worker({"record": record}, queues=[QUEUE], concurrency=1, prefetch=0,
                             handle_signals=False)  # fmt: skip
     runner = asyncio.create_task(worker.run())
-    total = SHARING * SHARED_JOBS
+    total = sum(len(p) for p in ids.values())
     try:
         await wait_until(lambda: all_finished(queue, total), timeout=60, what="all jobs run")
     finally:
@@ -219,4 +229,4 @@ async def test_processes_sharing_one_file_keep_each_producers_order(
     assert set(runs) == every, "a job was lost or is unknown"
     assert max(runs.values()) == 1, "a job ran twice"
     assert 0 < held < total, "the outage should have held some jobs, not all"
-    assert all(order[str(p)] == list(range(SHARED_JOBS)) for p in range(SHARING))
+    assert all(order[str(p)] == list(range(len(ids[p]))) for p in range(SHARING))

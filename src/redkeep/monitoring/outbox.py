@@ -48,11 +48,6 @@ def outbox_families(st: OutboxStats) -> Iterable[Metric]:
     yield gauge("bytes", "Bytes of jobs held in the enqueue outbox.", float(st.bytes))
     yield gauge("max_jobs", "Job limit of the enqueue outbox.", float(st.max_jobs))
     yield gauge("max_bytes", "Byte limit of the enqueue outbox.", float(st.max_bytes))
-    yield gauge(
-        "relaying",
-        "1 while this process relays the outbox (holds its lock).",
-        float(st.relaying),
-    )
     for name, doc, values in (
         ("held", "Enqueues this process held in the outbox (Redis unreachable).", st.held),
         ("relayed", "Held jobs this process relayed to Redis.", st.relayed),

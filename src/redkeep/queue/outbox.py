@@ -12,8 +12,8 @@ hand), :meth:`JobQueue.enqueue` and :meth:`JobQueue.enqueue_many` hand their val
 - Once a queue has jobs held by this process, its later enqueues from this process are held
   behind them until they are relayed, so a producer's jobs reach Redis in the order it enqueued
   them.
-- The relay (a task per process; one process per file at a time, by a lock) sends held jobs per
-  queue in enqueue order, up to :data:`RELAY_BATCH` per script call, with their ids and
+- The relay (a task in every process; one round at a time per file, by a lock) sends held jobs
+  per queue in enqueue order, up to :data:`RELAY_BATCH` per script call, with their ids and
   "existing id: keep the existing job" semantics, then deletes them. A relay killed between the
   send and the delete sends them again on its next run: the ids find the jobs already there, so
   nothing is added twice and nothing is lost. An enqueue that failed after reaching Redis (a
@@ -57,8 +57,10 @@ __all__ = ["RELAY_BATCH", "Outbox", "OutboxStats"]
 log = logging.getLogger("redkeep.queue.outbox")
 
 RELAY_BATCH = 500  # jobs per relay call (one enqueue script call: atomic in Redis)
-POLL = 0.1  # seconds between checks that another process relayed this process's jobs
-IDLE = 1.0  # seconds between looks for jobs left by other processes
+POLL = 0.1  # seconds between relay rounds while this process has jobs held
+BUSY = 0.02  # the same while another process holds the relay lock
+IDLE = 1.0  # seconds between looks for jobs held by other processes
+CATCH_UP_WAIT = 1.0  # longest an enqueue waits for the relay to pass its queue's held jobs
 MAX_BACKOFF = 2.0  # longest pause of a failing relay
 
 
@@ -78,8 +80,6 @@ class OutboxStats:
     rejected: dict[str, int] = field(default_factory=dict)
     """Jobs refused because the outbox was full, per queue."""
     relay_errors: int = 0
-    relaying: bool = False
-    """True when this process holds the relay lock."""
     full: bool = False
     """The last hold was refused for lack of room and nothing has left the outbox since."""
     last_error: str | None = None
@@ -143,6 +143,8 @@ class Outbox:
         self._seen: set[str] = set()  # queues with held jobs at the last look (any process)
         self._wake = asyncio.Event()  # a job was held: relay soon
         self._recovered = asyncio.Event()  # the breaker closed: end a failing relay's pause
+        self._round = asyncio.Event()  # set (and replaced) after every relay loop iteration
+        self._reachable = False  # the last call to Redis (a relay or a direct enqueue) worked
         self._relay: asyncio.Task[None] | None = None
         self._held: Counter[str] = Counter()
         self._relayed: Counter[str] = Counter()
@@ -212,6 +214,8 @@ class Outbox:
         """Send ``prepared`` to Redis, or hold them all when Redis is unreachable."""
         name = queue.name
         breaker = self.breaker
+        if self._holding(name) and self._reachable and self._last_error is None:
+            await self._catch_up_with(name)
         if not self._holding(name) and breaker.allow():
             try:
                 if len(prepared) == 1:
@@ -222,13 +226,29 @@ class Outbox:
                 breaker.record_failure(exc)
                 if not is_transient(exc):
                     raise
+                self._reachable = False
             except BaseException:
                 breaker.release()
                 raise
             else:
                 breaker.record_success()
+                self._reachable = True
                 return jobs
         return await self._hold(name, prepared)
+
+    async def _catch_up_with(self, queue: str) -> None:
+        """Redis is back but this process still holds jobs of ``queue``: wait (a little) for
+        the relay to pass them, rather than holding more behind them, so that a steady producer
+        gets back to enqueueing directly."""
+        deadline = time.monotonic() + CATCH_UP_WAIT
+        while self._holding(queue) and self._reachable:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await self._round.wait()
 
     async def get_job(self, queue: str, job_id: str) -> Job | None:
         """The job ``job_id`` of ``queue`` while it is held, else None.
@@ -252,11 +272,6 @@ class Outbox:
         return [_as_job(queue, h.job) for h in await self._open_store().page(queue, offset, limit)]
 
     # -- observation --------------------------------------------------------------------------
-    @property
-    def relaying(self) -> bool:
-        """True while this process holds the relay lock of the file."""
-        return self._store is not None and self._store.relay_locked
-
     async def stats(self) -> OutboxStats:
         """Depth per queue (from the file) and this process's counters."""
         store = self._open_store()
@@ -269,7 +284,6 @@ class Outbox:
             relayed=dict(self._relayed),
             rejected=dict(self._rejected),
             relay_errors=self._relay_errors,
-            relaying=self.relaying,
             full=self._full,
             last_error=self._last_error,
         )
@@ -289,7 +303,6 @@ class Outbox:
             "oldest_age_s": round(age, 3) if age is not None else None,
             "queues": {name: d.jobs for name, d in st.queues.items()},
             "breaker": self.breaker.state,
-            "relaying": st.relaying,
             "last_error": st.last_error,
         }
 
@@ -358,13 +371,14 @@ class Outbox:
             self._wake.clear()
             relayed = 0
             pause = 0.0
+            busy = False  # another process was relaying
             try:
                 names = await store.queues()
             except Exception as exc:  # the relay must outlive a failing disk; health shows it
                 self._relay_failed(exc, 1)
                 names = sorted(self._seen)
             self._seen = set(names)
-            if store.try_lock_relay() and names:
+            if names and store.try_lock_relay():
                 try:
                     relayed = await self._relay_round(names)
                 except Exception as exc:
@@ -375,10 +389,16 @@ class Outbox:
                         log.info("outbox %s: relaying again", self.path)
                     failures = 0
                     self._last_error = None
+                finally:
+                    store.unlock_relay()
+            elif names:
+                busy = True
             try:
                 await self._catch_up()
             except Exception as exc:
                 pause = max(pause, self._relay_failed(exc, failures + 1))
+            self._round.set()  # wake enqueues waiting to catch up, and start a new round
+            self._round = asyncio.Event()
             if relayed:
                 await asyncio.sleep(0)  # let other tasks run
                 continue
@@ -393,7 +413,7 @@ class Outbox:
             mine = any(self._holding(q) for q in self._last_seq)
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL if mine else IDLE):
+                async with asyncio.timeout((BUSY if busy else POLL) if mine else IDLE):
                     await self._wake.wait()
 
     def _breaker_changed(self, name: str, old: str, new: str) -> None:
@@ -403,6 +423,8 @@ class Outbox:
     def _relay_failed(self, exc: Exception, failures: int) -> float:
         """Record a failed relay round; the pause before the next one."""
         self._relay_errors += 1
+        if is_transient(exc):
+            self._reachable = False
         message = f"{type(exc).__name__}: {scrub(str(exc))}"
         if message != self._last_error:
             log.warning("outbox %s: relay failed, will retry (%s)", self.path, message)
@@ -446,6 +468,7 @@ class Outbox:
             breaker.release()
             raise
         breaker.record_success()
+        self._reachable = True
         last = rows[-1].seq
         await store.remove_through(name, last)
         self._relayed[name] += len(rows)

@@ -5,8 +5,8 @@ in WAL mode with ``synchronous=FULL``: a write that returned survives a process 
 cut. Every statement runs on one thread of this store; writes that arrive while another is being
 committed are grouped into one transaction (one fsync for the group). Several processes may share
 the file: SQLite serialises their transactions, the job and byte limits are checked inside each
-transaction, and :meth:`OutboxStore.try_lock_relay` (``flock`` on ``<file>.relay-lock``) lets one
-process at a time relay.
+transaction, and :meth:`OutboxStore.try_lock_relay` (``flock`` on ``<file>.relay-lock``, held for
+one relay round) lets one process at a time relay.
 
 Opening checks an existing file read-only first (``PRAGMA quick_check``, the tables and the
 running totals) and raises :class:`~redkeep.errors.OutboxCorrupted` without writing a byte of it.
@@ -140,6 +140,7 @@ class OutboxStore:
         self._writes: list[_Write] = []
         self._writer: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
+        self._locked = False
         _STORES.add(self)
 
     @classmethod
@@ -161,6 +162,9 @@ class OutboxStore:
             with contextlib.suppress(Exception):
                 await self._writer
         self.unlock_relay()
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)
         await self._run(self._close)
         self._thread.shutdown(wait=True)
 
@@ -211,37 +215,32 @@ class OutboxStore:
 
     # -- relay lock -------------------------------------------------------------------------
     def try_lock_relay(self) -> bool:
-        """Take the relay lock if no other process holds it (never blocks); True when held."""
-        if self._lock_fd is not None:
+        """Take the relay lock unless another process holds it (never blocks); True when taken.
+        Hold it for one relay round, then :meth:`unlock_relay`."""
+        if self._locked:
             return True
-        fd = os.open(f"{self.path}.relay-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        if self._lock_fd is None:
+            self._lock_fd = os.open(f"{self.path}.relay-lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            os.close(fd)
             return False
-        self._lock_fd = fd
+        self._locked = True
         return True
 
-    @property
-    def relay_locked(self) -> bool:
-        """True while this store holds the relay lock."""
-        return self._lock_fd is not None
+    def unlock_relay(self) -> None:
+        """Release the relay lock (the OS releases it too when the process dies)."""
+        if self._locked and self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self._locked = False
 
     def _forked(self) -> None:
-        # A forked child shares the parent's lock (same open file description): close its copy
-        # without unlocking, so that the lock goes when the parent does and the child, whose
-        # store this no longer is, does not keep it alive.
+        # A forked child shares the lock's open file description with its parent: close the
+        # child's copy without unlocking, so that the lock goes with the parent as it should.
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-    def unlock_relay(self) -> None:
-        """Release the relay lock (also released by the OS when the process dies)."""
-        if self._lock_fd is not None:
-            fd, self._lock_fd = self._lock_fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        self._locked = False
 
     # -- on the store's thread --------------------------------------------------------------
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -417,11 +416,18 @@ class OutboxStore:
 def _inspect(path: Path, namespace: str) -> None:
     """Raise :class:`OutboxCorrupted` unless ``path`` is a sound outbox; reads only."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        con = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None
+        )
     except sqlite3.Error as exc:
         raise OutboxError(f"cannot open outbox file {path}: {exc}") from None
     try:
+        con.execute("BEGIN")  # one snapshot: other processes may be writing meanwhile
         problem = _problem(con, path, namespace)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise OutboxError(f"cannot read outbox file {path}: {exc}") from None
+        problem = str(exc)
     except sqlite3.DatabaseError as exc:
         problem = str(exc)
     finally:
