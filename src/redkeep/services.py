@@ -61,7 +61,7 @@ MAX_NAMED = 256  # caches or queues one service creates on demand (bounds memory
 
 
 def _scripts() -> list[Script]:
-    found = [QUEUE_DEPTH]
+    found: list[Script] = [QUEUE_DEPTH]
     for name in getattr(queue_scripts, "__all__", ()):
         script = getattr(queue_scripts, name, None)
         if isinstance(script, Script):

@@ -192,7 +192,8 @@ async def test_undecodable_value_in_a_live_redis_source(redis_url: str, prefix: 
         queue = RedisJobQueue(client, "q", key_prefix=src)
         await queue.enqueue("n", {"ok": 1}, job_id="fine")
         await queue.enqueue("n", {"ok": 2}, job_id="mangled")
-        await client.hset(QueueKeys(src, "q").job("mangled"), {"payload": "{oops"})
+        data = '["mangled","n",null]\n{oops'  # the job's data record, its payload damaged
+        await client.hset(QueueKeys(src, "q").data, {"mangled": data})
     finally:
         await client.close()
 

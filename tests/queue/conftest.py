@@ -1,6 +1,8 @@
 """Queue fixtures: ``make_queue`` builds a queue on the backend the test is parametrized with.
 
 Every queue gets the test's unique ``prefix`` and a unique queue name; nothing is flushed.
+Every queue test runs with the Lua key guard (``tests/support/lua_keys.py``): each script
+refuses, with an error, any command on a key that is not in its KEYS.
 """
 
 from __future__ import annotations
@@ -19,10 +21,23 @@ from typing import Any
 
 import pytest
 
-from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker
+from redkeep.monitoring import probes
+from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker, scripts
 from tests.support.clients import RESP_TRANSPORTS, open_client
+from tests.support.lua_keys import guarded
 
 BACKENDS = ["memory", *RESP_TRANSPORTS]
+
+
+@pytest.fixture(autouse=True)
+def lua_key_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every queue script (and the depth probe) with the key guard in front."""
+    for name in scripts.__all__:
+        script = getattr(scripts, name)
+        if isinstance(script, scripts.QueueScript):
+            monkeypatch.setattr(scripts, name, guarded(script))
+    monkeypatch.setattr(probes, "QUEUE_DEPTH", guarded(probes.QUEUE_DEPTH))
+
 
 QueueFactory = Callable[..., Awaitable[JobQueue]]
 

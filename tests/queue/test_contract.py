@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
+import uuid
 from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from redkeep.errors import PayloadTooLarge, SerializationError
 from redkeep.queue import Backoff, InvalidJob, Job, JobSpec, JobStatus, RetentionPolicy
+from redkeep.queue.protocol import Outcome, StepRequest
 from tests.queue.conftest import running, wait_status, wait_until
 
 
@@ -89,8 +94,8 @@ async def test_bad_input_is_rejected_with_typed_errors(make_queue: Any) -> None:
         await q.list_jobs("bogus")
     with pytest.raises(InvalidJob, match="finished"):
         await q.purge("waiting")
-    with pytest.raises(SerializationError, match="not JSON-serializable"):
-        await q.enqueue("x", {"s": {1, 2}})
+    with pytest.raises(SerializationError, match="job payload cannot be serialized"):
+        await q.enqueue("x", {"s": object()})
     assert sum((await q.counts()).values()) == 0
 
 
@@ -181,6 +186,57 @@ async def test_worker_runs_jobs_and_stores_results(make_queue: Any) -> None:
     assert done_m.result["product"] == 20
     assert done_m.result["thread"].startswith("redkeep-job")
     assert (await q.counts())["completed"] == 2
+
+
+EXACT_VALUES: dict[str, Any] = {
+    "when": datetime(2026, 11, 27, 13, 19, 5, 123456, tzinfo=timezone(timedelta(hours=2))),
+    "naive": datetime(2026, 1, 2, 3, 4, 5),
+    "day": date(2026, 2, 28),
+    "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "pair": (1, "two", (3.5, None)),
+    "price": Decimal("19.990"),
+    "blob": b"\x00\xffbinary",
+    "tags": {"a", "b"},
+    "frozen": frozenset({1, 2}),
+    "span": timedelta(days=1, seconds=2, microseconds=3),
+    "big": 2**100,
+    "neg_big": -(2**80),
+    "inf": float("inf"),
+    "ninf": float("-inf"),
+    "tagged": {"__rk__": "user data, not a tag"},
+}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to NaN, and the same types all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+async def test_payloads_and_results_round_trip_exactly(make_queue: Any) -> None:
+    q = await make_queue()
+    payload = {**EXACT_VALUES, "nan": float("nan"), "nested": [EXACT_VALUES["pair"]]}
+    seen: list[Any] = []
+
+    def echo(job: Job) -> Any:
+        seen.append(job.payload)
+        return job.payload
+
+    job = await q.enqueue("echo", payload)
+    (many,) = await q.enqueue_many([JobSpec("echo", payload)])
+    assert _same((await q.get_job(job.id)).payload, payload)  # type: ignore[union-attr]
+    async with running(q, {"echo": echo}):
+        done = await wait_status(q, job.id, "completed")
+        await wait_status(q, many.id, "completed")
+    assert all(_same(p, payload) for p in seen) and len(seen) == 2
+    assert _same(done.result, payload)
 
 
 async def test_priority_order_and_fifo_within_priority(make_queue: Any) -> None:
@@ -354,22 +410,23 @@ async def test_graceful_stop_finishes_or_releases_active_jobs(make_queue: Any) -
 
 async def test_lease_fencing_rejects_stale_outcome(make_queue: Any) -> None:
     """A worker that lost its lease cannot overwrite the newer attempt's outcome."""
-    from redkeep.queue.job import Outcome
-
     q = await make_queue()
     job = await q.enqueue("x")
-    first = await q._step("w1", [], 1, 0.2)
+    first = await q.step(StepRequest("w1", "r1", [], 1, 0.2))
     assert [j.id for j in first.jobs] == [job.id]
     stale = first.jobs[0]
     await asyncio.sleep(0.35)
-    second = await q._step("w2", [], 1, 30.0)  # reaps the expired lease, then claims again
+    # reaps the expired lease, then claims again
+    second = await q.step(StepRequest("w2", "r2", [], 1, 30.0))
     assert second.recovered == 1 and [j.id for j in second.jobs] == [job.id]
     fresh = second.jobs[0]
     assert fresh.token > stale.token and fresh.attempts == 2
-    assert await q._extend("w1", [(job.id, stale.token)], 30.0) == [job.id]
-    late = await q._step("w1", [Outcome(job.id, stale.token, "done", '"stale"')], 0, 30.0)
+    assert await q.extend_leases("w1", [(job.id, stale.token)], 30.0) == [job.id]
+    late_outcome = Outcome(job.id, stale.token, "done", '"stale"')
+    late = await q.step(StepRequest("w1", "r3", [late_outcome], 0, 30.0))
     assert late.rejected == [job.id]
-    ok = await q._step("w2", [Outcome(job.id, fresh.token, "done", '"fresh"')], 0, 30.0)
+    ok_outcome = Outcome(job.id, fresh.token, "done", '"fresh"')
+    ok = await q.step(StepRequest("w2", "r4", [ok_outcome], 0, 30.0))
     assert ok.rejected == []
     done = await q.get_job(job.id)
     assert done.status == JobStatus.COMPLETED and done.result == "fresh"  # type: ignore[union-attr]
@@ -378,11 +435,11 @@ async def test_lease_fencing_rejects_stale_outcome(make_queue: Any) -> None:
 async def test_job_that_keeps_losing_its_lease_fails_with_lease_expired(make_queue: Any) -> None:
     q = await make_queue()
     job = await q.enqueue("x", max_attempts=2)
-    for _ in range(2):
-        claimed = await q._step("w", [], 1, 0.1)
+    for n in range(2):
+        claimed = await q.step(StepRequest("w", f"r{n}", [], 1, 0.1))
         assert [j.id for j in claimed.jobs] == [job.id]
         await asyncio.sleep(0.2)
-    res = await q._step("w", [], 1, 0.1)
+    res = await q.step(StepRequest("w", "r9", [], 1, 0.1))
     assert res.recovered == 1 and res.jobs == []
     failed = await q.get_job(job.id)
     assert failed.status == JobStatus.FAILED and failed.attempts == 2  # type: ignore[union-attr]
@@ -410,9 +467,11 @@ async def test_retention_trims_finished_jobs_and_leaves_no_orphans(make_queue: A
     for job_id in gone:
         assert await q.get_job(job_id) is None
     if make_queue.backend != "memory":
-        keys = [k async for k in q.client.scan_iter(f"{q.keys.tag}*")]
-        job_keys = [k for k in keys if ":job:" in k]
-        assert len(job_keys) == 7
+        k = q.keys
+        lengths = [
+            await q.client.execute("HLEN", h) for h in (k.state, k.data, k.results, k.errors)
+        ]
+        assert lengths == [7, 7, 5, 2]  # results of completed jobs, errors of failed ones
 
 
 async def _done(q: Any, n: int) -> bool:
@@ -505,8 +564,8 @@ async def test_observer_hooks(make_queue: Any) -> None:
 async def test_idle_wait_is_woken_by_enqueue(make_queue: Any) -> None:
     """Idle workers block on the wake-up marker and an enqueue wakes them (no polling)."""
     q = await make_queue()
-    await q._step("w", [], 1, 1.0)  # consume any marker left by setup
-    waiter = asyncio.create_task(q._wait(5.0))
+    await q.step(StepRequest("w", "r1", [], 1, 1.0))  # consume any marker left by setup
+    waiter = asyncio.create_task(q.wait_for_jobs("w", 5.0))
     await asyncio.sleep(0.05)
     assert not waiter.done()
     await q.enqueue("x")

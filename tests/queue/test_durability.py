@@ -12,6 +12,7 @@ import pytest
 
 from redkeep.errors import BackendError
 from redkeep.queue import Job, JobSpec, JobStatus, RedisJobQueue, Worker
+from redkeep.queue.protocol import StepRequest
 from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_status, wait_until
 
@@ -113,10 +114,8 @@ async def test_every_returned_enqueue_is_processed_across_redis_crash(
             assert len(returned) >= 200
 
             async def all_done() -> bool:
-                replies = await client.pipeline(
-                    [("HGET", q.keys.job(i), "status") for i in returned]
-                )
-                return all(r == "completed" for r in replies)
+                replies = await client.pipeline([("HGET", q.keys.state, i) for i in returned])
+                return all(str(r).startswith("completed|") for r in replies)
 
             await wait_until(all_done, timeout=60, interval=0.2)
         assert set(returned) <= processed
@@ -141,17 +140,17 @@ async def test_idle_worker_gets_jobs_handed_over_and_deregisters_at_stop(
             done = await wait_status(q, job.id, "completed")
             assert done.result == 1 and done.worker_id == worker.id
         assert await _idle_workers(client, q) == 0
-        assert await client.exists(q.keys.idle_room) == 0
+        assert await client.zcard(q.keys.handoff) == 0
         after = await q.enqueue("x")
         assert after.status == JobStatus.WAITING
-        assert [k async for k in client.scan_iter(f"{q.keys.inbox_prefix}*")] == []
+        assert await client.exists(q.keys.wake(worker.id)) == 0
     finally:
         await client.close()
 
 
 async def test_handed_over_jobs_reach_the_handler_as_stored(redis_url: str, prefix: str) -> None:
-    # A hand-off puts the job in the worker's inbox as the enqueue script wrote it; the handler
-    # must see the same fields as get_job(), for the single and the batch form of enqueue.
+    # A hand-off puts the job in the shared hand-off set as the enqueue script wrote it; the
+    # handler must see the same fields as get_job(), for the single and the batch form.
     client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-fields", key_prefix=prefix)
     seen: dict[str, Job] = {}
@@ -184,19 +183,17 @@ async def test_handed_over_jobs_reach_the_handler_as_stored(redis_url: str, pref
 
 async def test_expired_idle_registrations_get_no_jobs(redis_url: str, prefix: str) -> None:
     # A worker that died while registered idle leaves a registration that expires; an enqueue
-    # skips and removes it, and the job waits for a live worker instead of a dead inbox.
+    # ignores it, the job waits for a live worker, and the next step removes the registration.
     client = MuxClient(redis_url)
     q = RedisJobQueue(client, "handoff-stale", key_prefix=prefix)
     try:
         await q.register()
-        stale = "dead-worker|30000"
-        await client.zadd(q.keys.idle, {stale: 1})  # expired long ago (score = expiry, ms)
-        await client.hset(q.keys.idle_room, {stale: "5"})
+        await client.zadd(q.keys.idle, {"dead-worker": 1})  # expired long ago (score: ms)
         job = await q.enqueue("x")
         assert job.status == JobStatus.WAITING
+        assert await client.zcard(q.keys.handoff) == 0
+        await q.step(StepRequest("live", "r1", [], 0, 30.0))
         assert await client.zcard(q.keys.idle) == 0
-        assert await client.exists(q.keys.idle_room) == 0
-        assert await client.exists(q.keys.inbox("dead-worker")) == 0
     finally:
         await client.close()
 
@@ -222,11 +219,13 @@ async def test_job_handed_to_a_worker_that_died_runs_after_its_lease(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         job = await q.enqueue("work", {"sleep": 0})
-        assert job.status == JobStatus.ACTIVE  # handed to the dead worker's inbox
+        assert job.status == JobStatus.ACTIVE  # handed off; the dead worker never pops it
 
-        async with running(q, {"work": lambda job: "recovered"}):
+        async with running(q, {"work": lambda job: "recovered"}) as worker:
             done = await wait_status(q, job.id, "completed", timeout=20)
-        assert done.result == "recovered" and done.attempts == 2
+        # the live worker's first step took it from the hand-off set: no lease to wait for
+        assert done.result == "recovered" and done.attempts == 1
+        assert done.worker_id == worker.id
     finally:
         await client.close()
 

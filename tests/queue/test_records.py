@@ -12,15 +12,16 @@ from tests.queue.conftest import running, wait_status
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "reason"),
+    ("header", "payload", "reason"),
     [
-        ("payload", "{not json", "cannot decode job payload"),
-        ("timeout", "soon", "invalid job field 'timeout'"),
-        ("backoff", "[[[", "invalid job field 'backoff'"),
+        ('["{id}","work",null]', "{not json", "cannot decode job payload"),
+        ('["{id}","work","soon"]', "1", "invalid job field 'timeout'"),
+        ('["{id}","work",null,"[[["]', "1", "invalid job field 'backoff'"),
+        ('["{id}","work"', "1", "invalid job data header"),
     ],
 )
 async def test_undecodable_record_fails_with_the_decode_error(
-    redis_url: str, prefix: str, field: str, value: str, reason: str
+    redis_url: str, prefix: str, header: str, payload: str, reason: str
 ) -> None:
     client = MuxClient(redis_url)
     q = RedisJobQueue(client, "records", key_prefix=prefix)
@@ -28,7 +29,8 @@ async def test_undecodable_record_fails_with_the_decode_error(
     try:
         bad = await q.enqueue("work", {"ok": True}, max_attempts=3)
         good = await q.enqueue("work", {"ok": True})
-        await client.hset(q.keys.job(bad.id), {field: value})
+        data = header.replace("{id}", bad.id) + "\n" + payload
+        await client.hset(q.keys.data, {bad.id: data})  # the job's data record, damaged
         seen = await q.get_job(bad.id)
         assert seen is not None and seen.payload_error is not None and reason in seen.payload_error
 

@@ -6,7 +6,8 @@ import pytest
 
 from redkeep.config import Settings
 from redkeep.queue import Backoff, InvalidJob, MemoryJobQueue, Worker
-from redkeep.queue.keys import QueueKeys, validate_queue_name
+from redkeep.queue.job import STATUSES
+from redkeep.queue.keys import QueueKeys, V1Keys, validate_queue_name
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 12, 40])
@@ -34,9 +35,12 @@ def test_backoff_cap_fixed_and_no_jitter() -> None:
 
 def test_all_keys_of_a_queue_share_one_hash_tag() -> None:
     k = QueueKeys("app", "emails")
-    keys = [*k.all_static(), k.job("abc"), k.inbox("host:1:ff")]
-    assert all(key.startswith("{app:q:emails}:") for key in keys)
+    keys = [*k.all_static(), k.wake("host:1:ff")]
+    assert all(key.startswith("{app:q:emails}:v2:") for key in keys)
     assert len(set(keys)) == len(keys)
+    v1 = V1Keys("app", "emails")  # redkeep 0.1's keys (read by the upgrade) never collide
+    old = [v1.job("abc"), v1.seq, *v1.others(), *(v1.status_key(s) for s in STATUSES)]
+    assert all(o.startswith("{app:q:emails}:") for o in old) and not set(old) & set(keys)
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "x{y}", "q*", "n" * 201])
@@ -76,6 +80,26 @@ def test_job_ids_are_unique_across_forked_processes() -> None:
     os.close(read)
     parent = [new_job_id() for _ in range(3)]
     assert len(child) == 3 and not set(child) & set(parent)
+
+
+def test_job_ids_are_random_short_and_sortable_by_time() -> None:
+    import re
+    import time
+
+    from redkeep.queue.job import new_job_id
+    from redkeep.web.routing import JOB_ID_PATTERN
+
+    burst = [new_job_id() for _ in range(20_000)]
+    assert len(set(burst)) == len(burst)
+    assert all(len(i) == 22 and re.fullmatch(JOB_ID_PATTERN, i) for i in burst)
+    # the first 8 characters are the millisecond: ids of one millisecond differ in the rest,
+    # which comes from os.urandom (80 bits): no two share more than a few random characters
+    same_ms = [i for i in burst if i[:8] == burst[0][:8]]
+    assert len({i[8:12] for i in same_ms}) == len(same_ms)
+    earlier = new_job_id()
+    time.sleep(0.002)
+    later = [new_job_id() for _ in range(50)]
+    assert all(earlier < i for i in later)  # sortable by creation time (ms)
 
 
 async def test_memory_queue_byte_limit() -> None:

@@ -53,14 +53,14 @@ async def test_polling_worker_over_rest(upstash_client: Any, prefix: str) -> Non
 
     first = await q.enqueue("add", {"a": 2, "b": 3})
     steps = 0
-    original = q._step
+    original = q.step
 
     async def counting_step(*args: Any, **kwargs: Any) -> Any:
         nonlocal steps
         steps += 1
         return await original(*args, **kwargs)
 
-    q._step = counting_step  # type: ignore[method-assign]
+    q.step = counting_step  # type: ignore[method-assign]
     async with running(q, {"add": add}, prefetch=0):
         done = await wait_status(q, first.id, "completed")
         assert done.result == 5

@@ -27,6 +27,7 @@ SCENARIOS = [
     "redis_crash",
     "redis_hang",
     "connection_reset",
+    "lost_replies",
     "memory_limit",
     "load",
     "bad_input",

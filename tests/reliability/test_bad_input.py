@@ -20,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -208,8 +207,8 @@ async def _enqueue_case(redis_url: str, prefix: str, name: Any, payload: Any, jo
         assert job_id is None or job.id == job_id
         stored = await queue.get_job(job.id)
         assert stored is not None and stored.name == name
-        # Job payloads are plain JSON: tuples come back as lists.
-        assert stored.payload == orjson.loads(orjson.dumps(payload))
+        # Job payloads go through the exact serializer: they come back as they were.
+        assert stored.payload == payload
         assert stored.payload_error is None
         return "round_trip"
     finally:
@@ -218,27 +217,26 @@ async def _enqueue_case(redis_url: str, prefix: str, name: Any, payload: Any, jo
 
 # -- corrupted records ---------------------------------------------------------------------------
 
-# A well-formed waiting job hash; each corruption changes one thing about it. ``None`` values
-# remove the field; "only_id" keeps nothing but the id, "no_hash" writes no hash at all (only the
-# waiting entry) and "wrong_key_type" writes a string where the hash belongs.
-VALID = {
-    "name": "work", "payload": "1", "status": "waiting", "priority": "0", "attempts": "0",
-    "max_attempts": "2", "created": "1700000000000", "run_at": "1700000000000", "backoff": "",
-    "timeout": "", "token": "0",
-}  # fmt: skip
-CORRUPTIONS: dict[str, dict[str, str | None]] = {
-    "payload_not_json": {"payload": "{not json"},
-    "unknown_handler": {"name": "no-such-handler"},
-    "only_id": {},
-    "no_hash": {},
-    "wrong_key_type": {},
-    "bad_attempts": {"attempts": "many"},
-    "bad_max_attempts": {"max_attempts": "lots"},
-    "no_max_attempts": {"max_attempts": None},
-    "bad_priority": {"priority": "high"},
-    "bad_backoff": {"backoff": "[[["},
-    "bad_timeout": {"timeout": "soon"},
-    "bad_status": {"status": "zombie"},
+# A well-formed waiting job (layout 2: a state record and a data record, fields of the queue's
+# `state` and `data` hashes); each corruption replaces one of them. ``None`` leaves that record
+# out ("no_records" writes only the waiting entry).
+VALID_STATE = "waiting|0|0|0|2|1700000000000|1700000000000|||"
+VALID_DATA = '["{id}","work",null]\n1'
+CORRUPTIONS: dict[str, tuple[str | None, str | None]] = {
+    "payload_not_json": (VALID_STATE, '["{id}","work",null]\n{not json'),
+    "unknown_handler": (VALID_STATE, '["{id}","no-such-handler",null]\n1'),
+    "no_state": (None, VALID_DATA),
+    "no_data": (VALID_STATE, None),
+    "no_records": (None, None),
+    "bad_state_record": ("not a state record", VALID_DATA),
+    "bad_attempts": ("waiting|many|0|0|2|1700000000000|1700000000000|||", VALID_DATA),
+    "bad_max_attempts": ("waiting|0|0|0|lots|1700000000000|1700000000000|||", VALID_DATA),
+    "no_max_attempts": ("waiting|0|0|0||1700000000000|1700000000000|||", VALID_DATA),
+    "bad_priority": ("waiting|0|0|high|2|1700000000000|1700000000000|||", VALID_DATA),
+    "bad_backoff": (VALID_STATE, '["{id}","work",null,"[[["]\n1'),
+    "bad_timeout": (VALID_STATE, '["{id}","work","soon"]\n1'),
+    "bad_data_header": (VALID_STATE, '["{id}","work"\n1'),
+    "bad_status": ("zombie|0|0|0|2|1700000000000|1700000000000|||", VALID_DATA),
 }
 GOOD_JOBS = 40
 SETTLE = scale(8.0, 20.0)
@@ -258,15 +256,11 @@ async def test_corrupted_job_record_fails_alone_and_worker_survives(
     bad_id = f"corrupt-{kind}"
     middle = await client.zrange(keys.waiting, GOOD_JOBS // 2, GOOD_JOBS // 2, withscores=True)
     await client.zadd(keys.waiting, {bad_id: float(middle[0][1]) + 0.5})
-    if kind == "wrong_key_type":
-        await client.set(keys.job(bad_id), "not a hash")
-    elif kind == "only_id":
-        await client.hset(keys.job(bad_id), {"id": bad_id})
-    elif kind != "no_hash":
-        fields = {**VALID, **CORRUPTIONS[kind]}
-        await client.hset(
-            keys.job(bad_id), {"id": bad_id, **{k: v for k, v in fields.items() if v is not None}}
-        )
+    state, data = CORRUPTIONS[kind]
+    if state is not None:
+        await client.hset(keys.state, {bad_id: state})
+    if data is not None:
+        await client.hset(keys.data, {bad_id: data.replace("{id}", bad_id)})
 
     done: set[str] = set()
 

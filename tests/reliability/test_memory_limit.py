@@ -2,8 +2,9 @@
 
 Jobs (single and batched enqueues) are added until Redis refuses writes. Each refused enqueue
 must raise BackendResponseError mentioning OOM, and the queue must stay consistent: every job
-hash has its status-set entry and every status-set entry has its hash (nothing half-written), no
-refused job left anything behind, and every acknowledged job is intact.
+record (state and data) has its status-set entry and every status-set entry has its records
+(nothing half-written), no refused job left anything behind, and every acknowledged job is
+intact.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ PAYLOAD = "x" * 1000
 MAX_ENQUEUES = 100_000
 WINDOW = scale(30.0, 60.0)
 AFTER_OOM = 20  # refused enqueues attempted after the first one
-REQUIRED_FIELDS = {"id", "name", "payload", "status", "max_attempts", "created"}
 
 
 @pytest.mark.timeout(WINDOW + 60)
@@ -72,32 +72,31 @@ async def test_noeviction_limit_refuses_enqueue_without_half_writes(
         for n in bounded(HEADROOM // len(PAYLOAD) + 100, 30.0):
             await cache.set(f"fill-{n}", PAYLOAD)
 
-    # Consistency: job hashes versus status sets, straight from Redis.
+    # Consistency: job records versus status sets, straight from Redis.
     keys = queue.keys
-    hashes: dict[str, dict[str, str]] = {}
-    async for key in client.scan_iter(
-        keys.job_prefix.replace("{", "\\{").replace("}", "\\}") + "*"
-    ):
-        hashes[key.removeprefix(keys.job_prefix)] = await client.hgetall(key)
+    states = await client.hgetall(keys.state)
+    datas = await client.hgetall(keys.data)
     members: dict[str, list[str]] = {}
     for status in JobStatus:
         for member in await client.zrange(keys.status_key(status.value), 0, -1):
             members.setdefault(str(member), []).append(status.value)
-    without_entry = sorted(set(hashes) - set(members))
-    without_hash = sorted(set(members) - set(hashes))
+    without_entry = sorted(set(states) - set(members))
+    without_hash = sorted(set(members) - set(states))
     in_two_sets = sorted(i for i, sets in members.items() if len(sets) > 1)
-    incomplete = sorted(i for i, h in hashes.items() if not set(h) >= REQUIRED_FIELDS)
-    left_behind = sorted(set(refused) & (set(hashes) | set(members)))
-    missing = sorted(acknowledged - set(hashes))
+    incomplete = sorted(set(states) ^ set(datas))
+    wrong_status = sorted(i for i, rec in states.items() if [rec.split("|")[0]] != members.get(i))
+    left_behind = sorted(set(refused) & (set(states) | set(datas) | set(members)))
+    missing = sorted(acknowledged - set(states))
     used = int((await client.info("memory"))["used_memory"])
     await client.close()
     fig.record(
-        stored=len(hashes), half_written=len(without_entry) + len(without_hash) + len(incomplete),
+        stored=len(states), half_written=len(without_entry) + len(without_hash) + len(incomplete),
         refused_left_behind=len(left_behind), lost=len(missing), used_memory_bytes=used,
     )  # fmt: skip
-    assert not without_entry, f"job data without queue entry: {without_entry[:5]}"
-    assert not without_hash, f"queue entries without job data: {without_hash[:5]}"
+    assert not without_entry, f"job records without queue entry: {without_entry[:5]}"
+    assert not without_hash, f"queue entries without job records: {without_hash[:5]}"
     assert not in_two_sets, f"jobs in two status sets: {in_two_sets[:5]}"
-    assert not incomplete, f"job hashes missing fields: {incomplete[:5]}"
+    assert not incomplete, f"jobs with a state but no data record or back: {incomplete[:5]}"
+    assert not wrong_status, f"jobs listed under another status: {wrong_status[:5]}"
     assert not left_behind, f"refused enqueues left data behind: {left_behind[:5]}"
     assert not missing, f"acknowledged jobs missing: {missing[:5]}"

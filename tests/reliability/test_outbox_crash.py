@@ -1,4 +1,4 @@
-"""Scenario 10: enqueue outbox across processes. ``kills``: a producing process enqueues 1,000
+"""Scenario 11: enqueue outbox across processes. ``kills``: a producing process enqueues 1,000
 jobs while its Redis (AOF, ``appendfsync always``) is down, so all are held in the outbox file,
 and is SIGKILLed. Redis comes back; the next process relays them (50 per call) and is SIGKILLed
 mid-relay, up to three times; a last process relays the rest. Every acknowledged job must then

@@ -1,4 +1,4 @@
-"""Scenario 9: enqueue outbox through a Redis outage. Four producers enqueue 200 jobs/s each
+"""Scenario 10: enqueue outbox through a Redis outage. Four producers enqueue 200 jobs/s each
 through Services with ``REDKEEP_QUEUE_OUTBOX`` while the private redis-server (AOF,
 ``appendfsync always``) is SIGKILLed and kept down for 10 s, then restarted. No enqueue may
 fail; the jobs enqueued during the outage are held in the outbox and relayed once Redis is back.

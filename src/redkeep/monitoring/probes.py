@@ -6,14 +6,13 @@ import time
 from pathlib import Path
 
 from redkeep.queue.base import JobQueue
-from redkeep.queue.job import JobStatus
+from redkeep.queue.job import STATUSES, JobStatus
 from redkeep.queue.redis import RedisJobQueue
-from redkeep.redis.base import Script
+from redkeep.queue.scripts import load_script
 
 __all__ = ["QUEUE_DEPTH", "pool_in_use", "queue_depth"]
 
-QUEUE_DEPTH = Script.from_file(Path(__file__).with_name("queue_depth.lua"))
-_STATUSES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+QUEUE_DEPTH = load_script(Path(__file__).with_name("queue_depth.lua"))
 
 
 async def queue_depth(queue: JobQueue) -> tuple[dict[str, int], float | None]:
@@ -25,11 +24,9 @@ async def queue_depth(queue: JobQueue) -> tuple[dict[str, int], float | None]:
     queue directly.
     """
     if isinstance(queue, RedisJobQueue):
-        k = queue.keys
-        reply = await queue.client.evalsha(
-            QUEUE_DEPTH, [k.status_key(s) for s in _STATUSES], [k.job_prefix]
-        )
-        counts = {s: int(n) for s, n in zip(_STATUSES, reply[:6], strict=True)}
+        await queue.register()
+        reply = await queue.client.evalsha(QUEUE_DEPTH, queue.keys.names(QUEUE_DEPTH.keys), [])
+        counts = {s: int(n) for s, n in zip(STATUSES, reply[:6], strict=True)}
         counts["outbox"] = await queue.outbox.count(queue.name) if queue.outbox else 0
         age_ms = int(reply[6])
         return counts, (age_ms / 1000.0 if age_ms >= 0 else None)

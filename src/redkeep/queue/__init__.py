@@ -11,6 +11,7 @@ from redkeep.queue.executors import ProcessHandler, in_process
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox, OutboxStats
+from redkeep.queue.protocol import Outcome, StepRequest, StepResult, WorkerQueue
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
 from redkeep.queue.worker import Worker
 
@@ -26,11 +27,15 @@ __all__ = [
     "MemoryJobQueue",
     "Outbox",
     "OutboxStats",
+    "Outcome",
     "ProcessHandler",
     "RedisJobQueue",
     "RetentionPolicy",
+    "StepRequest",
+    "StepResult",
     "Worker",
     "WorkerObserver",
+    "WorkerQueue",
     "in_process",
     "list_queue_names",
 ]

@@ -1,9 +1,9 @@
 """The backend-neutral :class:`JobQueue` base class.
 
 Public methods validate input and encode payloads here; backends (Redis, memory) implement the
-``_``-prefixed hooks. The worker drives a queue only through :meth:`JobQueue._step`,
-:meth:`JobQueue._extend`, :meth:`JobQueue._wait` and :meth:`JobQueue._wake`. The job model is
-in :mod:`redkeep.queue.job`.
+``_``-prefixed hooks and the worker protocol (:class:`~redkeep.queue.protocol.WorkerQueue`:
+``step``, ``extend_leases``, ``wait_for_jobs``...), through which a worker drives a queue. The
+job model is in :mod:`redkeep.queue.job`.
 
 With an enqueue outbox attached (:attr:`JobQueue.outbox`, see :mod:`redkeep.queue.outbox`),
 validated jobs go through the outbox, which sends them with ``_enqueue``/``_enqueue_one`` or
@@ -12,6 +12,7 @@ holds them locally while Redis is unreachable; reads answer for held jobs too.
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -27,16 +28,15 @@ from redkeep.queue.job import (
     MAX_JOB_ID,
     MAX_NAME,
     MAX_PRIORITY,
-    STORED,
+    STATUSES,
     Job,
     JobSpec,
     JobStatus,
-    Outcome,
     RetentionPolicy,
-    StepResult,
     encode_value,
     new_job_id,
 )
+from redkeep.queue.protocol import StepRequest, StepResult
 
 if TYPE_CHECKING:
     from redkeep.queue.outbox import Outbox
@@ -45,7 +45,10 @@ __all__ = ["JobQueue"]
 
 
 class JobQueue(ABC):
-    """A named, async job queue. See docs/queue.md for the guarantees."""
+    """A named, async job queue. See docs/queue.md for the guarantees.
+
+    Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
+    """
 
     backend: str = "abstract"
     outbox: Outbox | None = None
@@ -88,7 +91,11 @@ class JobQueue(ABC):
         backoff: Backoff | float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the job's timeout, not this call's
     ) -> Job:
-        """Add a job; with ``job_id``, return the existing job instead when that id exists."""
+        """Add a job; with ``job_id``, return the existing job instead when that id exists.
+
+        Every job's id is chosen here, before anything is sent (a random, time-sortable id
+        unless ``job_id`` is given), so a request re-sent after a lost reply finds its own job
+        instead of adding another."""
         if (
             job_id is None
             and delay is None
@@ -101,15 +108,15 @@ class JobQueue(ABC):
             and type(priority) is int
             and -MAX_PRIORITY <= priority <= MAX_PRIORITY
         ):
-            # The common case (fresh id, queue defaults): the checks above are all _prepare
-            # would do; only the payload is left to encode.
+            # The common case (queue defaults): the checks above are all _prepare would do;
+            # only the payload is left to encode.
             if payload is None and self.max_payload_bytes >= 4:
                 text = "null"
             else:
                 text = encode_value(payload, self.max_payload_bytes)
             prepared = _Prepared(
-                new_job_id(), 0, name, text, priority, 0, 0, self.default_max_attempts, "",
-                None, payload,
+                new_job_id(), name, text, priority, 0, 0, self.default_max_attempts, "", None,
+                payload,
             )  # fmt: skip
         else:
             spec = JobSpec(
@@ -147,12 +154,12 @@ class JobQueue(ABC):
         A job still held in the outbox cannot be cancelled yet (:class:`JobError`).
         """
         await self._refuse_held(str(job_id), "cancelled")
-        return await self._cancel(str(job_id))
+        return await self._cancel(str(job_id), self._request_id())
 
     async def retry(self, job_id: str) -> bool:
         """Move a failed job back to waiting with its attempts reset; False if not failed."""
         await self._refuse_held(str(job_id), "retried")
-        return await self._retry(str(job_id))
+        return await self._retry(str(job_id), self._request_id())
 
     async def counts(self) -> dict[str, int]:
         """Number of jobs per status (``outbox``: held in the local outbox)."""
@@ -190,12 +197,48 @@ class JobQueue(ABC):
 
     async def restore_job(self, job: Job) -> bool:
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
-        if job.status not in STORED:
+        if job.status not in STATUSES:
             raise InvalidJob(f"cannot restore a job with status {job.status!r}")
-        return await self._restore(replace(job, queue=self.name))
+        return await self._restore(replace(job, queue=self.name), self._request_id())
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources owned by the queue (not a client passed in)."""
+
+    # -- worker protocol (see redkeep.queue.protocol) -----------------------------------------
+    async def worker_started(self, worker_id: str) -> None:  # noqa: B027 - optional hook
+        """Prepare the queue for a worker (default: nothing)."""
+
+    @abstractmethod
+    async def step(self, request: StepRequest) -> StepResult:
+        """Apply the outcomes (fenced by token), recover expired leases, promote due delayed
+        jobs, then claim up to ``request.claim`` jobs; idempotent per request id."""
+
+    @abstractmethod
+    async def extend_leases(
+        self, worker_id: str, held: Sequence[tuple[str, int]], lease: float
+    ) -> list[str]:
+        """Renew the leases of ``held`` (id, token); return the ids no longer held."""
+
+    @abstractmethod
+    async def wait_for_jobs(self, worker_id: str, seconds: float) -> bool | Job:
+        """Wait up to ``seconds`` for runnable jobs: a Job handed straight to ``worker_id``
+        (already claimed for it), True when woken by the queue, False on timeout."""
+
+    async def wake_workers(self) -> None:  # noqa: B027 - optional hook
+        """Pass a wake-up on to another waiting worker (default: nothing)."""
+
+    async def interrupt_wait(self, worker_id: str) -> None:
+        """End ``worker_id``'s pending :meth:`wait_for_jobs` early (default: wake waiters)."""
+        await self.wake_workers()
+
+    async def worker_stopped(self, worker_id: str) -> None:  # noqa: B027 - optional hook
+        """Drop what the queue kept for a stopped worker (default: nothing)."""
+
+    def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
+        """Let the backend busy-poll only while ``predicate()`` is true (the worker: while it
+        runs no job, so that spinning never holds up a handler); returns the function that
+        lifts the condition. Default: ignored."""
+        return lambda: None
 
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
@@ -209,10 +252,10 @@ class JobQueue(ABC):
     async def _get(self, job_id: str) -> Job | None: ...
 
     @abstractmethod
-    async def _cancel(self, job_id: str) -> bool: ...
+    async def _cancel(self, job_id: str, request_id: str) -> bool: ...
 
     @abstractmethod
-    async def _retry(self, job_id: str) -> bool: ...
+    async def _retry(self, job_id: str, request_id: str) -> bool: ...
 
     @abstractmethod
     async def _counts(self) -> dict[str, int]: ...
@@ -224,46 +267,7 @@ class JobQueue(ABC):
     async def _purge(self, status: JobStatus) -> int: ...
 
     @abstractmethod
-    async def _restore(self, job: Job) -> bool: ...
-
-    @abstractmethod
-    async def _step(
-        self,
-        worker_id: str,
-        outcomes: Sequence[Outcome],
-        claim: int,
-        lease: float,
-        idle: float = 0.0,
-    ) -> StepResult:
-        """Apply ``outcomes`` (fenced by token), reap expired leases, promote due delayed
-        jobs, then claim up to ``claim`` jobs for ``worker_id`` with a lease of ``lease`` s.
-
-        With ``idle`` > 0 and fewer jobs than ``claim`` available, the worker is registered
-        for ``idle`` s as ready for a direct hand-off (see :meth:`_wait`)."""
-
-    @abstractmethod
-    async def _extend(
-        self, worker_id: str, held: Sequence[tuple[str, int]], lease: float
-    ) -> list[str]:
-        """Renew the leases of ``held`` (id, token); return the ids no longer held."""
-
-    @abstractmethod
-    async def _wait(self, seconds: float, worker_id: str = "") -> bool | Job:
-        """Wait up to ``seconds`` for runnable jobs: a Job handed straight to ``worker_id``
-        (already claimed for it), True when woken by the queue, False on timeout."""
-
-    async def _wake(self) -> None:  # noqa: B027 - optional hook
-        """Hand a wake-up on to another idle worker (default: nothing)."""
-
-    def _spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
-        """Let the backend busy-poll only while ``predicate()`` is true (the worker: while it
-        runs no job, so that spinning never holds up a handler); returns the function that
-        lifts the condition. Default: ignored."""
-        return lambda: None
-
-    async def _interrupt(self, worker_id: str) -> None:
-        """End ``worker_id``'s pending :meth:`_wait` early (default: wake any waiter)."""
-        await self._wake()
+    async def _restore(self, job: Job, request_id: str) -> bool: ...
 
     # -- helpers -------------------------------------------------------------------------------
     async def _refuse_held(self, job_id: str, what: str) -> None:
@@ -313,7 +317,6 @@ class JobQueue(ABC):
         payload = encode_value(spec.payload, self.max_payload_bytes)
         return _Prepared(
             id=job_id or new_job_id(),
-            check=1 if job_id else 0,
             name=spec.name,
             payload=payload,
             priority=prio,
@@ -326,14 +329,19 @@ class JobQueue(ABC):
         )
 
     def backoff_for(self, job: Job) -> Backoff:
+        """The retry backoff of ``job``: its own, else the queue's default."""
         return job.backoff or self.default_backoff
+
+    def _request_id(self) -> str:
+        """A fresh id for one admin request (cancel, retry, purge, restore), remembered
+        briefly by the Redis scripts so that a re-sent request answers the same."""
+        return os.urandom(12).hex()
 
 
 class _Prepared(NamedTuple):
     """A validated, encoded job (a tuple: cheap to build on the enqueue hot path)."""
 
     id: str
-    check: int  # 1: caller-chosen id, may exist already; 0: fresh id
     name: str
     payload: str
     priority: int

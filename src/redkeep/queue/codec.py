@@ -1,166 +1,247 @@
-"""Conversion between job hashes (as stored in Redis) and :class:`Job`."""
+"""Job records as stored in Redis (layout 2, see :mod:`redkeep.queue.keys`) <-> :class:`Job`.
+
+A job is four fields of per-queue hashes:
+
+- ``state``: ``status|attempts|token|priority|max_attempts|created|run_at|started|finished|
+  worker`` (times in ms since the epoch; started, finished and worker may be empty; fields
+  after ``worker`` belong to later layouts and are ignored). ``scripts/lib/state.lua`` is the
+  Lua twin of :func:`encode_state` / :func:`decode_state`.
+- ``data``: one JSON header line ``[id, name, timeout, backoff]`` (timeout in seconds or null,
+  backoff ``Backoff.to_list()`` or null), a newline, then the payload as the serializer wrote
+  it. Built by the client and never decoded inside Lua, so a large payload is never re-encoded.
+- ``results`` / ``errors``: the result (serializer text) and the last failure
+  (``JobFailure.to_json()``).
+
+Decoding never raises for a damaged record: the field takes its default and the problem is
+named in ``Job.payload_error`` (a worker then fails the job with that reason).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from redkeep.errors import SerializationError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.job import Job, JobFailure, JobStatus, decode_value, make_job
+from redkeep.queue.job import Job, JobFailure, JobStatus, make_job
+from redkeep.serialization import JsonSerializer
 
-__all__ = ["hash_to_job", "job_to_hash", "pairs_to_dict"]
-
-
-def pairs_to_dict(flat: Sequence[Any]) -> dict[str, str]:
-    """``[f1, v1, f2, v2, ...]`` (an HGETALL reply from a script) as a dict."""
-    it = iter(flat)
-    return dict(zip(it, it, strict=True))
-
+__all__ = [
+    "decode_job",
+    "decode_state",
+    "encode_data",
+    "encode_state",
+    "job_to_record",
+    "split_data",
+]
 
 _STATUS = {s.value: s for s in JobStatus}
+_READER = JsonSerializer()
 
 
-def _ms(value: str) -> float:
-    return int(value) / 1000.0
+def encode_state(
+    status: str,
+    attempts: int,
+    token: int,
+    priority: int,
+    max_attempts: int,
+    created: int | None,
+    run_at: int | None,
+    started: int | None = None,
+    finished: int | None = None,
+    worker: str | None = None,
+) -> str:
+    """A state record (times in ms)."""
 
+    def ms(v: int | None) -> str:
+        return "" if v is None else str(v)
 
-_BAD_FIELD = (KeyError, ValueError, TypeError, SerializationError, orjson.JSONDecodeError)
-
-
-def hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
-    """Build a Job from its hash; the second item describes an undecodable record, if any.
-
-    A corrupted field never raises: it takes its default and is named in
-    ``Job.payload_error`` (the worker then fails the job with that reason).
-    """
-    try:
-        return _sound_hash_to_job(queue, h), None
-    except _BAD_FIELD:
-        return _careful_hash_to_job(queue, h)
-
-
-def _sound_hash_to_job(queue: str, h: Mapping[str, str]) -> Job:
-    """The fast path for a record whose fields all decode; raises on the first one that does
-    not (the careful path then names every bad field)."""
-    get = h.get
-    payload = get("payload")
-    result = get("result")
-    error = get("error")
-    created, started = get("created"), get("started")
-    finished, run_at = get("finished"), get("run_at")
-    timeout, backoff = get("timeout"), get("backoff")
-    return make_job(
-        id=get("id", ""),
-        name=get("name", ""),
-        queue=queue,
-        payload=orjson.loads(payload) if payload else None,
-        status=_STATUS[get("status", "waiting")],
-        result=orjson.loads(result) if result else None,
-        error=JobFailure.from_json(error) if error else None,
-        worker_id=get("worker") or None,
-        payload_error=None,
-        priority=int(get("priority") or 0),
-        attempts=int(get("attempts") or 0),
-        max_attempts=int(get("max_attempts") or 1),
-        created_at=int(created) / 1000.0 if created else None,
-        started_at=int(started) / 1000.0 if started else None,
-        finished_at=int(finished) / 1000.0 if finished else None,
-        run_at=int(run_at) / 1000.0 if run_at else None,
-        timeout=float(timeout) if timeout else None,
-        backoff=_backoff(backoff) if backoff else None,
-        token=int(get("token") or 0),
+    return (
+        f"{status}|{attempts}|{token}|{priority}|{max_attempts}|{ms(created)}|{ms(run_at)}|"
+        f"{ms(started)}|{ms(finished)}|{worker or ''}"
     )
 
 
-def _careful_hash_to_job(queue: str, h: Mapping[str, str]) -> tuple[Job, str | None]:
-    problems: list[str] = []
+def decode_state(rec: str) -> list[str]:
+    """The ten fields of a state record (raises ``ValueError`` when it has fewer)."""
+    parts = rec.split("|", 9)
+    if len(parts) != 10:
+        raise ValueError("state record has fewer than 10 fields")
+    parts[9] = parts[9].split("|", 1)[0]
+    return parts
 
-    def field(name: str, convert: Callable[[str], Any], default: Any) -> Any:
-        raw = h.get(name)
-        if raw is None or raw == "":
+
+def encode_data(job_id: str, name: str, timeout: float | None, backoff: str, payload: str) -> str:
+    """The data record; ``backoff`` is ``Backoff.to_list()`` as JSON text or ``""``."""
+    head = orjson.dumps([job_id, name, timeout]).decode()
+    if backoff:
+        head = f"{head[:-1]},{backoff}]"
+    return f"{head}\n{payload}"
+
+
+def split_data(data: str) -> tuple[list[Any], str]:
+    """The header (``[id, name, timeout, backoff?]``) and the payload text of a data record."""
+    head, _, payload = data.partition("\n")
+    fields = orjson.loads(head)
+    if not isinstance(fields, list) or len(fields) < 3:
+        raise ValueError("data header is not [id, name, timeout, ...]")
+    return fields, payload
+
+
+def _ms(value: str) -> float | None:
+    return int(value) / 1000.0 if value else None
+
+
+def decode_job(
+    queue: str,
+    job_id: str,
+    state: str | None,
+    data: str | None,
+    result: str | None = None,
+    error: str | None = None,
+    loads: Callable[[str], Any] = _READER.loads,
+) -> Job:
+    """Build a Job from its stored fields (``None`` where a field is missing)."""
+    try:
+        s = decode_state(state or "")
+        fields, payload_text = split_data(data or "")
+        backoff = fields[3] if len(fields) > 3 else None
+        timeout = fields[2]
+        return make_job(
+            id=job_id,
+            name=str(fields[1]),
+            queue=queue,
+            payload=loads(payload_text) if payload_text else None,
+            status=_STATUS[s[0]],
+            result=loads(result) if result else None,
+            error=JobFailure.from_json(error) if error else None,
+            worker_id=s[9] or None,
+            payload_error=None,
+            priority=int(s[3]),
+            attempts=int(s[1]),
+            max_attempts=int(s[4]),
+            created_at=_ms(s[5]),
+            started_at=_ms(s[7]),
+            finished_at=_ms(s[8]),
+            run_at=_ms(s[6]),
+            timeout=None if timeout is None else float(timeout),
+            backoff=None if backoff is None else Backoff.from_list(backoff),
+            token=int(s[2]),
+        )
+    except (KeyError, ValueError, TypeError, IndexError, SerializationError):
+        return _careful(queue, job_id, state, data, result, error, loads)
+
+
+def _careful(
+    queue: str,
+    job_id: str,
+    state: str | None,
+    data: str | None,
+    result: str | None,
+    error: str | None,
+    loads: Callable[[str], Any],
+) -> Job:
+    """The slow path of :func:`decode_job`: every damaged field is named."""
+    problems: list[str] = []
+    s = (state or "").split("|", 9)
+    if state is None:
+        problems.append("job state record is missing")
+    elif len(s) != 10:
+        problems.append(f"invalid job state record: {state[:50]!r}")
+    s += [""] * (10 - len(s))
+
+    def num(i: int, name: str, convert: Callable[[str], Any], default: Any) -> Any:
+        raw = s[i]
+        if not raw:
             return default
         try:
             return convert(raw)
-        except (ValueError, TypeError, SerializationError, orjson.JSONDecodeError):
+        except ValueError:
             problems.append(f"invalid job field {name!r}: {raw[:50]!r}")
             return default
 
-    try:
-        payload = decode_value(h.get("payload"))
-    except SerializationError as exc:
-        payload = None
-        problems.append(str(exc))
-    result: Any = None
-    if "result" in h:
+    fields: list[Any] = [job_id, "", None]
+    payload_text = ""
+    if data is None:
+        problems.append("job data record is missing")
+    else:
         try:
-            result = decode_value(h["result"], "result")
+            fields, payload_text = split_data(data)
+        except (ValueError, orjson.JSONDecodeError):
+            problems.append(f"invalid job data header: {data.partition(chr(10))[0][:50]!r}")
+    payload: Any = None
+    if payload_text:
+        try:
+            payload = loads(payload_text)
+        except SerializationError as exc:
+            problems.append(f"cannot decode job payload: {exc}")
+    decoded_result: Any = None
+    if result:
+        try:
+            decoded_result = loads(result)
         except SerializationError:
-            result = None
-    error = h.get("error")
-    status = _STATUS.get(h.get("status", "waiting"))
-    if status is None:
-        problems.append(f"invalid job field 'status': {h.get('status', '')[:50]!r}")
-        status = JobStatus.FAILED
-    values = {
-        "priority": field("priority", int, 0),
-        "attempts": field("attempts", int, 0),
-        "max_attempts": field("max_attempts", int, 1),
-        "created_at": field("created", _ms, None),
-        "started_at": field("started", _ms, None),
-        "finished_at": field("finished", _ms, None),
-        "run_at": field("run_at", _ms, None),
-        "timeout": field("timeout", float, None),
-        "backoff": field("backoff", _backoff, None),
-        "token": field("token", int, 0),
-    }
+            decoded_result = None
+    status = _STATUS.get(s[0])
+    if status is None and state is not None and len(s) == 10:
+        problems.append(f"invalid job field 'status': {s[0][:50]!r}")
+    timeout: float | None = None
+    try:
+        timeout = None if fields[2] is None else float(fields[2])
+    except (TypeError, ValueError):
+        problems.append(f"invalid job field 'timeout': {str(fields[2])[:50]!r}")
+    backoff: Backoff | None = None
+    if len(fields) > 3 and fields[3] is not None:
+        try:
+            backoff = Backoff.from_list(fields[3])
+        except (TypeError, ValueError):
+            problems.append(f"invalid job field 'backoff': {str(fields[3])[:50]!r}")
     payload_error = "; ".join(problems) if problems else None
-    job = make_job(
-        id=h.get("id", ""),
-        name=h.get("name", ""),
+    return make_job(
+        id=job_id,
+        name=str(fields[1]) if len(fields) > 1 else "",
         queue=queue,
         payload=payload,
-        status=status,
-        result=result,
+        status=status or JobStatus.FAILED,
+        result=decoded_result,
         error=JobFailure.from_json(error) if error else None,
-        worker_id=h.get("worker") or None,
+        worker_id=s[9].split("|", 1)[0] or None,
         payload_error=payload_error,
-        **values,
+        priority=num(3, "priority", int, 0),
+        attempts=num(1, "attempts", int, 0),
+        max_attempts=num(4, "max_attempts", int, 1),
+        created_at=num(5, "created", lambda v: int(v) / 1000.0, None),
+        started_at=num(7, "started", lambda v: int(v) / 1000.0, None),
+        finished_at=num(8, "finished", lambda v: int(v) / 1000.0, None),
+        run_at=num(6, "run_at", lambda v: int(v) / 1000.0, None),
+        timeout=timeout,
+        backoff=backoff,
+        token=num(2, "token", int, 0),
     )
-    return job, payload_error
 
 
-def _backoff(text: str) -> Backoff:
-    return Backoff.from_list(orjson.loads(text))
+def _ms_int(value: float | None) -> int | None:
+    return None if value is None else round(value * 1000)
 
 
-def _ms_text(value: float | None) -> str | None:
-    return None if value is None else str(round(value * 1000))
-
-
-def job_to_hash(job: Job, max_bytes: int) -> dict[str, str]:
-    """The hash fields of ``job`` (for restore)."""
-    from redkeep.queue.job import encode_value
-
-    h: dict[str, str | None] = {
-        "id": job.id,
-        "name": job.name,
-        "payload": encode_value(job.payload, max_bytes),
-        "status": JobStatus(job.status).value,
-        "priority": str(job.priority),
-        "attempts": str(job.attempts),
-        "max_attempts": str(job.max_attempts),
-        "created": _ms_text(job.created_at),
-        "started": _ms_text(job.started_at),
-        "finished": _ms_text(job.finished_at),
-        "run_at": _ms_text(job.run_at),
-        "result": encode_value(job.result, max_bytes, "result") if job.result is not None else None,
-        "error": job.error.to_json() if job.error else None,
-        "worker": job.worker_id,
-        "timeout": str(job.timeout) if job.timeout is not None else "",
-        "backoff": orjson.dumps(job.backoff.to_list()).decode() if job.backoff else "",
-        "token": str(job.token),
-    }
-    return {k: v for k, v in h.items() if v is not None}
+def job_to_record(job: Job, dumps: Callable[[Any], str]) -> tuple[str, str, str, str]:
+    """``(state, data, result, error)`` of ``job`` (``""`` for no result / error), for restore
+    and the layout-1 upgrade. ``dumps`` encodes payload and result."""
+    state = encode_state(
+        JobStatus(job.status).value,
+        job.attempts,
+        job.token,
+        job.priority,
+        job.max_attempts,
+        _ms_int(job.created_at),
+        _ms_int(job.run_at),
+        _ms_int(job.started_at),
+        _ms_int(job.finished_at),
+        job.worker_id,
+    )
+    backoff = orjson.dumps(job.backoff.to_list()).decode() if job.backoff else ""
+    data = encode_data(job.id, job.name, job.timeout, backoff, dumps(job.payload))
+    result = dumps(job.result) if job.result is not None else ""
+    error = job.error.to_json() if job.error else ""
+    return state, data, result, error

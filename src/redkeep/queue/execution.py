@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from redkeep.errors import scrub
-from redkeep.queue.base import JobQueue
 from redkeep.queue.executors import Executors, HandlerFailed
-from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure, Outcome
+from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure
+from redkeep.queue.protocol import Outcome, WorkerQueue
 
 __all__ = ["Handler", "WorkerObserver", "execute_job", "failure_from", "report_attempt"]
 
@@ -54,7 +54,7 @@ def failure_from(exc: BaseException) -> JobFailure:
 
 
 async def execute_job(
-    queue: JobQueue, job: Job, handlers: Mapping[str, Handler], executors: Executors
+    queue: WorkerQueue, job: Job, handlers: Mapping[str, Handler], executors: Executors
 ) -> Outcome:
     """Run ``job``'s handler and say how the attempt ended. Never raises except CancelledError."""
     if job.payload_error is not None:
@@ -74,7 +74,7 @@ async def execute_job(
     return Outcome(job.id, job.token, "done", data)
 
 
-def _failed(queue: JobQueue, job: Job, failure: JobFailure, retry: bool = True) -> Outcome:
+def _failed(queue: WorkerQueue, job: Job, failure: JobFailure, retry: bool = True) -> Outcome:
     """The outcome of a failed attempt (a retry while attempts are left), logged at WARNING."""
     delay = None
     if retry and job.attempts < job.max_attempts:

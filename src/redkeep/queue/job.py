@@ -1,32 +1,32 @@
-"""The job model: a job's status, record and failure, what a worker reports, and job ids."""
+"""The job model: a job's status, record and failure, payload encoding, and job ids."""
 
 from __future__ import annotations
 
+import base64
 import enum
-import itertools
 import os
-from dataclasses import MISSING, dataclass, field, fields
+import time
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import orjson
 
 from redkeep.errors import PayloadTooLarge, SerializationError
 from redkeep.queue.backoff import Backoff
+from redkeep.serialization import JsonSerializer
 
 __all__ = [
     "FINISHED",
     "MAX_JOB_ID",
     "MAX_NAME",
     "MAX_PRIORITY",
-    "STORED",
+    "STATUSES",
     "TRACEBACK_LIMIT",
     "Job",
     "JobFailure",
     "JobSpec",
     "JobStatus",
-    "Outcome",
     "RetentionPolicy",
-    "StepResult",
     "decode_value",
     "encode_value",
     "make_job",
@@ -52,9 +52,11 @@ class JobStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+STATUSES: tuple[str, ...] = tuple(s.value for s in JobStatus if s is not JobStatus.OUTBOX)
+"""Every status a backend stores, in lifecycle order (the one definition; the Lua scripts' twin is
+checked by a test): all but ``outbox``, whose jobs are held in the enqueue outbox instead."""
+
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-STORED = tuple(s for s in JobStatus if s is not JobStatus.OUTBOX)
-"""The statuses a backend stores: all but ``outbox`` (held by the local outbox instead)."""
 
 
 @dataclass(frozen=True)
@@ -134,74 +136,55 @@ class RetentionPolicy:
     failed_max: int = 100_000
 
 
-@dataclass
-class Outcome:
-    """What a worker reports for one attempt.
-
-    kind: ``done`` (result), ``retry`` (failed attempt; retried after ``delay`` unless attempts
-    are used up), ``fail`` (failed for good), ``release`` (back to waiting, attempt not counted).
-    """
-
-    job_id: str
-    token: int
-    kind: str
-    data: str = ""
-    delay: float = 0.0
+_SERIALIZERS: dict[int, JsonSerializer] = {}
 
 
-@dataclass
-class StepResult:
-    """Answer of :meth:`JobQueue._step`."""
-
-    jobs: list[Job] = field(default_factory=list)
-    next_due: float | None = None
-    """Seconds until the earliest delayed job is due (None: no delayed jobs)."""
-    recovered: int = 0
-    """Expired leases moved back to waiting or failed by this step."""
-    rejected: list[str] = field(default_factory=list)
-    """Ids whose outcome was refused: the caller's token is stale."""
-    more: bool = False
-    """More jobs are waiting than were claimed."""
+def serializer_for(limit: int) -> JsonSerializer:
+    """The exact serializer (:mod:`redkeep.serialization`) with a size limit of ``limit``."""
+    found = _SERIALIZERS.get(limit)
+    if found is None:
+        found = _SERIALIZERS[limit] = JsonSerializer(limit)
+    return found
 
 
 def encode_value(value: Any, limit: int, what: str = "payload") -> str:
-    """JSON-encode ``value``; raise SerializationError / PayloadTooLarge."""
+    """Encode a job payload or result with the exact serializer (datetimes, UUIDs, tuples,
+    sets, bytes, Decimals, big ints and NaN round-trip); raise SerializationError naming
+    ``what`` / PayloadTooLarge."""
     try:
-        data = orjson.dumps(value)
-    except TypeError as exc:
-        raise SerializationError(f"job {what} is not JSON-serializable: {exc}") from None
-    if len(data) > limit:
-        raise PayloadTooLarge(len(data), limit)
-    return data.decode()
+        return serializer_for(limit).dumps(value)
+    except PayloadTooLarge:
+        raise
+    except SerializationError as exc:
+        raise SerializationError(f"job {what} cannot be serialized: {exc}") from None
 
 
 def decode_value(text: str | None, what: str = "payload") -> Any:
-    """Decode JSON text written by :func:`encode_value`."""
+    """Decode text written by :func:`encode_value` (or plain JSON)."""
     if text is None or text == "":
         return None
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        return _READER.loads(text)
+    except SerializationError as exc:
         raise SerializationError(f"cannot decode job {what}: {exc}") from None
 
 
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count(1)
+_READER = JsonSerializer()
 
-
-def _new_id_prefix() -> None:
-    # A forked child must not repeat its parent's ids (fresh ids skip the existence check).
-    global _ID_PREFIX, _ID_COUNTER
-    _ID_PREFIX = os.urandom(8).hex()
-    _ID_COUNTER = itertools.count(1)
-
-
-os.register_at_fork(after_in_child=_new_id_prefix)
+# Job ids: 48 bits of milliseconds since the epoch then 80 random bits (os.urandom), written
+# as 22 characters of base64 with an alphabet in ASCII order ("0-9:A-Z_a-z": what the HTTP
+# API accepts in a job id), so ids sort by creation time (to the millisecond), start with a
+# digit for centuries to come and cannot be guessed.
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SORTED = b"0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_TO_SORTED = bytes.maketrans(_B64, _SORTED)
 
 
 def new_job_id() -> str:
-    """A unique id: a random per-process prefix (64 bits) and a counter."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+    """A random id, 22 characters, sortable by creation time (ms): 48-bit timestamp + 80
+    random bits."""
+    raw = (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+    return base64.urlsafe_b64encode(raw)[:22].translate(_TO_SORTED).decode()
 
 
 _JOB_DEFAULTS: dict[str, Any] = {}

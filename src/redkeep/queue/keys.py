@@ -1,17 +1,55 @@
-"""Every Redis key name the job queue uses, in one place.
+"""Every Redis key name the job queue uses, in one place (layout 2).
 
 All keys of one queue share the hash tag ``{<key_prefix>:q:<queue>}`` so that the Lua scripts,
-which touch several of them at once, also run on Redis Cluster. The registry of queue names
-lives outside any queue's tag and is never touched by a script.
+which touch several of them at once, also run on Redis Cluster. Layout 2 has a **fixed set of
+keys per queue**: job records are fields of per-queue hashes, so every key a script touches is
+passed to it in ``KEYS`` (none is built from data inside a script). Its keys carry a ``v2:``
+segment, so that a process still running redkeep 0.1 (layout 1, one hash per job) never reads
+or damages them; :mod:`redkeep.queue.upgrade` converts a layout-1 queue.
+
+==============  ======  =====================================================================
+name            type    content
+==============  ======  =====================================================================
+``state``       hash    job id -> state record: ``status|attempts|token|priority|
+                        max_attempts|created|run_at|started|finished|worker`` (times in ms;
+                        :mod:`redkeep.queue.codec` and ``scripts/lib/state.lua`` read it)
+``data``        hash    job id -> immutable record: a JSON header line ``[id, name, timeout,
+                        backoff]``, a newline, then the payload as the serializer wrote it
+``results``     hash    job id -> result (serializer text)
+``errors``      hash    job id -> last failure, JSON ``[type, message, traceback]``
+``meta``        hash    ``layout`` (2), ``seq`` (FIFO counter), ``hlease`` (lease in ms of a
+                        job handed to an idle worker)
+``waiting``     zset    runnable jobs; score ``-priority * 1e12 + seq``
+``delayed``     zset    jobs waiting for their ``run_at``; score run_at (ms)
+``active``      zset    claimed jobs; score lease expiry (ms)
+``completed``   zset    finished jobs by finish time (ms); also ``failed``, ``cancelled``
+``marker``      zset    wake-up marker popped by idle workers (member ``w``)
+``handoff``     zset    jobs handed to whichever idle worker pops them first; member
+                        ``<state record>\\n<data>``, score hand-off time (ms)
+``idle``        zset    worker id -> end of its idle registration (ms)
+``workers``     zset    worker id -> time of its last step (ms)
+``steps``       hash    worker id -> memo of its last step (request id and reply), so that a
+                        re-sent step returns the same jobs
+``requests``    hash    request id -> reply of an admin script (cancel, retry, purge,
+                        restore), for re-sends; ``reqtimes`` (zset) says when, for trimming
+==============  ======  =====================================================================
+
+``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
+(an interrupt of that worker's blocking wait), never by a script. The registry of queue names
+(``<key_prefix>:queues``) lives outside any queue's tag and is never touched by a script.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from redkeep.names import check_name
 
-__all__ = ["QueueKeys", "registry_key", "validate_queue_name"]
+__all__ = ["LAYOUT", "QueueKeys", "V1Keys", "registry_key", "validate_queue_name"]
+
+LAYOUT = 2
+"""Storage layout version written to ``meta.layout``."""
 
 
 def validate_queue_name(name: str) -> str:
@@ -27,7 +65,8 @@ def registry_key(key_prefix: str) -> str:
 
 @dataclass(frozen=True)
 class QueueKeys:
-    """The keys of one queue. ``job(id)`` is the hash of one job."""
+    """The keys of one queue (layout 2). Attribute names are the names scripts declare in
+    their ``-- KEYS[n] <name>`` header lines."""
 
     key_prefix: str
     queue: str
@@ -36,90 +75,137 @@ class QueueKeys:
     def tag(self) -> str:
         return f"{{{self.key_prefix}:q:{self.queue}}}"
 
-    @property
-    def base(self) -> str:
-        """``{tag}:``; scripts append ``waiting``, ``job:<id>``... to it."""
-        return f"{self.tag}:"
+    def _key(self, name: str) -> str:
+        return f"{self.tag}:v2:{name}"
 
-    @property
-    def job_prefix(self) -> str:
-        """Prefix of job hashes; scripts append the job id."""
-        return f"{self.tag}:job:"
+    # -- job records -------------------------------------------------------------------------
+    @cached_property
+    def state(self) -> str:
+        return self._key("state")
 
-    def job(self, job_id: str) -> str:
-        return f"{self.job_prefix}{job_id}"
+    @cached_property
+    def data(self) -> str:
+        return self._key("data")
 
-    @property
+    @cached_property
+    def results(self) -> str:
+        return self._key("results")
+
+    @cached_property
+    def errors(self) -> str:
+        return self._key("errors")
+
+    @cached_property
+    def meta(self) -> str:
+        return self._key("meta")
+
+    # -- status indexes ----------------------------------------------------------------------
+    @cached_property
     def waiting(self) -> str:
-        """Zset of runnable jobs; score = -priority * 1e12 + FIFO sequence."""
-        return f"{self.tag}:waiting"
+        return self._key("waiting")
 
-    @property
+    @cached_property
     def delayed(self) -> str:
-        """Zset of jobs waiting for their run_at (score, ms)."""
-        return f"{self.tag}:delayed"
+        return self._key("delayed")
 
-    @property
+    @cached_property
     def active(self) -> str:
-        """Zset of claimed jobs; score = lease expiry (ms)."""
-        return f"{self.tag}:active"
+        return self._key("active")
 
-    @property
+    @cached_property
     def completed(self) -> str:
-        return f"{self.tag}:completed"
+        return self._key("completed")
 
-    @property
+    @cached_property
     def failed(self) -> str:
-        return f"{self.tag}:failed"
+        return self._key("failed")
 
-    @property
+    @cached_property
     def cancelled(self) -> str:
-        return f"{self.tag}:cancelled"
-
-    @property
-    def marker(self) -> str:
-        """Zset popped with BZPOPMIN by idle workers; written when jobs become runnable."""
-        return f"{self.tag}:marker"
-
-    @property
-    def idle(self) -> str:
-        """Zset of idle workers ready for a direct hand-off: ``<worker id>|<lease ms>`` scored
-        by registration expiry (ms)."""
-        return f"{self.tag}:idle"
-
-    @property
-    def idle_room(self) -> str:
-        """Hash: idle worker member -> how many more jobs it may be handed."""
-        return f"{self.tag}:idleroom"
-
-    @property
-    def inbox_prefix(self) -> str:
-        return f"{self.tag}:inbox:"
-
-    def inbox(self, worker_id: str) -> str:
-        """Zset through which an enqueue hands a job (already claimed) to an idle worker."""
-        return f"{self.inbox_prefix}{worker_id}"
-
-    @property
-    def seq(self) -> str:
-        """Counter giving FIFO order within a priority."""
-        return f"{self.tag}:seq"
+        return self._key("cancelled")
 
     def status_key(self, status: str) -> str:
         """The zset holding jobs of ``status``."""
-        return f"{self.tag}:{status}"
+        return self._key(status)
+
+    # -- workers -----------------------------------------------------------------------------
+    @cached_property
+    def marker(self) -> str:
+        return self._key("marker")
+
+    @cached_property
+    def handoff(self) -> str:
+        return self._key("handoff")
+
+    @cached_property
+    def idle(self) -> str:
+        return self._key("idle")
+
+    @cached_property
+    def workers(self) -> str:
+        return self._key("workers")
+
+    @cached_property
+    def steps(self) -> str:
+        return self._key("steps")
+
+    def wake(self, worker_id: str) -> str:
+        """The zset a worker's blocking wait also pops, so that it can be interrupted."""
+        return self._key(f"wake:{worker_id}")
+
+    # -- re-sent requests --------------------------------------------------------------------
+    @cached_property
+    def requests(self) -> str:
+        return self._key("requests")
+
+    @cached_property
+    def reqtimes(self) -> str:
+        return self._key("reqtimes")
+
+    def names(self, names: tuple[str, ...]) -> list[str]:
+        """The keys for the names a script declares (its ``KEYS`` in order)."""
+        return [getattr(self, n) for n in names]
 
     def all_static(self) -> list[str]:
-        """Keys of the queue other than job hashes."""
-        return [
-            self.waiting,
-            self.delayed,
-            self.active,
-            self.completed,
-            self.failed,
-            self.cancelled,
-            self.marker,
-            self.seq,
-            self.idle,
-            self.idle_room,
-        ]
+        """Every key of the queue except the per-worker wake keys."""
+        return self.names(STATIC_NAMES)
+
+
+STATIC_NAMES = (
+    "state", "data", "results", "errors", "meta", "waiting", "delayed", "active", "completed",
+    "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
+    "reqtimes",
+)  # fmt: skip
+"""Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
+
+
+@dataclass(frozen=True)
+class V1Keys:
+    """The keys of a queue written by redkeep 0.1 (layout 1: one hash per job), read only by
+    :mod:`redkeep.queue.upgrade`."""
+
+    key_prefix: str
+    queue: str
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.key_prefix}:q:{self.queue}}}"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.tag}:job:{job_id}"
+
+    def status_key(self, status: str) -> str:
+        return f"{self.tag}:{status}"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.tag}:seq"
+
+    @property
+    def inbox_pattern(self) -> str:
+        """SCAN pattern of the per-worker inboxes (hash tag braces escaped)."""
+        return f"\\{{{self.key_prefix}:q:{self.queue}\\}}:inbox:*"
+
+    def others(self) -> list[str]:
+        """Layout-1 keys other than job hashes, inboxes and status zsets."""
+        return [f"{self.tag}:{n}" for n in ("marker", "seq", "idle", "idleroom")]

@@ -25,15 +25,15 @@ from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared
 from redkeep.queue.job import (
     FINISHED,
+    STATUSES,
     Job,
     JobFailure,
     JobStatus,
-    Outcome,
     RetentionPolicy,
-    StepResult,
     decode_value,
     encode_value,
 )
+from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 
 __all__ = ["DEFAULT_MAX_BYTES", "JOB_OVERHEAD", "MemoryJobQueue"]
 
@@ -76,6 +76,8 @@ class MemoryJobQueue(JobQueue):
             s: OrderedDict() for s in FINISHED
         }
         self._event = asyncio.Event()
+        self._steps: dict[str, tuple[str, StepResult]] = {}  # worker -> last request, reply
+        self._interrupted: set[str] = set()
         self.max_bytes = max_bytes
         self._bytes = 0
         self._sizes: dict[str, tuple[int, int]] = {}  # id -> (job and payload, result or error)
@@ -221,7 +223,7 @@ class MemoryJobQueue(JobQueue):
     async def _get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
-    async def _cancel(self, job_id: str) -> bool:
+    async def _cancel(self, job_id: str, request_id: str) -> bool:
         job = self._jobs.get(job_id)
         if job is None or job.status in FINISHED:
             return False
@@ -229,7 +231,7 @@ class MemoryJobQueue(JobQueue):
         self._finish(job, JobStatus.CANCELLED, time.time())
         return True
 
-    async def _retry(self, job_id: str) -> bool:
+    async def _retry(self, job_id: str, request_id: str) -> bool:
         job = self._jobs.get(job_id)
         if job is None or job.status != JobStatus.FAILED:
             return False
@@ -238,7 +240,7 @@ class MemoryJobQueue(JobQueue):
         return True
 
     async def _counts(self) -> dict[str, int]:
-        counts = dict.fromkeys((s.value for s in JobStatus), 0)
+        counts = dict.fromkeys(STATUSES, 0)
         for job in self._jobs.values():
             counts[job.status.value] += 1
         return counts
@@ -272,7 +274,7 @@ class MemoryJobQueue(JobQueue):
         for job in list(self._jobs.values()):
             yield job
 
-    async def _restore(self, job: Job) -> bool:
+    async def _restore(self, job: Job, request_id: str) -> bool:
         if job.id in self._jobs:
             return False
         text = encode_value(job.payload, self.max_payload_bytes)
@@ -295,13 +297,27 @@ class MemoryJobQueue(JobQueue):
             self._finished[status][job.id] = job.finished_at or now
         return True
 
-    async def _step(
-        self,
-        worker_id: str,
-        outcomes: Sequence[Outcome],
-        claim: int,
-        lease: float,
-        idle: float = 0.0,
+    # -- worker protocol -------------------------------------------------------------------------
+    async def step(self, request: StepRequest) -> StepResult:
+        """Apply outcomes, recover leases, promote due jobs, claim; a request sent again (same
+        id) applies nothing and returns the jobs of the first answer still held."""
+        last = self._steps.get(request.worker_id)
+        if last is not None and last[0] == request.request_id:
+            held = [j for j in last[1].jobs if self._holds(j)]
+            return replace(last[1], jobs=held)
+        result = self._step(request.worker_id, request.outcomes, request.claim, request.lease)
+        self._steps[request.worker_id] = (request.request_id, result)
+        return result
+
+    def _holds(self, job: Job) -> bool:
+        current = self._jobs.get(job.id)
+        return (
+            current is not None and current.status == JobStatus.ACTIVE
+            and current.token == job.token
+        )  # fmt: skip
+
+    def _step(
+        self, worker_id: str, outcomes: Sequence[Outcome], claim: int, lease: float
     ) -> StepResult:
         now = time.time()
         rejected = []
@@ -345,7 +361,7 @@ class MemoryJobQueue(JobQueue):
             heapq.heappop(self._delayed)
         return StepResult(jobs, next_due, recovered, rejected, more)
 
-    async def _extend(
+    async def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease: float
     ) -> list[str]:
         expiry = time.time() + lease
@@ -358,14 +374,26 @@ class MemoryJobQueue(JobQueue):
                 lost.append(job_id)
         return lost
 
-    async def _wait(self, seconds: float, worker_id: str = "") -> bool | Job:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._event.wait()
-        except TimeoutError:
+    async def wait_for_jobs(self, worker_id: str, seconds: float) -> bool | Job:
+        if worker_id not in self._interrupted:
+            try:
+                async with asyncio.timeout(seconds):
+                    await self._event.wait()
+            except TimeoutError:
+                return False
+        if worker_id in self._interrupted:
+            self._interrupted.discard(worker_id)
             return False
         self._event.clear()
         return True
 
-    async def _wake(self) -> None:
+    async def wake_workers(self) -> None:
         self._event.set()
+
+    async def interrupt_wait(self, worker_id: str) -> None:
+        self._interrupted.add(worker_id)
+        self._event.set()
+
+    async def worker_stopped(self, worker_id: str) -> None:
+        self._steps.pop(worker_id, None)
+        self._interrupted.discard(worker_id)

@@ -505,10 +505,10 @@ def _new_job(p: _Prepared, now_ms: int) -> NewJob:
 
 
 def _relayed(j: NewJob) -> _Prepared:
-    # check=1: the id may exist already (a relay or an enqueue that reached Redis before its
-    # reply was lost); the enqueue script then keeps the existing job.
+    # The id may exist already (an earlier relay, or an enqueue that reached Redis before its
+    # reply was lost): every enqueue checks, and then keeps the existing job.
     return _Prepared(
-        j.id, 1, j.name, j.payload, j.priority, 0, j.run_at_ms, j.max_attempts, j.backoff,
+        j.id, j.name, j.payload, j.priority, 0, j.run_at_ms, j.max_attempts, j.backoff,
         j.timeout, None,
     )  # fmt: skip
 

@@ -1,15 +1,17 @@
 """Durable job queue on Redis (RESP, Cluster) or Upstash REST.
 
-Every state change is one Lua script from ``queue/scripts`` run by SHA; all keys of a queue share
-one hash tag (see :mod:`redkeep.queue.keys`). Idle workers block on BZPOPMIN over a marker key
-where the transport supports blocking commands, and poll adaptively (bounded by
+Every state change is one Lua script from ``queue/scripts`` run by SHA, with every key it
+touches in ``KEYS`` (layout 2, see :mod:`redkeep.queue.keys`; all keys of a queue share one
+hash tag). Idle workers block on BZPOPMIN over the hand-off set, the wake-up marker and their
+own wake key where the transport supports blocking commands, and poll adaptively (bounded by
 ``poll_max_rate``) where it does not.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,18 +19,19 @@ import orjson
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared
-from redkeep.queue.codec import hash_to_job, job_to_hash, pairs_to_dict
+from redkeep.queue.codec import decode_job, encode_data, job_to_record, split_data
 from redkeep.queue.job import (
     FINISHED,
-    STORED,
+    STATUSES,
     Job,
     JobStatus,
-    Outcome,
     RetentionPolicy,
-    StepResult,
     make_job,
+    serializer_for,
 )
 from redkeep.queue.keys import QueueKeys, registry_key
+from redkeep.queue.protocol import StepRequest, StepResult
+from redkeep.queue.upgrade import UPGRADE_CHECK_INTERVAL, has_layout1, upgrade_layout1
 from redkeep.redis.base import RedisClient
 
 if TYPE_CHECKING:
@@ -40,7 +43,8 @@ ENQUEUE_CHUNK = 1000
 BATCH = 100
 PAGE = 500
 MAX_BLOCK = 1.0
-STOP = "[]"
+HANDOFF_TTL = 2.0  # seconds after which a hand-off no idle worker took waits again
+_STATUS = {s.value: s for s in JobStatus}
 
 
 async def list_queue_names(client: RedisClient, key_prefix: str = "redkeep") -> list[str]:
@@ -76,7 +80,8 @@ class RedisJobQueue(JobQueue):
         self.client = client
         self.keys = QueueKeys(key_prefix, self.name)
         self.key_prefix = key_prefix
-        self._registered = False
+        self._opened = False
+        self._next_upgrade_check = 0.0
         self._min_poll = 1.0 / poll_max_rate
         self._poll = self._min_poll
         r = self.retention
@@ -86,24 +91,10 @@ class RedisJobQueue(JobQueue):
             int(r.failed_ttl * 1000),
             r.failed_max,
         ]
-        k = self.keys
-        self._step_keys = [
-            k.waiting,
-            k.delayed,
-            k.active,
-            k.completed,
-            k.failed,
-            k.cancelled,
-            k.marker,
-            k.seq,
-            k.idle,
-            k.idle_room,
-        ]
-        # Hot scripts get one routing key and derive the others (same hash tag) from the base:
-        # fewer arguments for the client to encode on every call.
-        self._route = [k.waiting]
-        self._base = k.base
-        self._inboxes: dict[str, str] = {}
+        # Each script's KEYS, from the names its header declares.
+        self._k = {s.name: self.keys.names(s.keys) for s in _SCRIPTS}
+        self._loads = serializer_for(max_payload_bytes).loads
+        self._wait_keys: dict[str, list[str]] = {}
 
     @classmethod
     def from_settings(cls, client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
@@ -125,127 +116,154 @@ class RedisJobQueue(JobQueue):
         )
 
     async def register(self) -> None:
-        """Record the queue name in the registry (once per instance)."""
-        if not self._registered:
-            await self.client.execute("SADD", registry_key(self.key_prefix), self.name)
-            self._registered = True
+        """Record the queue name in the registry and convert a layout-1 queue (redkeep 0.1)
+        found under the same name; once per instance, before its first operation."""
+        if self._opened:
+            return
+        await self.client.execute("SADD", registry_key(self.key_prefix), self.name)
+        if await has_layout1(self):
+            await upgrade_layout1(self)
+        self._opened = True
+        self._next_upgrade_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
+
+    async def _run(self, script: scripts.QueueScript, args: Sequence[Any]) -> Any:
+        if not self._opened:
+            await self.register()
+        return await self.client.evalsha(script, self._k[script.name], args)
+
+    def _acknowledged(self, script: scripts.QueueScript, args: Sequence[Any]) -> Awaitable[Any]:
+        """Run a script whose success the caller acknowledges to its user: enqueues and the
+        worker steps that record completions. The one place to make such writes wait for
+        replicas (``WAIT``) before returning. (A plain function returning the awaitable: no
+        coroutine layer on the hot path; callers have run :meth:`register` first.)"""
+        return self.client.evalsha(script, self._k[script.name], args)
 
     # -- enqueue & inspect ---------------------------------------------------------------------
+    @staticmethod
+    def _job_args(p: _Prepared, out: list[Any]) -> None:
+        out.append(p.id)
+        out.append(f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}")
+        out.append(encode_data(p.id, p.name, p.timeout, p.backoff, p.payload))
+
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
-        if not self._registered:
+        if not self._opened:
             await self.register()
         out: list[Job] = []
         for start in range(0, len(prepared), ENQUEUE_CHUNK):
             chunk = prepared[start : start + ENQUEUE_CHUNK]
-            # One JSON argument instead of 9 per job: far cheaper for the client to send.
-            packed = orjson.dumps([
-                [p.id, p.name, p.payload, p.priority, p.delay_ms, p.run_at_ms, p.max_attempts,
-                 p.backoff, "" if p.timeout is None else str(p.timeout), p.check]
-                for p in chunk
-            ]).decode()  # fmt: skip
-            replies = await self.client.evalsha(scripts.ENQUEUE, self._route, [self._base, packed])
-            for p, reply in zip(chunk, replies, strict=True):
-                out.append(self._enqueued(p, reply))
+            args: list[Any] = [len(chunk)]
+            for p in chunk:
+                self._job_args(p, args)
+            reply = await self._acknowledged(scripts.ENQUEUE, args)
+            out += await self._enqueued(chunk, reply)
         return out
 
     async def _enqueue_one(self, prepared: _Prepared) -> Job:
-        # One job as plain arguments (the script decodes no JSON); the optional ones only
-        # when one of them is not the default.
-        if not self._registered:
+        if not self._opened:
             await self.register()
         p = prepared
-        args: list[Any] = [self._base, p.id, p.name, p.payload, p.max_attempts]
-        if p.priority or p.check or p.delay_ms or p.run_at_ms or p.backoff or p.timeout is not None:
-            args += [
-                p.priority, p.check, p.delay_ms, p.run_at_ms, p.backoff,
-                "" if p.timeout is None else str(p.timeout),
-            ]  # fmt: skip
-        reply = await self.client.evalsha(scripts.ENQUEUE, self._route, args)
-        if not isinstance(reply, list):  # created_ms alone: a new job left waiting
-            reply = [0, reply, "waiting", reply]
-        return self._enqueued(p, reply)
+        data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload)
+        opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        reply = await self._acknowledged(scripts.ENQUEUE, [1, p.id, opts, data])
+        if isinstance(reply, int):  # created_ms alone: a new job left waiting
+            return self._new_job(p, reply, JobStatus.WAITING)
+        return (await self._enqueued([p], reply))[0]
 
-    def _enqueued(self, p: _Prepared, reply: list[Any]) -> Job:
-        """The Job for one entry of the enqueue script's reply."""
-        if int(reply[0]) == 1:
-            return hash_to_job(self.name, pairs_to_dict(reply[1:]))[0]
-        active = reply[2] == "active"
+    async def _enqueued(self, chunk: list[_Prepared], reply: Any) -> list[Job]:
+        """The Jobs for the enqueue script's reply (see enqueue.lua)."""
+        if isinstance(reply, int):
+            return [self._new_job(chunk[0], reply, JobStatus.WAITING)]
+        created, handed, found = int(reply[0]), reply[1], reply[2]
+        handed_at = {int(k) - 1 for k in handed}
+        existing: dict[int, Job] = {}
+        for i in range(0, len(found), 3):
+            k = int(found[i]) - 1
+            job = decode_job(self.name, chunk[k].id, found[i + 1], found[i + 2], loads=self._loads)
+            if job.status in FINISHED:  # its result and error: not read by the script
+                job = (await self._jobs([job.id]) or [job])[0]
+            existing[k] = job
+        out = []
+        for k, p in enumerate(chunk):
+            found_job = existing.get(k)
+            if found_job is None:
+                status = JobStatus.ACTIVE if k in handed_at else None
+                found_job = self._new_job(p, created, status)
+            out.append(found_job)
+        return out
+
+    def _new_job(self, p: _Prepared, created_ms: int, status: JobStatus | None) -> Job:
+        due = max(created_ms + p.delay_ms, p.run_at_ms)
+        if status is None:
+            status = JobStatus.DELAYED if due > created_ms else JobStatus.WAITING
+        active = status is JobStatus.ACTIVE
         return make_job(
             id=p.id,
             name=p.name,
             queue=self.name,
             payload=p.value,
-            status=_STATUS[reply[2]],
+            status=status,
             priority=p.priority,
             max_attempts=p.max_attempts,
-            created_at=int(reply[1]) / 1000.0,
-            run_at=int(reply[3]) / 1000.0,
+            created_at=created_ms / 1000.0,
+            run_at=due / 1000.0,
+            started_at=created_ms / 1000.0 if active else None,
             timeout=p.timeout,
-            backoff=_backoff(p.backoff),
+            backoff=Backoff.from_list(orjson.loads(p.backoff)) if p.backoff else None,
             attempts=1 if active else 0,
             token=1 if active else 0,
         )
 
     async def _get(self, job_id: str) -> Job | None:
-        h = await self.client.hgetall(self.keys.job(job_id))
-        return hash_to_job(self.name, h)[0] if h else None
+        jobs = await self._jobs([job_id])
+        return jobs[0] if jobs else None
 
     async def _jobs(self, ids: Sequence[str]) -> list[Job]:
-        if not ids:
-            return []
-        replies = await self.client.pipeline([("HGETALL", self.keys.job(i)) for i in ids])
-        jobs = []
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-            h = _as_dict(reply)
-            if h:
-                jobs.append(hash_to_job(self.name, h)[0])
+        jobs: list[Job] = []
+        for start in range(0, len(ids), PAGE):
+            flat = await self._run(scripts.READ, list(ids[start : start + PAGE]))
+            jobs += [self._decode(str(flat[i]), flat, i + 1) for i in range(0, len(flat), 5)]
         return jobs
 
-    async def _cancel(self, job_id: str) -> bool:
-        k = self.keys
-        prev = await self.client.evalsha(
-            scripts.CANCEL, [k.waiting, k.delayed, k.active, k.cancelled], [k.job_prefix, job_id]
+    def _decode(self, job_id: str, flat: list[Any], i: int) -> Job:
+        """The job whose state, data, result and error are ``flat[i:i + 4]``."""
+        return decode_job(
+            self.name, job_id, flat[i], flat[i + 1], flat[i + 2], flat[i + 3], self._loads
         )
-        return bool(prev)
 
-    async def _retry(self, job_id: str) -> bool:
-        k = self.keys
-        moved = await self.client.evalsha(
-            scripts.RETRY, [k.failed, k.waiting, k.marker, k.seq], [k.job_prefix, job_id]
-        )
-        return bool(moved)
+    async def _cancel(self, job_id: str, request_id: str) -> bool:
+        return bool(await self._run(scripts.CANCEL, [request_id, job_id]))
+
+    async def _retry(self, job_id: str, request_id: str) -> bool:
+        return bool(await self._run(scripts.RETRY, [request_id, job_id]))
 
     async def _counts(self) -> dict[str, int]:
-        replies = await self.client.pipeline(
-            [("ZCARD", self.keys.status_key(s.value)) for s in STORED]
-        )
-        return {s.value: int(r) for s, r in zip(STORED, replies, strict=True)}
+        if not self._opened:
+            await self.register()
+        replies = await self.client.pipeline([("ZCARD", self.keys.status_key(s)) for s in STATUSES])
+        return {s: int(r) for s, r in zip(STATUSES, replies, strict=True)}
 
     async def _list(self, status: JobStatus, offset: int, limit: int) -> list[Job]:
+        if not self._opened:
+            await self.register()
         key = self.keys.status_key(status.value)
         cmd = "ZREVRANGE" if status in FINISHED else "ZRANGE"
         ids = await self.client.execute(cmd, key, offset, offset + limit - 1)
         return await self._jobs([str(i) for i in ids or []])
 
     async def _purge(self, status: JobStatus) -> int:
-        k = self.keys
         total = 0
         while True:
-            n = int(
-                await self.client.evalsha(
-                    scripts.PURGE, [k.status_key(status.value)], [k.job_prefix, PAGE]
-                )
-            )
+            n = int(await self._run(scripts.PURGE, [self._request_id(), status.value, PAGE]))
             total += n
             if n == 0:
                 return total
 
     async def dump_jobs(self) -> AsyncIterator[Job]:
         """Every job, status by status, in pages of 500."""
-        for status in STORED:
-            key = self.keys.status_key(status.value)
+        if not self._opened:
+            await self.register()
+        for status in STATUSES:
+            key = self.keys.status_key(status)
             offset = 0
             while True:
                 ids = await self.client.zrange(key, offset, offset + PAGE - 1)
@@ -255,97 +273,115 @@ class RedisJobQueue(JobQueue):
                     break
                 offset += PAGE
 
-    async def _restore(self, job: Job) -> bool:
-        if not self._registered:
-            await self.register()
-        k = self.keys
-        args: list[Any] = [k.job_prefix, job.id]
-        for field, value in job_to_hash(job, self.max_payload_bytes).items():
-            args += [field, value]
-        return bool(await self.client.evalsha(scripts.RESTORE, self._step_keys, args))
+    async def _restore(self, job: Job, request_id: str) -> bool:
+        state, data, result, error = job_to_record(
+            job, serializer_for(self.max_payload_bytes).dumps
+        )
+        args = [request_id, job.id, state, data, result, error]
+        return bool(await self._run(scripts.RESTORE, args))
 
-    # -- worker hooks --------------------------------------------------------------------------
-    async def _step(
-        self,
-        worker_id: str,
-        outcomes: Sequence[Outcome],
-        claim: int,
-        lease: float,
-        idle: float = 0.0,
-    ) -> StepResult:
-        if not self.client.capabilities.blocking:
-            idle = 0.0  # pollers cannot receive hand-offs while they sleep
+    # -- worker protocol -------------------------------------------------------------------------
+    async def worker_started(self, worker_id: str) -> None:
+        """Register the queue name (and convert a layout-1 queue); drop a stale interrupt."""
+        await self.register()
+        await self.client.delete(self.keys.wake(worker_id))
+
+    async def step(self, request: StepRequest) -> StepResult:
+        """One step script call (see step.lua); a re-sent request returns the same jobs."""
+        if time.monotonic() >= self._next_upgrade_check:
+            await self._recheck_layout1()
+        idle = request.idle if self.client.capabilities.blocking else 0.0
         args: list[Any] = [
-            self._base, worker_id, claim, int(lease * 1000), *self._retention_args,
-            BATCH, int(idle * 1000),
-            orjson.dumps(
-                [[o.job_id, o.token, o.kind, o.data, int(o.delay * 1000)] for o in outcomes]
-            ).decode(),
+            request.worker_id, request.request_id, request.claim, int(request.lease * 1000),
+            *self._retention_args, BATCH, int(idle * 1000), int(HANDOFF_TTL * 1000),
         ]  # fmt: skip
-        reply = await self.client.evalsha(scripts.STEP, self._route, args)
-        claimed, next_due, recovered, rejected, more = reply
-        jobs = []
-        for flat in claimed:
-            jobs.append(hash_to_job(self.name, pairs_to_dict(flat))[0])
+        for o in request.outcomes:
+            args += (o.job_id, o.token, o.kind, o.data, int(o.delay * 1000))
+        if not self._opened:
+            await self.register()
+        reply = await self._acknowledged(scripts.STEP, args)
+        flat, next_due, recovered, rejected, more = reply
+        loads = self._loads
+        jobs = [
+            decode_job(self.name, str(flat[i]), flat[i + 1], flat[i + 2], None, flat[i + 3], loads)
+            for i in range(0, len(flat), 4)
+        ]
         nd = int(next_due)
         self._poll = self._min_poll if jobs or int(more) else min(self._poll * 2, MAX_BLOCK)
         return StepResult(
             jobs=jobs,
             next_due=None if nd < 0 else nd / 1000.0,
             recovered=int(recovered),
-            rejected=[str(r) for r in rejected],
+            rejected=[str(r) for r in rejected or []],
             more=bool(int(more)),
         )
 
-    async def _extend(
+    async def _recheck_layout1(self) -> None:
+        """Every minute, workers convert jobs a redkeep 0.1 process may still be adding."""
+        self._next_upgrade_check = time.monotonic() + UPGRADE_CHECK_INTERVAL
+        if not self._opened:
+            await self.register()
+        elif await has_layout1(self):
+            await upgrade_layout1(self)
+
+    async def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease: float
     ) -> list[str]:
+        """Renew leases (extend.lua); a handed-off job gets ``worker_id`` as its worker."""
         if not held:
             return []
-        args: list[Any] = [self.keys.job_prefix, int(lease * 1000)]
+        args: list[Any] = [worker_id, int(lease * 1000)]
         for job_id, token in held:
-            args += [job_id, token]
-        lost = await self.client.evalsha(scripts.EXTEND, [self.keys.active], args)
+            args += (job_id, token)
+        lost = await self._run(scripts.EXTEND, args)
         return [str(i) for i in lost or []]
 
-    async def _wait(self, seconds: float, worker_id: str = "") -> bool | Job:
+    async def wait_for_jobs(self, worker_id: str, seconds: float) -> bool | Job:
+        """BZPOPMIN over the hand-off set, the marker and the worker's wake key (in that
+        order); polling with an adaptive interval where blocking commands are missing."""
         if self.client.capabilities.blocking:
-            inbox = self._inboxes.get(worker_id)
-            if inbox is None:
-                inbox = self._inboxes[worker_id] = self.keys.inbox(worker_id)
-            popped = await self.client.bzpopmin([inbox, self.keys.marker], max(0.01, seconds))
-            if popped is None:
+            keys = self._wait_keys.get(worker_id)
+            if keys is None:
+                k = self.keys
+                keys = self._wait_keys[worker_id] = [k.handoff, k.marker, k.wake(worker_id)]
+            popped = await self.client.bzpopmin(keys, max(0.01, seconds))
+            if popped is None or popped[0] == keys[2]:
                 return False
-            if popped[0] == inbox:
-                if popped[1] == STOP:
-                    return False
-                # A job handed over by an enqueue: already claimed for this worker.
-                return hash_to_job(self.name, pairs_to_dict(orjson.loads(popped[1])))[0]
+            if popped[0] == keys[0]:
+                return self._handed(popped[1], worker_id)
             return True
         # No blocking commands (Upstash REST): sleep with an adaptive interval, never polling
         # faster than poll_max_rate.
         await asyncio.sleep(max(self._min_poll, min(self._poll, seconds)))
         return False
 
-    def _spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
-        return self.client.spin_only_while(predicate)
+    def _handed(self, member: str, worker_id: str) -> Job:
+        """The job of a hand-off member (``<state>\\n<data>``), claimed for its popper (whose id
+        the state gets when it renews the lease or reports the outcome)."""
+        state, _, data = member.partition("\n")
+        if state.endswith("|"):  # the worker field, last, is empty until then
+            state += worker_id
+        try:
+            job_id = str(split_data(data)[0][0])
+        except (ValueError, IndexError, orjson.JSONDecodeError):
+            job_id = ""
+        return decode_job(self.name, job_id, state, data, loads=self._loads)
 
-    async def _wake(self) -> None:
+    async def wake_workers(self) -> None:
         await self.client.zadd(self.keys.marker, {"w": 0})
 
-    async def _interrupt(self, worker_id: str) -> None:
-        # An empty JSON list: ends the worker's pop; the step script skips and deletes it.
-        await self.client.zadd(self.keys.inbox(worker_id), {STOP: 0})
+    async def interrupt_wait(self, worker_id: str) -> None:
+        await self.client.zadd(self.keys.wake(worker_id), {"stop": 0})
+
+    async def worker_stopped(self, worker_id: str) -> None:
+        await self.client.delete(self.keys.wake(worker_id))
+        self._wait_keys.pop(worker_id, None)
+
+    def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
+        return self.client.spin_only_while(predicate)
 
 
-_STATUS = {s.value: s for s in JobStatus}
-
-
-def _backoff(text: str) -> Backoff | None:
-    return Backoff.from_list(orjson.loads(text)) if text else None
-
-
-def _as_dict(reply: Any) -> dict[str, str]:
-    if isinstance(reply, dict):
-        return {str(k): str(v) for k, v in reply.items()}
-    return pairs_to_dict(reply or [])
+_SCRIPTS = [
+    scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
+    scripts.RESTORE, scripts.READ,
+]  # fmt: skip

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 from redis.backoff import AbstractBackoff
 
 from redkeep.errors import InvalidJob, scrub
-from redkeep.queue.base import JobQueue
 from redkeep.queue.execution import Handler, WorkerObserver, execute_job, report_attempt
 from redkeep.queue.executors import ExecutorKind, Executors, prepare_handlers
-from redkeep.queue.job import Job, Outcome
+from redkeep.queue.job import Job
 from redkeep.queue.outage import Outage, settings_backoff
+from redkeep.queue.protocol import Outcome, StepRequest, WorkerQueue, new_request_id
 
 if TYPE_CHECKING:
     from redkeep.config import Settings
@@ -46,7 +46,7 @@ IDLE_REGISTRATION = MAX_BLOCK + 0.5  # an idle worker re-registers after each bl
 @dataclass
 class _Running:
     job: Job
-    queue: JobQueue
+    queue: WorkerQueue
     task: asyncio.Task[None]
     started: float
     reason: str | None = None  # why it was cancelled: "release", "lost" or "cancelled"
@@ -54,8 +54,9 @@ class _Running:
 
 @dataclass
 class _QueueState:
-    queue: JobQueue
+    queue: WorkerQueue
     outcomes: list[Outcome] = field(default_factory=list)
+    pending: StepRequest | None = None  # a step whose reply was not received: sent again as is
     first_outcome: float = 0.0
     event: asyncio.Event = field(default_factory=asyncio.Event)
     waiter: asyncio.Task[bool | Job] | None = None
@@ -76,7 +77,7 @@ class Worker:
 
     def __init__(
         self,
-        queues: JobQueue | Sequence[JobQueue],
+        queues: WorkerQueue | Sequence[WorkerQueue],
         handlers: Mapping[str, Handler],
         *,
         concurrency: int = 10,
@@ -91,7 +92,7 @@ class Worker:
         executor: ExecutorKind = "thread",
         outage_backoff: AbstractBackoff | None = None,
     ) -> None:
-        self.queues = [queues] if isinstance(queues, JobQueue) else list(queues)
+        self.queues = [queues] if isinstance(queues, WorkerQueue) else list(queues)
         if not self.queues:
             raise InvalidJob("a worker needs at least one queue")
         if concurrency < 1 or lease <= 0 or grace_period < 0:
@@ -103,6 +104,9 @@ class Worker:
         self.grace_period = grace_period
         self.renew_interval = renew_interval or min(lease / 3, MAX_BLOCK)
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        if not self.id or len(self.id) > 200 or any(c in self.id for c in "|\n\r\t "):
+            raise InvalidJob("worker_id must be 1-200 characters without '|' or whitespace")
+        self._requests = 0
         self.observer = observer
         self.handle_signals = handle_signals
         self.max_result_bytes = max_result_bytes
@@ -120,7 +124,7 @@ class Worker:
     @classmethod
     def from_settings(
         cls,
-        queues: JobQueue | Sequence[JobQueue],
+        queues: WorkerQueue | Sequence[WorkerQueue],
         handlers: Mapping[str, Handler],
         settings: Settings,
         **overrides: object,
@@ -170,12 +174,10 @@ class Worker:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.add_signal_handler(sig, self.stop)
                     installed.append(sig)
-        lift = [q._spin_only_while(self._idle_now) for q in self.queues]
+        lift = [q.spin_only_while(self._idle_now) for q in self.queues]
         for q in self.queues:
-            register = getattr(q, "register", None)
-            if register is not None:
-                with contextlib.suppress(Exception):
-                    await register()
+            with contextlib.suppress(Exception):
+                await q.worker_started(self.id)
         loops = [asyncio.create_task(self._fetch_loop(st)) for st in self._states]
         renewer = asyncio.create_task(self._renew_loop())
         try:
@@ -203,6 +205,11 @@ class Worker:
         """No job is running: the queue's client may busy-poll (nothing else needs the loop)."""
         return not self._running
 
+    def _request(self, outcomes: list[Outcome], claim: int, idle: float) -> StepRequest:
+        self._requests += 1
+        rid = new_request_id(self.id, self._requests)
+        return StepRequest(self.id, rid, outcomes, claim, self.lease, idle)
+
     async def _deregister(self, st: _QueueState) -> None:
         """Stop being offered hand-offs and release any job handed over meanwhile. A pending
         blocking wait is interrupted, not cancelled: cancelling the pop could lose the reply
@@ -212,7 +219,7 @@ class Worker:
         if waiter is not None:
             if not waiter.done():
                 with contextlib.suppress(Exception):
-                    await st.queue._interrupt(self.id)
+                    await st.queue.interrupt_wait(self.id)
             try:
                 result = await asyncio.wait_for(waiter, MAX_BLOCK + 1.0)
                 if isinstance(result, Job) and result is not st.taken:
@@ -220,10 +227,11 @@ class Worker:
             except BaseException:  # noqa: S110 - a failed or timed-out wait handed nothing over
                 pass
         try:
-            handed += (await st.queue._step(self.id, [], 0, self.lease)).jobs
+            handed += (await st.queue.step(self._request([], 0, 0.0))).jobs
             if handed:
                 release = [Outcome(j.id, j.token, "release") for j in handed]
-                await st.queue._step(self.id, release, 0, self.lease)
+                await st.queue.step(self._request(release, 0, 0.0))
+            await st.queue.worker_stopped(self.id)
         except Exception as exc:
             log.warning("queue %s: leaving the idle set failed (%s); jobs handed over now wait "
                         "for their lease", st.queue.name, scrub(str(exc)))  # fmt: skip
@@ -260,6 +268,8 @@ class Worker:
         return self.concurrency + self.prefetch - held
 
     def _should_step(self, st: _QueueState) -> bool:
+        if st.pending is not None:
+            return True
         if self._stopping:
             return bool(st.outcomes)
         room = self._room()
@@ -278,25 +288,29 @@ class Worker:
         next_due: float | None = None
         while True:
             st.event.clear()
-            if self._drained and not st.outcomes:
+            if self._drained and not st.outcomes and st.pending is None:
                 return
             if not self._should_step(st):
                 await self._idle(st, next_due)
                 continue
-            claim = 0 if self._stopping else max(0, self._room())
-            outcomes, st.outcomes = st.outcomes, []
-            self._reserved += claim
+            request = st.pending
+            if request is None:
+                claim = 0 if self._stopping else max(0, self._room())
+                outcomes, st.outcomes = st.outcomes, []
+                idle = IDLE_REGISTRATION if claim > 0 else 0.0
+                request = st.pending = self._request(outcomes, claim, idle)
+                self._reserved += claim
             st.woken = False
-            idle = IDLE_REGISTRATION if claim > 0 else 0.0
             try:
-                res = await q._step(self.id, outcomes, claim, self.lease, idle)
+                res = await q.step(request)
             except Exception as exc:
-                self._reserved -= claim
-                st.outcomes[:0] = outcomes
+                # Sent again as is (same request id) until answered: a step the server applied
+                # before the reply was lost returns its jobs instead of claiming others.
                 await asyncio.sleep(self._outage.failed("claim", q.name, exc))
                 continue
             self._outage.succeeded()
-            self._reserved -= claim
+            st.pending = None
+            self._reserved -= request.claim
             for job in res.jobs:
                 self._take(st, job)
             self._start_next()
@@ -320,7 +334,7 @@ class Worker:
             timeout = max(0.0, min(timeout, flush_in))
         want_jobs = st.empty and not self._stopping and self._room() > 0
         if want_jobs and st.waiter is None:
-            st.waiter = asyncio.create_task(st.queue._wait(max(timeout, 0.01), self.id))
+            st.waiter = asyncio.create_task(st.queue.wait_for_jobs(self.id, max(timeout, 0.01)))
             st.waiter.add_done_callback(lambda task: self._on_wait_done(st, task))
         waits: set[asyncio.Future[object]] = {asyncio.ensure_future(st.event.wait())}
         if st.waiter is not None:
@@ -342,7 +356,7 @@ class Worker:
             elif woken and (self._room() <= 0 or self._stopping):
                 # Pass the wake-up on to another worker that has room.
                 with contextlib.suppress(Exception):
-                    await st.queue._wake()
+                    await st.queue.wake_workers()
             else:
                 # woken by the queue, or the wait timed out: step (claims, reaper, promotion)
                 st.woken = True
@@ -424,7 +438,7 @@ class Worker:
                 if not held:
                     continue
                 try:
-                    lost = await q._extend(self.id, held, self.lease)
+                    lost = await q.extend_leases(self.id, held, self.lease)
                 except Exception as exc:
                     self._outage.failed("lease renewal", q.name, exc)
                     continue

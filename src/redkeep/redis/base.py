@@ -12,6 +12,7 @@ same code works over both. Every method raises only :mod:`redkeep.errors` except
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from redkeep.redis.policy import declare_idempotent_sha
 
-__all__ = ["Capabilities", "Command", "CommandObserver", "RedisClient", "Script"]
+__all__ = ["Capabilities", "Command", "CommandObserver", "RedisClient", "Script", "expand_includes"]
 
 #: One raw command for :meth:`RedisClient.pipeline`, e.g. ``("SET", "k", "v", "PX", 1000)``.
 Command = Sequence[str | int | float]
@@ -77,9 +78,41 @@ class Script:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Script:
+        """Read a script, expanding ``-- @include "lib/x.lua"`` lines (paths relative to the
+        including file; each file at most once per script). The SHA is of the expanded text."""
         p = Path(path)
         source = p.read_text(encoding="utf-8")
-        return cls(name=p.stem, source=source, idempotent=_declares_idempotent(source))
+        expanded = expand_includes(source, p.parent, {p.resolve()})
+        return cls(name=p.stem, source=expanded, idempotent=_declares_idempotent(source))
+
+
+_INCLUDE = re.compile(r'^--\s*@include\s+"([^"]+)"\s*$')
+
+
+def expand_includes(source: str, base: Path, seen: set[Path]) -> str:
+    """``source`` with each ``-- @include "path"`` line replaced by that file's (expanded) text.
+
+    A file already included (or the script itself) is skipped, so shared parts can include
+    what they need without duplicates; a missing file raises ``FileNotFoundError`` naming it.
+    """
+    out: list[str] = []
+    for line in source.splitlines(keepends=True):
+        match = _INCLUDE.match(line.strip())
+        if match is None:
+            out.append(line)
+            continue
+        target = (base / match.group(1)).resolve()
+        if target in seen:
+            continue
+        seen.add(target)
+        if not target.is_file():
+            raise FileNotFoundError(f"Lua include {match.group(1)!r} not found (from {base})")
+        text = target.read_text(encoding="utf-8")
+        out.append(f"-- @included {match.group(1)}\n")
+        out.append(expand_includes(text, target.parent, seen))
+        if not text.endswith("\n"):
+            out.append("\n")
+    return "".join(out)
 
 
 def _declares_idempotent(source: str) -> bool:

@@ -1,15 +1,32 @@
--- Cancel a waiting, delayed or active job (an active one's worker sees it at lease renewal).
--- KEYS[1] waiting  KEYS[2] delayed  KEYS[3] active  KEYS[4] cancelled
--- ARGV[1] job hash key prefix  ARGV[2] job id
+-- Cancel a waiting, delayed or active job (an active one's worker sees it at lease renewal; a
+-- job handed off and not yet popped is taken back from the hand-off set).
+-- @idempotent
+-- KEYS[1] state
+-- KEYS[2] data
+-- KEYS[3] meta
+-- KEYS[4] waiting
+-- KEYS[5] delayed
+-- KEYS[6] active
+-- KEYS[7] cancelled
+-- KEYS[8] handoff
+-- KEYS[9] requests   request id -> reply (a re-sent call answers the same)
+-- KEYS[10] reqtimes
+-- ARGV[1] request id  ARGV[2] job id
 -- Returns the previous status, or false when the job is unknown or already finished.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = ARGV[2]
-local jk = ARGV[1] .. id
-local st = redis.call('HGET', jk, 'status')
-local from = {waiting = KEYS[1], delayed = KEYS[2], active = KEYS[3]}
-if not st or not from[st] then return false end
-redis.call('ZREM', from[st], id)
-redis.call('HSET', jk, 'status', 'cancelled', 'finished', now)
-redis.call('ZADD', KEYS[4], now, id)
-return st
+-- @include "lib/handoff.lua"
+-- @include "lib/memo.lua"
+
+local rid, id = ARGV[1], ARGV[2]
+local seen = memo_get(rid)
+if seen then return seen[1] end
+local st = decode_state(redis.call('HGET', K.state, id) or '')
+local prev = false
+if st and (st.status == 'waiting' or st.status == 'delayed' or st.status == 'active') then
+  prev = st.status
+  if prev == 'active' and st.worker == '' then
+    local data = redis.call('HGET', K.data, id)
+    if data then redis.call('ZREM', K.handoff, handoff_member(st, data)) end
+  end
+  transition(id, st, 'cancelled', now_s)
+end
+return memo_put(rid, {prev})[1]

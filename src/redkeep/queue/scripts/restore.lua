@@ -1,30 +1,49 @@
 -- Write a job as given (migration); nothing is written when the id exists.
--- KEYS[1] waiting  KEYS[2] delayed  KEYS[3] active  KEYS[4] completed  KEYS[5] failed
--- KEYS[6] cancelled  KEYS[7] marker  KEYS[8] sequence counter
--- ARGV[1] job hash key prefix  ARGV[2] job id  then field, value pairs of the job hash
--- (status, priority, run_at and finished are read from them).
 -- An active job is restored with an already expired lease, so a worker's reaper requeues it.
--- Returns 1 when written, 0 when the id existed.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = ARGV[2]
-local jk = ARGV[1] .. id
-if redis.call('EXISTS', jk) == 1 then return 0 end
-local f = {}
-for i = 3, #ARGV, 2 do f[ARGV[i]] = ARGV[i + 1] end
-redis.call('HSET', jk, unpack(ARGV, 3))
-local st = f['status']
-if st == 'waiting' then
-  local seq = redis.call('INCR', KEYS[8])
-  redis.call('ZADD', KEYS[1], -(tonumber(f['priority']) or 0) * 1e12 + seq, id)
-  redis.call('ZADD', KEYS[7], 0, 'w')
-elseif st == 'delayed' then
-  redis.call('ZADD', KEYS[2], tonumber(f['run_at']) or now, id)
-  redis.call('ZADD', KEYS[7], 0, 'w')
-elseif st == 'active' then
-  redis.call('ZADD', KEYS[3], now, id)
-else
-  local zkey = {completed = KEYS[4], failed = KEYS[5], cancelled = KEYS[6]}
-  redis.call('ZADD', zkey[st], tonumber(f['finished']) or now, id)
+-- @idempotent
+-- KEYS[1] state
+-- KEYS[2] data
+-- KEYS[3] results
+-- KEYS[4] errors
+-- KEYS[5] meta       seq
+-- KEYS[6] waiting
+-- KEYS[7] delayed
+-- KEYS[8] active
+-- KEYS[9] completed
+-- KEYS[10] failed
+-- KEYS[11] cancelled
+-- KEYS[12] marker
+-- KEYS[13] requests  request id -> reply (a re-sent call answers the same)
+-- KEYS[14] reqtimes
+-- ARGV[1] request id  ARGV[2] job id  ARGV[3] state record  ARGV[4] data record
+-- ARGV[5] result ("" = none)  ARGV[6] error ("" = none)
+-- Returns 1 when written, 0 when the id existed; an error for a record that does not parse.
+-- @include "lib/memo.lua"
+
+local rid, id = ARGV[1], ARGV[2]
+local seen = memo_get(rid)
+if seen then return seen[1] end
+if redis.call('HEXISTS', K.state, id) == 1 then return memo_put(rid, {0})[1] end
+local st = decode_state(ARGV[3])
+if not st or not STATUSES[st.status] then
+  return redis.error_reply('ERR restore: invalid state record for job ' .. id)
 end
-return 1
+local finished = st.finished
+local to = unlisted(st)
+if finished == '' then finished = nil end
+local score
+if to == 'waiting' then
+  score = waiting_score(st.priority)
+elseif to == 'delayed' then
+  score = tonumber(st.run_at) or now
+elseif to == 'active' then
+  score = now
+else
+  score = tonumber(st.finished) or now
+end
+transition(id, st, to, score, finished)
+redis.call('HSET', K.data, id, ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', K.results, id, ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', K.errors, id, ARGV[6]) end
+if to == 'waiting' or to == 'delayed' then redis.call('ZADD', K.marker, 0, 'w') end
+return memo_put(rid, {1})[1]

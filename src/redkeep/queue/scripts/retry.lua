@@ -1,15 +1,22 @@
 -- Move a failed job back to waiting with its attempts reset.
--- KEYS[1] failed  KEYS[2] waiting  KEYS[3] marker  KEYS[4] sequence counter
--- ARGV[1] job hash key prefix  ARGV[2] job id
+-- @idempotent
+-- KEYS[1] state
+-- KEYS[2] meta       seq
+-- KEYS[3] waiting
+-- KEYS[4] failed
+-- KEYS[5] marker
+-- KEYS[6] requests   request id -> reply (a re-sent call answers the same)
+-- KEYS[7] reqtimes
+-- ARGV[1] request id  ARGV[2] job id
 -- Returns 1 when moved, 0 when the job is not failed.
-local id = ARGV[2]
-local jk = ARGV[1] .. id
-if redis.call('HGET', jk, 'status') ~= 'failed' then return 0 end
-redis.call('ZREM', KEYS[1], id)
-redis.call('HSET', jk, 'status', 'waiting', 'attempts', 0)
-redis.call('HDEL', jk, 'finished')
-local prio = tonumber(redis.call('HGET', jk, 'priority')) or 0
-local seq = redis.call('INCR', KEYS[4])
-redis.call('ZADD', KEYS[2], -prio * 1e12 + seq, id)
-redis.call('ZADD', KEYS[3], 0, 'w')
-return 1
+-- @include "lib/memo.lua"
+
+local rid, id = ARGV[1], ARGV[2]
+local seen = memo_get(rid)
+if seen then return seen[1] end
+local st = decode_state(redis.call('HGET', K.state, id) or '')
+if not st or st.status ~= 'failed' then return memo_put(rid, {0})[1] end
+st.attempts = '0'
+transition(id, st, 'waiting', waiting_score(st.priority))
+redis.call('ZADD', K.marker, 0, 'w')
+return memo_put(rid, {1})[1]
