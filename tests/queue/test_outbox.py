@@ -322,7 +322,7 @@ async def test_a_hung_redis_diverts_after_the_command_timeout(outage: Outage) ->
     assert counts["waiting"] == 2  # the original request and the relay made one job
 
 
-async def test_held_jobs_cannot_be_cancelled_or_retried_yet(outage: Outage) -> None:
+async def test_held_jobs_cannot_be_cancelled_retried_or_deleted_yet(outage: Outage) -> None:
     queue, _ = await outage.queue()
     outage.kill()
     job = await queue.enqueue("a")
@@ -330,6 +330,8 @@ async def test_held_jobs_cannot_be_cancelled_or_retried_yet(outage: Outage) -> N
         await queue.cancel(job.id)
     with pytest.raises(JobError, match="held in the enqueue outbox"):
         await queue.retry(job.id)
+    with pytest.raises(JobError, match="be deleted once it is relayed"):
+        await queue.delete_job(job.id)
 
 
 async def test_a_restarted_process_relays_what_an_earlier_one_left(outage: Outage) -> None:

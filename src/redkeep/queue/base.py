@@ -40,6 +40,7 @@ from redkeep.queue.protocol import StepRequest, StepResult
 
 if TYPE_CHECKING:
     from redkeep.queue.outbox import Outbox
+    from redkeep.queue.workers import WorkerRegistry
 
 __all__ = ["JobQueue"]
 
@@ -161,6 +162,13 @@ class JobQueue(ABC):
         await self._refuse_held(str(job_id), "retried")
         return await self._retry(str(job_id), self._request_id())
 
+    async def delete_job(self, job_id: str) -> bool:
+        """Delete a job that is not active (its record and its place in the queue); False when
+        there is no such job. An active job raises :class:`~redkeep.errors.JobError`: cancel it
+        first (its worker holds it). A job still held in the outbox cannot be deleted yet."""
+        await self._refuse_held(str(job_id), "deleted")
+        return await self._delete(str(job_id), self._request_id())
+
     async def counts(self) -> dict[str, int]:
         """Number of jobs per status (``outbox``: held in the local outbox)."""
         counts = await self._counts()
@@ -240,6 +248,10 @@ class JobQueue(ABC):
         lifts the condition. Default: ignored."""
         return lambda: None
 
+    def worker_registry(self) -> WorkerRegistry | None:
+        """Where the workers of this queue announce themselves (default: nowhere)."""
+        return None
+
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]: ...
@@ -256,6 +268,9 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def _retry(self, job_id: str, request_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _delete(self, job_id: str, request_id: str) -> bool: ...
 
     @abstractmethod
     async def _counts(self) -> dict[str, int]: ...
@@ -333,7 +348,7 @@ class JobQueue(ABC):
         return job.backoff or self.default_backoff
 
     def _request_id(self) -> str:
-        """A fresh id for one admin request (cancel, retry, purge, restore), remembered
+        """A fresh id for one admin request (cancel, retry, delete, purge, restore), remembered
         briefly by the Redis scripts so that a re-sent request answers the same."""
         return os.urandom(12).hex()
 
@@ -359,6 +374,11 @@ def _status(status: JobStatus | str) -> JobStatus:
     except ValueError:
         names = ", ".join(s.value for s in JobStatus)
         raise InvalidJob(f"unknown job status {status!r} (expected one of {names})") from None
+
+
+def active_refusal(job_id: str) -> JobError:
+    """The error of deleting an active job (one message for every backend)."""
+    return JobError(f"job {job_id!r} is active: cancel it before deleting it")
 
 
 def now() -> float:
