@@ -234,7 +234,7 @@ class Settings(BaseSettings):
         description="Path of the enqueue outbox, a local SQLite file: an enqueue that cannot "
         "reach Redis (connection refused, timeout, breaker open) is written there and returned "
         "with status outbox, then relayed to Redis with the same id when it is back. Processes "
-        "may share the file (one relays at a time). Unset: off (such enqueues raise).",
+        "may share the file (one relay round at a time). Unset: off (such enqueues raise).",
     )
     queue_outbox_max_jobs: int = Field(
         100_000, gt=0, description="Jobs the enqueue outbox holds at most (all queues)."
@@ -243,6 +243,22 @@ class Settings(BaseSettings):
         256 * 1024 * 1024,
         gt=0,
         description="Bytes of jobs (payload, name, id, options) the enqueue outbox holds at most.",
+    )
+    queue_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must confirm (WAIT) every enqueue and every worker step "
+        "(which records finished jobs) before it returns, so that a failover to a replica "
+        "loses none of them; 0 returns once the primary has the write (Redis replicates "
+        "asynchronously). Redis standalone or Sentinel only: refused with Cluster, Upstash and "
+        "the memory backend. See docs/queue.md, Failover to a replica.",
+    )
+    queue_replica_timeout: Seconds = Field(
+        1.0,
+        gt=0,
+        description="Seconds an enqueue or worker step waits for REDKEEP_QUEUE_MIN_REPLICAS "
+        "replicas before failing with ReplicationTimeout (the write stays on the primary: "
+        "repeating it with the same job id is safe; workers re-send their step).",
     )
 
     # -- service -------------------------------------------------------------------------------
@@ -374,6 +390,25 @@ class Settings(BaseSettings):
             }
             lines = "\n".join(f"  {n}: {r}" for n, r in problems.items())
             raise ConfigError(f"invalid redkeep settings:\n{lines}", problems)
+        if self.queue_min_replicas > 0:
+            self._check_min_replicas()
+
+    def _check_min_replicas(self) -> None:
+        """WAIT needs a RESP connection to one primary: refuse the backends without one."""
+        backend = self.effective_backend
+        reason = None
+        if backend == "memory":
+            reason = "the memory backend has no replicas: set REDKEEP_REDIS_URL"
+        elif backend == "upstash":
+            reason = "Upstash REST has no WAIT command: use 0 with Upstash"
+        elif self.redis_cluster:
+            reason = "not supported on Redis Cluster (REDKEEP_REDIS_CLUSTER): use 0"
+        if reason is not None:
+            reason = f"{reason} (got {self.queue_min_replicas})"
+            raise ConfigError(
+                f"invalid redkeep settings:\n  REDKEEP_QUEUE_MIN_REPLICAS: {reason}",
+                {"REDKEEP_QUEUE_MIN_REPLICAS": reason},
+            )
 
     # -- derived -------------------------------------------------------------------------------
     @property
