@@ -29,6 +29,7 @@ OWN_PAGES = [
     "worker.md",
     "dashboard.md",
     "queue.md",
+    "outbox.md",
 ]
 
 

@@ -21,6 +21,9 @@ from redkeep.errors import (
     JobError,
     JobNotFound,
     LeaseLost,
+    OutboxCorrupted,
+    OutboxError,
+    OutboxFull,
     OutcomeUnknown,
     PayloadTooLarge,
     QueueFull,
@@ -50,6 +53,9 @@ TREE: dict[type[Exception], type[Exception]] = {
     InvalidJob: JobError,
     JobNotFound: JobError,
     LeaseLost: JobError,
+    OutboxError: RedkeepError,
+    OutboxCorrupted: OutboxError,
+    OutboxFull: OutboxError,
     QueueFull: JobError,
     InvalidName: RedkeepError,
     StartupError: RedkeepError,
@@ -78,6 +84,8 @@ def test_value_and_key_error_compatibility() -> None:
     assert issubclass(SerializationError, ValueError)
     assert issubclass(InvalidKey, ValueError)
     assert issubclass(JobNotFound, KeyError)
+    # Callers that handle an outage (HTTP 503) handle a full outbox the same way.
+    assert issubclass(OutboxFull, BackendUnavailable)
     assert str(JobNotFound("no job 'abc'")) == "no job 'abc'"  # not KeyError's repr quoting
     assert str(JobNotFound()) == "job not found"
 
@@ -100,6 +108,7 @@ def test_structured_attributes() -> None:
         (BackendUnavailable("connection refused"), True),
         (BackendTimeout("timed out"), True),
         (CircuitOpen("x", 1.0), True),
+        (OutboxFull("full", jobs=1, max_jobs=1, size=10, max_bytes=100), True),
         (BackendResponseError("LOADING Redis is loading the dataset in memory"), True),
         (BackendResponseError("BUSY Redis is busy running a script"), True),
         (BackendResponseError("TRYAGAIN Multiple keys request during rehashing"), True),

@@ -22,6 +22,7 @@ from redkeep.config import Settings
 from redkeep.errors import ConfigError, QueueFull, RedkeepError
 from redkeep.queue.job import Job
 from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.outbox import Outbox
 from redkeep.queue.worker import Worker
 from redkeep.redis.factory import create_client
 from redkeep.redis.mux import MuxClient
@@ -171,6 +172,17 @@ async def _stuck_thread_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [f"{done.error.type}: {done.error.message}"] + [r.getMessage() for r in caplog.records]
 
 
+async def _outbox_messages(directory: Path) -> list[str]:
+    said: list[str] = []
+    damaged = directory / "damaged.sqlite3"
+    damaged.write_bytes(b"not a database at all" * 100)
+    said.append(await _fails(Outbox(damaged).open()))
+    async with Outbox(directory / "a.sqlite3", namespace="a"):
+        pass
+    said.append(await _fails(Outbox(directory / "a.sqlite3", namespace="b").open()))
+    return said
+
+
 def _cluster_messages(cluster: Any) -> list[str]:
     async def run() -> list[str]:
         client = MuxClient(cluster.url)  # the single-server client on a cluster node
@@ -191,11 +203,15 @@ def _cluster_messages(cluster: Any) -> list[str]:
 
 @pytest.mark.cluster
 def test_every_quoted_message_is_real(
-    redis_server_factory: Any, redis_cluster: Any, caplog: pytest.LogCaptureFixture
+    redis_server_factory: Any,
+    redis_cluster: Any,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     server = redis_server_factory(requirepass=PASSWORD)
     said = asyncio.run(_server_messages(server, caplog))
     said += asyncio.run(_service_messages(caplog))
+    said += asyncio.run(_outbox_messages(tmp_path))
     said += _cluster_messages(redis_cluster)
     quotes = quoted_messages()
     assert len(quotes) >= 15, quotes

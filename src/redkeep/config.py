@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -228,6 +229,21 @@ class Settings(BaseSettings):
     queue_poll_max_rate: float = Field(
         20.0, gt=0, description="Ceiling on idle polls per second where blocking pops are absent."
     )
+    queue_outbox: Path | None = Field(
+        None,
+        description="Path of the enqueue outbox, a local SQLite file: an enqueue that cannot "
+        "reach Redis (connection refused, timeout, breaker open) is written there and returned "
+        "with status outbox, then relayed to Redis with the same id when it is back. Processes "
+        "may share the file (one relay round at a time). Unset: off (such enqueues raise).",
+    )
+    queue_outbox_max_jobs: int = Field(
+        100_000, gt=0, description="Jobs the enqueue outbox holds at most (all queues)."
+    )
+    queue_outbox_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Bytes of jobs (payload, name, id, options) the enqueue outbox holds at most.",
+    )
     queue_min_replicas: int = Field(
         0,
         ge=0,
@@ -329,6 +345,11 @@ class Settings(BaseSettings):
             return None  # an empty variable means "not set"
         register_secret(value.get_secret_value())
         return value
+
+    @field_validator("queue_outbox", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("http_allowed_hosts", mode="before")
     @classmethod

@@ -21,6 +21,10 @@ Every exception redkeep raises derives from :class:`RedkeepError`::
     │   ├── JobNotFound             no job with that id
     │   ├── QueueFull               a memory queue is at its byte limit; the enqueue is refused
     │   └── LeaseLost               a fencing token is stale: another attempt owns the job
+    ├── OutboxError                 the local enqueue outbox cannot be opened or written
+    │   ├── OutboxCorrupted         the outbox file is not a sound outbox (left untouched)
+    │   └── OutboxFull              Redis is unreachable and the outbox is at its limit
+    │                               (also a BackendUnavailable: transient, HTTP 503)
     ├── StartupError                strict startup refused an unusable backend
     ├── AsyncContextError           a blocking redkeep.sync call inside a running event loop
     ├── SnapshotError               a migration record is invalid (redkeep.migrate)
@@ -48,6 +52,9 @@ __all__ = [
     "JobError",
     "JobNotFound",
     "LeaseLost",
+    "OutboxCorrupted",
+    "OutboxError",
+    "OutboxFull",
     "OutcomeUnknown",
     "PayloadTooLarge",
     "QueueFull",
@@ -182,6 +189,29 @@ class QueueFull(JobError):
 
 class LeaseLost(JobError):
     """The caller's fencing token is stale: the job was reclaimed by another attempt."""
+
+
+class OutboxError(RedkeepError):
+    """The local enqueue outbox (``REDKEEP_QUEUE_OUTBOX``) cannot be opened or written: a
+    missing directory, no permission, a disk error, a file made for another key prefix."""
+
+
+class OutboxCorrupted(OutboxError):
+    """The outbox file is not a sound redkeep outbox (not SQLite, damaged pages, foreign or
+    inconsistent tables). Raised at startup; the file is left untouched for inspection."""
+
+
+class OutboxFull(OutboxError, BackendUnavailable):
+    """Redis cannot take the enqueue and the outbox is at its job or byte limit.
+
+    Also a :class:`BackendUnavailable`: transient (retry later), HTTP 503."""
+
+    def __init__(self, message: str, *, jobs: int, max_jobs: int, size: int, max_bytes: int):
+        super().__init__(message)
+        self.jobs = jobs
+        self.max_jobs = max_jobs
+        self.size = size
+        self.max_bytes = max_bytes
 
 
 class StartupError(RedkeepError):

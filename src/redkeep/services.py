@@ -38,6 +38,7 @@ from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue
 from redkeep.queue.job import RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.outbox import Outbox
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.queue.worker import Worker
 from redkeep.queue.workers import WorkerRegistry, registry_of
@@ -87,6 +88,8 @@ class Services:
         self.warnings: list[str] = []
         """Startup warnings (memory backend, evicting maxmemory-policy...)."""
         self.eviction_policy: str | None = None
+        self.outbox: Outbox | None = None
+        """The enqueue outbox (``REDKEEP_QUEUE_OUTBOX``), or None."""
         self._queues: dict[str, JobQueue] = {}
         self._connecting: asyncio.Task[Any] | None = None
         self._started = False
@@ -101,15 +104,19 @@ class Services:
         s = self.settings
         if self.backend == "memory":
             self._warn(MEMORY_WARNING)
+            if s.queue_outbox is not None:
+                self._warn("REDKEEP_QUEUE_OUTBOX is ignored: the memory backend never goes away")
         else:
             self.client = create_client(s, observer=self.metrics)
             if self.client is None:  # pragma: no cover - factory returns None only for memory
                 raise StartupError(f"no client for backend {self.backend!r}")
             try:
+                await self._open_outbox()
                 await self._connect()
             except BaseException:
                 if self.connection is not None:
                     await self.connection.close()
+                await self._close_outbox()
                 await self._close_client()
                 raise
         self.caches = CacheManager(s, client=self.client)
@@ -133,6 +140,8 @@ class Services:
         # successful readiness probe re-validates the backend.
         self.degraded_reason = problem
         log.warning("starting degraded: %s", problem)
+        if self.outbox is not None:
+            self.outbox.breaker.trip()  # hold enqueues at once; the relay probes
         self._connecting = asyncio.create_task(self.connection.start(), name="redkeep-connect")
 
     async def _wait_reachable(self, connection: ConnectionManager) -> None:
@@ -147,6 +156,23 @@ class Services:
                 f"up after {connection.attempts} attempts in {time.monotonic() - start:.1f} s "
                 f"(REDKEEP_CONNECT_MAX_WAIT={wait:g})"
             )
+
+    async def _open_outbox(self) -> None:
+        """Open the enqueue outbox when configured: a file that is not a sound outbox stops
+        the start (:class:`~redkeep.errors.OutboxCorrupted`), whatever ``startup`` says."""
+        if self.settings.queue_outbox is None:
+            return
+        outbox = Outbox.from_settings(self.settings, queue_factory=self.queue)
+        await outbox.open()
+        self.outbox = outbox
+        breaker = outbox.breaker
+        self.metrics.set_breaker_state(breaker.name, breaker.state)
+        breaker.add_listener(self.metrics.breaker_changed)
+
+    async def _close_outbox(self) -> None:
+        if self.outbox is not None:
+            outbox, self.outbox = self.outbox, None
+            await outbox.close()
 
     async def _validate(self) -> str | None:
         """PING, load every script and check ``maxmemory-policy``; the problem, or None."""
@@ -221,6 +247,7 @@ class Services:
             except Exception as exc:
                 log.warning("closing queue %r failed: %s", queue.name, type(exc).__name__)
         self._queues.clear()
+        await self._close_outbox()
         if self.caches is not None:
             await self.caches.close()
         if self._connecting is not None:
@@ -290,6 +317,8 @@ class Services:
             )
         else:
             queue = RedisJobQueue.from_settings(self.client, name, self.settings)
+            if self.outbox is not None:
+                self.outbox.attach(queue)
         self._queues[name] = queue
         return queue
 
@@ -441,6 +470,13 @@ class Services:
         reason = self.degraded_reason
         if not ready and reason is None:
             reason = components["backend"].get("reason")
+        if self.outbox is not None:
+            outbox = components["outbox"] = await self._outbox_health()
+            if not ready and outbox["status"] in ("empty", "holding"):
+                # Enqueues still succeed (held locally): serve, degraded.
+                ready = True
+                components["queues"]["status"] = "outbox"
+                reason = f"{reason}; enqueues are held in the outbox until Redis is back"
         status = "ready" if ready and reason is None else ("degraded" if ready else "unavailable")
         return {
             "ready": ready,
@@ -450,6 +486,13 @@ class Services:
             "warnings": list(self.warnings),
             "components": components,
         }
+
+    async def _outbox_health(self) -> dict[str, Any]:
+        assert self.outbox is not None
+        try:
+            return await self.outbox.health()
+        except RedkeepError as exc:  # the file went away or the disk fails
+            return {"status": "failing", "reason": f"{type(exc).__name__}: {scrub(str(exc))}"}
 
     async def refresh_metrics(self) -> None:
         """Snapshot cache stats, queue depth, connection and breaker state into the metrics."""
@@ -461,6 +504,10 @@ class Services:
             m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache), l1=l1)
         if self.caches is not None:
             m.set_breaker_state(self.caches.breaker.name, self.caches.breaker.state)
+        if self.outbox is not None:
+            m.set_breaker_state(self.outbox.breaker.name, self.outbox.breaker.state)
+            with contextlib.suppress(RedkeepError):
+                m.set_outbox(await self.outbox.stats())
         if self.client is not None and self.connection is not None:
             m.set_connection(
                 "redis",

@@ -125,6 +125,7 @@ async def test_a_layout1_queue_is_converted_on_first_use(redis_url: str, prefix:
             "completed": 1,
             "failed": 1,
             "cancelled": 1,
+            "outbox": 0,  # no enqueue outbox here
         }
         waiting = [j.id for j in await q.list_jobs("waiting")]
         assert waiting == ["w-high", "w-first", "w-low"]  # order kept

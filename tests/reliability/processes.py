@@ -1,8 +1,8 @@
 """Worker subprocesses for the reliability suite: start, SIGKILL, restart, stop by PID.
 
-Each process runs ``python -m tests.reliability.worker_proc`` from the repository root with its
-output in a log file, so a failing scenario can show what the workers printed. Only processes
-started here are signalled, always by their own PID.
+Each process runs ``python -m tests.reliability.worker_proc`` (or another ``module``) from the
+repository root with its output in a log file, so a failing scenario can show what the workers
+printed. Only processes started here are signalled, always by their own PID.
 """
 
 from __future__ import annotations
@@ -23,9 +23,16 @@ READY_LINE = "worker-ready"
 class WorkerProcess:
     """One worker subprocess that can be killed and restarted any number of times."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_dir: Path,
+        module: str = "tests.reliability.worker_proc",
+    ) -> None:
         self.name = name
         self.args = args
+        self.module = module
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
@@ -53,7 +60,7 @@ class WorkerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.reliability.worker_proc", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

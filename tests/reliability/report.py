@@ -33,6 +33,8 @@ SCENARIOS = [
     "load",
     "bad_input",
     "compatibility",
+    "outbox_outage",
+    "outbox_crash",
 ]
 SUMMARY_COLUMNS = [
     ("jobs", "jobs"),

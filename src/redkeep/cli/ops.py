@@ -22,7 +22,7 @@ from redkeep.cli.exits import ExitCode
 from redkeep.config import Settings
 from redkeep.errors import ConfigError, RedkeepError, scrub
 from redkeep.names import is_valid_name
-from redkeep.queue.job import JobStatus
+from redkeep.queue.job import STATUSES
 from redkeep.redis.base import RedisClient
 
 __all__ = [
@@ -170,7 +170,7 @@ def queues(
     if not rows:
         out.print(f"no queues under key prefix {settings.key_prefix!r}")
         return
-    statuses = [s.value for s in JobStatus]
+    statuses = list(STATUSES)  # what Redis holds (no enqueue outbox here)
     table = Table("queue", *statuses, "oldest waiting", title=f"queues ({settings.key_prefix})")
     for row in rows:
         c = row["counts"]

@@ -19,11 +19,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from redkeep.monitoring.outbox import outbox_families
+
+if TYPE_CHECKING:
+    from redkeep.queue.outbox import OutboxStats
 
 __all__ = ["CONTENT_TYPE", "CacheSnapshot", "L1Snapshot", "Metrics", "QueueSnapshot"]
 
@@ -101,8 +106,11 @@ class _StateCollector:
             queues = dict(o._queues)
             conns = dict(o._connections)
             breakers = dict(o._breaker_states)
+            outbox = o._outbox
         yield from self._cache_families(caches)
         yield from self._queue_families(queues)
+        if outbox is not None:
+            yield from outbox_families(outbox)
         yield from self._connection_families(conns)
         state = GaugeMetricFamily(
             "redkeep_breaker_state",
@@ -277,6 +285,7 @@ class Metrics:
         self._queues: dict[str, QueueSnapshot] = {}
         self._connections: dict[str, ConnectionSnapshot] = {}
         self._breaker_states: dict[str, str] = {}
+        self._outbox: OutboxStats | None = None
         r.register(_StateCollector(self))
 
     # -- CommandObserver ----------------------------------------------------------------------
@@ -363,6 +372,11 @@ class Metrics:
         """Set the state of backend connection ``name``."""
         with self._lock:
             self._connections[name] = ConnectionSnapshot(transport, state, pool_in_use, latency)
+
+    def set_outbox(self, stats: OutboxStats) -> None:
+        """Set the enqueue outbox's depth, limits and counters."""
+        with self._lock:
+            self._outbox = stats
 
     def render(self) -> bytes:
         """The text exposition of every series."""

@@ -16,8 +16,9 @@ QUEUE_DEPTH = load_script(Path(__file__).with_name("queue_depth.lua"))
 
 
 async def queue_depth(queue: JobQueue) -> tuple[dict[str, int], float | None]:
-    """Jobs per status and the age in seconds of the job at the head of the waiting queue
-    (the oldest of the highest waiting priority; None when nothing waits).
+    """Jobs per status (``outbox``: held in the enqueue outbox) and the age in seconds of the
+    job at the head of the waiting queue (the oldest of the highest waiting priority; None when
+    nothing waits).
 
     On Redis this is one script call (one round trip, server clock); in memory it reads the
     queue directly.
@@ -26,6 +27,7 @@ async def queue_depth(queue: JobQueue) -> tuple[dict[str, int], float | None]:
         await queue.register()
         reply = await queue.client.evalsha(QUEUE_DEPTH, queue.keys.names(QUEUE_DEPTH.keys), [])
         counts = {s: int(n) for s, n in zip(STATUSES, reply[:6], strict=True)}
+        counts["outbox"] = await queue.outbox.count(queue.name) if queue.outbox else 0
         age_ms = int(reply[6])
         return counts, (age_ms / 1000.0 if age_ms >= 0 else None)
     counts = await queue.counts()

@@ -11,6 +11,7 @@ from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.executors import ProcessHandler, in_process
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
+from redkeep.queue.outbox import Outbox, OutboxStats
 from redkeep.queue.progress import current_job, progress, progress_sync
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult, WorkerQueue
 from redkeep.queue.redis import RedisJobQueue, list_queue_names
@@ -29,6 +30,8 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "MemoryJobQueue",
+    "Outbox",
+    "OutboxStats",
     "Outcome",
     "ProcessHandler",
     "RedisJobQueue",

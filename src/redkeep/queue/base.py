@@ -4,6 +4,10 @@ Public methods validate input and encode payloads here; backends (Redis, memory)
 ``_``-prefixed hooks and the worker protocol (:class:`~redkeep.queue.protocol.WorkerQueue`:
 ``step``, ``extend_leases``, ``wait_for_jobs``...), through which a worker drives a queue. The
 job model is in :mod:`redkeep.queue.job`.
+
+With an enqueue outbox attached (:attr:`JobQueue.outbox`, see :mod:`redkeep.queue.outbox`),
+validated jobs go through the outbox, which sends them with ``_enqueue``/``_enqueue_one`` or
+holds them locally while Redis is unreachable; reads answer for held jobs too.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from redkeep.queue.job import (
     MAX_JOB_ID,
     MAX_NAME,
     MAX_PRIORITY,
+    STATUSES,
     Job,
     JobSpec,
     JobStatus,
@@ -36,6 +41,7 @@ from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.queue.schedules import SchedulesMixin
 
 if TYPE_CHECKING:
+    from redkeep.queue.outbox import Outbox
     from redkeep.queue.workers import WorkerRegistry
 
 __all__ = ["JobQueue"]
@@ -50,6 +56,9 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
     """
 
     backend: str = "abstract"
+    outbox: Outbox | None = None
+    """The enqueue outbox holding this queue's jobs while Redis is unreachable, or None (set by
+    :meth:`redkeep.queue.outbox.Outbox.attach`)."""
 
     def __init__(
         self,
@@ -114,11 +123,14 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
                 new_job_id(), name, text, priority, 0, 0, self.default_max_attempts, "", None,
                 payload,
             )  # fmt: skip
-            return await self._enqueue_one(prepared)
-        spec = JobSpec(
-            name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
-        )
-        return await self._enqueue_one(self._prepare(spec))
+        else:
+            spec = JobSpec(
+                name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
+            )
+            prepared = self._prepare(spec)
+        if self.outbox is not None:
+            return (await self.outbox.enqueue(self, [prepared]))[0]
+        return await self._enqueue_one(prepared)
 
     async def enqueue_many(self, specs: Iterable[JobSpec]) -> list[Job]:
         """Enqueue several jobs in a few round trips; same rules as :meth:`enqueue`.
@@ -128,32 +140,46 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
         prepared = [self._prepare(spec) for spec in specs]
         if not prepared:
             return []
+        if self.outbox is not None:
+            return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
 
     async def get_job(self, job_id: str) -> Job | None:
-        """The job with ``job_id``, or None."""
+        """The job with ``job_id``, or None (a job held in the outbox has status ``outbox``)."""
+        if self.outbox is not None:
+            held = await self.outbox.get_job(self.name, str(job_id))
+            if held is not None:
+                return held
         return await self._get(str(job_id))
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a waiting, delayed or active job; False when it is finished or unknown.
 
         An active job's worker notices at its next lease renewal and cancels the handler task.
+        A job still held in the outbox cannot be cancelled yet (:class:`JobError`).
         """
+        await self._refuse_held(str(job_id), "cancelled")
         return await self._cancel(str(job_id), self._request_id())
 
     async def retry(self, job_id: str) -> bool:
         """Move a failed job back to waiting with its attempts reset; False if not failed."""
+        await self._refuse_held(str(job_id), "retried")
         return await self._retry(str(job_id), self._request_id())
 
     async def delete_job(self, job_id: str) -> bool:
         """Delete a job that is not active (its record and its place in the queue); False when
         there is no such job. An active job raises :class:`~redkeep.errors.JobError`: cancel it
-        first (its worker holds it)."""
+        first (its worker holds it). A job still held in the outbox cannot be deleted yet."""
+        await self._refuse_held(str(job_id), "deleted")
         return await self._delete(str(job_id), self._request_id())
 
     async def counts(self) -> dict[str, int]:
-        """Number of jobs per status."""
-        return await self._counts()
+        """Number of jobs per status (``outbox``: held in the local outbox)."""
+        counts = await self._counts()
+        counts[JobStatus.OUTBOX.value] = (
+            await self.outbox.count(self.name) if self.outbox is not None else 0
+        )
+        return counts
 
     async def list_jobs(
         self, status: JobStatus | str, offset: int = 0, limit: int = 100
@@ -164,6 +190,10 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
             raise InvalidJob("offset and limit must be >= 0")
         if limit == 0:
             return []
+        if st is JobStatus.OUTBOX:
+            if self.outbox is None:
+                return []
+            return await self.outbox.list_jobs(self.name, offset, limit)
         return await self._list(st, offset, limit)
 
     async def purge(self, status: JobStatus | str) -> int:
@@ -179,8 +209,8 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
 
     async def restore_job(self, job: Job) -> bool:
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
-        if job.status not in set(JobStatus):
-            raise InvalidJob(f"unknown status {job.status!r}")
+        if job.status not in STATUSES:
+            raise InvalidJob(f"cannot restore a job with status {job.status!r}")
         return await self._restore(replace(job, queue=self.name), self._request_id())
 
     async def close(self) -> None:
@@ -259,6 +289,13 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
     async def _restore(self, job: Job, request_id: str) -> bool: ...
 
     # -- helpers -------------------------------------------------------------------------------
+    async def _refuse_held(self, job_id: str, what: str) -> None:
+        if self.outbox is not None and await self.outbox.get_job(self.name, job_id) is not None:
+            raise JobError(
+                f"job {job_id!r} is held in the enqueue outbox until Redis is reachable; it can "
+                f"be {what} once it is relayed"
+            )
+
     def _prepare(self, spec: JobSpec) -> _Prepared:
         if not isinstance(spec.name, str) or not spec.name or len(spec.name) > MAX_NAME:
             raise InvalidJob(f"job name must be a non-empty str of at most {MAX_NAME} characters")

@@ -42,6 +42,8 @@ TRACEBACK_LIMIT = 4000
 class JobStatus(enum.StrEnum):
     """Where a job is in its life."""
 
+    OUTBOX = "outbox"
+    """Held in the local enqueue outbox until Redis is reachable (:mod:`redkeep.queue.outbox`)."""
     WAITING = "waiting"
     DELAYED = "delayed"
     ACTIVE = "active"
@@ -50,9 +52,9 @@ class JobStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-STATUSES: tuple[str, ...] = tuple(s.value for s in JobStatus)
-"""Every status, in lifecycle order (the one definition; the Lua scripts' twin is checked by a
-test)."""
+STATUSES: tuple[str, ...] = tuple(s.value for s in JobStatus if s is not JobStatus.OUTBOX)
+"""Every status a backend stores, in lifecycle order (the one definition; the Lua scripts' twin is
+checked by a test): all but ``outbox``, whose jobs are held in the enqueue outbox instead."""
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 

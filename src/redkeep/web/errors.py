@@ -27,6 +27,7 @@ from redkeep.errors import (
     InvalidName,
     JobError,
     JobNotFound,
+    OutboxFull,
     PayloadTooLarge,
     QueueFull,
     RedkeepError,
@@ -166,6 +167,8 @@ def _map(exc: Exception) -> Response:
         return error_response(422, "serialization_error", str(exc))
     if isinstance(exc, InvalidKey):
         return error_response(400, "invalid_key", str(exc), field="key")
+    if isinstance(exc, OutboxFull):
+        return error_response(503, "outbox_full", str(exc), headers={"Retry-After": "5"})
     if isinstance(exc, CircuitOpen):
         retry = str(max(1, round(exc.retry_after)))
         return error_response(503, "backend_unavailable", str(exc), headers={"Retry-After": retry})

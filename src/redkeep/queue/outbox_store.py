@@ -1,0 +1,482 @@
+"""The SQLite file behind the enqueue outbox (:mod:`redkeep.queue.outbox`).
+
+One file holds the jobs that could not reach Redis, in enqueue order (``seq``, never reused),
+in WAL mode with ``synchronous=FULL``: a write that returned survives a process kill and a power
+cut. Every statement runs on one thread of this store; writes that arrive while another is being
+committed are grouped into one transaction (one fsync for the group). Several processes may share
+the file: SQLite serialises their transactions, the job and byte limits are checked inside each
+transaction, and :meth:`OutboxStore.try_lock_relay` (``flock`` on ``<file>.relay-lock``, held for
+one relay round) lets one process at a time relay.
+
+Opening checks an existing file read-only first (``PRAGMA quick_check``, the tables and the
+running totals) and raises :class:`~redkeep.errors.OutboxCorrupted` without writing a byte of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sqlite3
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+from redkeep.errors import OutboxCorrupted, OutboxError, OutboxFull
+
+__all__ = ["FORMAT", "HeldJob", "NewJob", "OutboxStore", "QueueDepth"]
+
+T = TypeVar("T")
+
+FORMAT = "1"
+BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    backoff TEXT NOT NULL,
+    timeout REAL,
+    created_ms INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    UNIQUE (queue, id)
+);
+CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs (queue, seq);
+CREATE TABLE IF NOT EXISTS queues (
+    queue TEXT PRIMARY KEY, jobs INTEGER NOT NULL, bytes INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS job_held AFTER INSERT ON jobs BEGIN
+    INSERT INTO queues (queue, jobs, bytes) VALUES (NEW.queue, 1, NEW.size)
+    ON CONFLICT (queue) DO UPDATE SET jobs = jobs + 1, bytes = bytes + NEW.size;
+END;
+CREATE TRIGGER IF NOT EXISTS job_gone AFTER DELETE ON jobs BEGIN
+    UPDATE queues SET jobs = jobs - 1, bytes = bytes - OLD.size WHERE queue = OLD.queue;
+END;
+"""
+_TABLES = {"meta", "jobs", "queues"}
+_SELECT_PAGE = (
+    "SELECT seq, queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, timeout, "
+    "created_ms FROM jobs WHERE queue = ? ORDER BY seq LIMIT ? OFFSET ?"
+)
+_SELECT_ONE = (
+    "SELECT seq, queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, timeout, "
+    "created_ms FROM jobs WHERE queue = ? AND id = ?"
+)
+_INSERT = (
+    "INSERT INTO jobs (queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, "
+    "timeout, created_ms, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (queue, id) DO NOTHING"
+)
+
+
+class NewJob(NamedTuple):
+    """A job to hold: the encoded fields of one enqueue (``run_at_ms`` absolute, 0 = now)."""
+
+    id: str
+    name: str
+    payload: str
+    priority: int
+    run_at_ms: int
+    max_attempts: int
+    backoff: str
+    timeout: float | None
+    created_ms: int
+
+    @property
+    def size(self) -> int:
+        """The bytes this job counts against the limit."""
+        return len(self.id) + len(self.name) + len(self.payload) + len(self.backoff) + 64
+
+
+class HeldJob(NamedTuple):
+    """A job read back from the outbox: its place in enqueue order, its queue, its fields."""
+
+    seq: int
+    queue: str
+    job: NewJob
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> HeldJob:
+        """From a row of ``SELECT seq, queue, <the NewJob fields>``."""
+        return cls(row[0], row[1], NewJob(*row[2:]))
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Held jobs of one queue: how many, their bytes and the oldest one's enqueue time."""
+
+    jobs: int
+    bytes: int
+    oldest_ms: int | None
+
+
+class _Write(NamedTuple):
+    queue: str
+    jobs: list[NewJob]
+    future: asyncio.Future[list[int | HeldJob]]
+
+
+class OutboxStore:
+    """The outbox file. Create with :meth:`open`; every method but the lock runs on its thread."""
+
+    def __init__(self, path: Path, namespace: str, max_jobs: int, max_bytes: int) -> None:
+        self.path = path
+        self.namespace = namespace
+        self.max_jobs = max_jobs
+        self.max_bytes = max_bytes
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="redkeep-outbox")
+        self._con: sqlite3.Connection | None = None
+        self._writes: list[_Write] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._lock_fd: int | None = None
+        self._locked = False
+        _STORES.add(self)
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], namespace: str, max_jobs: int, max_bytes: int
+    ) -> OutboxStore:
+        """Check (read-only) and open the file, creating it and its tables when absent."""
+        store = cls(Path(path), namespace, max_jobs, max_bytes)
+        try:
+            await store._run(store._open)
+        except BaseException:
+            store._thread.shutdown(wait=False)
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Finish pending writes, release the relay lock, close the file."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                await self._writer
+        self.unlock_relay()
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)
+        await self._run(self._close)
+        self._thread.shutdown(wait=True)
+
+    # -- writes -----------------------------------------------------------------------------
+    def add(self, queue: str, jobs: list[NewJob]) -> asyncio.Future[list[int | HeldJob]]:
+        """Hold ``jobs`` of ``queue``, all or none. The future gives, per job, its ``seq`` or
+        the job already held with that id; it fails with :class:`OutboxFull` when they do not
+        fit, or :class:`OutboxError` when the file cannot be written."""
+        future: asyncio.Future[list[int | HeldJob]] = asyncio.get_running_loop().create_future()
+        self._writes.append(_Write(queue, jobs, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="redkeep-outbox-write")
+        return future
+
+    async def remove_through(self, queue: str, seq: int) -> int:
+        """Delete the jobs of ``queue`` up to ``seq`` (once relayed); how many were deleted."""
+        return await self._run(self._remove_through, queue, seq)
+
+    # -- reads ------------------------------------------------------------------------------
+    async def head(self, queue: str, limit: int) -> list[HeldJob]:
+        """The first ``limit`` jobs of ``queue`` in enqueue order."""
+        return await self.page(queue, 0, limit)
+
+    async def page(self, queue: str, offset: int, limit: int) -> list[HeldJob]:
+        """Jobs of ``queue`` in enqueue order, from ``offset``."""
+        return await self._run(self._rows, _SELECT_PAGE, (queue, limit, offset))
+
+    async def get(self, queue: str, job_id: str) -> HeldJob | None:
+        """The held job ``job_id`` of ``queue``, or None."""
+        rows = await self._run(self._rows, _SELECT_ONE, (queue, job_id))
+        return rows[0] if rows else None
+
+    async def queues(self) -> list[str]:
+        """The queues with held jobs."""
+        return await self._run(self._queues)
+
+    async def count(self, queue: str) -> int:
+        """How many jobs of ``queue`` are held."""
+        return await self._run(self._count, queue)
+
+    async def depths(self) -> dict[str, QueueDepth]:
+        """Every queue with held jobs: count, bytes and oldest enqueue time."""
+        return await self._run(self._depths)
+
+    async def relayed_through(self, queue: str) -> int:
+        """A ``seq`` such that every job of ``queue`` enqueued up to it has left the outbox."""
+        return await self._run(self._relayed_through, queue)
+
+    # -- relay lock -------------------------------------------------------------------------
+    def try_lock_relay(self) -> bool:
+        """Take the relay lock unless another process holds it (never blocks); True when taken.
+        Hold it for one relay round, then :meth:`unlock_relay`."""
+        if self._locked:
+            return True
+        if self._lock_fd is None:
+            self._lock_fd = os.open(f"{self.path}.relay-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        self._locked = True
+        return True
+
+    def unlock_relay(self) -> None:
+        """Release the relay lock (the OS releases it too when the process dies)."""
+        if self._locked and self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self._locked = False
+
+    def _forked(self) -> None:
+        # A forked child shares the lock's open file description with its parent: close the
+        # child's copy without unlocking, so that the lock goes with the parent as it should.
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self._locked = False
+
+    # -- on the store's thread --------------------------------------------------------------
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def _open(self) -> None:
+        path = self.path
+        if not path.parent.is_dir():
+            raise OutboxError(f"cannot open outbox file {path}: {path.parent} is not a directory")
+        if path.exists() and path.stat().st_size > 0:
+            _inspect(path, self.namespace)
+        try:
+            con = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot open outbox file {path}: {exc}") from None
+        try:
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OutboxError(f"outbox file {path}: cannot use WAL mode (got {mode!r})")
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}")
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            if not meta:
+                con.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("format", FORMAT), ("namespace", self.namespace)],
+                )
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            con.close()
+            raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
+        except BaseException:
+            con.close()
+            raise
+        self._con = con
+
+    def _close(self) -> None:
+        if self._con is not None:
+            con, self._con = self._con, None
+            con.close()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise OutboxError(f"outbox file {self.path} is closed")
+        return self._con
+
+    async def _write_all(self) -> None:
+        while self._writes:
+            batch, self._writes = self._writes, []
+            try:
+                results = await self._run(self._apply, batch)
+            except Exception as exc:
+                error = exc if isinstance(exc, OutboxError) else OutboxError(str(exc))
+                results = [error] * len(batch)
+            for write, result in zip(batch, results, strict=True):
+                if write.future.done():  # the caller was cancelled; the jobs are held anyway
+                    continue
+                if isinstance(result, Exception):
+                    write.future.set_exception(result)
+                else:
+                    write.future.set_result(result)
+
+    def _apply(self, batch: list[_Write]) -> list[list[int | HeldJob] | Exception]:
+        con = self._db()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            jobs, size = con.execute(
+                "SELECT COALESCE(SUM(jobs), 0), COALESCE(SUM(bytes), 0) FROM queues"
+            ).fetchone()
+            results: list[list[int | HeldJob] | Exception] = []
+            for write in batch:
+                need = sum(j.size for j in write.jobs)
+                if jobs + len(write.jobs) > self.max_jobs or size + need > self.max_bytes:
+                    results.append(self._full(len(write.jobs), need, jobs, size))
+                    continue
+                out: list[int | HeldJob] = []
+                for j in write.jobs:
+                    cur = con.execute(_INSERT, (write.queue, *j, j.size))
+                    if cur.rowcount == 1 and cur.lastrowid is not None:
+                        out.append(cur.lastrowid)
+                        jobs += 1
+                        size += j.size
+                    else:  # already held under that id (idempotent enqueue)
+                        row = con.execute(_SELECT_ONE, (write.queue, j.id)).fetchone()
+                        out.append(HeldJob.from_row(row))
+                results.append(out)
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+            raise OutboxError(f"cannot write outbox file {self.path}: {exc}") from None
+        return results
+
+    def _full(self, n: int, need: int, jobs: int, size: int) -> OutboxFull:
+        what = (
+            f"{jobs} of {self.max_jobs} jobs held"
+            if jobs + n > self.max_jobs
+            else f"{size} of {self.max_bytes} bytes held"
+        )
+        return OutboxFull(
+            f"Redis is unreachable and the enqueue outbox {self.path} is full ({what}; "
+            f"{n} job(s) of {need} bytes refused): retry later or raise "
+            "REDKEEP_QUEUE_OUTBOX_MAX_JOBS / _MAX_BYTES",
+            jobs=jobs,
+            max_jobs=self.max_jobs,
+            size=size,
+            max_bytes=self.max_bytes,
+        )
+
+    def _remove_through(self, queue: str, seq: int) -> int:
+        con = self._db()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            n = con.execute("DELETE FROM jobs WHERE queue = ? AND seq <= ?", (queue, seq)).rowcount
+            con.execute("DELETE FROM queues WHERE queue = ? AND jobs <= 0", (queue,))
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+            raise OutboxError(f"cannot write outbox file {self.path}: {exc}") from None
+        return int(n)
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[HeldJob]:
+        try:
+            return [HeldJob.from_row(r) for r in self._db().execute(sql, args).fetchall()]
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+
+    def _queues(self) -> list[str]:
+        try:
+            rows = self._db().execute("SELECT queue FROM queues WHERE jobs > 0 ORDER BY queue")
+            return [str(r[0]) for r in rows.fetchall()]
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+
+    def _count(self, queue: str) -> int:
+        try:
+            row = self._db().execute("SELECT jobs FROM queues WHERE queue = ?", (queue,)).fetchone()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        return int(row[0]) if row else 0
+
+    def _depths(self) -> dict[str, QueueDepth]:
+        sql = (
+            "SELECT q.queue, q.jobs, q.bytes, (SELECT j.created_ms FROM jobs j "
+            "WHERE j.queue = q.queue ORDER BY j.seq LIMIT 1) FROM queues q WHERE q.jobs > 0 "
+            "ORDER BY q.queue"
+        )
+        try:
+            rows = self._db().execute(sql).fetchall()
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        return {str(q): QueueDepth(int(n), int(b), o) for q, n, b, o in rows}
+
+    def _relayed_through(self, queue: str) -> int:
+        con = self._db()
+        try:
+            con.execute("BEGIN")  # one snapshot for both reads
+            first = con.execute(
+                "SELECT seq FROM jobs WHERE queue = ? ORDER BY seq LIMIT 1", (queue,)
+            ).fetchone()
+            last = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                con.execute("ROLLBACK")
+            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        if first is not None:
+            return int(first[0]) - 1
+        return int(last[0]) if last is not None else 0
+
+
+def _inspect(path: Path, namespace: str) -> None:
+    """Raise :class:`OutboxCorrupted` unless ``path`` is a sound outbox; reads only."""
+    try:
+        con = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        raise OutboxError(f"cannot open outbox file {path}: {exc}") from None
+    try:
+        con.execute("BEGIN")  # one snapshot: other processes may be writing meanwhile
+        problem = _problem(con, path, namespace)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise OutboxError(f"cannot read outbox file {path}: {exc}") from None
+        problem = str(exc)
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    finally:
+        con.close()
+    if problem is not None:
+        raise OutboxCorrupted(
+            f"outbox file {path} is not a sound redkeep outbox ({problem}); it was left "
+            "untouched: inspect it, or move it away to start with an empty outbox (the jobs in "
+            "it are then not relayed)"
+        )
+
+
+def _problem(con: sqlite3.Connection, path: Path, namespace: str) -> str | None:
+    checks = [str(r[0]) for r in con.execute("PRAGMA quick_check(5)").fetchall()]
+    if checks != ["ok"]:
+        return "; ".join(checks)
+    tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables.discard("sqlite_sequence")
+    if not tables:
+        return None  # an empty database: the tables are created on open
+    if not tables >= _TABLES:
+        return f"tables {sorted(tables)}, expected {sorted(_TABLES)}"
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("format") != FORMAT:
+        return f"format {meta.get('format')!r}, this redkeep reads format {FORMAT!r}"
+    if meta.get("namespace") != namespace:
+        raise OutboxError(
+            f"outbox file {path} holds jobs for key prefix {meta.get('namespace')!r}, "
+            f"not {namespace!r}: use another file per key prefix"
+        )
+    counted = {
+        str(q): (int(n), int(b))
+        for q, n, b in con.execute("SELECT queue, COUNT(*), SUM(size) FROM jobs GROUP BY queue")
+    }
+    totals = {
+        str(q): (int(n), int(b))
+        for q, n, b in con.execute("SELECT queue, jobs, bytes FROM queues WHERE jobs != 0")
+    }
+    if counted != totals:
+        return "the per-queue totals do not match the held jobs"
+    return None
+
+
+_STORES: weakref.WeakSet[OutboxStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
