@@ -176,7 +176,9 @@ async def test_process_executor_runs_sync_handlers_in_children(queue: JobQueue) 
         "double": in_process(ph.async_double),
         "bad_result": ph.unserializable,
     }
-    echo = await queue.enqueue("echo", {"n": [1, 2.5, "x", None, True]})
+    echo = await queue.enqueue(
+        "echo", {"n": [1, 2.5, "x", None, True]}, headers={"traceparent": "00-ab-cd-01"}
+    )
     noisy = await queue.enqueue("noisy")
     fail = await queue.enqueue("fail", "p", max_attempts=1)
     double = await queue.enqueue("double", 21)
@@ -188,6 +190,7 @@ async def test_process_executor_runs_sync_handlers_in_children(queue: JobQueue) 
             echo.id, "echo", "procs",
         )  # fmt: skip
         assert done.result["attempts"] == 1 and done.result["pid"] != os.getpid()
+        assert done.result["headers"] == {"traceparent": "00-ab-cd-01"}
         assert (await wait_status(queue, noisy.id, "completed", timeout=30)).result == "quiet"
         assert (await wait_status(queue, double.id, "completed", timeout=30)).result == 42
         failed = await wait_status(queue, fail.id, "failed", timeout=30)

@@ -1,6 +1,6 @@
 """The worker protocol (redkeep.queue.protocol.WorkerQueue), checked on every backend: memory,
-and Redis over every transport (mux, redis-py, Cluster, Sentinel, Upstash REST). A new backend passes these to be driven by a
-Worker; see docs/queue.md, "Writing a backend"."""
+and Redis over every transport (mux, redis-py, Cluster, Sentinel, Upstash REST). A new backend
+passes these to be driven by a Worker; see docs/queue.md, "Writing a backend"."""
 
 from __future__ import annotations
 

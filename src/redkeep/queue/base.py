@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -24,10 +24,12 @@ from redkeep.queue.job import (
     MAX_JOB_ID,
     MAX_NAME,
     MAX_PRIORITY,
+    NO_HEADERS,
     Job,
     JobSpec,
     JobStatus,
     RetentionPolicy,
+    check_headers,
     encode_value,
     new_job_id,
 )
@@ -79,14 +81,18 @@ class JobQueue(ABC):
         max_attempts: int | None = None,
         backoff: Backoff | float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the job's timeout, not this call's
+        headers: Mapping[str, str] | None = None,
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
 
-        Every job's id is chosen here, before anything is sent (a random, time-sortable id
-        unless ``job_id`` is given), so a request re-sent after a lost reply finds its own job
-        instead of adding another."""
+        ``headers`` are string metadata stored with the job and read back with it
+        (``Job.headers``), such as a W3C ``traceparent`` (see :func:`~redkeep.queue.job.
+        check_headers` for their limits). Every job's id is chosen here, before anything is
+        sent (a random, time-sortable id unless ``job_id`` is given), so a request re-sent
+        after a lost reply finds its own job instead of adding another."""
         if (
             job_id is None
+            and headers is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -109,7 +115,7 @@ class JobQueue(ABC):
             )  # fmt: skip
             return await self._enqueue_one(prepared)
         spec = JobSpec(
-            name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
+            name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout, headers
         )
         return await self._enqueue_one(self._prepare(spec))
 
@@ -168,7 +174,9 @@ class JobQueue(ABC):
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
         if job.status not in set(JobStatus):
             raise InvalidJob(f"unknown status {job.status!r}")
-        return await self._restore(replace(job, queue=self.name), self._request_id())
+        headers = check_headers(job.headers) if job.headers else NO_HEADERS
+        job = replace(job, queue=self.name, headers=headers)
+        return await self._restore(job, self._request_id())
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources owned by the queue (not a client passed in)."""
@@ -276,6 +284,9 @@ class JobQueue(ABC):
             backoff = Backoff(float(backoff), float(backoff), "fixed", jitter=False)
         elif backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidJob("backoff must be a Backoff or a number of seconds")
+        headers = ""
+        if spec.headers:
+            headers = orjson.dumps(check_headers(spec.headers)).decode()
         payload = encode_value(spec.payload, self.max_payload_bytes)
         return _Prepared(
             id=job_id or new_job_id(),
@@ -288,6 +299,7 @@ class JobQueue(ABC):
             backoff=orjson.dumps(backoff.to_list()).decode() if backoff else "",
             timeout=spec.timeout,
             value=spec.payload,
+            headers=headers,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -313,6 +325,8 @@ class _Prepared(NamedTuple):
     backoff: str
     timeout: float | None
     value: Any
+    headers: str = ""
+    """The job's headers as a JSON object, or ``""`` for none."""
 
 
 def _status(status: JobStatus | str) -> JobStatus:
