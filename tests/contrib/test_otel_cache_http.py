@@ -180,12 +180,12 @@ def test_instrumented_but_not_configured_means_no_span_and_no_header() -> None:
     start without instrumenting again, and a request is traced once."""
     result = _run(
         """
-        import asyncio, json
+        import asyncio, json, time
         from opentelemetry import trace
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-        from redkeep.contrib.otel import RedkeepInstrumentor
+        from redkeep.contrib.otel import LOOK_INTERVAL, RedkeepInstrumentor
         from redkeep.queue import MemoryJobQueue
 
         RedkeepInstrumentor().instrument()
@@ -195,6 +195,7 @@ def test_instrumented_but_not_configured_means_no_span_and_no_header() -> None:
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
+        time.sleep(LOOK_INTERVAL)  # spans start within this interval of the provider being set
         after = asyncio.run(q.enqueue("x"))
 
         async def request():
@@ -264,6 +265,32 @@ def test_redkeep_works_without_opentelemetry_installed() -> None:
     assert (result["result"], result["cached"]) == (2, 1)
     assert "pip install 'redkeep[otel]'" in result["error"]
     assert result["loaded"] == []
+
+
+def test_a_worker_without_the_http_server_installed_is_traced() -> None:
+    """``redkeep[otel]`` without ``redkeep[server]`` (a worker-only image): queues and caches
+    are traced, HTTP simply is not there to trace."""
+    result = _run(
+        """
+        import asyncio, importlib.abc, json, sys
+
+        class NotInstalled(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("fastapi", "starlette"):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                return None
+
+        sys.meta_path.insert(0, NotInstalled())
+        from opentelemetry.sdk.trace import TracerProvider
+        from redkeep.contrib.otel import RedkeepInstrumentor
+        from redkeep.queue import MemoryJobQueue
+
+        RedkeepInstrumentor().instrument(tracer_provider=TracerProvider())
+        job = asyncio.run(MemoryJobQueue("q").enqueue("x"))
+        print(json.dumps({"headers": list(job.headers), "web": "redkeep.web.app" in sys.modules}))
+        """
+    )
+    assert result == {"headers": ["traceparent"], "web": False}
 
 
 def test_uninstrument_restores_every_patched_name(traced: Traced) -> None:
