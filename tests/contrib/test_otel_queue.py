@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -248,3 +249,48 @@ def test_a_blocking_enqueue_is_a_child_of_the_callers_span(traced: Traced) -> No
     for view, job in results:
         producer = parents[view.get_span_context().span_id]
         assert job.headers["traceparent"] == traceparent(producer)
+
+
+ZERO_CODE = """
+import asyncio
+from redkeep.queue import MemoryJobQueue, Worker
+
+async def main():
+    queue = MemoryJobQueue("zero")
+    job = await queue.enqueue("x", 1)
+    worker = Worker(queue, {"x": lambda job: job.payload}, handle_signals=False)
+    task = asyncio.create_task(worker.run())
+    while not (await queue.get_job(job.id)).finished:
+        await asyncio.sleep(0.01)
+    worker.stop()
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_opentelemetry_instrument_traces_a_process_without_code(tmp_path: Path) -> None:
+    """``opentelemetry-instrument`` finds the instrumentor by its entry point and the SDK is
+    configured from ``OTEL_*`` variables: no line of tracing code in the program."""
+    script = tmp_path / "app.py"
+    script.write_text(ZERO_CODE)
+    env = {
+        **os.environ,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_SERVICE_NAME": "zero-code",
+    }
+    tool = Path(sys.executable).with_name("opentelemetry-instrument")
+    done = subprocess.run([str(tool), sys.executable, str(script)], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    spans, text, decoder = [], done.stdout, json.JSONDecoder()
+    while text.strip():
+        span, end = decoder.raw_decode(text.strip())
+        spans.append(span)
+        text = text.strip()[end:]
+    by_name = {s["name"]: s for s in spans}
+    assert set(by_name) == {"enqueue zero", "process zero"}
+    assert by_name["process zero"]["parent_id"] == by_name["enqueue zero"]["context"]["span_id"]
+    assert by_name["process zero"]["resource"]["attributes"]["service.name"] == "zero-code"
