@@ -10,7 +10,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 
 .PHONY: serve test lint typecheck pytest pytest-lowest reliability bench bench-peers \
-	redis-server emulator install clean docs
+	redis-server emulator browser install clean docs screenshots
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ redis-server:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server redis-tools curl jq; }
 
+# Debian's Chromium for the dashboard's browser tests (Playwright drives it by its path; it never
+# downloads a browser of its own). The tests skip, saying why, only where it cannot be installed.
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-dejavu-core \
+		|| echo "chromium could not be installed: the browser tests will be skipped"; }
+
 # The Upstash REST emulator (npm), used by the Upstash transport tests.
 emulator: $(EMULATOR)
 $(EMULATOR):
@@ -67,8 +76,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install redis-server emulator
+pytest: install redis-server emulator browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Retake the dashboard screenshots shown in docs/dashboard.md (docs/img/*.png).
+screenshots: install redis-server browser
+	REDKEEP_SCREENSHOTS=1 $(BIN)/pytest tests/web/ui/test_browser.py -k screenshots
 
 # The client and queue contract suites (and the redis-py surface check) on the lowest redis-py.
 LOWEST_SUITES := tests/redis/test_contract.py tests/queue/test_contract.py \

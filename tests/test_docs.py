@@ -27,6 +27,8 @@ OWN_PAGES = [
     "sync.md",
     "django.md",
     "worker.md",
+    "dashboard.md",
+    "queue.md",
 ]
 
 

@@ -251,6 +251,22 @@ class Settings(BaseSettings):
         description="Seconds a client has to send a whole request body; slower bodies get 408 "
         "and the connection is closed.",
     )
+    ui_enabled: bool = Field(
+        True, description="Serve the web dashboard at /ui (same token as the API)."
+    )
+    ui_session_ttl: Seconds = Field(
+        8 * 3600.0,
+        gt=0,
+        le=30 * 86400,
+        description="Seconds a dashboard login lasts; logging out ends it sooner.",
+    )
+    ui_refresh_interval: Seconds = Field(
+        2.0,
+        ge=0.5,
+        le=3600,
+        description="Seconds between two refreshes of the dashboard's live counts and lists "
+        "(paused while the browser tab is hidden).",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of redkeep's loggers."

@@ -40,6 +40,7 @@ from redkeep.queue.job import RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.queue.worker import Worker
+from redkeep.queue.workers import WorkerRegistry, registry_of
 from redkeep.redis.base import RedisClient, Script
 from redkeep.redis.factory import create_client
 
@@ -320,6 +321,11 @@ class Services:
     def queue_names(self) -> list[str]:
         """Names of the queues this service has opened."""
         return sorted(self._queues)
+
+    def workers(self) -> WorkerRegistry:
+        """The worker registry of the backend: on Redis every worker under the key prefix, on
+        memory the workers of this service's queues (see :mod:`redkeep.queue.workers`)."""
+        return registry_of(self.client, self.settings.key_prefix, self._queues.values())
 
     def worker(
         self,

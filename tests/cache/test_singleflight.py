@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -146,7 +145,7 @@ SCRIPT = textwrap.dedent(
     from redkeep.cache import RedisCache
     from redkeep.redis.mux import MuxClient
 
-    url, prefix, start_at, lock = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+    url, prefix, lock = sys.argv[1], sys.argv[2], sys.argv[3]
 
     async def main():
         client = MuxClient(url)
@@ -158,7 +157,11 @@ SCRIPT = textwrap.dedent(
             await asyncio.sleep(0.5)
             return {"pid": __import__("os").getpid()}
 
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        # a barrier: both processes are connected and ready before either calls get_or_set
+        await client.incrby(prefix + ":ready", 1)
+        deadline = time.monotonic() + 30
+        while await client.get(prefix + ":ready") != "2" and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         value = await cache.get_or_set("shared", factory, ttl=60)
         await client.close()
         print(json.dumps(value))
@@ -169,10 +172,9 @@ SCRIPT = textwrap.dedent(
 
 
 def run_two(redis_url: str, prefix: str, lock: bool) -> list[Any]:
-    start_at = time.time() + 1.5
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, redis_url, prefix, str(start_at), "1" if lock else "0"],
+            [sys.executable, "-c", SCRIPT, redis_url, prefix, "1" if lock else "0"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

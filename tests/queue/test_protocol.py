@@ -146,3 +146,19 @@ async def test_idle_worker_is_handed_a_job_by_the_enqueue(queue: JobQueue) -> No
     assert stored is not None and stored.worker_id == "w1"  # renewal names the popper
     done = await queue.step(StepRequest("w1", "r2", [Outcome(job.id, 1, "done", "1")]))
     assert done.rejected == []
+
+
+async def test_worker_registry_lists_a_beating_worker_until_it_leaves(queue: JobQueue) -> None:
+    registry = queue.worker_registry()
+    assert registry is not None
+    fields = {"host": "h1", "pid": 42, "queues": [queue.name], "concurrency": 2, "active": 1,
+              "processed": 5}  # fmt: skip
+    started = await registry.beat("w1", fields, ttl=30)
+    again = await registry.beat("w1", {**fields, "processed": 6}, ttl=30)
+    assert again == started  # the first heartbeat's time is kept
+    [view] = await registry.list()
+    assert {k: view[k] for k in fields} == {**fields, "processed": 6}  # type: ignore[literal-required]
+    assert (view["id"], view["started_at"]) == ("w1", started)
+    assert started <= view["last_heartbeat"] < started + 30
+    await registry.remove("w1")
+    assert await registry.list() == []

@@ -13,11 +13,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from redkeep.errors import InvalidJob
+from redkeep.errors import InvalidJob, JobError
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.job import (
     FINISHED,
@@ -34,6 +34,9 @@ from redkeep.queue.job import (
     new_job_id,
 )
 from redkeep.queue.protocol import StepRequest, StepResult
+
+if TYPE_CHECKING:
+    from redkeep.queue.workers import WorkerRegistry
 
 __all__ = ["JobQueue"]
 
@@ -144,6 +147,12 @@ class JobQueue(ABC):
         """Move a failed job back to waiting with its attempts reset; False if not failed."""
         return await self._retry(str(job_id), self._request_id())
 
+    async def delete_job(self, job_id: str) -> bool:
+        """Delete a job that is not active (its record and its place in the queue); False when
+        there is no such job. An active job raises :class:`~redkeep.errors.JobError`: cancel it
+        first (its worker holds it)."""
+        return await self._delete(str(job_id), self._request_id())
+
     async def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
         return await self._counts()
@@ -217,6 +226,10 @@ class JobQueue(ABC):
         lifts the condition. Default: ignored."""
         return lambda: None
 
+    def worker_registry(self) -> WorkerRegistry | None:
+        """Where the workers of this queue announce themselves (default: nowhere)."""
+        return None
+
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]: ...
@@ -233,6 +246,9 @@ class JobQueue(ABC):
 
     @abstractmethod
     async def _retry(self, job_id: str, request_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _delete(self, job_id: str, request_id: str) -> bool: ...
 
     @abstractmethod
     async def _counts(self) -> dict[str, int]: ...
@@ -307,7 +323,7 @@ class JobQueue(ABC):
         return job.backoff or self.default_backoff
 
     def _request_id(self) -> str:
-        """A fresh id for one admin request (cancel, retry, purge, restore), remembered
+        """A fresh id for one admin request (cancel, retry, delete, purge, restore), remembered
         briefly by the Redis scripts so that a re-sent request answers the same."""
         return os.urandom(12).hex()
 
@@ -335,6 +351,11 @@ def _status(status: JobStatus | str) -> JobStatus:
     except ValueError:
         names = ", ".join(s.value for s in JobStatus)
         raise InvalidJob(f"unknown job status {status!r} (expected one of {names})") from None
+
+
+def active_refusal(job_id: str) -> JobError:
+    """The error of deleting an active job (one message for every backend)."""
+    return JobError(f"job {job_id!r} is active: cancel it before deleting it")
 
 
 def now() -> float:

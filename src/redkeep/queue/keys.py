@@ -37,6 +37,15 @@ name            type    content
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
 (an interrupt of that worker's blocking wait), never by a script. The registry of queue names
 (``<key_prefix>:queues``) lives outside any queue's tag and is never touched by a script.
+
+The worker registry (:mod:`redkeep.queue.workers`: which workers are alive, for operators) is
+one fixed pair of keys under a tag of its own, ``{<key_prefix>:workers}`` (:class:`WorkerKeys`):
+
+==============  ======  =====================================================================
+``beats``       zset    worker id -> expiry of its last heartbeat (ms, server clock)
+``info``        hash    worker id -> JSON record: host, pid, queues, concurrency, active,
+                        processed, started_at and last_heartbeat (ms)
+==============  ======  =====================================================================
 """
 
 from __future__ import annotations
@@ -46,7 +55,15 @@ from functools import cached_property
 
 from redkeep.names import check_name
 
-__all__ = ["LAYOUT", "QueueKeys", "V1Keys", "registry_key", "validate_queue_name"]
+__all__ = [
+    "LAYOUT",
+    "WORKER_NAMES",
+    "QueueKeys",
+    "V1Keys",
+    "WorkerKeys",
+    "registry_key",
+    "validate_queue_name",
+]
 
 LAYOUT = 2
 """Storage layout version written to ``meta.layout``."""
@@ -209,3 +226,33 @@ class V1Keys:
     def others(self) -> list[str]:
         """Layout-1 keys other than job hashes, inboxes and status zsets."""
         return [f"{self.tag}:{n}" for n in ("marker", "seq", "idle", "idleroom")]
+
+
+@dataclass(frozen=True)
+class WorkerKeys:
+    """The keys of the worker registry under ``key_prefix`` (fixed, one hash tag: the heartbeat
+    script touches both at once). Attribute names are the names ``worker_beat.lua`` declares."""
+
+    key_prefix: str
+
+    @property
+    def tag(self) -> str:
+        return f"{{{self.key_prefix}:workers}}"
+
+    @cached_property
+    def beats(self) -> str:
+        """Zset: worker id -> expiry of its last heartbeat (ms, server clock)."""
+        return f"{self.tag}:beats"
+
+    @cached_property
+    def info(self) -> str:
+        """Hash: worker id -> the worker's JSON record."""
+        return f"{self.tag}:info"
+
+    def names(self, names: tuple[str, ...]) -> list[str]:
+        """The keys for the names a script declares (its ``KEYS`` in order)."""
+        return [getattr(self, n) for n in names]
+
+
+WORKER_NAMES = ("beats", "info")
+"""Names of the worker registry's keys (the attributes of :class:`WorkerKeys`)."""

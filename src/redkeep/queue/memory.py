@@ -22,7 +22,7 @@ from typing import Any
 
 from redkeep.errors import QueueFull
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.job import (
     FINISHED,
     NO_HEADERS,
@@ -35,6 +35,7 @@ from redkeep.queue.job import (
     encode_value,
 )
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
+from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
 
 __all__ = ["DEFAULT_MAX_BYTES", "JOB_OVERHEAD", "MemoryJobQueue"]
 
@@ -246,6 +247,17 @@ class MemoryJobQueue(JobQueue):
         self._push_waiting(replace(job, attempts=0, finished_at=None))
         return True
 
+    async def _delete(self, job_id: str, request_id: str) -> bool:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return False
+        if job.status == JobStatus.ACTIVE:
+            raise active_refusal(job_id)
+        self._unlist(job)  # a delayed one stays in its heap until due, then is skipped
+        del self._jobs[job_id]
+        self._forget(job_id)
+        return True
+
     async def _counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
         for job in self._jobs.values():
@@ -404,3 +416,7 @@ class MemoryJobQueue(JobQueue):
     async def worker_stopped(self, worker_id: str) -> None:
         self._steps.pop(worker_id, None)
         self._interrupted.discard(worker_id)
+
+    def worker_registry(self) -> WorkerRegistry:
+        """The in-process registry attached to this queue."""
+        return MemoryWorkerRegistry([self])

@@ -8,6 +8,7 @@ docs/queue.md, "Writing a backend".
 A worker's life against one queue::
 
     await queue.worker_started(worker_id)
+    announce the worker in queue.worker_registry() (start, heartbeats, stop)
     loop:
         result = await queue.step(StepRequest(worker_id, request_id, outcomes, claim, lease))
         ... run result.jobs; renew their leases with extend_leases() meanwhile ...
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from redkeep.queue.backoff import Backoff
     from redkeep.queue.job import Job
+    from redkeep.queue.workers import WorkerRegistry
 
 __all__ = ["Outcome", "StepRequest", "StepResult", "WorkerQueue", "new_request_id"]
 
@@ -152,4 +154,9 @@ class WorkerQueue(Protocol):
 
     async def get_job(self, job_id: str) -> Job | None:
         """The job with ``job_id``, or None."""
+        ...
+
+    def worker_registry(self) -> WorkerRegistry | None:
+        """Where the workers of this queue announce themselves (see
+        :mod:`redkeep.queue.workers`), or None when the backend keeps no registry."""
         ...

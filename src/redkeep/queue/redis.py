@@ -18,7 +18,7 @@ import orjson
 
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.codec import decode_job, encode_data, job_to_record, split_data
 from redkeep.queue.job import (
     FINISHED,
@@ -33,6 +33,7 @@ from redkeep.queue.job import (
 from redkeep.queue.keys import QueueKeys, registry_key
 from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.queue.upgrade import UPGRADE_CHECK_INTERVAL, has_layout1, upgrade_layout1
+from redkeep.queue.workers import RedisWorkerRegistry, WorkerRegistry
 from redkeep.redis.base import RedisClient
 
 if TYPE_CHECKING:
@@ -238,6 +239,12 @@ class RedisJobQueue(JobQueue):
     async def _retry(self, job_id: str, request_id: str) -> bool:
         return bool(await self._run(scripts.RETRY, [request_id, job_id]))
 
+    async def _delete(self, job_id: str, request_id: str) -> bool:
+        status = await self._run(scripts.DELETE, [request_id, job_id])
+        if status == "active":
+            raise active_refusal(job_id)
+        return bool(status)
+
     async def _counts(self) -> dict[str, int]:
         if not self._opened:
             await self.register()
@@ -382,8 +389,12 @@ class RedisJobQueue(JobQueue):
     def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
         return self.client.spin_only_while(predicate)
 
+    def worker_registry(self) -> WorkerRegistry:
+        """The registry of every worker under this queue's key prefix."""
+        return RedisWorkerRegistry(self.client, self.key_prefix)
+
 
 _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
-    scripts.RESTORE, scripts.READ,
+    scripts.RESTORE, scripts.READ, scripts.DELETE,
 ]  # fmt: skip

@@ -29,6 +29,7 @@ from redkeep.queue.executors import ExecutorKind, Executors, prepare_handlers
 from redkeep.queue.job import Job
 from redkeep.queue.outage import Outage, settings_backoff
 from redkeep.queue.protocol import Outcome, StepRequest, WorkerQueue, new_request_id
+from redkeep.queue.workers import WorkerPresence
 
 if TYPE_CHECKING:
     from redkeep.config import Settings
@@ -120,6 +121,9 @@ class Worker:
         self._states: list[_QueueState] = []
         self._exec = Executors(concurrency, max_result_bytes, observer, self._slot_freed)
         self._outage = Outage(self.id, outage_backoff)
+        self.processed = 0
+        """Jobs this worker ran to an outcome (released ones not counted)."""
+        self._presence = WorkerPresence(self)
 
     @classmethod
     def from_settings(
@@ -178,6 +182,7 @@ class Worker:
         for q in self.queues:
             with contextlib.suppress(Exception):
                 await q.worker_started(self.id)
+        await self._presence.start()
         loops = [asyncio.create_task(self._fetch_loop(st)) for st in self._states]
         renewer = asyncio.create_task(self._renew_loop())
         try:
@@ -194,6 +199,7 @@ class Worker:
             await asyncio.gather(*loops, renewer, return_exceptions=True)
             for st in self._states:
                 await self._deregister(st)
+            await self._presence.stop()
             for undo in lift:
                 undo()
             for sig in installed:
@@ -422,6 +428,8 @@ class Worker:
         finally:
             running = self._running.pop(job.id, None)
             self._start_next()
+            if outcome is None or outcome.kind != "release":
+                self.processed += 1
             if outcome is not None:
                 self._add_outcome(st, outcome)
             st.event.set()
@@ -432,6 +440,7 @@ class Worker:
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self.renew_interval)
+            self._presence.beat()
             for q in self.queues:
                 held = [(r.job.id, r.job.token) for r in self._running.values() if r.queue is q]
                 held += [(job.id, job.token) for st, job in self._buffer if st.queue is q]

@@ -74,6 +74,11 @@ class SyncQueue:
         runner, aio = self._bound()
         return runner.run(aio.retry(job_id))
 
+    def delete_job(self, job_id: str) -> bool:
+        """Delete a job that is not active; False when there is no such job."""
+        runner, aio = self._bound()
+        return runner.run(aio.delete_job(job_id))
+
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
         runner, aio = self._bound()

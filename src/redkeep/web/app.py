@@ -47,6 +47,8 @@ ROUTERS: tuple[str, ...] = (
     "redkeep.web.caches",
     "redkeep.web.queues",
     "redkeep.web.export",
+    "redkeep.web.workers",
+    "redkeep.web.ui",
 )
 AppHook = Callable[[FastAPI, Sequence[BaseRoute]], None]
 APP_HOOKS: list[AppHook] = []
@@ -95,7 +97,9 @@ def _build(
     app.state.worker = None
     s = services.settings
     token = api_token(s)
-    app.add_middleware(BearerAuthMiddleware, token=token)  # the last added is the outermost
+    # The last added is the outermost. The dashboard (/ui) checks its own session cookie: a
+    # browser cannot send the bearer token.
+    app.add_middleware(BearerAuthMiddleware, token=token, public_prefixes=("/health/", "/ui"))
     app.add_middleware(
         RequestGuard,
         policy=HostPolicy(s.http_allowed_hosts, bind_host=bind_host, token=token is not None),

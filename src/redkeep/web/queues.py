@@ -1,4 +1,4 @@
-"""``/v1/queues``: enqueue jobs, list and read them, cancel and retry them, count them.
+"""``/v1/queues``: enqueue jobs, list and read them, cancel, retry and delete them, count them.
 
 Jobs are shown in the one job view of :mod:`redkeep.queue.view` (the same JSON as
 ``redkeep jobs show --json`` and snapshots). Only ``POST .../jobs`` opens a queue; reads of a
@@ -72,6 +72,11 @@ class JobPage(TypedDict):
 class Cancelled(TypedDict):
     id: str
     cancelled: bool
+
+
+class JobDeleted(TypedDict):
+    id: str
+    deleted: bool
 
 
 @router.get("/{queue}/counts", response_model=QueueCounts, responses=errors(400))
@@ -157,3 +162,11 @@ async def job_retry(request: Request, queue: QueueName, job_id: JobId) -> Respon
     if job is None:  # retention dropped it in between
         raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
     return json_response(job_to_dict(job))
+
+
+@router.delete("/{queue}/jobs/{job_id}", response_model=JobDeleted, responses=errors(400, 404, 409))
+async def job_delete(request: Request, queue: QueueName, job_id: JobId) -> Response:
+    """Delete a job that is not active (409 for an active one: cancel it first), or 404."""
+    if not await services(request).queue_view(queue).delete_job(job_id):
+        raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
+    return json_response({"id": job_id, "deleted": True})

@@ -32,7 +32,8 @@ and append ``"redkeep.web.schedules"`` to ``ROUTERS``. The rules that come with 
   never take one of the service's named slots; only writes open a cache or queue.
 - Routes that change state use POST, PUT or DELETE: the request guard
   (:mod:`redkeep.web.security`) refuses them cross-site and with bodies that are not JSON.
-  Every route but ``/health/*`` needs the API token when one is set.
+  Every route but ``/health/*`` needs the API token when one is set (the dashboard's ``/ui``
+  checks its own session instead: see :mod:`redkeep.web.ui`).
 """
 
 from __future__ import annotations

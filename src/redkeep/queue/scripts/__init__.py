@@ -3,7 +3,8 @@
 Each script starts with a header (BullMQ style): what it does, ``-- @idempotent`` when running
 it twice has the effect of running it once (transports may then re-send it after a lost reply),
 one ``-- KEYS[n] <name>`` line per key (``name`` is a :class:`~redkeep.queue.keys.QueueKeys`
-attribute) and its ``ARGV``. :func:`load_script` expands ``-- @include "lib/..."`` lines (the
+attribute; a :class:`~redkeep.queue.keys.WorkerKeys` one for the worker registry's) and its
+``ARGV``. :func:`load_script` expands ``-- @include "lib/..."`` lines (the
 shared library in ``scripts/lib/``) and puts ``local K = {<name> = KEYS[n], ...}`` in front, so
 scripts and library functions name keys as ``K.state``, ``K[status]``: every key a script
 touches is one of its ``KEYS`` (enforced by ``tests/queue/test_lua_keys.py``).
@@ -19,6 +20,7 @@ from redkeep.redis.base import Script
 
 __all__ = [
     "CANCEL",
+    "DELETE",
     "ENQUEUE",
     "EXTEND",
     "PURGE",
@@ -27,6 +29,8 @@ __all__ = [
     "RETRY",
     "STEP",
     "UPGRADE",
+    "WORKER_BEAT",
+    "WORKER_LIST",
     "QueueScript",
     "load_script",
 ]
@@ -77,3 +81,7 @@ PURGE = _load("purge")
 RESTORE = _load("restore")
 READ = _load("read")
 UPGRADE = _load("upgrade")
+DELETE = _load("delete")
+# The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
+WORKER_BEAT = _load("worker_beat")
+WORKER_LIST = _load("worker_list")

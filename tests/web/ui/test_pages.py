@@ -1,0 +1,256 @@
+"""What the dashboard's pages show and what its actions do, against the shared Redis (HTTP
+level; the browser tests drive the same pages in Chromium)."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from tests.queue.conftest import running, wait_status
+
+from redkeep.queue.job import JobStatus
+from redkeep.queue.redis import RedisJobQueue
+from redkeep.web.ui import data
+
+
+def _rows(page: str, attribute: str) -> list[str]:
+    return re.findall(rf'<tr {attribute}="([^"]+)"', page)
+
+
+def _count(page: str, queue: str, status: str) -> str:
+    row = page.split(f'<tr data-queue="{queue}">', 1)[1].split("</tr>", 1)[0]
+    cell = row.split(f'data-status="{status}">', 1)[1].split("</td>", 1)[0]
+    return re.sub(r"<[^>]+>", "", cell).strip()
+
+
+async def test_overview_lists_every_queue_with_its_counts(ui_app: Any, prefix: str) -> None:
+    ui = await ui_app()
+    await ui.login()
+    # Written by another process: this service never opened these queues.
+    other = RedisJobQueue(ui.services.client, "billing", key_prefix=prefix)  # type: ignore[arg-type]
+    for _ in range(3):
+        await other.enqueue("charge")
+    await other.enqueue("charge", delay=60)
+    await ui.services.queue("emails").enqueue("send")
+    page = (await ui.http.get("/ui/")).text
+    assert _rows(page, "data-queue") == ["billing", "emails"]
+    assert _count(page, "billing", "waiting") == "3"
+    assert _count(page, "billing", "delayed") == "1"
+    assert _count(page, "billing", "failed") == "0"
+    assert _count(page, "emails", "waiting") == "1"
+    fragment = (await ui.http.get("/ui/", headers={"X-Redkeep-Fragment": "queues"})).text
+    assert not fragment.lstrip().startswith("<!doctype") and "<table" in fragment
+    assert _count(fragment, "billing", "waiting") == "3"
+    # an unknown block name gets the whole page, not an arbitrary block
+    full = (await ui.http.get("/ui/", headers={"X-Redkeep-Fragment": "content"})).text
+    assert full.startswith("<!doctype html>")
+
+
+async def test_overview_shows_caches_with_hit_ratio_and_breaker(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    cache = ui.services.cache("sessions")
+    await cache.set("a", 1)
+    for key in ("a", "a", "a", "missing"):
+        await cache.get(key)
+    page = (await ui.http.get("/ui/")).text
+    row = page.split('<tr data-cache="sessions">', 1)[1].split("</tr>", 1)[0]
+    assert "75.0%" in row and 'value="0.750"' in row
+    assert 'class="badge b-closed">closed<' in page
+
+
+async def test_queue_page_pages_through_a_status(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("bulk")
+    jobs = [await q.enqueue("n", i) for i in range(30)]
+    first = (await ui.http.get("/ui/queues/bulk?limit=12")).text
+    assert _rows(first, "data-job") == [j.id for j in jobs[:12]]
+    assert "1\u201312 of 30" in first and 'offset=12&amp;limit=12" rel="next"' in first
+    last = (await ui.http.get("/ui/queues/bulk?limit=12&offset=24")).text
+    assert _rows(last, "data-job") == [j.id for j in jobs[24:]]
+    assert 'rel="next"' not in last and 'offset=12&amp;limit=12" rel="prev"' in last
+
+
+async def test_queue_page_filters_by_handler_name_and_finds_a_job_by_id(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("mixed")
+    jobs = [await q.enqueue("even" if i % 2 == 0 else "odd", i) for i in range(10)]
+    page = (await ui.http.get("/ui/queues/mixed?name=odd&limit=3")).text
+    assert _rows(page, "data-job") == [jobs[i].id for i in (1, 3, 5)]
+    assert 'name=odd&amp;offset=6&amp;limit=3" rel="next"' in page
+    rest = (await ui.http.get("/ui/queues/mixed?name=odd&limit=3&offset=6")).text
+    assert _rows(rest, "data-job") == [jobs[i].id for i in (7, 9)]
+    r = await ui.http.get(f"/ui/queues/mixed?job={jobs[4].id}")
+    assert r.status_code == 303 and r.headers["location"] == f"/ui/queues/mixed/jobs/{jobs[4].id}"
+    missing = await ui.http.get("/ui/queues/mixed?job=no-such-job")
+    assert missing.status_code == 200 and "No job with id “no-such-job”" in missing.text
+
+
+async def test_a_name_search_looks_through_a_bounded_number_of_jobs(
+    ui_app: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(data, "NAME_SCAN_LIMIT", 8)
+    ui = await ui_app()
+    q = ui.services.queue("scan")
+    for i in range(20):
+        await q.enqueue("rare" if i in (3, 15) else "common", i)
+    page = await data.job_page(ui.services, "scan", JobStatus.WAITING, 0, 5, "rare")
+    assert [j.payload for j in page.jobs] == [3]
+    assert page.next_offset == 8 and page.scanned == 8
+    assert page.notes == ["looked through 8 waiting jobs; the search goes on from job 9"]
+    page = await data.job_page(ui.services, "scan", JobStatus.WAITING, 8, 5, "rare")
+    assert [j.payload for j in page.jobs] == [15] and page.next_offset == 16
+    page = await data.job_page(ui.services, "scan", JobStatus.WAITING, 16, 5, "rare")
+    assert page.jobs == [] and page.next_offset is None
+
+
+async def test_job_page_shows_everything_escaped(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("xss")
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+    def fail(job: Any) -> None:
+        raise ValueError(evil)
+
+    job = await q.enqueue(evil[:40], {"html": evil}, max_attempts=1)
+    async with running(q, {evil[:40]: fail}):
+        await wait_status(q, job.id, "failed")
+    for path in (f"/ui/queues/xss/jobs/{job.id}", "/ui/queues/xss?status=failed"):
+        page = (await ui.http.get(path)).text
+        assert "<script>alert" not in page and "<img src=x" not in page
+        assert html.escape("<script>alert(1)</script>", quote=False) in page
+    detail = (await ui.http.get(f"/ui/queues/xss/jobs/{job.id}")).text
+    assert "ValueError" in detail and "Traceback (most recent call last)" in detail
+    assert 'data-action="/ui/queues/xss/jobs/' + job.id + '/retry"' in detail
+
+
+async def test_job_actions_retry_cancel_delete(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("acts")
+    flaky = {"fail": True}
+
+    def work(job: Any) -> str:
+        if flaky["fail"]:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    failed = await q.enqueue("work", max_attempts=1)
+    async with running(q, {"work": work}):
+        await wait_status(q, failed.id, "failed")
+        flaky["fail"] = False
+        r = await ui.act(f"/ui/queues/acts/jobs/{failed.id}/retry")
+        assert r.status_code == 200 and r.json()["redirect"] is None
+        done = await wait_status(q, failed.id, "completed")
+        assert done.result == "ok"
+    r = await ui.act(f"/ui/queues/acts/jobs/{failed.id}/retry")
+    assert (
+        r.status_code == 409 and "only failed jobs can be retried" in r.json()["error"]["message"]
+    )
+    later = await q.enqueue("work", delay=60)
+    assert (await ui.act(f"/ui/queues/acts/jobs/{later.id}/cancel")).status_code == 200
+    assert (await q.get_job(later.id)).status == "cancelled"  # type: ignore[union-attr]
+    assert (await ui.act(f"/ui/queues/acts/jobs/{later.id}/cancel")).status_code == 409
+    r = await ui.act(f"/ui/queues/acts/jobs/{later.id}/delete")
+    assert r.json() == {
+        "message": f"job {later.id} deleted",
+        "redirect": "/ui/queues/acts?status=cancelled",
+    }
+    assert await q.get_job(later.id) is None
+    assert (await ui.act(f"/ui/queues/acts/jobs/{later.id}/delete")).status_code == 404
+    assert (await ui.act(f"/ui/queues/acts/jobs/{later.id}/explode")).status_code == 400
+
+
+async def test_retry_all_failed_and_purge(ui_app: Any, monkeypatch: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("bulkops")
+    jobs = [await q.enqueue("boom", i, max_attempts=1) for i in range(5)]
+    async with running(q, {"boom": lambda job: 1 / 0}):
+        for job in jobs:
+            await wait_status(q, job.id, "failed")
+    monkeypatch.setattr(data, "RETRY_ALL_LIMIT", 3)
+    r = await ui.act("/ui/queues/bulkops/retry-failed")
+    assert r.json()["message"] == "3 failed jobs sent back to waiting; more remain: retry again"
+    r = await ui.act("/ui/queues/bulkops/retry-failed")
+    assert r.json()["message"] == "2 failed jobs sent back to waiting"
+    assert (await q.counts())["waiting"] == 5
+    await ui.act("/ui/queues/bulkops/retry-failed")
+    async with running(q, {"boom": lambda job: "fine"}):
+        for job in jobs:
+            await wait_status(q, job.id, "completed")
+    r = await ui.act("/ui/queues/bulkops/purge", {"status": "completed"})
+    assert r.json()["message"] == "5 completed jobs deleted"
+    assert (await q.counts())["completed"] == 0
+    r = await ui.act("/ui/queues/bulkops/purge", {"status": "waiting"})
+    assert r.status_code == 422
+
+
+async def test_unknown_jobs_and_bad_names_get_an_error_page(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    r = await ui.http.get("/ui/queues/q/jobs/nope")
+    assert r.status_code == 404 and "no job &#39;nope&#39; in queue &#39;q&#39;" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+    r = await ui.http.get("/ui/queues/-bad/jobs/x")
+    assert r.status_code == 400 and "not valid" in r.text
+    r = await ui.http.get("/ui/queues/q?status=lost")
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    r = await ui.http.get("/ui/queues/q/jobs/nope", headers={"X-Redkeep-Fragment": "job"})
+    assert r.status_code == 404 and r.json()["error"]["type"] == "job_not_found"
+
+
+async def test_while_redis_is_down_the_overview_still_shows_caches_and_the_problem(
+    ui_app: Any, redis_server_factory: Any, prefix: str
+) -> None:
+    redis = redis_server_factory()
+    ui = await ui_app(
+        redis_url=redis.url,
+        command_timeout=0.5,
+        retry_attempts=0,
+        breaker_failure_threshold=1,
+    )
+    await ui.login()
+    await ui.services.queue("jobs").enqueue("x")
+    cache = ui.services.cache("sessions")
+    await cache.set("k", 1)
+    redis.stop()
+    assert await cache.get("k") in (1, None)  # from the fallback: no error reaches the caller
+    r = await ui.http.get("/ui/")
+    assert r.status_code == 200
+    assert 'role="alert">Part of this page could not be read' in r.text
+    assert '<tr data-cache="sessions">' in r.text and "b-open" in r.text
+
+
+async def test_the_overview_has_room_for_pause_state_limits_and_the_15_minute_chart(
+    ui_app: Any, monkeypatch: Any
+) -> None:
+    """Pause, limits and per-minute counters come with other issues; given them, the overview
+    shows a state column, a limits column and a chart per queue."""
+    ui = await ui_app()
+    await ui.login()
+    await ui.services.queue("charted").enqueue("x")
+    plain = (await ui.http.get("/ui/")).text
+    assert "Last 15 minutes" not in plain and ">State<" not in plain
+    rows_of = data.queue_rows
+
+    async def with_extras(services: Any) -> Any:
+        rows, total, problem = await rows_of(services)
+        for row in rows:
+            row.paused, row.limits = True, "10 jobs/s"
+            row.throughput = [(m % 4, m % 2) for m in range(15)]
+        return rows, total, problem
+
+    monkeypatch.setattr(data, "queue_rows", with_extras)
+    page = (await ui.http.get("/ui/")).text
+    assert "Last 15 minutes" in page and 'class="badge s-paused">paused<' in page
+    assert "10 jobs/s" in page
+    chart = page.split('<svg class="spark"', 1)[1].split("</svg>", 1)[0]
+    assert 'aria-label="completed and failed jobs per minute in charted"' in chart
+    done = re.search(r'class="done" points="([^"]+)"', chart)
+    assert done is not None and len(done.group(1).split()) == 15
+    assert done.group(1).split()[3] == "32.1,2.0"  # the peak (3) at the top: x = 3 * 150/14
