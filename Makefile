@@ -103,6 +103,7 @@ bench: install
 	$(BIN)/python bench/cache_bench.py
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/tiered_bench.py
+	$(BIN)/python bench/replicas_bench.py
 
 # redkeep measured in the same run as its peers (queue and cache), with the shared harness in
 # ../shared/bench. Its venv keeps redis-py 5.3.1: redkeep goes in with --no-deps.

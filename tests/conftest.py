@@ -8,6 +8,7 @@
   ``redis_url``.
 - ``redis_server_factory``: ``factory(**opts) -> RedisServer`` (see tests/support/redis_server.py);
   every server is stopped by PID at teardown.
+- ``replicated_redis``: ``(primary, replica)``, two private servers, the replica in sync.
 - ``redis_cluster`` (session): a private 3-master Redis Cluster (``.url``, ``.ports``).
 - ``redis_sentinel`` (session): a private primary, replica and three sentinels (``.url``).
 - ``upstash_emulator`` (session): the Upstash REST emulator (``.url``, ``.token``).
@@ -19,6 +20,7 @@ Test-support modules import as ``tests.support.*`` (pytest ``pythonpath = ["."]`
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -27,7 +29,7 @@ import pytest
 import redis as sync_redis
 
 from tests.support.clients import TRANSPORTS, open_client
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import HOST, RedisServer
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -106,6 +108,24 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
     finally:
         for server in servers:
             server.cleanup()
+
+
+@pytest.fixture
+def replicated_redis(
+    redis_server_factory: Callable[..., RedisServer],
+) -> tuple[RedisServer, RedisServer]:
+    """A private primary and one replica of it, returned once the replica acknowledges writes
+    (``WAIT``)."""
+    primary = redis_server_factory(extra_args=["--repl-diskless-sync-delay", "0"])
+    replica = redis_server_factory(extra_args=["--replicaof", HOST, str(primary.port)])
+    with sync_redis.Redis(host=HOST, port=primary.port, socket_timeout=15) as r:
+        deadline = time.monotonic() + 10
+        while "state=online" not in primary.cli("INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica did not connect"
+            time.sleep(0.05)
+        r.set("replicated_redis:synced", "1")
+        assert r.execute_command("WAIT", 1, 10_000) == 1, "the replica does not acknowledge"
+    return primary, replica
 
 
 @pytest.fixture(scope="session")

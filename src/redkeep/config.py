@@ -228,6 +228,22 @@ class Settings(BaseSettings):
     queue_poll_max_rate: float = Field(
         20.0, gt=0, description="Ceiling on idle polls per second where blocking pops are absent."
     )
+    queue_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must confirm (WAIT) every enqueue and every worker step "
+        "(which records finished jobs) before it returns, so that a failover to a replica "
+        "loses none of them; 0 returns once the primary has the write (Redis replicates "
+        "asynchronously). Redis standalone or Sentinel only: refused with Cluster, Upstash and "
+        "the memory backend. See docs/queue.md, Failover to a replica.",
+    )
+    queue_replica_timeout: Seconds = Field(
+        1.0,
+        gt=0,
+        description="Seconds an enqueue or worker step waits for REDKEEP_QUEUE_MIN_REPLICAS "
+        "replicas before failing with ReplicationTimeout (the write stays on the primary: "
+        "repeating it with the same job id is safe; workers re-send their step).",
+    )
 
     # -- service -------------------------------------------------------------------------------
     startup: Literal["strict", "degraded"] = Field(
@@ -353,6 +369,25 @@ class Settings(BaseSettings):
             }
             lines = "\n".join(f"  {n}: {r}" for n, r in problems.items())
             raise ConfigError(f"invalid redkeep settings:\n{lines}", problems)
+        if self.queue_min_replicas > 0:
+            self._check_min_replicas()
+
+    def _check_min_replicas(self) -> None:
+        """WAIT needs a RESP connection to one primary: refuse the backends without one."""
+        backend = self.effective_backend
+        reason = None
+        if backend == "memory":
+            reason = "the memory backend has no replicas: set REDKEEP_REDIS_URL"
+        elif backend == "upstash":
+            reason = "Upstash REST has no WAIT command: use 0 with Upstash"
+        elif self.redis_cluster:
+            reason = "not supported on Redis Cluster (REDKEEP_REDIS_CLUSTER): use 0"
+        if reason is not None:
+            reason = f"{reason} (got {self.queue_min_replicas})"
+            raise ConfigError(
+                f"invalid redkeep settings:\n  REDKEEP_QUEUE_MIN_REPLICAS: {reason}",
+                {"REDKEEP_QUEUE_MIN_REPLICAS": reason},
+            )
 
     # -- derived -------------------------------------------------------------------------------
     @property

@@ -123,12 +123,22 @@ class BackendResponseError(BackendError):
 
 class ReplicationTimeout(BackendError):
     """``WAIT`` confirmed fewer replicas than required within the timeout. The write is on the
-    primary but may be lost if it fails over now; repeating an idempotent write is safe."""
+    primary but may be lost if it fails over now; repeating an idempotent write is safe.
+    ``job_ids`` names the jobs of a queue write (an enqueue: enqueue them again with the same
+    ids; a worker step: the outcomes it reported)."""
 
-    def __init__(self, message: str, acknowledged: int = 0, required: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        acknowledged: int = 0,
+        required: int = 0,
+        *,
+        job_ids: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.acknowledged = acknowledged
         self.required = required
+        self.job_ids = job_ids
 
 
 class CircuitOpen(RedkeepError):

@@ -161,7 +161,7 @@ class Services:
                 await self.client.script_load(script)
         except RedkeepError as exc:
             return f"loading Lua scripts on {where} failed ({scrub(str(exc))})"
-        return await self._check_eviction()
+        return await self._check_eviction() or await self._check_replicas()
 
     async def _check_eviction(self) -> str | None:
         assert self.client is not None
@@ -179,6 +179,31 @@ class Services:
         message = (
             f"{self._where()} has maxmemory-policy {policy!r}: Redis may evict queued jobs "
             "silently; set maxmemory-policy noeviction"
+        )
+        if self.settings.startup == "strict":
+            return message
+        self._warn(message)
+        return None
+
+    async def _check_replicas(self) -> str | None:
+        """With ``queue_min_replicas``, the primary must have that many replicas connected:
+        every enqueue would time out otherwise."""
+        assert self.client is not None
+        need = self.settings.queue_min_replicas
+        if not need:
+            return None
+        try:
+            have = int((await self.client.info("replication")).get("connected_slaves", 0))
+        except RedkeepError as exc:
+            self._warn(f"cannot count the replicas ({type(exc).__name__}) for "
+                       f"REDKEEP_QUEUE_MIN_REPLICAS={need}")  # fmt: skip
+            return None
+        if have >= need:
+            return None
+        message = (
+            f"{self._where()} has {have} connected replica(s), fewer than "
+            f"REDKEEP_QUEUE_MIN_REPLICAS={need}: enqueues and worker steps fail with "
+            "ReplicationTimeout until enough replicas are connected"
         )
         if self.settings.startup == "strict":
             return message

@@ -5,38 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.support.redis_server import HOST, RedisServer
+from tests.support.redis_server import RedisServer
 
 from redkeep.errors import BackendResponseError, ReplicationTimeout
 from redkeep.redis.base import Script
 from redkeep.redis.mux import MuxClient
 from redkeep.redis.redispy import RedisPyClient
 
-Factory = Callable[..., RedisServer]
-
 PUT = Script("put", "-- KEYS[1]: key; ARGV[1]: value\nredis.call('SET', KEYS[1], ARGV[1]) return 7")
-
-
-@pytest.fixture
-def pair(redis_server_factory: Factory) -> tuple[RedisServer, RedisServer]:
-    primary = redis_server_factory(extra_args=["--repl-diskless-sync-delay", "0"])
-    replica = redis_server_factory(extra_args=["--replicaof", HOST, str(primary.port)])
-    deadline = time.monotonic() + 10
-    while "state=online" not in primary.cli("INFO", "replication"):
-        assert time.monotonic() < deadline, "the replica did not connect"
-        time.sleep(0.05)
-    return primary, replica
 
 
 @pytest.fixture(params=[MuxClient, RedisPyClient], ids=["mux", "redis-py"])
 async def client(
-    request: pytest.FixtureRequest, pair: tuple[RedisServer, RedisServer]
+    request: pytest.FixtureRequest, replicated_redis: tuple[RedisServer, RedisServer]
 ) -> AsyncIterator[Any]:
-    c = request.param(pair[0].url, command_timeout=2)
+    c = request.param(replicated_redis[0].url, command_timeout=2)
     try:
         yield c
     finally:
@@ -44,18 +31,18 @@ async def client(
 
 
 async def test_acknowledged_write_is_on_the_replica_when_it_returns(
-    client: Any, pair: tuple[RedisServer, RedisServer]
+    client: Any, replicated_redis: tuple[RedisServer, RedisServer]
 ) -> None:
-    _, replica = pair
+    _, replica = replicated_redis
     for i in range(20):
         assert await client.evalsha(PUT, [f"k{i}"], [f"v{i}"], replicas=1) == 7
         assert replica.cli("GET", f"k{i}").strip() == f"v{i}"
 
 
 async def test_too_few_replicas_is_a_replication_timeout(
-    client: Any, pair: tuple[RedisServer, RedisServer]
+    client: Any, replicated_redis: tuple[RedisServer, RedisServer]
 ) -> None:
-    primary, _ = pair
+    primary, _ = replicated_redis
     start = time.monotonic()
     with pytest.raises(ReplicationTimeout, match="1 of 2 replica") as info:
         await client.evalsha(PUT, ["k"], ["v"], replicas=2, replica_timeout=0.3)
@@ -65,9 +52,9 @@ async def test_too_few_replicas_is_a_replication_timeout(
 
 
 async def test_a_frozen_replica_times_out_the_wait(
-    client: Any, pair: tuple[RedisServer, RedisServer]
+    client: Any, replicated_redis: tuple[RedisServer, RedisServer]
 ) -> None:
-    _, replica = pair
+    _, replica = replicated_redis
     await client.evalsha(PUT, ["warm"], ["v"], replicas=1)
     replica.pause()
     try:

@@ -28,6 +28,7 @@ SCENARIOS = [
     "redis_hang",
     "connection_reset",
     "lost_replies",
+    "replica_failover",
     "memory_limit",
     "load",
     "bad_input",

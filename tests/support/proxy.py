@@ -13,6 +13,9 @@ its faults exact:
   command, so the server never sees it (the client wrote it all the same).
 - :meth:`FaultProxy.cut_all`: close every relayed connection now; :attr:`FaultProxy.refusing`:
   accept and close new connections at once.
+- ``raw=True`` relays bytes without reading RESP (a replication link, whose RDB transfer is not
+  RESP); only :meth:`~FaultProxy.cut_all` and ``refusing`` apply then. Bytes the proxy holds when
+  it cuts are lost, as on a broken network link.
 
 Every fault is recorded in :attr:`FaultProxy.dropped` as ``(command name, ran on server)``.
 Commands split over several reads and pipelines of many commands are handled; inline commands
@@ -111,8 +114,10 @@ class FaultProxy:
         drop_rate: float = 0.0,
         drop_command: str | None = None,
         seed: int = 0,
+        raw: bool = False,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
+        self.raw = raw
         self.drop_rate = drop_rate
         self.drop_command = drop_command.upper() if drop_command else None
         self.refusing = False
@@ -243,6 +248,8 @@ class FaultProxy:
             self._relays.discard(relay)
 
     async def _requests(self, relay: _Relay, reader: asyncio.StreamReader) -> None:
+        if self.raw:
+            return await self._copy(relay, reader, relay.upstream)
         buf = bytearray()
         with contextlib.suppress(OSError, ConnectionError):
             while not relay.closed:
@@ -271,6 +278,8 @@ class FaultProxy:
         relay.close()
 
     async def _replies(self, relay: _Relay, reader: asyncio.StreamReader) -> None:
+        if self.raw:
+            return await self._copy(relay, reader, relay.client)
         buf = bytearray()
         with contextlib.suppress(OSError, ConnectionError):
             while not relay.closed:
@@ -292,6 +301,16 @@ class FaultProxy:
                     relay.client.write(bytes(buf[:pos]))
                     del buf[:pos]
                     await relay.client.drain()
+        relay.close()
+
+    @staticmethod
+    async def _copy(
+        relay: _Relay, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            while not relay.closed and (data := await reader.read(_READ)):
+                writer.write(data)
+                await writer.drain()
         relay.close()
 
 

@@ -4,7 +4,8 @@ Every state change is one Lua script from ``queue/scripts`` run by SHA, with eve
 touches in ``KEYS`` (layout 2, see :mod:`redkeep.queue.keys`; all keys of a queue share one
 hash tag). Idle workers block on BZPOPMIN over the hand-off set, the wake-up marker and their
 own wake key where the transport supports blocking commands, and poll adaptively (bounded by
-``poll_max_rate``) where it does not.
+``poll_max_rate``) where it does not. With ``min_replicas``, enqueues and worker steps return
+only once that many replicas confirm them (``WAIT``; see :meth:`RedisJobQueue._acknowledged`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from redkeep.errors import ConfigError, ReplicationTimeout
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared, active_refusal
@@ -71,6 +73,8 @@ class RedisJobQueue(JobQueue):
         retention: RetentionPolicy | None = None,
         max_payload_bytes: int = 4 * 1024 * 1024,
         poll_max_rate: float = 20.0,
+        min_replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
         super().__init__(
             name,
@@ -80,6 +84,9 @@ class RedisJobQueue(JobQueue):
             max_payload_bytes=max_payload_bytes,
         )
         self.client = client
+        self.min_replicas = _replicas_for(client, min_replicas, replica_timeout)
+        """Replicas that confirm each enqueue and worker step before it returns (0: none)."""
+        self.replica_timeout = replica_timeout
         self.keys = QueueKeys(key_prefix, self.name)
         self.key_prefix = key_prefix
         self._opened = False
@@ -100,7 +107,8 @@ class RedisJobQueue(JobQueue):
 
     @classmethod
     def from_settings(cls, client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
-        """A queue configured from ``settings`` (key prefix, attempts, backoff, retention)."""
+        """A queue configured from ``settings`` (key prefix, attempts, backoff, retention,
+        replicas that confirm its writes)."""
         return cls(
             client,
             name,
@@ -115,6 +123,8 @@ class RedisJobQueue(JobQueue):
             ),
             max_payload_bytes=settings.max_payload_bytes,
             poll_max_rate=settings.queue_poll_max_rate,
+            min_replicas=settings.queue_min_replicas,
+            replica_timeout=settings.queue_replica_timeout,
         )
 
     async def register(self) -> None:
@@ -135,10 +145,61 @@ class RedisJobQueue(JobQueue):
 
     def _acknowledged(self, script: scripts.QueueScript, args: Sequence[Any]) -> Awaitable[Any]:
         """Run a script whose success the caller acknowledges to its user: enqueues and the
-        worker steps that record completions. The one place to make such writes wait for
-        replicas (``WAIT``) before returning. (A plain function returning the awaitable: no
-        coroutine layer on the hot path; callers have run :meth:`register` first.)"""
-        return self.client.evalsha(script, self._k[script.name], args)
+        worker steps that record completions. With ``min_replicas``, it returns only once
+        ``WAIT`` confirms that many replicas have the write. (A plain function returning the
+        awaitable: no coroutine layer on the hot path; callers have run :meth:`register`.)"""
+        if not self.min_replicas:
+            return self.client.evalsha(script, self._k[script.name], args)
+        return self._replicated(script, args)
+
+    async def _replicated(self, script: scripts.QueueScript, args: Sequence[Any]) -> Any:
+        """EVALSHA + WAIT on a connection of their own; a timeout names the jobs.
+
+        Since Redis 7.2, WAIT counts from its connection's last *write*: a call whose script
+        wrote nothing (a re-send finding its work done) would be confirmed at once, on a new
+        connection, even though its first run may not have reached a replica. So the step
+        script re-writes its memo when it answers a re-sent request, and an enqueue that found
+        every job already there is followed by a confirmed write of its own (ack.lua).
+        """
+        n, wait = self.min_replicas, self.replica_timeout
+        try:
+            reply = await self.client.evalsha(
+                script, self._k[script.name], args, replicas=n, replica_timeout=wait
+            )
+            if script.name == "enqueue" and _wrote_nothing(reply, int(args[0])):
+                await self.client.evalsha(
+                    scripts.ACK, self._k["ack"], [], replicas=n, replica_timeout=wait
+                )
+        except ReplicationTimeout as exc:
+            raise self._not_replicated(script, args, exc) from None
+        return reply
+
+    def _not_replicated(
+        self, script: scripts.QueueScript, args: Sequence[Any], exc: ReplicationTimeout
+    ) -> ReplicationTimeout:
+        settings = (
+            f"REDKEEP_QUEUE_MIN_REPLICAS={self.min_replicas}, "
+            f"REDKEEP_QUEUE_REPLICA_TIMEOUT={self.replica_timeout:g}"
+        )
+        if script.name == "enqueue":
+            ids = tuple(str(i) for i in args[1::3])
+            what = f"job {ids[0]!r}" if len(ids) == 1 else f"{len(ids)} jobs ({_first(ids)})"
+            message = (
+                f"queue {self.name!r}: the enqueue of {what} was confirmed by "
+                f"{exc.acknowledged} of {exc.required} replica(s) within "
+                f"{self.replica_timeout:g} s ({settings}). It is on the primary and may be "
+                "lost if the primary fails now: enqueue again with the same job id(s) (safe: "
+                "an existing id is returned, not added twice)"
+            )
+        else:
+            ids = tuple(str(i) for i in args[11::5])
+            message = (
+                f"queue {self.name!r}: worker step {args[1]!r} reporting {len(ids)} "
+                f"outcome(s) was confirmed by {exc.acknowledged} of {exc.required} replica(s) "
+                f"within {self.replica_timeout:g} s ({settings}); the worker sends the same "
+                "step again (its request id makes that safe)"
+            )
+        return ReplicationTimeout(message, exc.acknowledged, exc.required, job_ids=ids)
 
     # -- enqueue & inspect ---------------------------------------------------------------------
     @staticmethod
@@ -394,7 +455,31 @@ class RedisJobQueue(JobQueue):
         return RedisWorkerRegistry(self.client, self.key_prefix)
 
 
+def _replicas_for(client: RedisClient, n: int, timeout: float) -> int:
+    """``n``, or :class:`ConfigError` where WAIT cannot run (Cluster, Upstash REST)."""
+    if n < 0 or timeout <= 0:
+        raise ConfigError("min_replicas must be >= 0 and replica_timeout > 0")
+    if n and (client.capabilities.cluster or client.transport == "upstash"):
+        where = "Upstash REST" if client.transport == "upstash" else "Redis Cluster"
+        reason = f"writes confirmed by replicas (WAIT) are not available on {where}: use 0"
+        raise ConfigError(
+            f"REDKEEP_QUEUE_MIN_REPLICAS (min_replicas={n}): {reason}",
+            {"REDKEEP_QUEUE_MIN_REPLICAS": reason},
+        )
+    return n
+
+
+def _wrote_nothing(reply: Any, n: int) -> bool:
+    """True when the enqueue script found all its ``n`` jobs already there (and wrote none)."""
+    return not isinstance(reply, int) and len(reply[2]) == 3 * n
+
+
+def _first(ids: Sequence[str], shown: int = 3) -> str:
+    listed = ", ".join(repr(i) for i in ids[:shown])
+    return listed + (", ..." if len(ids) > shown else "")
+
+
 _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
-    scripts.RESTORE, scripts.READ, scripts.DELETE,
+    scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK,
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from pathlib import Path
 from redkeep.redis.base import Script
 
 __all__ = [
+    "ACK",
     "CANCEL",
     "DELETE",
     "ENQUEUE",
@@ -81,6 +82,7 @@ PURGE = _load("purge")
 RESTORE = _load("restore")
 READ = _load("read")
 UPGRADE = _load("upgrade")
+ACK = _load("ack")
 DELETE = _load("delete")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")

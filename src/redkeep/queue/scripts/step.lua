@@ -49,6 +49,8 @@ if memo and string.sub(memo, 1, #rid + 1) == rid .. '\n' then
   end
   local more = 0
   if redis.call('ZCARD', K.waiting) > 0 then more = 1 end
+  -- written again (unchanged) so that a WAIT after this call covers the first run's writes
+  redis.call('HSET', K.steps, me, memo)
   return {job_records(ids), next_due(), m[1], m[2], more}
 end
 redis.call('ZADD', K.workers, now_s, me)
