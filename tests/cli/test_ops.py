@@ -53,6 +53,7 @@ async def _seed(redis_url: str, prefix: str) -> None:
             created_at=time.time() - 60,
             finished_at=time.time() - 10,
             error=JobFailure("ValueError", "bad address", "Traceback ...\nValueError"),
+            headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
         )
         assert await q.restore_job(failed)
         other = RedisJobQueue(client, "reports", key_prefix=prefix)
@@ -85,8 +86,10 @@ def test_jobs_list_show_retry_cancel_purge(cli: Any, redis_url: str, prefix: str
     shown = _json(cli("jobs", "show", "broken", "-q", "mail", "--json"))
     assert shown["status"] == "failed" and shown["attempts"] == 3
     assert shown["error"]["message"] == "bad address"
+    assert shown["headers"]["traceparent"].startswith("00-0af76519")
     human = cli("jobs", "show", "broken", "-q", "mail")
     assert human.exit_code == 0 and "bad address" in human.stdout
+    assert "header traceparent" in human.stdout
 
     missing = cli("jobs", "show", "nope", "-q", "mail")
     assert missing.exit_code == 3 and "no job 'nope'" in missing.stderr

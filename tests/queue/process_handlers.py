@@ -19,6 +19,7 @@ def echo(job: Job) -> dict[str, Any]:
         "name": job.name,
         "queue": job.queue,
         "attempts": job.attempts,
+        "headers": dict(job.headers),
         "pid": os.getpid(),
     }
 

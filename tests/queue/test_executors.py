@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -14,6 +15,7 @@ import pytest
 
 from redkeep.monitoring.metrics import Metrics
 from redkeep.queue import InvalidJob, Job, JobQueue, RedisJobQueue, Worker, in_process
+from redkeep.queue.executors import ThreadRunner
 from redkeep.redis.mux import MuxClient
 from tests.queue import process_handlers as ph
 from tests.queue.conftest import running, wait_status, wait_until
@@ -31,6 +33,31 @@ def _stuck_gauge(metrics: Metrics, queue: str, handler: str) -> float | None:
 
 
 # -- threads ---------------------------------------------------------------------------------
+_WHO = contextvars.ContextVar("who", default="nobody")
+
+
+async def test_a_sync_handler_runs_in_its_callers_context() -> None:
+    """Context variables set by the task that runs a job (a trace span, say) reach the handler's
+    thread, and what the handler sets does not leak back."""
+    runner = ThreadRunner(2, None, lambda: None)
+
+    def handler(job: Job) -> str:
+        seen = _WHO.get()
+        _WHO.set("handler")
+        return seen
+
+    async def run_as(who: str) -> str:
+        _WHO.set(who)
+        result = await runner.run(handler, Job(id="j", name="h", queue="q"))
+        assert _WHO.get() == who
+        return str(result)
+
+    try:
+        assert await asyncio.gather(run_as("a"), run_as("b")) == ["a", "b"]
+    finally:
+        runner.shutdown()
+
+
 async def test_timed_out_thread_keeps_its_slot_and_the_next_job_still_runs(
     make_queue: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -176,7 +203,9 @@ async def test_process_executor_runs_sync_handlers_in_children(queue: JobQueue) 
         "double": in_process(ph.async_double),
         "bad_result": ph.unserializable,
     }
-    echo = await queue.enqueue("echo", {"n": [1, 2.5, "x", None, True]})
+    echo = await queue.enqueue(
+        "echo", {"n": [1, 2.5, "x", None, True]}, headers={"traceparent": "00-ab-cd-01"}
+    )
     noisy = await queue.enqueue("noisy")
     fail = await queue.enqueue("fail", "p", max_attempts=1)
     double = await queue.enqueue("double", 21)
@@ -188,6 +217,7 @@ async def test_process_executor_runs_sync_handlers_in_children(queue: JobQueue) 
             echo.id, "echo", "procs",
         )  # fmt: skip
         assert done.result["attempts"] == 1 and done.result["pid"] != os.getpid()
+        assert done.result["headers"] == {"traceparent": "00-ab-cd-01"}
         assert (await wait_status(queue, noisy.id, "completed", timeout=30)).result == "quiet"
         assert (await wait_status(queue, double.id, "completed", timeout=30)).result == 42
         failed = await wait_status(queue, fail.id, "failed", timeout=30)

@@ -133,6 +133,21 @@ async def test_outage_enqueues_are_held_then_relayed_in_order_with_their_ids(
     assert (await queue.enqueue("work")).status == JobStatus.WAITING
 
 
+async def test_held_jobs_keep_their_headers_through_the_relay(outage: Outage) -> None:
+    queue, outbox = await outage.queue()
+    outage.kill()
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    held = await queue.enqueue("work", 1, headers=headers)
+    assert held.status == JobStatus.OUTBOX and dict(held.headers) == headers
+    got = await queue.get_job(held.id)
+    assert got is not None and dict(got.headers) == headers
+    await outage.restart()
+    assert await outbox.drained(20)
+    stored = await queue.get_job(held.id)
+    assert stored is not None and stored.status == JobStatus.WAITING
+    assert dict(stored.headers) == headers
+
+
 async def test_later_enqueues_queue_up_behind_held_jobs(outage: Outage) -> None:
     # The breaker is opened by hand with a long reset: Redis answers, yet the relay waits, so
     # the "held behind" rule is observable. One producer's order must survive.

@@ -18,6 +18,7 @@ from tests.queue.conftest import running, wait_status
         ('["{id}","work","soon"]', "1", "invalid job field 'timeout'"),
         ('["{id}","work",null,"[[["]', "1", "invalid job field 'backoff'"),
         ('["{id}","work"', "1", "invalid job data header"),
+        ('["{id}","work",null,null,{"traceparent":7}]', "1", "invalid job field 'headers'"),
     ],
 )
 async def test_undecodable_record_fails_with_the_decode_error(

@@ -31,8 +31,10 @@ async def test_enqueue_and_inspect_over_rest(upstash_client: Any, prefix: str) -
     again = await q.enqueue("add", {"a": 9}, job_id="j1")
     assert again.id == job.id and again.payload == {"a": 1, "b": 2}
     many = await q.enqueue_many([JobSpec("add", {"a": i, "b": 0}) for i in range(5)])
-    delayed = await q.enqueue("add", delay=3600)
+    delayed = await q.enqueue("add", delay=3600, headers={"traceparent": "00-ab-cd-01"})
     assert delayed.status == JobStatus.DELAYED
+    stored = await q.get_job(delayed.id)
+    assert stored is not None and stored.headers == {"traceparent": "00-ab-cd-01"}
     got = await q.get_job("j1")
     assert got is not None and got.priority == 2 and got.payload == {"a": 1, "b": 2}
     counts = await q.counts()

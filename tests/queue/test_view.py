@@ -36,6 +36,7 @@ FAILED = Job(
     worker_id="host:1:abc",
     timeout=30.0,
     backoff=Backoff(2.0, 60.0, "fixed", jitter=False),
+    headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 )
 
 
@@ -78,6 +79,7 @@ def test_http_cli_and_snapshot_show_the_same_job(redis_url: str, prefix: str) ->
         "kind": "fixed",
         "jitter": False,
     }
+    assert over_http["headers"] == FAILED.headers
     assert "token" not in over_http
 
 
@@ -98,6 +100,7 @@ def test_snapshots_written_before_the_one_view_still_load() -> None:
         "backoff": [1.0, 10.0, "exponential", True],
     }
     job = job_from_dict(old, "mail")
+    assert job.headers == {}
     assert job.error == JobFailure("E", "m", "trace")
     assert job.backoff == Backoff(1.0, 10.0, "exponential", True)
 
@@ -115,3 +118,9 @@ def test_a_job_whose_payload_was_unreadable_is_not_restored() -> None:
     assert view["payload_error"] == "bad JSON"
     with pytest.raises(ValueError, match="unreadable"):
         job_from_dict(dict(view), "q")
+
+
+def test_bad_headers_in_a_view_are_named() -> None:
+    view = orjson.loads(orjson.dumps(job_to_dict(FAILED)))
+    with pytest.raises(ValueError, match="job field 'headers' is invalid"):
+        job_from_dict({**view, "headers": {"traceparent": 7}}, "mail")

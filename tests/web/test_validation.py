@@ -48,6 +48,8 @@ async def svc(request: pytest.FixtureRequest, redis_url: str, prefix: str) -> As
         ("delay", False),
         ("name", 7),  # no int -> str
         ("job_id", 42),
+        ("headers", {"n": 1}),  # no int -> str
+        ("headers", ["traceparent"]),
     ],
 )
 async def test_enqueue_fields_are_strict(svc: Any, field: str, value: Any) -> None:
@@ -55,7 +57,7 @@ async def test_enqueue_fields_are_strict(svc: Any, field: str, value: Any) -> No
     r = await client.post("/v1/queues/strict/jobs", json={"name": "echo", field: value})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["type"] == "validation_error"
-    assert r.json()["error"]["field"] == field
+    assert r.json()["error"]["field"].split(".")[0] == field  # headers.n: the header named
     assert (await services.queue_view("strict").counts())["waiting"] == 0
 
 
@@ -160,3 +162,18 @@ async def test_a_full_memory_queue_answers_503_queue_full() -> None:
     finally:
         await client.aclose()
         await services.close()
+
+
+async def test_enqueue_headers_are_stored_and_shown(svc: Any) -> None:
+    services, client = svc
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    r = await client.post("/v1/queues/hdr/jobs", json={"name": "echo", "headers": headers})
+    assert r.status_code == 201, r.text
+    assert r.json()["headers"] == headers
+    job = await services.queue("hdr").get_job(r.json()["id"])
+    assert job is not None and job.headers == headers
+    shown = (await client.get(f"/v1/queues/hdr/jobs/{job.id}")).json()
+    assert shown["headers"] == headers
+    too_many = {f"h{i}": "v" for i in range(40)}
+    r = await client.post("/v1/queues/hdr/jobs", json={"name": "echo", "headers": too_many})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "headers"

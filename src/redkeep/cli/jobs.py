@@ -139,6 +139,8 @@ def show(
     for field in ("created_at", "run_at", "started_at", "finished_at"):
         table.add_row(field, _when(data[field]))
     table.add_row("payload", repr(job.payload))
+    for name, value in job.headers.items():
+        table.add_row(f"header {name}", value)
     if job.result is not None:
         table.add_row("result", repr(job.result))
     if job.error is not None:

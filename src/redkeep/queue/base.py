@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -29,11 +29,13 @@ from redkeep.queue.job import (
     MAX_JOB_ID,
     MAX_NAME,
     MAX_PRIORITY,
+    NO_HEADERS,
     STATUSES,
     Job,
     JobSpec,
     JobStatus,
     RetentionPolicy,
+    check_headers,
     encode_value,
     new_job_id,
 )
@@ -95,14 +97,18 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
         max_attempts: int | None = None,
         backoff: Backoff | float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the job's timeout, not this call's
+        headers: Mapping[str, str] | None = None,
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
 
-        Every job's id is chosen here, before anything is sent (a random, time-sortable id
-        unless ``job_id`` is given), so a request re-sent after a lost reply finds its own job
-        instead of adding another."""
+        ``headers`` are string metadata stored with the job and read back with it
+        (``Job.headers``), such as a W3C ``traceparent`` (see :func:`~redkeep.queue.job.
+        check_headers` for their limits). Every job's id is chosen here, before anything is
+        sent (a random, time-sortable id unless ``job_id`` is given), so a request re-sent
+        after a lost reply finds its own job instead of adding another."""
         if (
             job_id is None
+            and headers is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -125,7 +131,16 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
             )  # fmt: skip
         else:
             spec = JobSpec(
-                name, payload, job_id, priority, delay, run_at, max_attempts, backoff, timeout
+                name,
+                payload,
+                job_id,
+                priority,
+                delay,
+                run_at,
+                max_attempts,
+                backoff,
+                timeout,
+                headers,
             )
             prepared = self._prepare(spec)
         if self.outbox is not None:
@@ -211,7 +226,9 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
         if job.status not in STATUSES:
             raise InvalidJob(f"cannot restore a job with status {job.status!r}")
-        return await self._restore(replace(job, queue=self.name), self._request_id())
+        headers = check_headers(job.headers) if job.headers else NO_HEADERS
+        job = replace(job, queue=self.name, headers=headers)
+        return await self._restore(job, self._request_id())
 
     async def close(self) -> None:
         """Release resources owned by the queue (not a client passed in)."""
@@ -333,6 +350,9 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
             backoff = Backoff(float(backoff), float(backoff), "fixed", jitter=False)
         elif backoff is not None and not isinstance(backoff, Backoff):
             raise InvalidJob("backoff must be a Backoff or a number of seconds")
+        headers = ""
+        if spec.headers:
+            headers = orjson.dumps(check_headers(spec.headers)).decode()
         payload = encode_value(spec.payload, self.max_payload_bytes)
         return _Prepared(
             id=job_id or new_job_id(),
@@ -345,6 +365,7 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
             backoff=orjson.dumps(backoff.to_list()).decode() if backoff else "",
             timeout=spec.timeout,
             value=spec.payload,
+            headers=headers,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -370,6 +391,8 @@ class _Prepared(NamedTuple):
     backoff: str
     timeout: float | None
     value: Any
+    headers: str = ""
+    """The job's headers as a JSON object, or ``""`` for none."""
 
 
 def _status(status: JobStatus | str) -> JobStatus:

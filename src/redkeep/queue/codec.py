@@ -6,9 +6,10 @@ A job is four fields of per-queue hashes:
   worker`` (times in ms since the epoch; started, finished and worker may be empty; fields
   after ``worker`` belong to later layouts and are ignored). ``scripts/lib/state.lua`` is the
   Lua twin of :func:`encode_state` / :func:`decode_state`.
-- ``data``: one JSON header line ``[id, name, timeout, backoff]`` (timeout in seconds or null,
-  backoff ``Backoff.to_list()`` or null), a newline, then the payload as the serializer wrote
-  it. Built by the client and never decoded inside Lua, so a large payload is never re-encoded.
+- ``data``: one JSON header line ``[id, name, timeout, backoff, headers]`` (timeout in seconds
+  or null, backoff ``Backoff.to_list()`` or null, headers an object of strings; trailing
+  absent fields are left out), a newline, then the payload as the serializer wrote it. Built
+  by the client and never decoded inside Lua, so a large payload is never re-encoded.
 - ``results`` / ``errors``: the result (serializer text) and the last failure
   (``JobFailure.to_json()``).
 
@@ -19,14 +20,14 @@ named in ``Job.payload_error`` (a worker then fails the job with that reason).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from redkeep.errors import SerializationError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.job import Job, JobFailure, JobStatus, make_job
+from redkeep.queue.job import NO_HEADERS, Job, JobFailure, JobStatus, make_job
 from redkeep.serialization import JsonSerializer
 
 __all__ = [
@@ -74,16 +75,22 @@ def decode_state(rec: str) -> list[str]:
     return parts
 
 
-def encode_data(job_id: str, name: str, timeout: float | None, backoff: str, payload: str) -> str:
-    """The data record; ``backoff`` is ``Backoff.to_list()`` as JSON text or ``""``."""
+def encode_data(
+    job_id: str, name: str, timeout: float | None, backoff: str, payload: str, headers: str = ""
+) -> str:
+    """The data record; ``backoff`` is ``Backoff.to_list()`` as JSON text or ``""``,
+    ``headers`` a JSON object or ``""``."""
     head = orjson.dumps([job_id, name, timeout]).decode()
-    if backoff:
+    if headers:
+        head = f"{head[:-1]},{backoff or 'null'},{headers}]"
+    elif backoff:
         head = f"{head[:-1]},{backoff}]"
     return f"{head}\n{payload}"
 
 
 def split_data(data: str) -> tuple[list[Any], str]:
-    """The header (``[id, name, timeout, backoff?]``) and the payload text of a data record."""
+    """The header (``[id, name, timeout, backoff?, headers?]``) and the payload text of a data
+    record."""
     head, _, payload = data.partition("\n")
     fields = orjson.loads(head)
     if not isinstance(fields, list) or len(fields) < 3:
@@ -93,6 +100,16 @@ def split_data(data: str) -> tuple[list[Any], str]:
 
 def _ms(value: str) -> float | None:
     return int(value) / 1000.0 if value else None
+
+
+def _headers(fields: list[Any]) -> Mapping[str, str]:
+    """The headers of a data header (ValueError when they are not an object of strings)."""
+    if len(fields) < 5 or fields[4] is None:
+        return NO_HEADERS
+    found = fields[4]
+    if not isinstance(found, dict) or not all(type(v) is str for v in found.values()):
+        raise ValueError("headers are not an object of strings")
+    return found
 
 
 def decode_job(
@@ -148,6 +165,7 @@ def _decode_job(
             timeout=None if timeout is None else float(timeout),
             backoff=None if backoff is None else Backoff.from_list(backoff),
             token=int(s[2]),
+            headers=_headers(fields),
         )
     except (KeyError, ValueError, TypeError, IndexError, SerializationError):
         return _careful(queue, job_id, state, data, result, error, loads)
@@ -216,6 +234,11 @@ def _careful(
             backoff = Backoff.from_list(fields[3])
         except (TypeError, ValueError):
             problems.append(f"invalid job field 'backoff': {str(fields[3])[:50]!r}")
+    headers: Mapping[str, str] = NO_HEADERS
+    try:
+        headers = _headers(fields)
+    except ValueError:
+        problems.append(f"invalid job field 'headers': {str(fields[4])[:50]!r}")
     payload_error = "; ".join(problems) if problems else None
     return make_job(
         id=job_id,
@@ -237,6 +260,7 @@ def _careful(
         timeout=timeout,
         backoff=backoff,
         token=num(2, "token", int, 0),
+        headers=headers,
     )
 
 
@@ -260,7 +284,8 @@ def job_to_record(job: Job, dumps: Callable[[Any], str]) -> tuple[str, str, str,
         job.worker_id,
     )
     backoff = orjson.dumps(job.backoff.to_list()).decode() if job.backoff else ""
-    data = encode_data(job.id, job.name, job.timeout, backoff, dumps(job.payload))
+    headers = orjson.dumps(dict(job.headers)).decode() if job.headers else ""
+    data = encode_data(job.id, job.name, job.timeout, backoff, dumps(job.payload), headers)
     result = dumps(job.result) if job.result is not None else ""
     error = job.error.to_json() if job.error else ""
     return state, data, result, error

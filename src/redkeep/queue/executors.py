@@ -2,7 +2,8 @@
 
 - **Async handlers** run as tasks on the worker's event loop; a timeout or a cancellation
   cancels them.
-- **Sync handlers** run on a pool of ``concurrency`` threads. Python threads cannot be killed:
+- **Sync handlers** run on a pool of ``concurrency`` threads, each call in a copy of the
+  worker task's context variables (as ``asyncio.to_thread``). Python threads cannot be killed:
   when an attempt times out (or is cancelled, released or loses its lease) the job gets its
   outcome at once, but the thread runs on and keeps its worker slot until it returns. Such
   *stuck* threads are counted (:attr:`ThreadRunner.stuck`, logs, the
@@ -182,7 +183,9 @@ class ThreadRunner:
             started.append(time.monotonic())
             return handler(job)
 
-        future = self._pool.submit(contextvars.copy_context().run, call)  # progress_sync()
+        # The thread runs in a copy of this task's context variables, as asyncio.to_thread
+        # does, so a handler sees what its caller set (progress_sync(), the current trace span).
+        future = self._pool.submit(contextvars.copy_context().run, call)
         waiter = asyncio.wrap_future(future)
         timeout = job.timeout
         try:

@@ -6,20 +6,25 @@ import base64
 import enum
 import os
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import orjson
 
-from redkeep.errors import PayloadTooLarge, SerializationError
+from redkeep.errors import InvalidJob, PayloadTooLarge, SerializationError
 from redkeep.queue.backoff import Backoff
 from redkeep.serialization import JsonSerializer
 
 __all__ = [
     "FINISHED",
+    "MAX_HEADERS",
+    "MAX_HEADER_NAME",
+    "MAX_HEADER_VALUE",
     "MAX_JOB_ID",
     "MAX_NAME",
     "MAX_PRIORITY",
+    "NO_HEADERS",
     "STATUSES",
     "TRACEBACK_LIMIT",
     "Job",
@@ -27,6 +32,7 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "RetentionPolicy",
+    "check_headers",
     "decode_value",
     "encode_value",
     "make_job",
@@ -37,6 +43,35 @@ MAX_PRIORITY = 1000
 MAX_NAME = 200
 MAX_JOB_ID = 200
 TRACEBACK_LIMIT = 4000
+MAX_HEADERS = 32
+MAX_HEADER_NAME = 100
+MAX_HEADER_VALUE = 8192
+"""Limits of a job's headers: count, name length, value length (W3C baggage may take 8192)."""
+
+
+class _NoHeaders(Mapping[str, str]):
+    """An empty, read-only, hashable mapping (a dataclass default must be hashable)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> str:
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "{}"
+
+
+NO_HEADERS: Mapping[str, str] = _NoHeaders()
+"""The headers of a job enqueued without any (empty, read-only, shared)."""
 
 
 class JobStatus(enum.StrEnum):
@@ -108,6 +143,9 @@ class Job:
     progress: Any = None
     """The last progress its handler reported (a number 0-100 or a small JSON value), or None
     (see :mod:`redkeep.queue.progress`)."""
+    headers: Mapping[str, str] = NO_HEADERS
+    """String metadata given at enqueue (e.g. the W3C ``traceparent`` of the enqueuing trace),
+    stored with the payload and read back with the job; never changes."""
 
     @property
     def finished(self) -> bool:
@@ -127,6 +165,7 @@ class JobSpec:
     max_attempts: int | None = None
     backoff: Backoff | float | None = None
     timeout: float | None = None
+    headers: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +176,30 @@ class RetentionPolicy:
     completed_max: int = 10_000
     failed_ttl: float = 7 * 24 * 3600.0
     failed_max: int = 100_000
+
+
+def check_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` as a dict, or :class:`~redkeep.errors.InvalidJob` naming what is wrong: at
+    most :data:`MAX_HEADERS` pairs of str, names 1-:data:`MAX_HEADER_NAME` characters, values
+    up to :data:`MAX_HEADER_VALUE`."""
+    if not isinstance(headers, Mapping):
+        raise InvalidJob(f"headers must be a mapping of str to str, got {type(headers).__name__}")
+    if len(headers) > MAX_HEADERS:
+        raise InvalidJob(f"a job has at most {MAX_HEADERS} headers, got {len(headers)}")
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_HEADER_NAME:
+            raise InvalidJob(
+                f"header name {str(name)[:40]!r} must be a str of 1-{MAX_HEADER_NAME} characters"
+            )
+        if not isinstance(value, str) or len(value) > MAX_HEADER_VALUE:
+            what = type(value).__name__ if not isinstance(value, str) else f"{len(value)} chars"
+            raise InvalidJob(
+                f"header {name!r} must be a str of at most {MAX_HEADER_VALUE} characters, "
+                f"got {what}"
+            )
+        out[name] = value
+    return out
 
 
 _SERIALIZERS: dict[int, JsonSerializer] = {}

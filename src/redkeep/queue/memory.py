@@ -25,6 +25,7 @@ from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.job import (
     FINISHED,
+    NO_HEADERS,
     STATUSES,
     Job,
     JobFailure,
@@ -198,7 +199,12 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
         now = time.time()
         sizes = {
-            p.id: JOB_OVERHEAD + len(p.id) + len(p.name) + len(p.payload) + len(p.backoff)
+            p.id: JOB_OVERHEAD
+            + len(p.id)
+            + len(p.name)
+            + len(p.payload)
+            + len(p.backoff)
+            + len(p.headers)
             for p in prepared
             if p.id not in self._jobs
         }
@@ -222,6 +228,7 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
                 run_at=due,
                 timeout=p.timeout,
                 backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
+                headers=decode_value(p.headers) if p.headers else NO_HEADERS,
             )
             if due > now:
                 self._push_delayed(job, due, new=True)

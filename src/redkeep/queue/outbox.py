@@ -45,7 +45,7 @@ from redkeep.errors import (
 )
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared
-from redkeep.queue.job import Job, JobStatus, decode_value, make_job
+from redkeep.queue.job import NO_HEADERS, Job, JobStatus, decode_value, make_job
 from redkeep.queue.outbox_store import HeldJob, NewJob, OutboxStore, QueueDepth
 from redkeep.resilience import CircuitBreaker
 
@@ -500,8 +500,9 @@ def _new_job(p: _Prepared, now_ms: int) -> NewJob:
     # A relative delay counts from the enqueue, not from the relay (local clock).
     run_at = max(p.run_at_ms, now_ms + p.delay_ms) if p.delay_ms or p.run_at_ms else 0
     return NewJob(
-        p.id, p.name, p.payload, p.priority, run_at, p.max_attempts, p.backoff, p.timeout, now_ms
-    )
+        p.id, p.name, p.payload, p.priority, run_at, p.max_attempts, p.backoff, p.timeout, now_ms,
+        p.headers,
+    )  # fmt: skip
 
 
 def _relayed(j: NewJob) -> _Prepared:
@@ -509,7 +510,7 @@ def _relayed(j: NewJob) -> _Prepared:
     # reply was lost): every enqueue checks, and then keeps the existing job.
     return _Prepared(
         j.id, j.name, j.payload, j.priority, 0, j.run_at_ms, j.max_attempts, j.backoff,
-        j.timeout, None,
+        j.timeout, None, j.headers,
     )  # fmt: skip
 
 
@@ -537,6 +538,7 @@ def _as_job(queue: str, j: NewJob, payload: Any = _DECODE) -> Job:
         run_at=(j.run_at_ms or j.created_ms) / 1000.0,
         timeout=j.timeout,
         backoff=_backoff(j.backoff),
+        headers=orjson.loads(j.headers) if j.headers else NO_HEADERS,
     )
 
 

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     backoff TEXT NOT NULL,
     timeout REAL,
     created_ms INTEGER NOT NULL,
+    headers TEXT NOT NULL DEFAULT '',
     size INTEGER NOT NULL,
     UNIQUE (queue, id)
 );
@@ -67,15 +68,15 @@ END;
 _TABLES = {"meta", "jobs", "queues"}
 _SELECT_PAGE = (
     "SELECT seq, queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, timeout, "
-    "created_ms FROM jobs WHERE queue = ? ORDER BY seq LIMIT ? OFFSET ?"
+    "created_ms, headers FROM jobs WHERE queue = ? ORDER BY seq LIMIT ? OFFSET ?"
 )
 _SELECT_ONE = (
     "SELECT seq, queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, timeout, "
-    "created_ms FROM jobs WHERE queue = ? AND id = ?"
+    "created_ms, headers FROM jobs WHERE queue = ? AND id = ?"
 )
 _INSERT = (
     "INSERT INTO jobs (queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, "
-    "timeout, created_ms, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "timeout, created_ms, headers, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (queue, id) DO NOTHING"
 )
 
@@ -92,11 +93,16 @@ class NewJob(NamedTuple):
     backoff: str
     timeout: float | None
     created_ms: int
+    headers: str = ""
+    """The job's headers as a JSON object, or ``""`` for none."""
 
     @property
     def size(self) -> int:
         """The bytes this job counts against the limit."""
-        return len(self.id) + len(self.name) + len(self.payload) + len(self.backoff) + 64
+        return (
+            len(self.id) + len(self.name) + len(self.payload) + len(self.backoff)
+            + len(self.headers) + 64
+        )  # fmt: skip
 
 
 class HeldJob(NamedTuple):

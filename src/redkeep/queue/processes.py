@@ -43,7 +43,8 @@ JOB_FIELDS = (
     "id", "name", "queue", "status", "priority", "attempts", "max_attempts", "created_at",
     "started_at", "run_at", "worker_id", "timeout",
 )  # fmt: skip
-"""Job fields a child's handler sees (besides the payload); the fencing token stays here."""
+"""Job fields a child's handler sees (besides the payload and headers); the fencing token
+stays here."""
 START_TIMEOUT = 60.0  # longest wait for a new child to import its handlers
 STOP_TIMEOUT = 2.0  # longest wait for an idle child to exit after its stdin is closed
 DIED_WAIT = 1.0  # a child that closed its pipe: wait this long for its exit status
@@ -98,7 +99,7 @@ class ProcessPool:
         self.refs.add(ref)
         request = {
             "ref": ref,
-            "job": {f: getattr(job, f) for f in JOB_FIELDS},
+            "job": {**{f: getattr(job, f) for f in JOB_FIELDS}, "headers": dict(job.headers)},
             "payload": encode_value(job.payload, 2**62),
             "limit": self.max_result_bytes,
         }

@@ -24,6 +24,7 @@ from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.codec import decode_job, encode_data, job_to_record, split_data
 from redkeep.queue.job import (
     FINISHED,
+    NO_HEADERS,
     STATUSES,
     Job,
     JobStatus,
@@ -207,7 +208,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
     def _job_args(p: _Prepared, out: list[Any]) -> None:
         out.append(p.id)
         out.append(f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}")
-        out.append(encode_data(p.id, p.name, p.timeout, p.backoff, p.payload))
+        out.append(encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers))
 
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
         if not self._opened:
@@ -226,7 +227,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
         if not self._opened:
             await self.register()
         p = prepared
-        data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload)
+        data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers)
         opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
         reply = await self._acknowledged(scripts.ENQUEUE, [1, p.id, opts, data])
         if isinstance(reply, int):  # created_ms alone: a new job left waiting
@@ -275,6 +276,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
             backoff=Backoff.from_list(orjson.loads(p.backoff)) if p.backoff else None,
             attempts=1 if active else 0,
             token=1 if active else 0,
+            headers=orjson.loads(p.headers) if p.headers else NO_HEADERS,
         )
 
     async def _get(self, job_id: str) -> Job | None:

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
-from redkeep.errors import RedkeepError
+from redkeep.errors import InvalidJob, RedkeepError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.job import Job, JobFailure, JobStatus
+from redkeep.queue.job import NO_HEADERS, Job, JobFailure, JobStatus, check_headers
 from redkeep.serialization import JsonSerializer
 
 __all__ = ["JOB_FIELDS", "BackoffView", "JobErrorView", "JobView", "job_from_dict", "job_to_dict"]
@@ -64,6 +64,7 @@ class JobView(TypedDict):
     timeout: float | None
     backoff: BackoffView | None
     progress: Any
+    headers: dict[str, str]
 
 
 JOB_FIELDS: tuple[str, ...] = tuple(JobView.__annotations__)
@@ -113,6 +114,7 @@ def job_to_dict(job: Job) -> JobView:
             "jitter": backoff.jitter,
         },
         "progress": _json_form(job.progress),
+        "headers": dict(job.headers),
     }
 
 
@@ -174,6 +176,15 @@ def _backoff(backoff: Any) -> Backoff | None:
         raise ValueError(f"job field 'backoff' is invalid ({exc})") from None
 
 
+def _headers(headers: Any) -> dict[str, str]:
+    if headers is None:
+        return {}
+    try:
+        return check_headers(headers)
+    except InvalidJob as exc:
+        raise ValueError(f"job field 'headers' is invalid ({exc})") from None
+
+
 def job_from_dict(data: Any, queue: str) -> Job:
     """Rebuild a :class:`Job` of ``queue`` from a job view; ValueError names a bad field."""
     if not isinstance(data, dict):
@@ -206,4 +217,5 @@ def job_from_dict(data: Any, queue: str) -> Job:
         worker_id=_opt_str(data, "worker_id"),
         timeout=_opt_float(data, "timeout"),
         backoff=_backoff(data.get("backoff")),
+        headers=_headers(data.get("headers")) or NO_HEADERS,
     )

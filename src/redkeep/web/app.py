@@ -1,9 +1,10 @@
 """The HTTP application (FastAPI on Starlette): probes, metrics, the ``/v1`` API, OpenAPI.
 
 Routes come from the modules in :data:`ROUTERS`; each defines a ``router`` following the
-pattern of :mod:`redkeep.web.routing`. Middleware, outermost first: request metrics (refused
-requests are counted too), the request guard (Host, cross-site writes, content type, body size
-and time: :mod:`redkeep.web.security`), then bearer-token authentication.
+pattern of :mod:`redkeep.web.routing`. Middleware, outermost first: what :data:`APP_HOOKS` add
+(tracing), request metrics (refused requests are counted too), the request guard (Host,
+cross-site writes, content type, body size and time: :mod:`redkeep.web.security`), then
+bearer-token authentication.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -27,7 +28,15 @@ from redkeep.web.middleware import BearerAuthMiddleware, MetricsMiddleware
 from redkeep.web.openapi import openapi_document
 from redkeep.web.security import HostPolicy, RequestGuard
 
-__all__ = ["BODY_OVERHEAD", "ROUTERS", "api_token", "create_app", "create_probe_app"]
+__all__ = [
+    "APP_HOOKS",
+    "BODY_OVERHEAD",
+    "ROUTERS",
+    "AppHook",
+    "api_token",
+    "create_app",
+    "create_probe_app",
+]
 
 log = logging.getLogger("redkeep.web")
 
@@ -43,6 +52,11 @@ ROUTERS: tuple[str, ...] = (
     "redkeep.web.workers",
     "redkeep.web.ui",
 )
+AppHook = Callable[[FastAPI, Sequence[BaseRoute]], None]
+APP_HOOKS: list[AppHook] = []
+"""Called with every app :func:`create_app` and :func:`create_probe_app` build and the flat
+list of its routes, after its own middleware, so middleware a hook adds is the outermost
+(:mod:`redkeep.contrib.otel` adds its tracing this way). Empty unless an integration is on."""
 BODY_OVERHEAD = 64 * 1024
 """Bytes a request body may have beyond ``max_payload_bytes`` (the JSON around the value)."""
 
@@ -95,6 +109,8 @@ def _build(
         body_timeout=s.http_body_timeout,
     )
     app.add_middleware(MetricsMiddleware, metrics=services.metrics, routes=routes)
+    for hook in APP_HOOKS:
+        hook(app, routes)
     return app
 
 

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from redkeep.monitoring.metrics import Metrics
 
-__all__ = ["BearerAuthMiddleware", "MetricsMiddleware"]
+__all__ = ["UNMATCHED", "BearerAuthMiddleware", "MetricsMiddleware", "route_label"]
 
 UNMATCHED = "<unmatched>"
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
@@ -49,20 +49,23 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = self._template(scope)
+            route = route_label(self.routes, scope)
             self.metrics.observe_http(
                 scope.get("method", "GET"), route, status, time.perf_counter() - start
             )
 
-    def _template(self, scope: Scope) -> str:
-        partial = UNMATCHED
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return _label(route)
-            if match == Match.PARTIAL and partial == UNMATCHED:
-                partial = _label(route)  # e.g. wrong method: 405
-        return partial
+
+def route_label(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The template of the route ``scope`` matches (``/v1/caches/{name}``), the route a wrong
+    method only partly matches (405), or :data:`UNMATCHED`."""
+    partial = UNMATCHED
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return _label(route)
+        if match == Match.PARTIAL and partial == UNMATCHED:
+            partial = _label(route)  # e.g. wrong method: 405
+    return partial
 
 
 def _label(route: BaseRoute) -> str:

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
 from redkeep.errors import JobNotFound
-from redkeep.queue.job import MAX_NAME, MAX_PRIORITY, JobStatus
+from redkeep.queue.job import MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
 from redkeep.web.routing import (
@@ -52,6 +52,11 @@ class EnqueueRequest(StrictBody):
     delay: float | None = Field(None, ge=0, le=365 * 86400, description="Seconds to wait.")
     max_attempts: int | None = Field(None, ge=1, le=1000, description="Attempts before failed.")
     timeout: float | None = Field(None, gt=0, le=86400, description="Seconds per attempt.")
+    headers: dict[str, str] | None = Field(
+        None,
+        max_length=MAX_HEADERS,
+        description="String metadata stored with the job (e.g. a W3C traceparent).",
+    )
 
 
 class QueueCounts(TypedDict):
@@ -99,6 +104,8 @@ async def job_enqueue(request: Request, queue: QueueName, body: EnqueueRequest) 
         options["max_attempts"] = body.max_attempts
     if body.timeout is not None:
         options["timeout"] = body.timeout
+    if body.headers:
+        options["headers"] = body.headers
     job = await services(request).queue(queue).enqueue(body.name, body.payload, **options)
     return json_response(job_to_dict(job), 201)
 
