@@ -12,6 +12,7 @@ holds them locally while Redis is unreachable; reads answer for held jobs too.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from abc import ABC, abstractmethod
@@ -23,9 +24,11 @@ import orjson
 
 from redkeep.errors import InvalidJob, JobError
 from redkeep.queue.backoff import Backoff
+from redkeep.queue.bulk import BulkMixin
 from redkeep.queue.events import EventsMixin
 from redkeep.queue.job import (
     FINISHED,
+    MAX_DEDUP_KEY,
     MAX_JOB_ID,
     MAX_NAME,
     MAX_PRIORITY,
@@ -49,12 +52,13 @@ if TYPE_CHECKING:
 __all__ = ["JobQueue"]
 
 
-class JobQueue(EventsMixin, SchedulesMixin, ABC):
+class JobQueue(EventsMixin, SchedulesMixin, BulkMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
     Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
-    schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`.
+    schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`; bulk retry/cancel:
+    :class:`~redkeep.queue.bulk.BulkMixin`.
     """
 
     backend: str = "abstract"
@@ -98,8 +102,17 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
         backoff: Backoff | float | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - the job's timeout, not this call's
         headers: Mapping[str, str] | None = None,
+        dedup_key: str | None = None,
+        dedup_ttl: float | None = None,
+        debounce: float | None = None,
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
+
+        With ``dedup_key``, while a job enqueued with that key is unfinished (or for
+        ``dedup_ttl`` seconds after it was enqueued, if given), this returns that job and adds
+        nothing. With ``debounce`` (seconds, needs ``dedup_key``), the job starts ``debounce``
+        seconds from now, and an enqueue with the key before it started replaces its payload
+        and pushes its start to now + ``debounce``: only the last one runs. See docs/queue.md.
 
         ``headers`` are string metadata stored with the job and read back with it
         (``Job.headers``), such as a W3C ``traceparent`` (see :func:`~redkeep.queue.job.
@@ -109,6 +122,9 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
         if (
             job_id is None
             and headers is None
+            and dedup_key is None
+            and dedup_ttl is None
+            and debounce is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -141,9 +157,12 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
                 backoff,
                 timeout,
                 headers,
+                dedup_key,
+                dedup_ttl,
+                debounce,
             )
             prepared = self._prepare(spec)
-        if self.outbox is not None:
+        if self.outbox is not None and not prepared.dedup:
             return (await self.outbox.enqueue(self, [prepared]))[0]
         return await self._enqueue_one(prepared)
 
@@ -152,10 +171,15 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
 
         Every spec is validated and encoded before anything is written.
         """
-        prepared = [self._prepare(spec) for spec in specs]
+        prepared = []
+        for index, spec in enumerate(specs):
+            try:
+                prepared.append(self._prepare(spec))
+            except InvalidJob as exc:
+                raise InvalidJob(f"job {index}: {exc}") from None
         if not prepared:
             return []
-        if self.outbox is not None:
+        if self.outbox is not None and not any(p.dedup for p in prepared):
             return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
 
@@ -353,6 +377,9 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
         headers = ""
         if spec.headers:
             headers = orjson.dumps(check_headers(spec.headers)).decode()
+        dedup, ttl_ms, debounce_ms = _dedup_options(spec)
+        if debounce_ms:
+            delay_ms = debounce_ms
         payload = encode_value(spec.payload, self.max_payload_bytes)
         return _Prepared(
             id=job_id or new_job_id(),
@@ -366,6 +393,9 @@ class JobQueue(EventsMixin, SchedulesMixin, ABC):
             timeout=spec.timeout,
             value=spec.payload,
             headers=headers,
+            dedup=dedup,
+            dedup_ttl_ms=ttl_ms,
+            debounce_ms=debounce_ms,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -393,6 +423,44 @@ class _Prepared(NamedTuple):
     value: Any
     headers: str = ""
     """The job's headers as a JSON object, or ``""`` for none."""
+    dedup: str = ""
+    """The deduplication key, or ``""`` for none."""
+    dedup_ttl_ms: int = 0
+    debounce_ms: int = 0
+
+
+def _seconds(value: Any, field: str) -> int:
+    """``value`` seconds as whole ms (> 0), or InvalidJob naming ``field``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not value > 0
+        or value > 10**9
+    ):
+        raise InvalidJob(f"{field} must be a number of seconds > 0, got {value!r}")
+    return max(1, int(value * 1000))
+
+
+def _dedup_options(spec: JobSpec) -> tuple[str, int, int]:
+    """The checked (dedup key, dedup_ttl ms, debounce ms) of ``spec``."""
+    key = spec.dedup_key
+    if key is None:
+        for field in ("dedup_ttl", "debounce"):
+            if getattr(spec, field) is not None:
+                raise InvalidJob(f"{field} needs a dedup_key")
+        return "", 0, 0
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_DEDUP_KEY:
+        raise InvalidJob(f"dedup_key must be a non-empty str of at most {MAX_DEDUP_KEY} characters")
+    ttl_ms = 0 if spec.dedup_ttl is None else _seconds(spec.dedup_ttl, "dedup_ttl")
+    if spec.debounce is None:
+        return key, ttl_ms, 0
+    debounce_ms = _seconds(spec.debounce, "debounce")
+    if spec.delay is not None or spec.run_at is not None:
+        raise InvalidJob("debounce sets the start (now + debounce): give no delay or run_at")
+    if spec.dedup_ttl is not None:
+        raise InvalidJob("dedup_ttl does not apply with debounce (give one of them)")
+    return key, 0, debounce_ms
 
 
 def _status(status: JobStatus | str) -> JobStatus:

@@ -6,8 +6,8 @@ A job is four fields of per-queue hashes:
   worker`` (times in ms since the epoch; started, finished and worker may be empty; fields
   after ``worker`` belong to later layouts and are ignored). ``scripts/lib/state.lua`` is the
   Lua twin of :func:`encode_state` / :func:`decode_state`.
-- ``data``: one JSON header line ``[id, name, timeout, backoff, headers]`` (timeout in seconds
-  or null, backoff ``Backoff.to_list()`` or null, headers an object of strings; trailing
+- ``data``: one JSON header line ``[id, name, timeout, backoff, headers, dedup_key]`` (timeout
+  in seconds or null, backoff ``Backoff.to_list()`` or null, headers an object of strings; trailing
   absent fields are left out), a newline, then the payload as the serializer wrote it. Built
   by the client and never decoded inside Lua, so a large payload is never re-encoded.
 - ``results`` / ``errors``: the result (serializer text) and the last failure
@@ -76,12 +76,21 @@ def decode_state(rec: str) -> list[str]:
 
 
 def encode_data(
-    job_id: str, name: str, timeout: float | None, backoff: str, payload: str, headers: str = ""
+    job_id: str,
+    name: str,
+    timeout: float | None,
+    backoff: str,
+    payload: str,
+    headers: str = "",
+    dedup: str = "",
 ) -> str:
     """The data record; ``backoff`` is ``Backoff.to_list()`` as JSON text or ``""``,
-    ``headers`` a JSON object or ``""``."""
+    ``headers`` a JSON object or ``""``, ``dedup`` the deduplication key or ``""``."""
     head = orjson.dumps([job_id, name, timeout]).decode()
-    if headers:
+    if dedup:
+        key = orjson.dumps(dedup).decode()
+        head = f"{head[:-1]},{backoff or 'null'},{headers or 'null'},{key}]"
+    elif headers:
         head = f"{head[:-1]},{backoff or 'null'},{headers}]"
     elif backoff:
         head = f"{head[:-1]},{backoff}]"
@@ -166,6 +175,7 @@ def _decode_job(
             backoff=None if backoff is None else Backoff.from_list(backoff),
             token=int(s[2]),
             headers=_headers(fields),
+            dedup_key=str(fields[5]) if len(fields) > 5 and fields[5] is not None else None,
         )
     except (KeyError, ValueError, TypeError, IndexError, SerializationError):
         return _careful(queue, job_id, state, data, result, error, loads)
@@ -285,7 +295,9 @@ def job_to_record(job: Job, dumps: Callable[[Any], str]) -> tuple[str, str, str,
     )
     backoff = orjson.dumps(job.backoff.to_list()).decode() if job.backoff else ""
     headers = orjson.dumps(dict(job.headers)).decode() if job.headers else ""
-    data = encode_data(job.id, job.name, job.timeout, backoff, dumps(job.payload), headers)
+    data = encode_data(
+        job.id, job.name, job.timeout, backoff, dumps(job.payload), headers, job.dedup_key or ""
+    )
     result = dumps(job.result) if job.result is not None else ""
     error = job.error.to_json() if job.error else ""
     return state, data, result, error

@@ -18,6 +18,7 @@ from redkeep.serialization import JsonSerializer
 
 __all__ = [
     "FINISHED",
+    "MAX_DEDUP_KEY",
     "MAX_HEADERS",
     "MAX_HEADER_NAME",
     "MAX_HEADER_VALUE",
@@ -42,6 +43,8 @@ __all__ = [
 MAX_PRIORITY = 1000
 MAX_NAME = 200
 MAX_JOB_ID = 200
+MAX_DEDUP_KEY = 200
+"""Longest deduplication key (``enqueue(..., dedup_key=...)``), like a job id."""
 TRACEBACK_LIMIT = 4000
 MAX_HEADERS = 32
 MAX_HEADER_NAME = 100
@@ -146,6 +149,8 @@ class Job:
     headers: Mapping[str, str] = NO_HEADERS
     """String metadata given at enqueue (e.g. the W3C ``traceparent`` of the enqueuing trace),
     stored with the payload and read back with the job; never changes."""
+    dedup_key: str | None = None
+    """The deduplication key given at enqueue (see :meth:`JobQueue.enqueue`), or None."""
 
     @property
     def finished(self) -> bool:
@@ -166,6 +171,9 @@ class JobSpec:
     backoff: Backoff | float | None = None
     timeout: float | None = None
     headers: Mapping[str, str] | None = None
+    dedup_key: str | None = None
+    dedup_ttl: float | None = None
+    debounce: float | None = None
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,17 @@ class QueueKeys:
     def schedclaims(self) -> str:
         return self._key("schedclaims")
 
+    # -- deduplication (redkeep.queue.dedup) --------------------------------------------------
+    @cached_property
+    def dedup(self) -> str:
+        """Hash: dedup key -> ``<expiry ms>|<job id>``."""
+        return self._key("dedup")
+
+    @cached_property
+    def dedupexp(self) -> str:
+        """Zset: dedup key scored by when its entry may be dropped (see scripts/lib/dedup.lua)."""
+        return self._key("dedupexp")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -240,7 +251,7 @@ STATIC_NAMES = (
     "state", "data", "results", "errors", "meta", "waiting", "delayed", "active", "completed",
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
-    "schedtimes", "schedclaims",
+    "schedtimes", "schedclaims", "dedup", "dedupexp",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

@@ -34,6 +34,8 @@ from redkeep.queue.job import (
     decode_value,
     encode_value,
 )
+from redkeep.queue.memory_bulk import MemoryBulk
+from redkeep.queue.memory_dedup import MemoryDedup
 from redkeep.queue.memory_events import EventLog, MemoryEvents
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
@@ -48,7 +50,7 @@ JOB_OVERHEAD = 700
 _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
-class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
+class MemoryJobQueue(MemoryEvents, MemorySchedules, MemoryDedup, MemoryBulk, JobQueue):
     """A job queue held in memory by this process."""
 
     backend = "memory"
@@ -86,6 +88,8 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
         self._bytes = 0
         self._sizes: dict[str, tuple[int, int]] = {}  # id -> (job and payload, result or error)
         self._log = EventLog()  # job events, waiters, counters (memory_events.py)
+        self._dedup: dict[str, tuple[str, float]] = {}  # memory_dedup.py
+        self._dedup_exp: list[tuple[float, str]] = []
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -212,6 +216,8 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
         out = []
         for p in prepared:
             existing = self._jobs.get(p.id)
+            if existing is None and p.dedup:
+                existing = self._dedup_find(p, now)
             if existing is not None:
                 out.append(existing)
                 continue
@@ -229,12 +235,15 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
                 timeout=p.timeout,
                 backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
                 headers=decode_value(p.headers) if p.headers else NO_HEADERS,
+                dedup_key=p.dedup or None,
             )
             if due > now:
                 self._push_delayed(job, due, new=True)
                 job = self._jobs[job.id]
             else:
                 job = self._push_waiting(job, new=True)
+            if p.dedup:
+                self._dedup_put(p, now)
             out.append(job)
         return out
 

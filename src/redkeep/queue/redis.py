@@ -22,6 +22,7 @@ from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue, _Prepared, active_refusal
 from redkeep.queue.codec import decode_job, encode_data, job_to_record, split_data
+from redkeep.queue.dedup import dedup_options
 from redkeep.queue.job import (
     FINISHED,
     NO_HEADERS,
@@ -34,6 +35,7 @@ from redkeep.queue.job import (
 )
 from redkeep.queue.keys import QueueKeys, registry_key
 from redkeep.queue.protocol import StepRequest, StepResult
+from redkeep.queue.redis_bulk import RedisBulk
 from redkeep.queue.redis_events import RedisEvents
 from redkeep.queue.redis_schedules import RedisSchedules
 from redkeep.queue.upgrade import UPGRADE_CHECK_INTERVAL, has_layout1, upgrade_layout1
@@ -59,7 +61,7 @@ async def list_queue_names(client: RedisClient, key_prefix: str = "redkeep") -> 
     return sorted(str(n) for n in names or [])
 
 
-class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
+class RedisJobQueue(RedisEvents, RedisSchedules, RedisBulk, JobQueue):
     """A job queue stored in Redis. The client is owned by the caller (not closed here)."""
 
     backend = "redis"
@@ -207,8 +209,11 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
     @staticmethod
     def _job_args(p: _Prepared, out: list[Any]) -> None:
         out.append(p.id)
-        out.append(f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}")
-        out.append(encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers))
+        opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        if p.dedup:
+            opts += dedup_options(p)
+        out.append(opts)
+        out.append(encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers, p.dedup))
 
     async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
         if not self._opened:
@@ -227,8 +232,10 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
         if not self._opened:
             await self.register()
         p = prepared
-        data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers)
+        data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers, p.dedup)
         opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        if p.dedup:
+            opts += dedup_options(p)
         reply = await self._acknowledged(scripts.ENQUEUE, [1, p.id, opts, data])
         if isinstance(reply, int):  # created_ms alone: a new job left waiting
             return self._new_job(p, reply, JobStatus.WAITING)
@@ -241,9 +248,10 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
         created, handed, found = int(reply[0]), reply[1], reply[2]
         handed_at = {int(k) - 1 for k in handed}
         existing: dict[int, Job] = {}
-        for i in range(0, len(found), 3):
+        for i in range(0, len(found), 4):
             k = int(found[i]) - 1
-            job = decode_job(self.name, chunk[k].id, found[i + 1], found[i + 2], loads=self._loads)
+            job_id = str(found[i + 1])
+            job = decode_job(self.name, job_id, found[i + 2], found[i + 3], loads=self._loads)
             if job.status in FINISHED:  # its result and error: not read by the script
                 job = (await self._jobs([job.id]) or [job])[0]
             existing[k] = job
@@ -277,6 +285,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, JobQueue):
             attempts=1 if active else 0,
             token=1 if active else 0,
             headers=orjson.loads(p.headers) if p.headers else NO_HEADERS,
+            dedup_key=p.dedup or None,
         )
 
     async def _get(self, job_id: str) -> Job | None:
@@ -474,7 +483,7 @@ def _replicas_for(client: RedisClient, n: int, timeout: float) -> int:
 
 def _wrote_nothing(reply: Any, n: int) -> bool:
     """True when the enqueue script found all its ``n`` jobs already there (and wrote none)."""
-    return not isinstance(reply, int) and len(reply[2]) == 3 * n
+    return not isinstance(reply, int) and len(reply[2]) == 4 * n
 
 
 def _first(ids: Sequence[str], shown: int = 3) -> str:
@@ -486,4 +495,5 @@ _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
     scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS,
     scripts.JOB_EVENTS, scripts.SCHEDULE_WRITE, scripts.SCHEDULE_CLAIM, scripts.SCHEDULE_FIRE,
+    scripts.BULK,
 ]  # fmt: skip

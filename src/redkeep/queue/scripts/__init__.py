@@ -20,6 +20,7 @@ from redkeep.redis.base import Script
 
 __all__ = [
     "ACK",
+    "BULK",
     "CANCEL",
     "DELETE",
     "ENQUEUE",
@@ -94,6 +95,7 @@ SCHEDULE_FIRE = _load("schedule_fire")
 UPGRADE = _load("upgrade")
 ACK = _load("ack")
 DELETE = _load("delete")
+BULK = _load("bulk")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")
 WORKER_LIST = _load("worker_list")

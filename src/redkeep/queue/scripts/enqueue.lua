@@ -15,11 +15,15 @@
 -- KEYS[10] events
 -- KEYS[11] throughput
 -- KEYS[12] waits
+-- KEYS[13] dedup      dedup key -> "<expiry ms>|<job id>" (lib/dedup.lua)
+-- KEYS[14] dedupexp
 -- ARGV[1] number of jobs n (<= 1000), then per job 3 arguments:
---   id, options "max_attempts|priority|delay_ms|run_at_ms" (run_at 0 = none), data record
+--   id, options "max_attempts|priority|delay_ms|run_at_ms" (run_at 0 = none) followed, for a
+--   job with a dedup key, by "|dedup_ttl_ms|debounce_ms|idlen|dedup key" (idlen: bytes of
+--   "[<id JSON>" at the start of the data record), data record
 -- Returns, for one new job left waiting, its creation time (ms, an integer); otherwise
---   {created_ms, {indexes of the jobs handed off}, {index, state, data, ...} for each job that
---   already existed}. A new job's run_at is max(created + delay, run_at). (The result and
+--   {created_ms, {indexes of the jobs handed off}, {index, id, state, data, ...} for each job
+--   that already existed or that its dedup key found (debounced or not)}. A new job's run_at is max(created + delay, run_at). (The result and
 --   error of an existing finished job are read by the caller: fewer keys on the hot path.)
 -- @include "lib/state.lua"
 
@@ -40,6 +44,7 @@ if n == 1 then
 end
 
 -- @include "lib/handoff.lua"
+-- @include "lib/dedup.lua"
 
 if n > 1 then begin_batch() end -- one job: its writes go out at once, no batch to collect
 local ids = {}
@@ -57,22 +62,40 @@ local queued = false -- a job went to waiting or delayed: wake idle workers
 
 for k = 1, n do
   local id = ids[k]
+  local base = 3 * k - 1
+  local data = ARGV[base + 2]
+  local max_attempts, priority, delay, run_at, dd = string.match(ARGV[base + 1],
+    '^(%d+)|(-?%d+)|(%d+)|(%d+)(.*)$')
+  local ttl, bounce, idlen, dkey, eid, est
+  if dd ~= '' and not (stored[k] or seen[id]) then
+    ttl, bounce, idlen, dkey = string.match(dd, '^|(%d+)|(%d+)|(%d+)|(.*)$')
+    flush() -- what this call wrote so far is read by the lookup
+    eid, est = dedup_find(dkey)
+    if eid and bounce ~= '0'
+        and not debounce(eid, est, data, tonumber(idlen), priority, max_attempts, bounce) then
+      eid = nil -- it started: a new job
+    end
+  end
   if stored[k] or seen[id] then
     existing[#existing + 1] = k
+    existing[#existing + 1] = id
+  elseif eid then
+    existing[#existing + 1] = k
+    existing[#existing + 1] = eid
   else
     seen[id] = true
-    local base = 3 * k - 1
-    local data = ARGV[base + 2]
-    local max_attempts, priority, delay, run_at = string.match(ARGV[base + 1],
-      '^(%d+)|(-?%d+)|(%d+)|(%d+)$')
     local due = now_s
     if delay ~= '0' or run_at ~= '0' then
       due = math.max(now + tonumber(delay), tonumber(run_at))
       if due <= now then due = now_s end
     end
     local st = new_state(priority, max_attempts, due)
-    data_args[#data_args + 1] = id
-    data_args[#data_args + 1] = data
+    if dkey then
+      redis.call('HSET', K.data, id, data)
+    else
+      data_args[#data_args + 1] = id
+      data_args[#data_args + 1] = data
+    end
     added = true
     if due ~= now_s then
       transition(id, st, 'delayed', due)
@@ -90,19 +113,24 @@ for k = 1, n do
         queued = true
       end
     end
+    if dkey then
+      flush()
+      dedup_put(dkey, id, ttl)
+    end
   end
 end
 
 if added then
-  call_chunked('HSET', 'data', data_args)
+  if #data_args > 0 then call_chunked('HSET', 'data', data_args) end
   flush()
 end
 if queued then redis.call('ZADD', K.marker, 0, 'w') end
 if n == 1 and n_wait == 1 then return now end
 local found = {}
-for _, k in ipairs(existing) do
-  local id = ids[k]
-  found[#found + 1] = k
+for i = 1, #existing, 2 do
+  local id = existing[i + 1]
+  found[#found + 1] = existing[i]
+  found[#found + 1] = id
   found[#found + 1] = redis.call('HGET', K.state, id)
   found[#found + 1] = redis.call('HGET', K.data, id)
 end
