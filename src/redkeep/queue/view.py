@@ -65,6 +65,7 @@ class JobView(TypedDict):
     backoff: BackoffView | None
     progress: Any
     headers: dict[str, str]
+    dedup_key: str | None
 
 
 JOB_FIELDS: tuple[str, ...] = tuple(JobView.__annotations__)
@@ -115,6 +116,7 @@ def job_to_dict(job: Job) -> JobView:
         },
         "progress": _json_form(job.progress),
         "headers": dict(job.headers),
+        "dedup_key": job.dedup_key,
     }
 
 
@@ -218,4 +220,5 @@ def job_from_dict(data: Any, queue: str) -> Job:
         timeout=_opt_float(data, "timeout"),
         backoff=_backoff(data.get("backoff")),
         headers=_headers(data.get("headers")) or NO_HEADERS,
+        dedup_key=_opt_str(data, "dedup_key"),
     )

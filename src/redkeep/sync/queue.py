@@ -49,8 +49,9 @@ class SyncQueue:
     def enqueue(self, name: str, payload: Any = None, **options: Any) -> Job:
         """Add a job. ``options`` are those of :meth:`JobQueue.enqueue
         <redkeep.queue.base.JobQueue.enqueue>` (``job_id``, ``priority``, ``delay``,
-        ``run_at``, ``max_attempts``, ``backoff``, ``timeout``, ``headers``); with ``job_id``,
-        the existing job is returned when that id exists."""
+        ``run_at``, ``max_attempts``, ``backoff``, ``timeout``, ``headers``, ``dedup_key``,
+        ``dedup_ttl``, ``debounce``); with ``job_id`` or a live ``dedup_key``, the existing
+        job is returned."""
         runner, aio = self._bound()
         return runner.run(aio.enqueue(name, payload, **options))
 

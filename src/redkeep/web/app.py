@@ -46,6 +46,7 @@ ROUTERS: tuple[str, ...] = (
     "redkeep.web.health",
     "redkeep.web.caches",
     "redkeep.web.queues",
+    "redkeep.web.bulk",
     "redkeep.web.schedules",
     "redkeep.web.events",
     "redkeep.web.export",

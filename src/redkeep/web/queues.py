@@ -11,13 +11,13 @@ import contextlib
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
-from redkeep.errors import JobNotFound
-from redkeep.queue.job import MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
+from redkeep.errors import InvalidJob, JobNotFound
+from redkeep.queue.job import MAX_DEDUP_KEY, MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
 from redkeep.web.routing import (
@@ -30,7 +30,7 @@ from redkeep.web.routing import (
     services,
 )
 
-__all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "router"]
+__all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "enqueue_options", "router"]
 
 MAX_LIST_LIMIT = 500
 MAX_WAIT = 60.0
@@ -57,6 +57,53 @@ class EnqueueRequest(StrictBody):
         max_length=MAX_HEADERS,
         description="String metadata stored with the job (e.g. a W3C traceparent).",
     )
+    dedup_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_DEDUP_KEY,
+        description="While the job last enqueued with this key is unfinished (or for "
+        "dedup_ttl seconds after its enqueue), enqueueing with the key returns that job.",
+    )
+    dedup_ttl: float | None = Field(
+        None, gt=0, le=365 * 86400, description="Seconds the dedup key holds after the enqueue."
+    )
+    debounce: float | None = Field(
+        None,
+        gt=0,
+        le=365 * 86400,
+        description="Start the job this many seconds from now; an enqueue with the same "
+        "dedup_key before it started replaces its payload and pushes its start again.",
+    )
+
+    @field_validator("dedup_ttl", "debounce")
+    @classmethod
+    def _needs_dedup_key(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("dedup_key") is None:
+            raise ValueError(f"{info.field_name} needs a dedup_key")
+        if info.field_name == "debounce" and value is not None:
+            if info.data.get("delay"):
+                raise ValueError("debounce sets the start (now + debounce): give no delay")
+            if info.data.get("dedup_ttl") is not None:
+                raise ValueError("dedup_ttl does not apply with debounce (give one of them)")
+        return value
+
+
+def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
+    """The keyword arguments of ``JobQueue.enqueue`` for ``body`` (beyond name and payload)."""
+    options: dict[str, Any] = {"job_id": body.job_id, "priority": body.priority}
+    if body.delay:
+        options["delay"] = body.delay
+    if body.max_attempts is not None:
+        options["max_attempts"] = body.max_attempts
+    if body.timeout is not None:
+        options["timeout"] = body.timeout
+    if body.headers:
+        options["headers"] = body.headers
+    if body.dedup_key is not None:
+        options["dedup_key"] = body.dedup_key
+        options["dedup_ttl"] = body.dedup_ttl
+        options["debounce"] = body.debounce
+    return options
 
 
 class QueueCounts(TypedDict):
@@ -96,17 +143,13 @@ async def queue_counts(request: Request, queue: QueueName) -> Response:
     responses=errors(400, 413, 415, 422),
 )
 async def job_enqueue(request: Request, queue: QueueName, body: EnqueueRequest) -> Response:
-    """Enqueue a job; 201 with the job (the existing one when ``job_id`` is taken)."""
-    options: dict[str, Any] = {"job_id": body.job_id, "priority": body.priority}
-    if body.delay:
-        options["delay"] = body.delay
-    if body.max_attempts is not None:
-        options["max_attempts"] = body.max_attempts
-    if body.timeout is not None:
-        options["timeout"] = body.timeout
-    if body.headers:
-        options["headers"] = body.headers
-    job = await services(request).queue(queue).enqueue(body.name, body.payload, **options)
+    """Enqueue a job; 201 with the job (the existing one when ``job_id`` is taken or
+    ``dedup_key`` is live)."""
+    options = enqueue_options(body)
+    try:
+        job = await services(request).queue(queue).enqueue(body.name, body.payload, **options)
+    except InvalidJob as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
     return json_response(job_to_dict(job), 201)
 
 

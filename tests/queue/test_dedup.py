@@ -1,0 +1,187 @@
+"""Deduplication and debounce at enqueue (redkeep.queue.dedup), on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from redkeep.queue import InvalidJob, JobSpec, JobStatus
+from redkeep.queue.job import MAX_DEDUP_KEY
+from tests.queue.conftest import running, wait_status, wait_until
+
+
+async def test_dedup_returns_the_unfinished_job_and_writes_nothing(make_queue: Any) -> None:
+    q = await make_queue()
+    first = await q.enqueue("sync", {"n": 1}, dedup_key="user-7")
+    again = await q.enqueue("sync", {"n": 2}, dedup_key="user-7", priority=9)
+    assert again.id == first.id and again.payload == {"n": 1} and again.priority == 0
+    assert again.dedup_key == "user-7"
+    other = await q.enqueue("sync", {"n": 3}, dedup_key="user-8")
+    assert other.id != first.id
+    assert (await q.counts())["waiting"] == 2
+    stored = await q.get_job(first.id)
+    assert stored is not None and stored.dedup_key == "user-7" and stored.payload == {"n": 1}
+
+
+async def test_dedup_without_ttl_holds_only_while_unfinished(make_queue: Any) -> None:
+    q = await make_queue()
+    first = await q.enqueue("x", 1, dedup_key="k")
+    async with running(q, {"x": lambda job: "ok"}, concurrency=1):
+        await wait_status(q, first.id, "completed")
+    second = await q.enqueue("x", 2, dedup_key="k")
+    assert second.id != first.id and second.payload == 2
+
+
+async def test_dedup_ttl_holds_after_finish_then_expires(make_queue: Any) -> None:
+    q = await make_queue()
+    first = await q.enqueue("x", 1, dedup_key="k", dedup_ttl=1.0)
+    assert await q.cancel(first.id)
+    within = await q.enqueue("x", 2, dedup_key="k", dedup_ttl=1.0)
+    assert within.id == first.id and within.status == JobStatus.CANCELLED
+    await asyncio.sleep(1.1)
+    after = await q.enqueue("x", 3, dedup_key="k", dedup_ttl=1.0)
+    assert after.id != first.id and after.payload == 3
+
+
+async def test_dedup_holds_past_ttl_while_unfinished(make_queue: Any) -> None:
+    q = await make_queue()
+    first = await q.enqueue("x", 1, dedup_key="k", dedup_ttl=0.2, delay=60)
+    await asyncio.sleep(0.3)
+    again = await q.enqueue("x", 2, dedup_key="k", dedup_ttl=0.2)
+    assert again.id == first.id and again.status == JobStatus.DELAYED
+
+
+async def test_dedup_in_one_batch_creates_one_job(make_queue: Any) -> None:
+    q = await make_queue()
+    jobs = await q.enqueue_many(
+        [JobSpec("x", i, dedup_key="same") for i in range(5)] + [JobSpec("x", "free")]
+    )
+    assert len({j.id for j in jobs[:5]}) == 1 and jobs[5].id != jobs[0].id
+    assert [j.payload for j in jobs[:5]] == [0] * 5
+    assert (await q.counts())["waiting"] == 2
+
+
+async def test_dedup_with_20_concurrent_enqueuers(make_queue: Any) -> None:
+    # four clients of one queue on Redis (one memory queue is one instance)
+    n = 1 if make_queue.backend == "memory" else 4
+    queues = [await make_queue(name="dedup-shared") for _ in range(n)]
+    jobs = await asyncio.gather(
+        *(queues[i % n].enqueue("x", i, dedup_key="once") for i in range(20))
+    )
+    assert len({j.id for j in jobs}) == 1
+    assert (await queues[0].counts())["waiting"] == 1
+
+
+async def test_debounce_replaces_the_pending_job(make_queue: Any) -> None:
+    q = await make_queue()
+    first = await q.enqueue("x", 1, dedup_key="d", debounce=5)
+    assert first.status == JobStatus.DELAYED and first.dedup_key == "d"
+    assert first.run_at is not None and first.created_at is not None
+    assert 4.9 <= first.run_at - first.created_at <= 5.1
+    await asyncio.sleep(0.2)
+    second = await q.enqueue("y", 2, dedup_key="d", debounce=5, priority=3, timeout=7)
+    assert second.id == first.id
+    stored = await q.get_job(first.id)
+    assert stored is not None
+    assert (stored.name, stored.payload, stored.priority, stored.timeout) == ("y", 2, 3, 7.0)
+    assert stored.status == JobStatus.DELAYED and stored.run_at is not None
+    assert stored.run_at >= first.run_at + 0.15
+    assert stored.created_at == pytest.approx(first.created_at, abs=0.01)
+    assert (await q.counts())["delayed"] == 1
+    events = [e.event async for e in _events(q, first.id)]
+    assert "debounced" in events
+
+
+async def _events(q: Any, job_id: str) -> Any:
+    for event in await q.job_events(job_id):
+        yield event
+
+
+async def test_debounce_after_start_creates_a_new_job(make_queue: Any) -> None:
+    q = await make_queue()
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(job: Any) -> str:
+        started.set()
+        await release.wait()
+        return "ok"
+
+    first = await q.enqueue("x", 1, dedup_key="d", debounce=0.05)
+    async with running(q, {"x": slow}, concurrency=1):
+        await asyncio.wait_for(started.wait(), 10)
+        second = await q.enqueue("x", 2, dedup_key="d", debounce=60)
+        assert second.id != first.id and second.status == JobStatus.DELAYED
+        third = await q.enqueue("x", 3, dedup_key="d", debounce=60)
+        assert third.id == second.id
+        release.set()
+        await wait_status(q, first.id, "completed")
+    stored = await q.get_job(second.id)
+    assert stored is not None and stored.payload == 3
+
+
+async def test_debounce_10_enqueues_run_once_with_the_last_payload(make_queue: Any) -> None:
+    q = await make_queue()
+    runs: list[Any] = []
+    ids = set()
+    async with running(q, {"x": lambda job: runs.append(job.payload)}, concurrency=2):
+        for i in range(10):
+            ids.add((await q.enqueue("x", i, dedup_key="burst", debounce=0.5)).id)
+            await asyncio.sleep(0.1)
+        assert len(ids) == 1
+        job_id = ids.pop()
+        began = time.monotonic()
+        await wait_status(q, job_id, "completed")
+        assert time.monotonic() - began >= 0.3  # not before 0.5 s after the last enqueue
+        await asyncio.sleep(0.3)
+    assert runs == [9]
+    assert (await q.counts())["completed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"dedup_key": ""}, "dedup_key"),
+        ({"dedup_key": "k" * (MAX_DEDUP_KEY + 1)}, "dedup_key"),
+        ({"dedup_key": 5}, "dedup_key"),
+        ({"debounce": 5}, "debounce"),
+        ({"dedup_ttl": 5}, "dedup_ttl"),
+        ({"dedup_key": "k", "dedup_ttl": 0}, "dedup_ttl"),
+        ({"dedup_key": "k", "dedup_ttl": -1}, "dedup_ttl"),
+        ({"dedup_key": "k", "dedup_ttl": float("nan")}, "dedup_ttl"),
+        ({"dedup_key": "k", "debounce": 0}, "debounce"),
+        ({"dedup_key": "k", "debounce": -2.5}, "debounce"),
+        ({"dedup_key": "k", "debounce": True}, "debounce"),
+        ({"dedup_key": "k", "debounce": 1, "delay": 3}, "debounce"),
+        ({"dedup_key": "k", "debounce": 1, "run_at": time.time() + 9}, "debounce"),
+        ({"dedup_key": "k", "debounce": 1, "dedup_ttl": 3}, "dedup_ttl"),
+    ],
+)
+async def test_bad_dedup_options_raise_and_write_nothing(
+    make_queue: Any, options: dict[str, Any], field: str
+) -> None:
+    q = await make_queue()
+    with pytest.raises(InvalidJob, match=field):
+        await q.enqueue("x", 1, **options)
+    with pytest.raises(InvalidJob, match=rf"job 1: .*{field}"):
+        await q.enqueue_many([JobSpec("x", 0), JobSpec("x", 1, **options)])
+    assert sum((await q.counts()).values()) == 0
+
+
+async def test_dedup_entries_stay_bounded(make_queue: Any) -> None:
+    q = await make_queue()
+    for i in range(60):
+        job = await q.enqueue("x", i, dedup_key=f"k{i}")
+        await q.cancel(job.id)
+    await asyncio.sleep(0.05)
+    await q.enqueue("x", "last", dedup_key="last")
+    # each enqueue that adds an entry drops up to 20 expired ones
+    if make_queue.backend == "memory":
+        left = len(q._dedup)
+    else:
+        left = int(await q.client.execute("HLEN", q.keys.dedup))
+        assert int(await q.client.execute("ZCARD", q.keys.dedupexp)) == left
+    assert left <= 3
