@@ -10,7 +10,7 @@ import pytest
 
 from redkeep.queue import InvalidJob, JobSpec, JobStatus
 from redkeep.queue.job import MAX_DEDUP_KEY
-from tests.queue.conftest import running, wait_status, wait_until
+from tests.queue.conftest import running, wait_status
 
 
 async def test_dedup_returns_the_unfinished_job_and_writes_nothing(make_queue: Any) -> None:
