@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redkeep.cli.events",
     "redkeep.cli.cache",
     "redkeep.cli.migrate",
+    "redkeep.cli.queue_bulk",  # after the module of the `queues` group: adds to it
 )
 
 app = typer.Typer(
