@@ -188,19 +188,11 @@ async def job_page(
 
 
 async def retry_failed(services: Services, queue: str) -> tuple[int, bool]:
-    """Send failed jobs of ``queue`` back to waiting, a page at a time; returns how many
-    and whether failed jobs remain (at most :data:`RETRY_ALL_LIMIT` per call)."""
+    """Send failed jobs of ``queue`` back to waiting (:meth:`JobQueue.retry_failed`, in
+    batches); returns how many and whether failed jobs remain (at most
+    :data:`RETRY_ALL_LIMIT` per call)."""
     q = services.queue_view(queue)
-    moved = 0
-    while moved < RETRY_ALL_LIMIT:
-        batch = await q.list_jobs(JobStatus.FAILED, 0, min(200, RETRY_ALL_LIMIT - moved))
-        if not batch:
-            return moved, False
-        done = await asyncio.gather(*(q.retry(j.id) for j in batch))
-        step = sum(1 for d in done if d)
-        moved += step
-        if step == 0:  # nothing moved: the list changed under us, stop rather than spin
-            break
+    moved = await q.retry_failed(limit=RETRY_ALL_LIMIT)
     return moved, bool(await q.list_jobs(JobStatus.FAILED, 0, 1))
 
 
