@@ -185,3 +185,51 @@ async def test_dedup_entries_stay_bounded(make_queue: Any) -> None:
         left = int(await q.client.execute("HLEN", q.keys.dedup))
         assert int(await q.client.execute("ZCARD", q.keys.dedupexp)) == left
     assert left <= 3
+
+
+_ENQUEUER = """
+import asyncio, sys, time
+from redkeep.queue import RedisJobQueue
+from redkeep.redis.mux import MuxClient
+
+async def main(url, prefix, start_at):
+    client = MuxClient(url)
+    q = RedisJobQueue(client, "dedup-procs", key_prefix=prefix)
+    await q.register()
+    await asyncio.sleep(max(0.0, float(start_at) - time.time()))
+    jobs = await asyncio.gather(*(q.enqueue("x", i, dedup_key="one") for i in range(5)))
+    print(" ".join(j.id for j in jobs))
+    await client.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_dedup_with_20_enqueuers_in_4_processes(redis_url: str, prefix: str) -> None:
+    import subprocess
+    import sys
+
+    from redkeep.queue import RedisJobQueue
+    from redkeep.redis.mux import MuxClient
+
+    start_at = time.time() + 2.0  # every process enqueues at the same moment
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _ENQUEUER, redis_url, prefix, str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    ids: set[str] = set()
+    for proc in procs:
+        out, err = await asyncio.to_thread(proc.communicate, timeout=60)
+        assert proc.returncode == 0, err.decode()
+        ids.update(out.decode().split())
+    assert len(ids) == 1
+    client = MuxClient(redis_url)
+    try:
+        q = RedisJobQueue(client, "dedup-procs", key_prefix=prefix)
+        assert (await q.counts())["waiting"] == 1
+    finally:
+        await client.close()
