@@ -233,3 +233,27 @@ async def test_dedup_with_20_enqueuers_in_4_processes(redis_url: str, prefix: st
         assert (await q.counts())["waiting"] == 1
     finally:
         await client.close()
+
+
+@pytest.mark.upstash
+async def test_dedup_and_debounce_over_upstash_rest(upstash_emulator: Any, prefix: str) -> None:
+    from redkeep.queue import RedisJobQueue
+    from redkeep.redis.upstash import UpstashRestClient
+
+    client = UpstashRestClient(upstash_emulator.url, upstash_emulator.token)
+    try:
+        q = RedisJobQueue(client, "rest-dedup", key_prefix=prefix)
+        first = await q.enqueue("x", 1, dedup_key="k", dedup_ttl=30)
+        again = await q.enqueue("x", 2, dedup_key="k")
+        assert again.id == first.id and again.payload == 1 and again.dedup_key == "k"
+        bounced = await q.enqueue("x", 1, dedup_key="d", debounce=30)
+        last = await q.enqueue("x", 2, dedup_key="d", debounce=30)
+        assert last.id == bounced.id and last.payload == 2
+        await q.cancel(first.id)
+        assert (await q.enqueue("x", 3, dedup_key="k")).id == first.id  # within the ttl
+        assert await q.cancel_waiting() == 1
+        counts = await q.counts()
+        assert (counts["waiting"], counts["delayed"], counts["cancelled"]) == (0, 0, 2)
+        assert await q.retry_failed() == 0
+    finally:
+        await client.close()
