@@ -11,8 +11,6 @@ from redkeep.queue.backoff import Backoff
 from redkeep.queue.job import FINISHED, NO_HEADERS, Job, JobStatus, decode_value
 
 if TYPE_CHECKING:
-    import asyncio
-
     from redkeep.queue.base import _Prepared
     from redkeep.queue.memory_events import EventLog
 
@@ -28,7 +26,6 @@ class MemoryDedup:
     _jobs: dict[str, Job]
     _delayed: list[tuple[float, str]]
     _log: EventLog
-    _event: asyncio.Event
     _dedup: dict[str, tuple[str, float]]
     """dedup key -> (job id, expiry)"""
     _dedup_exp: list[tuple[float, str]]
@@ -37,6 +34,7 @@ class MemoryDedup:
     if TYPE_CHECKING:  # provided by MemoryJobQueue
 
         def _unlist(self, job: Job) -> None: ...
+        def _push_delayed(self, job: Job, run_at: float, new: bool = False) -> None: ...
 
     def _dedup_find(self, p: _Prepared, now: float) -> Job | None:
         """The job that the enqueue ``p`` (which has a dedup key) returns instead of adding
@@ -52,6 +50,7 @@ class MemoryDedup:
         if job.attempts or job.status not in (JobStatus.WAITING, JobStatus.DELAYED):
             return None  # it started: a new job
         due = now + p.debounce_ms / 1000.0
+        from_status = job.status.value
         self._unlist(job)
         job = replace(
             job,
@@ -62,14 +61,14 @@ class MemoryDedup:
             timeout=p.timeout,
             backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
             headers=decode_value(p.headers) if p.headers else NO_HEADERS,
-            status=JobStatus.DELAYED,
-            run_at=due,
         )
-        self._log.append(job.id, "debounced", {"from": self._jobs[job.id].status.value})
-        self._jobs[job.id] = job
-        heapq.heappush(self._delayed, (due, job.id))
-        self._event.set()
-        return job
+        if job.status == JobStatus.WAITING:  # promoted, not claimed yet: delayed again
+            self._push_delayed(job, due)
+        else:
+            self._jobs[job.id] = job = replace(job, run_at=due)
+            heapq.heappush(self._delayed, (due, job.id))
+        self._log.append(job.id, "debounced", {"from": from_status})
+        return self._jobs[job.id]
 
     def _dedup_put(self, p: _Prepared, now: float) -> None:
         """Point the dedup key of ``p`` at its new job; drop a few expired entries."""

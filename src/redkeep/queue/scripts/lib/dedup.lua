@@ -42,6 +42,8 @@ end
 -- enqueue's record, whose header starts with `idlen` bytes of "[<its own id JSON>"), its
 -- priority and max_attempts the new ones, and it starts at now + `debounce_ms`. True when done;
 -- false when the job has started (attempted at least once, or active), and a new job is due.
+-- A job still waiting (promoted, not claimed yet) moves back to delayed (a `delayed` event);
+-- every debounce adds a `debounced` event.
 local function debounce(eid, st, data, idlen, priority, max_attempts, debounce_ms)
   if st.attempts ~= '0' or (st.status ~= 'waiting' and st.status ~= 'delayed') then
     return false
@@ -49,10 +51,13 @@ local function debounce(eid, st, data, idlen, priority, max_attempts, debounce_m
   local due = now + tonumber(debounce_ms)
   redis.call('HSET', K.data, eid, '[' .. cjson.encode(eid) .. string.sub(data, idlen + 1))
   local from = st.status
-  if from == 'waiting' then redis.call('ZREM', K.waiting, eid) end
-  st.status, st.run_at, st.priority, st.max_attempts = 'delayed', due, priority, max_attempts
-  redis.call('ZADD', K.delayed, due, eid)
-  redis.call('HSET', K.state, eid, encode_state(st))
+  st.run_at, st.priority, st.max_attempts = due, priority, max_attempts
+  if from == 'waiting' then -- promoted, not yet claimed: delayed again
+    transition(eid, st, 'delayed', due)
+  else
+    set_score('delayed', due, eid)
+    put_state(eid, st)
+  end
   emit(eid, 'debounced', 'p', from)
   return true
 end
