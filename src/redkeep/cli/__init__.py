@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redkeep.cli.health",
     "redkeep.cli.ops",
     "redkeep.cli.jobs",
+    "redkeep.cli.queues",
     "redkeep.cli.workers",
     "redkeep.cli.schedules",
     "redkeep.cli.events",

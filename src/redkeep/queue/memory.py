@@ -35,6 +35,7 @@ from redkeep.queue.job import (
     encode_value,
 )
 from redkeep.queue.memory_events import EventLog, MemoryEvents
+from redkeep.queue.memory_limits import MemoryLimits
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
@@ -48,7 +49,7 @@ JOB_OVERHEAD = 700
 _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
-class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
+class MemoryJobQueue(MemoryEvents, MemorySchedules, MemoryLimits, JobQueue):
     """A job queue held in memory by this process."""
 
     backend = "memory"
@@ -368,7 +369,7 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
                 self._finish(job, JobStatus.FAILED, now, error=JobFailure.from_json(o.data))
         recovered = self._maintain(now)
         jobs: list[Job] = []
-        while len(jobs) < claim:
+        while not self._paused and len(jobs) < claim:
             job = self._pop_waiting()
             if job is None:
                 break
@@ -378,7 +379,7 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, JobQueue):
             self._jobs[job.id] = job
             self._active[job.id] = now + lease
             jobs.append(job)
-        more = bool(self._wseq)
+        more = bool(self._wseq) and not self._paused
         if more and claim:
             self._event.set()
         next_due = None

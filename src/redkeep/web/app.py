@@ -46,6 +46,7 @@ ROUTERS: tuple[str, ...] = (
     "redkeep.web.health",
     "redkeep.web.caches",
     "redkeep.web.queues",
+    "redkeep.web.limits",
     "redkeep.web.schedules",
     "redkeep.web.events",
     "redkeep.web.export",

@@ -25,6 +25,7 @@ __all__ = [
     "ENQUEUE",
     "EXTEND",
     "JOB_EVENTS",
+    "PAUSE",
     "PROGRESS",
     "PURGE",
     "READ",
@@ -94,6 +95,7 @@ SCHEDULE_FIRE = _load("schedule_fire")
 UPGRADE = _load("upgrade")
 ACK = _load("ack")
 DELETE = _load("delete")
+PAUSE = _load("pause")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")
 WORKER_LIST = _load("worker_list")
