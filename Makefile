@@ -113,7 +113,8 @@ bench-peers:
 	test -x $(BENCH_HOME)/.venv/bin/python || BENCH_HOME=$(BENCH_HOME) $(HARNESS)/setup.sh
 	$(BENCH_HOME)/.venv/bin/pip install -q --no-deps -e .
 	$(BENCH_HOME)/.venv/bin/pip install -q 'orjson>=3.9' 'pydantic-settings>=2.2' 'httpx>=0.27' \
-		'typer>=0.12' 'rich>=13.7' 'prometheus-client>=0.20' 'redis==5.3.1'
+		'typer>=0.12' 'rich>=13.7' 'prometheus-client>=0.20' 'cronsim>=2.6' 'tzdata>=2024.1' \
+		'redis==5.3.1'
 	BENCH_HOME=$(BENCH_HOME) BENCH_QUEUE_REPEATS=2 BENCH_EXTRA_PEERS=bench/peers \
 	BENCH_EXTRA_PYTHONPATH=src:bench \
 	BENCH_EXTRA_CACHE=raw,redkeep_cache_peer:RedkeepRedisCache,redkeep_cache_peer:RedkeepRedisCacheRedisPy,redkeep_cache_peer:RedkeepFallbackCache,raw,redkeep_cache_peer:RedkeepMemoryCache \

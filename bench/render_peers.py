@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
 
 QUEUE_FIELDS = [
@@ -75,6 +76,36 @@ def queue_tables(rows: list[dict[str, Any]]) -> list[str]:
             f"| {label} | {fmt(mine[0], field)} ({mine[1]}) | {fmt(best[0], field)} ({best[1]}) "
             f"| {ratio:.2f}x | {target} |"
         )
+    out += ["", *transport_table(ours, others, med)]
+    return out
+
+
+def transport_table(
+    ours: list[str], others: list[str], med: Callable[[str, str], float | None]
+) -> list[str]:
+    """Issue 14's targets: each redkeep variant against the fastest Python peer (BullMQ on
+    Node excluded) and against BullMQ on Node at its best concurrency, per throughput metric."""
+    node = [p for p in others if p.startswith("bullmq_node")]
+    python = [p for p in others if p not in node]
+    out = [
+        "| redkeep variant | metric | jobs/s | fastest Python peer | ratio "
+        "| BullMQ on Node | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in ours:
+        for field, label, _, _ in QUEUE_FIELDS[:3]:
+            mine = med(p, field)
+            py = max(((v, q) for q in python if (v := med(q, field)) is not None), default=None)
+            nd = max(((v, q) for q in node if (v := med(q, field)) is not None), default=None)
+            if mine is None:
+                continue
+            cells = [f"| {p} | {label} | {fmt(mine, field)}"]
+            for best in (py, nd):
+                if best is None:
+                    cells.append(" | - | -")
+                else:
+                    cells.append(f" | {fmt(best[0], field)} ({best[1]}) | {mine / best[0]:.2f}x")
+            out.append("".join(cells) + " |")
     return out
 
 

@@ -238,3 +238,15 @@ def test_installed_command_runs_as_a_subprocess(redis_url: str, prefix: str) -> 
         timeout=60,
     )
     assert missing.returncode == 3 and "no job 'nope'" in missing.stderr
+
+
+def test_queues_pause_and_resume(cli: Any, redis_url: str, prefix: str) -> None:
+    asyncio.run(_seed(redis_url, prefix))
+    assert _json(cli("queues", "pause", "mail", "--json")) == {"queue": "mail", "paused": True}
+    rows = {row["queue"]: row for row in _json(cli("queues", "--json"))["queues"]}
+    assert rows["mail"]["paused"] is True and rows["reports"]["paused"] is False
+    assert "paused" in cli("queues").stdout
+    resumed = cli("queues", "resume", "mail")
+    assert resumed.exit_code == 0 and "resumed" in resumed.stdout
+    assert _json(cli("queues", "--json", "-q", "mail"))["queues"][0]["paused"] is False
+    assert cli("queues", "pause", "bad name!").exit_code == 2

@@ -9,36 +9,21 @@ from typing import Any
 
 import orjson
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from redkeep.cli import app as root
-from redkeep.cli.queue_bulk import add_commands
 from redkeep.queue.job import Job, JobStatus
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.redis.mux import MuxClient
-
-
-def _app() -> typer.Typer:
-    """The CLI's ``queues`` group when it exists (redkeep.cli.queues), else a group of its own."""
-    for info in root.registered_groups:
-        if info.name == "queues" and info.typer_instance is not None:
-            return root
-    group = typer.Typer()
-    add_commands(group)
-    wrapper = typer.Typer()
-    wrapper.add_typer(group, name="queues")
-    return wrapper
 
 
 @pytest.fixture
 def cli(redis_url: str, prefix: str) -> Iterator[Any]:
     runner = CliRunner()
     env = {"REDKEEP_REDIS_URL": redis_url, "REDKEEP_KEY_PREFIX": prefix, "REDKEEP_BACKEND": "auto"}
-    app = _app()
 
     def invoke(*args: str, input: str | None = None) -> Any:
-        return runner.invoke(app, ["queues", *args], env=env, input=input)
+        return runner.invoke(root, ["queues", *args], env=env, input=input)
 
     yield invoke
 

@@ -25,12 +25,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "redkeep.cli.health",
     "redkeep.cli.ops",
     "redkeep.cli.jobs",
+    "redkeep.cli.queues",
     "redkeep.cli.workers",
     "redkeep.cli.schedules",
     "redkeep.cli.events",
     "redkeep.cli.cache",
     "redkeep.cli.migrate",
-    "redkeep.cli.queue_bulk",  # after the module of the `queues` group: adds to it
 )
 
 app = typer.Typer(

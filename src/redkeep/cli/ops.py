@@ -1,5 +1,6 @@
-"""Operations commands: ``redkeep queues`` and ``redkeep config``, and the helpers shared by
-``redkeep jobs``, ``redkeep cache`` and ``redkeep migrate``.
+"""Operations commands: ``redkeep queues`` (the listing; the group is :mod:`redkeep.cli.queues`)
+and ``redkeep config``, and the helpers shared by ``redkeep jobs``, ``redkeep cache`` and
+``redkeep migrate``.
 
 Every command prints a rich table by default and JSON with ``--json``. Exit codes are the one
 table of :mod:`redkeep.cli.exits`.
@@ -160,7 +161,11 @@ def queues(
                     continue
                 queue = RedisJobQueue(client, qname, key_prefix=settings.key_prefix)
                 counts, age = await queue_depth(queue)
-                rows.append({"queue": qname, "counts": counts, "oldest_waiting_seconds": age})
+                paused = await queue.is_paused()
+                rows.append(
+                    {"queue": qname, "counts": counts, "oldest_waiting_seconds": age,
+                     "paused": paused}
+                )  # fmt: skip
         return rows
 
     rows = run(body)
@@ -180,6 +185,9 @@ def queues(
             _age(row["oldest_waiting_seconds"]),
         )
     out.print(table)
+    paused = [row["queue"] for row in rows if row["paused"]]
+    if paused:
+        out.print(f"paused (no jobs claimed): {', '.join(paused)}")
 
 
 def config(json_out: JsonOption = False) -> None:
@@ -202,6 +210,5 @@ def config(json_out: JsonOption = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``redkeep queues`` and ``redkeep config`` to the CLI."""
-    app.command("queues")(queues)
+    """Add ``redkeep config`` to the CLI (``redkeep queues``: :mod:`redkeep.cli.queues`)."""
     app.command("config")(config)

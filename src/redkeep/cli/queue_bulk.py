@@ -1,8 +1,7 @@
 """``redkeep queues retry-failed|cancel-waiting``: bulk operations on a queue in Redis (see
 :mod:`redkeep.queue.bulk`), with a progress bar on a terminal.
 
-:func:`add_commands` adds them to a Typer group; :func:`register` adds them to the ``queues``
-group of the CLI (:mod:`redkeep.cli.queues`, registered before this module)."""
+:func:`add_commands` adds them to the ``queues`` group of :mod:`redkeep.cli.queues`."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from redkeep.cli.ops import (
 )
 from redkeep.errors import InvalidJob
 
-__all__ = ["add_commands", "register"]
+__all__ = ["add_commands"]
 
 QueueArgument = Annotated[str, typer.Argument(help="Queue name.")]
 NameOption = Annotated[str | None, typer.Option("--name", "-n", help="Only jobs of this handler.")]
@@ -125,10 +124,3 @@ def add_commands(group: typer.Typer) -> None:
     """Add ``retry-failed`` and ``cancel-waiting`` to ``group``."""
     group.command("retry-failed")(retry_failed)
     group.command("cancel-waiting")(cancel_waiting)
-
-
-def register(root: typer.Typer) -> None:
-    """Add the commands to the ``queues`` group of ``root``, once that group exists."""
-    for info in root.registered_groups:
-        if info.name == "queues" and info.typer_instance is not None:
-            add_commands(info.typer_instance)

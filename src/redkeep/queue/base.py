@@ -42,6 +42,7 @@ from redkeep.queue.job import (
     encode_value,
     new_job_id,
 )
+from redkeep.queue.limits import FlowControlMixin
 from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.queue.schedules import SchedulesMixin
 
@@ -52,12 +53,13 @@ if TYPE_CHECKING:
 __all__ = ["JobQueue"]
 
 
-class JobQueue(EventsMixin, SchedulesMixin, BulkMixin, ABC):
+class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
     Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
-    schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`; bulk retry/cancel:
+    schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`; pause and resume:
+    :class:`~redkeep.queue.limits.FlowControlMixin`; bulk retry/cancel:
     :class:`~redkeep.queue.bulk.BulkMixin`.
     """
 

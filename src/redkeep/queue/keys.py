@@ -19,7 +19,8 @@ name            type    content
 ``errors``      hash    job id -> last failure, JSON ``[type, message, traceback]``
 ``meta``        hash    ``layout`` (2), ``seq`` (FIFO counter), ``hlease`` (lease in ms of a
                         job handed to an idle worker), ``acks`` (written by ``ack.lua`` so
-                        that a replica-acknowledged call that changed nothing waits too)
+                        that a replica-acknowledged call that changed nothing waits too),
+                        ``paused`` (``1`` while the queue is paused: nothing is claimed)
 ``waiting``     zset    runnable jobs; score ``-priority * 1e12 + seq``
 ``delayed``     zset    jobs waiting for their ``run_at``; score run_at (ms)
 ``active``      zset    claimed jobs; score lease expiry (ms)

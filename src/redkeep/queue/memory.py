@@ -37,6 +37,7 @@ from redkeep.queue.job import (
 from redkeep.queue.memory_bulk import MemoryBulk
 from redkeep.queue.memory_dedup import MemoryDedup
 from redkeep.queue.memory_events import EventLog, MemoryEvents
+from redkeep.queue.memory_limits import MemoryLimits
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
@@ -50,7 +51,9 @@ JOB_OVERHEAD = 700
 _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
-class MemoryJobQueue(MemoryEvents, MemorySchedules, MemoryDedup, MemoryBulk, JobQueue):
+class MemoryJobQueue(
+    MemoryEvents, MemorySchedules, MemoryLimits, MemoryDedup, MemoryBulk, JobQueue
+):
     """A job queue held in memory by this process."""
 
     backend = "memory"
@@ -377,7 +380,7 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, MemoryDedup, MemoryBulk, Job
                 self._finish(job, JobStatus.FAILED, now, error=JobFailure.from_json(o.data))
         recovered = self._maintain(now)
         jobs: list[Job] = []
-        while len(jobs) < claim:
+        while not self._paused and len(jobs) < claim:
             job = self._pop_waiting()
             if job is None:
                 break
@@ -387,7 +390,7 @@ class MemoryJobQueue(MemoryEvents, MemorySchedules, MemoryDedup, MemoryBulk, Job
             self._jobs[job.id] = job
             self._active[job.id] = now + lease
             jobs.append(job)
-        more = bool(self._wseq)
+        more = bool(self._wseq) and not self._paused
         if more and claim:
             self._event.set()
         next_due = None

@@ -37,6 +37,7 @@ from redkeep.queue.keys import QueueKeys, registry_key
 from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.queue.redis_bulk import RedisBulk
 from redkeep.queue.redis_events import RedisEvents
+from redkeep.queue.redis_limits import RedisLimits
 from redkeep.queue.redis_schedules import RedisSchedules
 from redkeep.queue.upgrade import UPGRADE_CHECK_INTERVAL, has_layout1, upgrade_layout1
 from redkeep.queue.workers import RedisWorkerRegistry, WorkerRegistry
@@ -61,7 +62,7 @@ async def list_queue_names(client: RedisClient, key_prefix: str = "redkeep") -> 
     return sorted(str(n) for n in names or [])
 
 
-class RedisJobQueue(RedisEvents, RedisSchedules, RedisBulk, JobQueue):
+class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueue):
     """A job queue stored in Redis. The client is owned by the caller (not closed here)."""
 
     backend = "redis"
@@ -493,7 +494,7 @@ def _first(ids: Sequence[str], shown: int = 3) -> str:
 
 _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
-    scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS,
+    scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS, scripts.PAUSE,
     scripts.JOB_EVENTS, scripts.SCHEDULE_WRITE, scripts.SCHEDULE_CLAIM, scripts.SCHEDULE_FIRE,
     scripts.BULK,
 ]  # fmt: skip

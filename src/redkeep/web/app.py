@@ -47,6 +47,7 @@ ROUTERS: tuple[str, ...] = (
     "redkeep.web.caches",
     "redkeep.web.queues",
     "redkeep.web.bulk",
+    "redkeep.web.limits",
     "redkeep.web.schedules",
     "redkeep.web.events",
     "redkeep.web.export",

@@ -109,6 +109,7 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
 class QueueCounts(TypedDict):
     queue: str
     counts: dict[JobStatus, int]
+    paused: bool
 
 
 class JobPage(TypedDict):
@@ -131,9 +132,10 @@ class JobDeleted(TypedDict):
 
 @router.get("/{queue}/counts", response_model=QueueCounts, responses=errors(400))
 async def queue_counts(request: Request, queue: QueueName) -> Response:
-    """Jobs per status."""
-    counts = await services(request).queue_view(queue).counts()
-    return json_response({"queue": queue, "counts": counts})
+    """Jobs per status, and whether the queue is paused."""
+    q = services(request).queue_view(queue)
+    counts = await q.counts()
+    return json_response({"queue": queue, "counts": counts, "paused": await q.is_paused()})
 
 
 @router.post(

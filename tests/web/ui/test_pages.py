@@ -226,16 +226,30 @@ async def test_while_redis_is_down_the_overview_still_shows_caches_and_the_probl
     assert '<tr data-cache="sessions">' in r.text and "b-open" in r.text
 
 
+async def test_pause_and_resume_a_queue(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("pausing")
+    await q.enqueue("x")
+    assert "Pause queue" in (await ui.http.get("/ui/queues/pausing")).text
+    r = await ui.act("/ui/queues/pausing/pause")
+    assert r.json()["message"] == "queue pausing paused" and await q.is_paused()
+    assert "Resume queue" in (await ui.http.get("/ui/queues/pausing")).text
+    assert 'class="badge s-paused">paused<' in (await ui.http.get("/ui/")).text
+    r = await ui.act("/ui/queues/pausing/resume")
+    assert r.json()["message"] == "queue pausing resumed" and not await q.is_paused()
+
+
 async def test_the_overview_has_room_for_pause_state_limits_and_the_15_minute_chart(
     ui_app: Any, monkeypatch: Any
 ) -> None:
-    """Pause, limits and per-minute counters come with other issues; given them, the overview
-    shows a state column, a limits column and a chart per queue."""
+    """Limits and per-minute counters come with other issues; given them, the overview shows a
+    limits column and a chart per queue (the state column shows the paused state)."""
     ui = await ui_app()
     await ui.login()
     await ui.services.queue("charted").enqueue("x")
     plain = (await ui.http.get("/ui/")).text
-    assert "Last 15 minutes" not in plain and ">State<" not in plain
+    assert "Last 15 minutes" not in plain and ">State<" in plain and "running" in plain
     rows_of = data.queue_rows
 
     async def with_extras(services: Any) -> Any:

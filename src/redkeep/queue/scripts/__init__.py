@@ -26,6 +26,7 @@ __all__ = [
     "ENQUEUE",
     "EXTEND",
     "JOB_EVENTS",
+    "PAUSE",
     "PROGRESS",
     "PURGE",
     "READ",
@@ -96,6 +97,7 @@ UPGRADE = _load("upgrade")
 ACK = _load("ack")
 DELETE = _load("delete")
 BULK = _load("bulk")
+PAUSE = _load("pause")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")
 WORKER_LIST = _load("worker_list")

@@ -8,7 +8,7 @@
 -- KEYS[2] data
 -- KEYS[3] results
 -- KEYS[4] errors
--- KEYS[5] meta       seq, hlease
+-- KEYS[5] meta       seq, hlease, paused
 -- KEYS[6] waiting
 -- KEYS[7] delayed
 -- KEYS[8] active
@@ -32,7 +32,9 @@
 -- ARGV[12...] outcomes, 5 arguments each: id, token, kind (done|retry|fail|release), data
 --   (result or failure JSON), retry delay ms
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
---   or -1, leases recovered, rejected ids (stale token), 1 if jobs are still waiting else 0}
+--   or -1, leases recovered, rejected ids (stale token), 1 if jobs are still waiting (and the
+--   queue is not paused) else 0}
+-- A paused queue (meta field `paused`) claims nothing and registers no idle worker.
 -- @include "lib/claim.lua"
 
 local me, rid = ARGV[1], ARGV[2]
@@ -52,7 +54,9 @@ if memo and string.sub(memo, 1, #rid + 1) == rid .. '\n' then
     end
   end
   local more = 0
-  if redis.call('ZCARD', K.waiting) > 0 then more = 1 end
+  if redis.call('ZCARD', K.waiting) > 0 and redis.call('HEXISTS', K.meta, 'paused') == 0 then
+    more = 1
+  end
   -- written again (unchanged) so that a WAIT after this call covers the first run's writes
   redis.call('HSET', K.steps, me, memo)
   return {job_records(ids), next_due(), m[1], m[2], more}
@@ -112,13 +116,18 @@ if reap_handoffs(tonumber(ARGV[11]), batch) + recovered + promote_due(batch) > 0
   wake = true
 end
 
--- 3. claim
+-- 3. claim (nothing while paused)
 local claimed = {}
-local got = claim_handed(me, want, lease, claimed)
-got = got + claim_waiting(me, want - got, lease, claimed)
+local got = 0
+local paused = redis.call('HEXISTS', K.meta, 'paused') == 1
+if not paused then
+  got = claim_handed(me, want, lease, claimed)
+  got = got + claim_waiting(me, want - got, lease, claimed)
+end
 flush()
 local more = 0
-if redis.call('ZCARD', K.waiting) > 0 then
+if paused then -- no wake-up passed on, no idle registration
+elseif redis.call('ZCARD', K.waiting) > 0 then
   more = 1
   if want > 0 then wake = true end
 elseif tonumber(ARGV[10]) > 0 and got < want then

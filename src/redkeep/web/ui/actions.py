@@ -90,6 +90,24 @@ async def retry_failed(
     return _done(message)
 
 
+@router.post("/queues/{queue}/pause")
+async def pause(
+    request: Request, session: ActionSession, queue: QueueName, body: NoBody
+) -> Response:
+    """Pause the queue: no worker claims its jobs until it is resumed."""
+    await services(request).queue(queue).pause()
+    return _done(f"queue {queue} paused")
+
+
+@router.post("/queues/{queue}/resume")
+async def resume(
+    request: Request, session: ActionSession, queue: QueueName, body: NoBody
+) -> Response:
+    """Resume the queue: idle workers claim its jobs at once."""
+    await services(request).queue(queue).resume()
+    return _done(f"queue {queue} resumed")
+
+
 @router.post("/queues/{queue}/purge")
 async def purge(
     request: Request, session: ActionSession, queue: QueueName, body: PurgeBody

@@ -57,8 +57,8 @@ class QueueRow:
     name: str
     counts: dict[str, int] | None
     problem: str | None = None
-    # Filled in when the features they come from land (pause and limits, per-minute counters).
     paused: bool | None = None
+    # Filled in when the features they come from land (limits, per-minute counters).
     limits: str | None = None
     throughput: list[tuple[int, int]] | None = None
 
@@ -93,7 +93,7 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
         return [], 0, problem_text(exc)
     shown = names[:MAX_OVERVIEW_QUEUES]
     results = await asyncio.gather(
-        *(services.queue_view(n).counts() for n in shown), return_exceptions=True
+        *(_counts_and_paused(services, n) for n in shown), return_exceptions=True
     )
     rows: list[QueueRow] = []
     problem = None
@@ -104,8 +104,13 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
             problem = problem_text(result)
             rows.append(QueueRow(name, None, problem))
         else:
-            rows.append(QueueRow(name, result))
+            rows.append(QueueRow(name, result[0], paused=result[1]))
     return rows, len(names), problem
+
+
+async def _counts_and_paused(services: Services, name: str) -> tuple[dict[str, int], bool]:
+    queue = services.queue_view(name)
+    return await queue.counts(), await queue.is_paused()
 
 
 def cache_rows(services: Services) -> list[CacheRow]:

@@ -109,7 +109,7 @@ async def queue_page(
         finished=[s.value for s in JobStatus if s in FINISHED],
         page=page,
         missing=missing,
-        paused=None,  # shown once pause and resume exist (issue 16)
+        paused=await view.is_paused(),
     )
     return render(request, "queue.html", ctx, session=session)
 

@@ -26,9 +26,12 @@ local function hand_off(id, st, data, lease_ms)
 end
 
 -- How many more jobs an enqueue may hand off now: live idle registrations minus hand-offs
--- still in flight, when nothing waits (handing off then would jump the queue).
+-- still in flight, when nothing waits (handing off then would jump the queue) and the queue is
+-- not paused.
 local function handoff_room()
-  if redis.call('EXISTS', K.idle) == 0 then return 0 end
+  if redis.call('EXISTS', K.idle) == 0 or redis.call('HEXISTS', K.meta, 'paused') == 1 then
+    return 0
+  end
   local idle = redis.call('ZCOUNT', K.idle, now, '+inf')
   if idle == 0 or redis.call('ZCARD', K.waiting) > 0 then return 0 end
   return idle - redis.call('ZCARD', K.handoff)

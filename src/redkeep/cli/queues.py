@@ -1,0 +1,92 @@
+"""``redkeep queues [pause|resume|retry-failed|cancel-waiting]``: list queues (no sub-command:
+:func:`redkeep.cli.ops.queues`) and act on whole queues in Redis."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from redkeep.cli import ops
+from redkeep.cli.ops import (
+    EXIT_USAGE,
+    JsonOption,
+    backend_client,
+    emit_json,
+    fail,
+    load_settings,
+    out,
+    run,
+)
+from redkeep.cli.queue_bulk import add_commands
+from redkeep.errors import InvalidJob
+
+__all__ = ["app", "register"]
+
+app = typer.Typer(
+    help="Queues: job counts per status (no sub-command), pause, resume, retry-failed, "
+    "cancel-waiting.",
+    invoke_without_command=True,
+)
+
+QueueArgument = Annotated[str, typer.Argument(help="Queue name.")]
+
+
+def _queue(client: Any, name: str) -> Any:
+    from redkeep.queue.redis import RedisJobQueue
+
+    try:
+        return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
+    except InvalidJob as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _set_paused(queue: str, paused: bool, json_out: bool) -> None:
+    settings = load_settings()
+
+    async def body() -> bool:
+        async with backend_client(settings) as client:
+            q = _queue(client, queue)
+            await (q.pause() if paused else q.resume())
+            return bool(await q.is_paused())
+
+    now = run(body)
+    if json_out:
+        emit_json({"queue": queue, "paused": now})
+    else:
+        out.print(f"queue {queue!r} {'paused' if now else 'resumed'}")
+
+
+@app.callback()
+def listing(
+    ctx: typer.Context,
+    json_out: JsonOption = False,
+    name: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="Only this queue (repeatable).")
+    ] = None,
+) -> None:
+    """Job counts per status, paused state and the age of the oldest waiting job, for every
+    queue (without a sub-command)."""
+    if ctx.invoked_subcommand is None:
+        ops.queues(json_out, name)
+
+
+@app.command("pause")
+def pause(queue: QueueArgument, json_out: JsonOption = False) -> None:
+    """Pause a queue: no worker claims its jobs until it is resumed (running jobs finish,
+    enqueues still work)."""
+    _set_paused(queue, True, json_out)
+
+
+@app.command("resume")
+def resume(queue: QueueArgument, json_out: JsonOption = False) -> None:
+    """Resume a paused queue: idle workers claim its jobs at once."""
+    _set_paused(queue, False, json_out)
+
+
+add_commands(app)  # retry-failed, cancel-waiting (redkeep.cli.queue_bulk)
+
+
+def register(root: typer.Typer) -> None:
+    """Add ``redkeep queues ...`` to the CLI."""
+    root.add_typer(app, name="queues")

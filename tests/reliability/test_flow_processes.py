@@ -1,0 +1,112 @@
+"""Flow control across worker processes on the shared Redis: pause, rate limits and groups are
+enforced by the claim script for every worker, not in one worker's memory. Each worker is a
+real process (``tests/reliability/flow_proc.py``) whose handler records its starts in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redkeep.queue import JobSpec, RedisJobQueue
+from redkeep.redis.mux import MuxClient
+from tests.reliability.harness import Deadline
+from tests.reliability.processes import WorkerProcess
+
+MODULE = "tests.reliability.flow_proc"
+
+
+@pytest.fixture
+def workers(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[Any]:
+    """``workers(n, queue, concurrency=10, lease=2.0) -> [WorkerProcess]``, stopped by PID."""
+    started: list[WorkerProcess] = []
+
+    def start(n: int, queue: str, concurrency: int = 10, lease: float = 2.0) -> list[WorkerProcess]:
+        args = ["--url", redis_url, "--queue", queue, "--key-prefix", prefix,
+                "--concurrency", str(concurrency), "--lease", str(lease)]  # fmt: skip
+        procs = [
+            WorkerProcess(f"flow-{len(started) + i}", args, tmp_path, module=MODULE)
+            for i in range(n)
+        ]
+        for p in procs:
+            p.start()
+            started.append(p)
+        for p in procs:
+            p.wait_ready()
+        return procs
+
+    try:
+        yield start
+    finally:
+        for p in started:
+            p.kill()
+
+
+async def _starts(client: MuxClient, prefix: str) -> list[tuple[float, float, str, str]]:
+    """Every recorded start: (wall time, claim time, job id, group)."""
+    lines = await client.execute("LRANGE", f"{prefix}:starts", 0, -1)
+    out = []
+    for line in lines or []:
+        wall, claim, job_id, group = str(line).split(" ")
+        out.append((float(wall), float(claim), job_id, group))
+    return out
+
+
+async def _until(check: Any, seconds: float, what: str) -> None:
+    deadline = Deadline(seconds)
+    while not deadline.expired:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {seconds}s")
+
+
+async def test_pause_stops_claims_across_processes_and_a_kill_while_paused_loses_nothing(
+    workers: Any, redis_url: str, prefix: str
+) -> None:
+    client = MuxClient(redis_url)
+    try:
+        q = RedisJobQueue(client, "paused", key_prefix=prefix)
+        procs = workers(3, "paused", concurrency=4, lease=2.0)
+        n = 300
+        await q.enqueue_many([JobSpec("work", {"sleep": 0.2}) for _ in range(n)])
+
+        async def some_started() -> bool:
+            return len(await _starts(client, prefix)) >= 40
+
+        await _until(some_started, 20, "40 jobs started")
+        await q.pause()
+        paused_at = time.time()
+        procs[0].kill()  # mid-job: its jobs are active, their leases run out while paused
+        await asyncio.sleep(0.5)
+        before = await _starts(client, prefix)
+        last_claim = max(claim for _, claim, _, _ in before)
+        last_start = max(wall for wall, _, _, _ in before)
+        assert last_claim - paused_at <= 0.1, f"claimed {last_claim - paused_at:.3f}s after pause"
+        assert last_start - paused_at <= 0.5  # started at once (prefetch 0): not a claim
+        waiting = (await q.counts())["waiting"]
+
+        async def leases_reaped() -> bool:
+            return (await q.counts())["active"] == 0
+
+        await _until(leases_reaped, 10, "the killed worker's leases recovered while paused")
+        counts = await q.counts()
+        assert counts["waiting"] >= waiting and counts["completed"] + counts["waiting"] == n
+        assert len(await _starts(client, prefix)) == len(before)  # nothing claimed meanwhile
+        workers(1, "paused", concurrency=4, lease=2.0)
+        await asyncio.sleep(0.3)
+        assert len(await _starts(client, prefix)) == len(before)
+        await q.resume()
+
+        async def all_done() -> bool:
+            return (await q.counts())["completed"] == n
+
+        await _until(all_done, 40, f"all {n} jobs completed after resume")
+        counts = await q.counts()
+        assert counts["failed"] == counts["waiting"] == counts["active"] == 0
+    finally:
+        await client.close()
