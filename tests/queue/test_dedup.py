@@ -64,6 +64,22 @@ async def test_dedup_in_one_batch_creates_one_job(make_queue: Any) -> None:
     assert (await q.counts())["waiting"] == 2
 
 
+async def test_debounce_in_a_batch_that_adds_no_job(make_queue: Any) -> None:
+    q = await make_queue()
+    first = await q.enqueue("x", 1, dedup_key="d", debounce=30)
+    await asyncio.sleep(0.05)
+    specs = [JobSpec("x", 2, dedup_key="d", debounce=30), JobSpec("x", 9, job_id=first.id)]
+    jobs = await q.enqueue_many(specs)
+    assert {j.id for j in jobs} == {first.id}
+    assert jobs[0].payload == 2 and jobs[0].run_at is not None and first.run_at is not None
+    assert jobs[0].run_at > first.run_at
+    stored = await q.get_job(first.id)
+    assert stored is not None and stored.payload == 2 and stored.status == JobStatus.DELAYED
+    assert stored.run_at is not None and first.run_at is not None
+    assert stored.run_at > first.run_at
+    assert [j.id for j in await q.list_jobs("delayed")] == [first.id]
+
+
 async def test_dedup_with_20_concurrent_enqueuers(make_queue: Any) -> None:
     # four clients of one queue on Redis (one memory queue is one instance)
     n = 1 if make_queue.backend == "memory" else 4

@@ -23,8 +23,9 @@
 --   "[<id JSON>" at the start of the data record), data record
 -- Returns, for one new job left waiting, its creation time (ms, an integer); otherwise
 --   {created_ms, {indexes of the jobs handed off}, {index, id, state, data, ...} for each job
---   that already existed or that its dedup key found (debounced or not)}. A new job's run_at is max(created + delay, run_at). (The result and
---   error of an existing finished job are read by the caller: fewer keys on the hot path.)
+--   that already existed or that its dedup key found (debounced or not)}. A new job's run_at
+--   is max(created + delay, run_at). (The result and error of an existing finished job are
+--   read by the caller: fewer keys on the hot path.)
 -- @include "lib/state.lua"
 
 local n = tonumber(ARGV[1])
@@ -57,7 +58,6 @@ local data_args = {}
 local room = -1 -- hand-offs still allowed; computed when the first runnable job comes
 local hlease = nil
 local n_wait = 0
-local added = false
 local queued = false -- a job went to waiting or delayed: wake idle workers
 
 for k = 1, n do
@@ -96,7 +96,6 @@ for k = 1, n do
       data_args[#data_args + 1] = id
       data_args[#data_args + 1] = data
     end
-    added = true
     if due ~= now_s then
       transition(id, st, 'delayed', due)
       queued = true
@@ -120,10 +119,8 @@ for k = 1, n do
   end
 end
 
-if added then
-  if #data_args > 0 then call_chunked('HSET', 'data', data_args) end
-  flush()
-end
+if #data_args > 0 then call_chunked('HSET', 'data', data_args) end
+flush() -- also the debounces of a batch that added no job
 if queued then redis.call('ZADD', K.marker, 0, 'w') end
 if n == 1 and n_wait == 1 then return now end
 local found = {}
