@@ -117,3 +117,18 @@ def test_wait_blocks_until_the_job_is_finished(
     done.set()
     thread.join(15)
     assert results and results[0].status == JobStatus.COMPLETED and results[0].result == 42
+
+
+def test_dedup_debounce_and_bulk_operations(services: SyncServices) -> None:
+    q = services.queue("sync-dedup")
+    first = q.enqueue("x", 1, dedup_key="k", dedup_ttl=60)
+    assert q.enqueue("x", 2, dedup_key="k").id == first.id
+    bounced = q.enqueue("x", 1, dedup_key="d", debounce=60)
+    again = q.enqueue("x", 2, dedup_key="d", debounce=60)
+    assert again.id == bounced.id and again.payload == 2
+    with pytest.raises(InvalidJob, match="debounce"):
+        q.enqueue("x", debounce=1)
+    assert q.cancel_waiting(name="x", limit=1) == 1
+    assert q.cancel_waiting() == 1
+    assert q.retry_failed() == 0
+    assert q.counts()["cancelled"] == 2

@@ -103,5 +103,18 @@ class SyncQueue:
         runner, aio = self._bound()
         return runner.run(aio.purge(status))
 
+    def retry_failed(self, name: str | None = None, limit: int | None = None) -> int:
+        """Move failed jobs (of handler ``name``, at most ``limit``) back to waiting, in
+        batches; returns how many (:meth:`JobQueue.retry_failed
+        <redkeep.queue.bulk.BulkMixin.retry_failed>`)."""
+        runner, aio = self._bound()
+        return runner.run(aio.retry_failed(name, limit))
+
+    def cancel_waiting(self, name: str | None = None, limit: int | None = None) -> int:
+        """Cancel waiting and delayed jobs (of handler ``name``, at most ``limit``), in
+        batches; returns how many."""
+        runner, aio = self._bound()
+        return runner.run(aio.cancel_waiting(name, limit))
+
     def __repr__(self) -> str:
         return f"SyncQueue({self.name!r})"
