@@ -81,3 +81,22 @@ def test_bad_arguments_exit_2(cli: Any) -> None:
     assert cli("retry-failed", "mail", "--limit", "0", "--yes").exit_code == 2
     assert cli("cancel-waiting", "bad/name", "--yes").exit_code == 2
     assert cli("cancel-waiting", "mail", "--name", "", "--yes").exit_code == 2
+
+
+async def _dedup_job(redis_url: str, prefix: str) -> str:
+    client = MuxClient(redis_url)
+    try:
+        q = RedisJobQueue(client, "mail", key_prefix=prefix)
+        return (await q.enqueue("send", 1, dedup_key="user-9")).id
+    finally:
+        await client.close()
+
+
+def test_jobs_show_has_the_dedup_key(redis_url: str, prefix: str) -> None:
+    job_id = asyncio.run(_dedup_job(redis_url, prefix))
+    env = {"REDKEEP_REDIS_URL": redis_url, "REDKEEP_KEY_PREFIX": prefix, "REDKEEP_BACKEND": "auto"}
+    runner = CliRunner()
+    shown = runner.invoke(root, ["jobs", "show", job_id, "-q", "mail"], env=env)
+    assert shown.exit_code == 0 and "user-9" in shown.stdout
+    as_json = runner.invoke(root, ["jobs", "show", job_id, "-q", "mail", "--json"], env=env)
+    assert orjson.loads(as_json.stdout)["dedup_key"] == "user-9"

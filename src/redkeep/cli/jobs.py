@@ -141,6 +141,8 @@ def show(
     table.add_row("payload", repr(job.payload))
     for name, value in job.headers.items():
         table.add_row(f"header {name}", value)
+    if job.dedup_key is not None:
+        table.add_row("dedup_key", job.dedup_key)
     if job.result is not None:
         table.add_row("result", repr(job.result))
     if job.error is not None:
