@@ -37,6 +37,7 @@ from redkeep.errors import (
 from redkeep.queue import (
     Backoff,
     EventsConfig,
+    Flow,
     InvalidJob,
     Job,
     JobEvent,
@@ -79,6 +80,7 @@ __all__ = [
     "ConfigError",
     "EventsConfig",
     "FallbackCache",
+    "Flow",
     "InvalidJob",
     "InvalidKey",
     "InvalidationListener",

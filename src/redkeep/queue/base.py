@@ -26,6 +26,7 @@ from redkeep.errors import InvalidJob, JobError
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.bulk import BulkMixin
 from redkeep.queue.events import EventsMixin
+from redkeep.queue.flows import FlowsMixin, flow_options
 from redkeep.queue.job import (
     FINISHED,
     MAX_DEDUP_KEY,
@@ -53,14 +54,15 @@ if TYPE_CHECKING:
 __all__ = ["JobQueue"]
 
 
-class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
+class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
     Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
     schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`; pause and resume:
     :class:`~redkeep.queue.limits.FlowControlMixin`; bulk retry/cancel:
-    :class:`~redkeep.queue.bulk.BulkMixin`.
+    :class:`~redkeep.queue.bulk.BulkMixin`; dependencies, chains and groups:
+    :class:`~redkeep.queue.flows.FlowsMixin`.
     """
 
     backend: str = "abstract"
@@ -107,6 +109,8 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         dedup_key: str | None = None,
         dedup_ttl: float | None = None,
         debounce: float | None = None,
+        depends_on: Sequence[str] | None = None,
+        on_parent_failure: str = "fail",
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
 
@@ -115,6 +119,11 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         nothing. With ``debounce`` (seconds, needs ``dedup_key``), the job starts ``debounce``
         seconds from now, and an enqueue with the key before it started replaces its payload
         and pushes its start to now + ``debounce``: only the last one runs. See docs/queue.md.
+
+        With ``depends_on`` (ids of existing jobs of this queue), the job is ``blocked`` until
+        every parent has completed, then runs with ``Job.parent_results``;
+        ``on_parent_failure`` (``fail``, ``cancel`` or ``ignore``) says what a failed or
+        cancelled parent does to it. See docs/flows.md.
 
         ``headers`` are string metadata stored with the job and read back with it
         (``Job.headers``), such as a W3C ``traceparent`` (see :func:`~redkeep.queue.job.
@@ -127,6 +136,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             and dedup_key is None
             and dedup_ttl is None
             and debounce is None
+            and depends_on is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -162,8 +172,12 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 dedup_key,
                 dedup_ttl,
                 debounce,
+                depends_on,
+                on_parent_failure,
             )
             prepared = self._prepare(spec)
+            if prepared.parents:
+                return (await self._enqueue_flow([prepared]))[0]
         if self.outbox is not None and not prepared.dedup:
             return (await self.outbox.enqueue(self, [prepared]))[0]
         return await self._enqueue_one(prepared)
@@ -181,6 +195,8 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 raise InvalidJob(f"job {index}: {exc}") from None
         if not prepared:
             return []
+        if any(p.parents for p in prepared):
+            return await self._enqueue_flow(prepared)
         if self.outbox is not None and not any(p.dedup for p in prepared):
             return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
@@ -250,7 +266,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
 
     async def restore_job(self, job: Job) -> bool:
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
-        if job.status not in STATUSES:
+        if job.status not in STATUSES or job.status == JobStatus.BLOCKED:
             raise InvalidJob(f"cannot restore a job with status {job.status!r}")
         headers = check_headers(job.headers) if job.headers else NO_HEADERS
         job = replace(job, queue=self.name, headers=headers)
@@ -380,6 +396,11 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         if spec.headers:
             headers = orjson.dumps(check_headers(spec.headers)).decode()
         dedup, ttl_ms, debounce_ms = _dedup_options(spec)
+        parents, mode = flow_options(spec)
+        if parents and dedup:
+            raise InvalidJob("dedup_key cannot be combined with depends_on")
+        if job_id is not None and job_id in parents:
+            raise InvalidJob(f"job {job_id!r} cannot depend on itself")
         if debounce_ms:
             delay_ms = debounce_ms
         payload = encode_value(spec.payload, self.max_payload_bytes)
@@ -398,6 +419,8 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             dedup=dedup,
             dedup_ttl_ms=ttl_ms,
             debounce_ms=debounce_ms,
+            parents=parents,
+            on_parent_failure=mode,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -429,6 +452,9 @@ class _Prepared(NamedTuple):
     """The deduplication key, or ``""`` for none."""
     dedup_ttl_ms: int = 0
     debounce_ms: int = 0
+    parents: tuple[str, ...] = ()
+    """Ids of the jobs it depends on (``depends_on``), or ``()``."""
+    on_parent_failure: str = ""
 
 
 def _seconds(value: Any, field: str) -> int:

@@ -47,6 +47,10 @@ name            type    content
 ``schedtimes``  zset    schedule id -> next tick (ms), or the end of a worker's claim on it;
                         paused and ended schedules are not in it
 ``schedclaims`` hash    worker id -> memo of its last schedule claim (request id and ids)
+``blocked``     zset    jobs waiting for their parents (``depends_on``); score creation (ms)
+``children``    hash    parent job id -> JSON array of the ids of its children (flows,
+                        ``scripts/lib/flows.lua``); dropped when the parent is trimmed
+``deps``        hash    blocked job id -> ``<parents still unfinished>|<on_parent_failure>``
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -239,6 +243,22 @@ class QueueKeys:
         """Zset: dedup key scored by when its entry may be dropped (see scripts/lib/dedup.lua)."""
         return self._key("dedupexp")
 
+    # -- flows (redkeep.queue.flows) -----------------------------------------------------------
+    @cached_property
+    def blocked(self) -> str:
+        """Zset: jobs of status ``blocked`` (waiting for parents), scored by creation (ms)."""
+        return self._key("blocked")
+
+    @cached_property
+    def children(self) -> str:
+        """Hash: parent job id -> JSON array of its children's ids."""
+        return self._key("children")
+
+    @cached_property
+    def deps(self) -> str:
+        """Hash: blocked job id -> ``<unfinished parents>|<on_parent_failure>``."""
+        return self._key("deps")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -252,7 +272,7 @@ STATIC_NAMES = (
     "state", "data", "results", "errors", "meta", "waiting", "delayed", "active", "completed",
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
-    "schedtimes", "schedclaims", "dedup", "dedupexp",
+    "schedtimes", "schedclaims", "dedup", "dedupexp", "blocked", "children", "deps",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

@@ -25,6 +25,7 @@ __all__ = [
     "DELETE",
     "ENQUEUE",
     "EXTEND",
+    "FLOW",
     "JOB_EVENTS",
     "PAUSE",
     "PROGRESS",
@@ -97,6 +98,7 @@ UPGRADE = _load("upgrade")
 ACK = _load("ack")
 DELETE = _load("delete")
 BULK = _load("bulk")
+FLOW = _load("flow")
 PAUSE = _load("pause")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")

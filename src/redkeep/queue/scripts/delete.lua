@@ -17,6 +17,8 @@
 -- KEYS[12] meta
 -- KEYS[13] events     the job's `removed` event
 -- KEYS[14] progress
+-- KEYS[15] blocked
+-- KEYS[16] deps      a deleted blocked job's parent counter goes too (lib/flows.lua)
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the status the job had ('active' when refused), or false when there is no such job.
 -- @include "lib/memo.lua"
@@ -36,4 +38,5 @@ else -- a record that does not parse: its index is unknown (an active entry is r
   end
 end
 delete_records({id}, st and st.status or '')
+redis.call('HDEL', K.deps, id)
 return memo_put(rid, {st and st.status or 'unknown'})[1]

@@ -24,6 +24,9 @@
 -- KEYS[18] throughput
 -- KEYS[19] waits
 -- KEYS[20] progress
+-- KEYS[21] blocked   jobs waiting for parents (lib/flows.lua)
+-- KEYS[22] children
+-- KEYS[23] deps
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming
@@ -36,6 +39,7 @@
 --   queue is not paused) else 0}
 -- A paused queue (meta field `paused`) claims nothing and registers no idle worker.
 -- @include "lib/claim.lua"
+-- @include "lib/flows.lua"
 
 local me, rid = ARGV[1], ARGV[2]
 local want, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -115,6 +119,10 @@ local recovered = reap_leases(batch)
 if reap_handoffs(tonumber(ARGV[11]), batch) + recovered + promote_due(batch) > 0 then
   wake = true
 end
+
+-- children of the jobs finished above: released, failed or cancelled (lib/flows.lua)
+if settle_flows() then wake = true end
+flush()
 
 -- 3. claim (nothing while paused)
 local claimed = {}

@@ -1,0 +1,165 @@
+"""Flows of :class:`~redkeep.queue.memory.MemoryJobQueue` (see :mod:`redkeep.queue.flows`),
+with the same rules as the Redis backend's ``flow.lua`` and ``scripts/lib/flows.lua``."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from redkeep.errors import InvalidJob
+from redkeep.queue.backoff import Backoff
+from redkeep.queue.job import (
+    FINISHED,
+    NO_HEADERS,
+    Job,
+    JobFailure,
+    JobStatus,
+    decode_value,
+)
+
+if TYPE_CHECKING:
+    from redkeep.queue.base import _Prepared
+    from redkeep.queue.memory_events import EventLog
+
+__all__ = ["MemoryFlows"]
+
+
+def parent_failure(parent: str, how: str) -> JobFailure:
+    """The failure of a child whose parent ``parent`` ended ``how`` (failed or cancelled)."""
+    return JobFailure("ParentFailed", f"parent job {parent} {how}")
+
+
+class MemoryFlows:
+    """Mixin for :class:`~redkeep.queue.memory.MemoryJobQueue`."""
+
+    _children: dict[str, list[str]]
+    """Parent id -> ids of its children."""
+    _deps: dict[str, list[Any]]
+    """Blocked job id -> [unfinished parents, on_parent_failure]."""
+    _settling: bool
+
+    if TYPE_CHECKING:  # provided by MemoryJobQueue
+        name: str
+        _jobs: dict[str, Job]
+        _log: EventLog
+        _finished: dict[JobStatus, OrderedDict[str, float]]
+
+        def _make_room(self, needed: int) -> None: ...
+        def _account(self, job_id: str, base: int) -> None: ...
+        def _push_waiting(self, job: Job, new: bool = False) -> Job: ...
+        def _push_delayed(self, job: Job, run_at: float, new: bool = False) -> None: ...
+        def _finish(self, job: Job, status: JobStatus, now: float, **changes: Any) -> None: ...
+        def _job_size(self, p: _Prepared) -> int: ...
+
+    async def _enqueue_flow(self, prepared: list[_Prepared]) -> list[Job]:
+        known: set[str] = set()
+        for p in prepared:
+            if p.id not in self._jobs and p.id not in known:
+                for parent in p.parents:
+                    if parent not in known and parent not in self._jobs:
+                        raise InvalidJob(
+                            f"job {p.id} depends on unknown job {parent} (parents must exist or "
+                            "come earlier in the same call)"
+                        )
+            known.add(p.id)
+        sizes = {p.id: self._job_size(p) for p in prepared if p.id not in self._jobs}
+        self._make_room(sum(sizes.values()))  # all or nothing
+        now = time.time()
+        out = []
+        for p in prepared:
+            existing = self._jobs.get(p.id)
+            if existing is None:
+                self._account(p.id, sizes[p.id])
+                existing = self._flow_job(p, now)
+            out.append(existing)
+        return out
+
+    def _flow_job(self, p: _Prepared, now: float) -> Job:
+        due = max(now + p.delay_ms / 1000.0, p.run_at_ms / 1000.0)
+        job = Job(
+            id=p.id, name=p.name, queue=self.name, payload=decode_value(p.payload),
+            priority=p.priority, max_attempts=p.max_attempts, created_at=now, run_at=due,
+            timeout=p.timeout,
+            backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
+            headers=decode_value(p.headers) if p.headers else NO_HEADERS,
+            depends_on=p.parents, on_parent_failure=p.on_parent_failure or None,
+        )  # fmt: skip
+        mode = p.on_parent_failure
+        pending: list[str] = []
+        for parent in p.parents:
+            status = self._jobs[parent].status
+            if status in (JobStatus.FAILED, JobStatus.CANCELLED) and mode != "ignore":
+                self._log.record(p.id, "", "waiting")
+                self._jobs[p.id] = job
+                if mode == "cancel":
+                    self._finish(job, JobStatus.CANCELLED, now)
+                else:
+                    error = parent_failure(parent, status.value)
+                    self._finish(job, JobStatus.FAILED, now, error=error)
+                return self._jobs[p.id]
+            if status not in FINISHED:
+                pending.append(parent)
+        if pending:
+            self._log.record(p.id, "", "blocked")
+            job = self._jobs[p.id] = replace(job, status=JobStatus.BLOCKED)
+            self._deps[p.id] = [len(pending), mode]
+            for parent in pending:
+                self._children.setdefault(parent, []).append(p.id)
+            return job
+        return self._flow_release(job, now, new=True)
+
+    def _flow_release(self, job: Job, now: float, new: bool = False) -> Job:
+        if job.run_at is not None and job.run_at > now:
+            self._push_delayed(job, job.run_at, new=new)
+            return self._jobs[job.id]
+        return self._push_waiting(job, new=new)
+
+    def _settle_flows(self, job_id: str, status: JobStatus, now: float) -> None:
+        """Release, fail or cancel the children of ``job_id``, which just ended as ``status``
+        (and theirs, down the flow: a work list, not recursion)."""
+        self._settling = True
+        try:
+            work = [(job_id, status)]
+            while work:
+                parent, how = work.pop()
+                self._deps.pop(parent, None)
+                for kid in self._children.get(parent, ()):
+                    dep = self._deps.get(kid)
+                    child = self._jobs.get(kid)
+                    if dep is None or child is None or child.status != JobStatus.BLOCKED:
+                        continue
+                    if how == JobStatus.COMPLETED or dep[1] == "ignore":
+                        dep[0] -= 1
+                        if dep[0] <= 0:
+                            del self._deps[kid]
+                            self._flow_release(child, now)
+                        continue
+                    del self._deps[kid]
+                    if dep[1] == "cancel":
+                        self._finish(child, JobStatus.CANCELLED, now)
+                        work.append((kid, JobStatus.CANCELLED))
+                    else:
+                        error = parent_failure(parent, how.value)
+                        self._finish(child, JobStatus.FAILED, now, error=error)
+                        work.append((kid, JobStatus.FAILED))
+        finally:
+            self._settling = False
+
+    def _held(self, job_id: str) -> bool:
+        """True while ``job_id`` has an unfinished child (retention keeps it); a parent that is
+        not held forgets its children."""
+        kids = self._children.get(job_id)
+        if kids is None:
+            return False
+        for kid in kids:
+            child = self._jobs.get(kid)
+            if child is not None and child.status not in FINISHED:
+                return True
+        del self._children[job_id]
+        return False
+
+    def _parent_results(self, job: Job) -> dict[str, Any]:
+        found = {p: self._jobs.get(p) for p in job.depends_on}
+        return {p: (j.result if j is not None else None) for p, j in found.items()}

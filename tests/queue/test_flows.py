@@ -1,0 +1,209 @@
+"""Flows contract (docs/flows.md), on every backend: depends_on, blocked status, release on
+completion, on_parent_failure, parent_results, retention guard, chain and group (atomic)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from redkeep.queue import InvalidJob, Job, JobSpec, JobStatus, RetentionPolicy
+from tests.queue.conftest import running, wait_status, wait_until
+
+
+def _ok(job: Job) -> Any:
+    return {"name": job.payload, "parents": dict(job.parent_results or {})}
+
+
+def _boom(job: Job) -> Any:
+    raise ValueError("boom")
+
+
+async def test_child_is_blocked_until_its_parents_complete(make_queue: Any) -> None:
+    q = await make_queue()
+    a = await q.enqueue("ok", "a")
+    b = await q.enqueue("ok", "b")
+    child = await q.enqueue("ok", "c", depends_on=[a.id, b.id])
+    assert child.status == JobStatus.BLOCKED
+    assert child.depends_on == (a.id, b.id) and child.on_parent_failure == "fail"
+    stored = await q.get_job(child.id)
+    assert stored is not None and stored.status == JobStatus.BLOCKED
+    assert stored.depends_on == (a.id, b.id)
+    counts = await q.counts()
+    assert (counts["blocked"], counts["waiting"]) == (1, 2)
+    assert [j.id for j in await q.list_jobs("blocked")] == [child.id]
+    async with running(q, {"ok": _ok}, concurrency=2):
+        done = await wait_status(q, child.id, "completed")
+    assert done.result["parents"] == {
+        a.id: {"name": "a", "parents": {}},
+        b.id: {"name": "b", "parents": {}},
+    }
+    assert (await q.counts())["blocked"] == 0
+
+
+async def test_child_of_completed_parent_runs_at_once(make_queue: Any) -> None:
+    q = await make_queue()
+    a = await q.enqueue("ok", "a")
+    async with running(q, {"ok": _ok}, concurrency=1):
+        await wait_status(q, a.id, "completed")
+        child = await q.enqueue("ok", "c", depends_on=[a.id])
+        assert child.status == JobStatus.WAITING
+        done = await wait_status(q, child.id, "completed")
+    assert done.result["parents"] == {a.id: {"name": "a", "parents": {}}}
+
+
+@pytest.mark.parametrize("mode", ["fail", "cancel", "ignore"])
+async def test_failed_parent_applies_on_parent_failure(make_queue: Any, mode: str) -> None:
+    q = await make_queue()
+    bad = await q.enqueue("boom", max_attempts=1)
+    good = await q.enqueue("ok", "g")
+    child = await q.enqueue("ok", "c", depends_on=[bad.id, good.id], on_parent_failure=mode)
+    grandchild = await q.enqueue("ok", "gc", depends_on=[child.id])
+    async with running(q, {"ok": _ok, "boom": _boom}, concurrency=2):
+        if mode == "fail":
+            got = await wait_status(q, child.id, "failed")
+            assert got.error.type == "ParentFailed" and bad.id in got.error.message
+            assert "failed" in got.error.message
+            gc = await wait_status(q, grandchild.id, "failed")  # fail goes down the flow
+            assert child.id in gc.error.message
+        elif mode == "cancel":
+            await wait_status(q, child.id, "cancelled")
+            await wait_status(q, grandchild.id, "failed")
+        else:
+            got = await wait_status(q, child.id, "completed")
+            assert got.result["parents"] == {bad.id: None, good.id: {"name": "g", "parents": {}}}
+            await wait_status(q, grandchild.id, "completed")
+    assert (await q.counts())["blocked"] == 0
+
+
+@pytest.mark.parametrize("mode", ["fail", "cancel", "ignore"])
+async def test_parent_already_failed_at_enqueue(make_queue: Any, mode: str) -> None:
+    q = await make_queue()
+    bad = await q.enqueue("boom", max_attempts=1)
+    async with running(q, {"boom": _boom}, concurrency=1):
+        await wait_status(q, bad.id, "failed")
+    child = await q.enqueue("ok", depends_on=[bad.id], on_parent_failure=mode)
+    expected = {"fail": "failed", "cancel": "cancelled", "ignore": "waiting"}[mode]
+    got = await q.get_job(child.id)
+    assert got is not None and got.status == expected == child.status
+    if mode == "fail":
+        assert got.error is not None and bad.id in got.error.message
+
+
+async def test_cancelling_a_parent_or_a_blocked_child(make_queue: Any) -> None:
+    q = await make_queue()
+    parent = await q.enqueue("ok", "p")
+    child = await q.enqueue("ok", "c", depends_on=[parent.id], on_parent_failure="cancel")
+    other = await q.enqueue("ok", "o", depends_on=[parent.id])
+    assert await q.cancel(parent.id)
+    assert (await q.get_job(child.id)).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+    failed = await q.get_job(other.id)
+    assert failed is not None and failed.status == JobStatus.FAILED
+    assert failed.error is not None and "cancelled" in failed.error.message
+    p2 = await q.enqueue("ok", "p2")
+    blocked = await q.enqueue("ok", "b", depends_on=[p2.id])
+    assert await q.cancel(blocked.id)
+    assert (await q.counts())["blocked"] == 0
+    async with running(q, {"ok": _ok}, concurrency=1):
+        await wait_status(q, p2.id, "completed")
+    assert (await q.get_job(blocked.id)).status == JobStatus.CANCELLED  # type: ignore[union-attr]
+
+
+async def test_bad_dependencies_are_rejected_and_write_nothing(make_queue: Any) -> None:
+    q = await make_queue()
+    with pytest.raises(InvalidJob, match="unknown job nope"):
+        await q.enqueue("ok", depends_on=["nope"])
+    with pytest.raises(InvalidJob, match="depend on itself"):
+        await q.enqueue("ok", job_id="me", depends_on=["me"])
+    with pytest.raises(InvalidJob, match="on_parent_failure"):
+        await q.enqueue("ok", depends_on=["x"], on_parent_failure="retry")
+    with pytest.raises(InvalidJob, match="list of job ids"):
+        await q.enqueue("ok", depends_on="abc")
+    with pytest.raises(InvalidJob, match="dedup_key"):
+        await q.enqueue("ok", depends_on=["x"], dedup_key="k")
+    a = await q.enqueue("ok")
+    with pytest.raises(InvalidJob, match="unknown job ghost"):
+        await q.enqueue_many([JobSpec("ok", job_id="n1"), JobSpec("ok", depends_on=["ghost"])])
+    # a parent later in the same call is unknown when its child is written: no cycle possible
+    with pytest.raises(InvalidJob, match="unknown job late"):
+        await q.enqueue_many([JobSpec("ok", depends_on=["late"]), JobSpec("ok", job_id="late")])
+    assert [j.id async for j in q.dump_jobs()] == [a.id]
+
+
+async def test_chain_runs_in_order_with_previous_result(make_queue: Any) -> None:
+    q = await make_queue()
+    order: list[str] = []
+
+    def step(job: Job) -> Any:
+        order.append(job.payload)
+        previous = list((job.parent_results or {}).values())
+        return (previous[0] if previous else 0) + 1
+
+    flow = await q.chain(*(JobSpec("step", f"s{i}") for i in range(5)))
+    assert [j.status for j in flow.jobs] == [JobStatus.WAITING] + [JobStatus.BLOCKED] * 4
+    assert flow.jobs[3].depends_on == (flow.ids[2],)
+    async with running(q, {"step": step}, concurrency=4):
+        last = await flow.wait(timeout=20)
+    assert last.result == 5 and order == [f"s{i}" for i in range(5)]
+    again = await q.chain(*(JobSpec("step", job_id=i) for i in flow.ids))  # a re-send
+    assert again.ids == flow.ids and again.last.status == JobStatus.COMPLETED
+
+
+async def test_group_then_runs_once_with_every_result(make_queue: Any) -> None:
+    q = await make_queue()
+    calls: list[int] = []
+
+    def total(job: Job) -> Any:
+        calls.append(1)
+        return sum((job.parent_results or {}).values())
+
+    flow = await q.group(
+        [JobSpec("double", i) for i in range(50)], then=JobSpec("total", job_id="sum")
+    )
+    assert len(flow.ids) == 51 and flow.last.id == "sum"
+    assert flow.last.status == JobStatus.BLOCKED and len(flow.last.depends_on) == 50
+    async with running(q, {"double": lambda job: job.payload * 2, "total": total}, concurrency=8):
+        last = await flow.wait(timeout=30)
+    assert last.result == sum(2 * i for i in range(50)) and calls == [1]
+
+
+async def test_flow_with_one_invalid_spec_writes_nothing(make_queue: Any) -> None:
+    q = await make_queue()
+    with pytest.raises(InvalidJob, match="job 2: priority"):
+        await q.chain(JobSpec("a"), JobSpec("b"), JobSpec("c", priority=10**6))
+    with pytest.raises(InvalidJob, match="unknown job outside"):
+        await q.group([JobSpec("a"), JobSpec("b", depends_on=["outside"])], then=JobSpec("c"))
+    with pytest.raises(InvalidJob):
+        await q.group([])
+    assert [j async for j in q.dump_jobs()] == []
+    assert sum((await q.counts()).values()) == 0
+
+
+async def test_retention_keeps_a_parent_while_its_child_is_unfinished(make_queue: Any) -> None:
+    q = await make_queue(retention=RetentionPolicy(0, 0, 0, 0))
+    gate = asyncio.Event()
+
+    async def slow(job: Job) -> Any:
+        await gate.wait()
+        return dict(job.parent_results or {})
+
+    parent = await q.enqueue("ok", "p")
+    child = await q.enqueue("slow", depends_on=[parent.id])
+    plain = await q.enqueue("ok", "plain")
+    async with running(q, {"ok": _ok, "slow": slow}, concurrency=2):
+        await wait_status(q, child.id, "active")
+
+        async def plain_trimmed() -> bool:
+            return await q.get_job(plain.id) is None
+
+        await wait_until(plain_trimmed)  # retention runs, yet keeps the parent
+        kept = await q.get_job(parent.id)
+        assert kept is not None and kept.status == JobStatus.COMPLETED
+        gate.set()
+
+        async def all_trimmed() -> bool:
+            return await q.get_job(parent.id) is None and await q.get_job(child.id) is None
+
+        await wait_until(all_trimmed, timeout=15)
+    assert sum((await q.counts()).values()) == 0
