@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from redkeep.queue import InvalidJob, Job, JobSpec, JobStatus, RetentionPolicy
+from redkeep.queue.protocol import Outcome, StepRequest
 from tests.queue.conftest import running, wait_status, wait_until
 
 
@@ -207,3 +208,35 @@ async def test_retention_keeps_a_parent_while_its_child_is_unfinished(make_queue
 
         await wait_until(all_trimmed, timeout=15)
     assert sum((await q.counts()).values()) == 0
+
+
+async def test_last_two_parents_finishing_together_release_the_child_once(
+    make_queue: Any,
+) -> None:
+    # Two workers (two connections on Redis) report the last two parents in the same instant,
+    # 20 times over: each child is released exactly once and claimed once.
+    q = await make_queue()
+    q2 = q if make_queue.backend == "memory" else await make_queue(name=q.name)
+    for round_ in range(20):
+        a = await q.enqueue("p", job_id=f"a{round_}")
+        b = await q.enqueue("p", job_id=f"b{round_}")
+        child = await q.enqueue("c", depends_on=[a.id, b.id], job_id=f"c{round_}")
+        got_a = await q.step(StepRequest("wa", f"wa-claim-{round_}", claim=1))
+        got_b = await q2.step(StepRequest("wb", f"wb-claim-{round_}", claim=1))
+        (ja,), (jb,) = got_a.jobs, got_b.jobs
+        assert {ja.id, jb.id} == {a.id, b.id}
+        await asyncio.gather(
+            q.step(StepRequest("wa", f"wa-done-{round_}", [Outcome(ja.id, ja.token, "done", "1")])),
+            q2.step(
+                StepRequest("wb", f"wb-done-{round_}", [Outcome(jb.id, jb.token, "done", "2")])
+            ),
+        )
+        assert (await q.counts())["waiting"] == 1
+        events = [e.event for e in await q.job_events(child.id)]
+        assert events.count("waiting") == 1
+        claimed = await q.step(StepRequest("wa", f"wa-child-{round_}", claim=5))
+        assert [j.id for j in claimed.jobs] == [child.id]
+        assert claimed.jobs[0].parent_results == {a.id: 1, b.id: 2}
+        done = Outcome(child.id, claimed.jobs[0].token, "done", "null")
+        await q.step(StepRequest("wa", f"wa-child-done-{round_}", [done]))
+    assert (await q.counts())["completed"] == 60

@@ -8,7 +8,7 @@ queue this service has not opened use :meth:`~redkeep.services.Services.queue_vi
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import Field, ValidationInfo, field_validator
@@ -33,6 +33,7 @@ from redkeep.web.routing import (
 __all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "enqueue_options", "router"]
 
 MAX_LIST_LIMIT = 500
+MAX_HTTP_PARENTS = 1000
 MAX_WAIT = 60.0
 
 router = api_router("/v1/queues", tags=["queues"])
@@ -75,6 +76,16 @@ class EnqueueRequest(StrictBody):
         "dedup_key before it started replaces its payload and pushes its start again.",
     )
 
+    depends_on: list[Annotated[str, Field(pattern=JOB_ID_PATTERN)]] | None = Field(
+        None,
+        max_length=MAX_HTTP_PARENTS,
+        description="Ids of jobs of this queue that must complete first (the job is 'blocked' "
+        "until then; in a batch, a job may depend on one earlier in the batch).",
+    )
+    on_parent_failure: Literal["fail", "cancel", "ignore"] = Field(
+        "fail", description="What a failed or cancelled parent does to this job."
+    )
+
     @field_validator("dedup_ttl", "debounce")
     @classmethod
     def _needs_dedup_key(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -103,6 +114,9 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
         options["dedup_key"] = body.dedup_key
         options["dedup_ttl"] = body.dedup_ttl
         options["debounce"] = body.debounce
+    if body.depends_on:
+        options["depends_on"] = body.depends_on
+        options["on_parent_failure"] = body.on_parent_failure
     return options
 
 
@@ -208,7 +222,8 @@ async def job_get(
     "/{queue}/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(400, 404, 415)
 )
 async def job_cancel(request: Request, queue: QueueName, job_id: JobId) -> Response:
-    """Cancel a waiting, delayed or active job; ``cancelled`` is false for a finished one."""
+    """Cancel a blocked, waiting, delayed or active job; ``cancelled`` is false for a finished
+    one."""
     jobs = services(request).queue_view(queue)
     if await jobs.get_job(job_id) is None:
         raise ApiError(404, "job_not_found", "no job with that id", field="job_id")
