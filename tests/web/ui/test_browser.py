@@ -152,6 +152,28 @@ def test_log_in_by_keyboard_and_watch_counts_change_without_a_reload(
     expect(page.locator("#live-state")).to_contain_text("updated")
 
 
+def test_the_overview_charts_finished_jobs_and_updates_the_chart_live(
+    page: Any, dash: Dashboard
+) -> None:
+    from playwright.sync_api import expect
+
+    jobs = [dash.enqueue("default", "ok", i) for i in range(2)]
+    jobs.append(dash.enqueue("default", "fragile", max_attempts=1))
+    for job, status in zip(jobs, ("completed", "completed", "failed"), strict=True):
+        dash.wait_status("default", job["id"], status)
+    log_in(page)
+    page.evaluate("window.__sameDocument = true")
+    chart = page.locator('tr[data-queue="default"] svg.chart')
+    label = "default: Last 15 minutes: {} completed ({}), 1 failed (0.0011/s)"
+    expect(chart).to_have_attribute("aria-label", label.format(2, "0.0022/s"))
+    expect(page.get_by_role("img", name=label.format(2, "0.0022/s"))).to_be_visible()
+    assert chart.locator("g.bar").count() == 15
+    done = dash.enqueue("default", "ok", 3)
+    dash.wait_status("default", done["id"], "completed")
+    expect(chart).to_have_attribute("aria-label", label.format(3, "0.0033/s"))
+    assert page.evaluate("window.__sameDocument") is True
+
+
 def test_open_a_failed_job_retry_it_and_watch_it_complete(page: Any, dash: Dashboard) -> None:
     from playwright.sync_api import expect
 
