@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from redkeep.errors import InvalidJob, JobNotFound, LeaseLost
-from redkeep.queue import JobSpec, JobStatus, progress, progress_sync
+from redkeep.queue import JobSpec, JobStatus, RetentionPolicy, progress, progress_sync
 from redkeep.queue.protocol import Outcome, StepRequest
-from tests.queue.conftest import running, wait_status
+from tests.queue.conftest import running, wait_status, wait_until
 
 
 async def _collect(q: Any, since: str | None, n: int, timeout: float = 10.0) -> list[Any]:
@@ -248,3 +248,20 @@ async def test_a_deleted_job_leaves_a_removed_event(make_queue: Any) -> None:
         ("enqueued", {}),
         ("removed", {"from": "waiting"}),
     ]
+
+
+async def test_retention_leaves_a_removed_event(make_queue: Any) -> None:
+    q = await make_queue(retention=RetentionPolicy(0, 0, 0, 0))  # keep no finished job
+    job = await q.enqueue("ok")
+    async with running(q, {"ok": lambda job: 1}):
+        await wait_until(lambda: _gone(q, job.id))
+    assert [(e.event, e.data) for e in await q.job_events(job.id)] == [
+        ("enqueued", {}),
+        ("active", {"from": "waiting"}),
+        ("completed", {"from": "active"}),
+        ("removed", {"from": "completed"}),
+    ]
+
+
+async def _gone(q: Any, job_id: str) -> bool:
+    return await q.get_job(job_id) is None
