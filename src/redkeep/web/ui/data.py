@@ -17,6 +17,7 @@ from redkeep.names import is_valid_name
 from redkeep.queue.events import ThroughputPoint
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.redis import list_queue_names
+from redkeep.queue.schedules import Schedule
 
 if TYPE_CHECKING:
     from redkeep.services import Services
@@ -29,6 +30,7 @@ __all__ = [
     "CacheRow",
     "JobPage",
     "QueueRow",
+    "ScheduleRow",
     "actions_for",
     "cache_rows",
     "job_page",
@@ -36,6 +38,7 @@ __all__ = [
     "queue_names",
     "queue_rows",
     "retry_failed",
+    "schedule_rows",
 ]
 
 MAX_OVERVIEW_QUEUES = 500
@@ -210,6 +213,48 @@ async def retry_failed(services: Services, queue: str) -> tuple[int, bool]:
     q = services.queue_view(queue)
     moved = await q.retry_failed(limit=RETRY_ALL_LIMIT)
     return moved, bool(await q.list_jobs(JobStatus.FAILED, 0, 1))
+
+
+@dataclass
+class ScheduleRow:
+    """One schedule on the schedules page, with how it runs in words."""
+
+    schedule: Schedule
+    timing: str
+
+
+def _timing(s: Schedule) -> str:
+    if s.cron is not None:
+        return f"cron {s.cron}"
+    every = s.every or 0.0
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if every >= size and every % size == 0:
+            return f"every {every / size:g} {unit}"
+    return f"every {every:g} s"
+
+
+async def schedule_rows(
+    services: Services, queue: str | None = None
+) -> tuple[list[ScheduleRow], str | None]:
+    """The schedules of ``queue`` (None: of every queue the overview lists), by queue then id,
+    and why some could not be read (None when all could)."""
+    try:
+        names = [queue] if queue else (await queue_names(services))[:MAX_OVERVIEW_QUEUES]
+    except RedkeepError as exc:
+        return [], problem_text(exc)
+    results = await asyncio.gather(
+        *(services.queue_view(n).list_schedules() for n in names), return_exceptions=True
+    )
+    rows: list[ScheduleRow] = []
+    problem = None
+    for result in results:
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            problem = problem_text(result)
+        else:
+            rows.extend(ScheduleRow(s, _timing(s)) for s in result)
+    return rows, problem
 
 
 def actions_for(job: Job) -> list[str]:
