@@ -18,6 +18,7 @@ from redkeep.queue.events import ThroughputPoint
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.redis import list_queue_names
 from redkeep.queue.schedules import Schedule
+from redkeep.web.ui.limits import duration, queue_limits
 
 if TYPE_CHECKING:
     from redkeep.services import Services
@@ -67,8 +68,8 @@ class QueueRow:
     problem: str | None = None
     paused: bool | None = None
     throughput: list[ThroughputPoint] | None = None
-    # Filled in when the feature it comes from lands (rate and group limits).
     limits: str | None = None
+    """Rate and group limits in words (:func:`~redkeep.web.ui.limits.limits_text`)."""
 
 
 @dataclass
@@ -118,13 +119,13 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
 
 async def _queue_row(services: Services, name: str) -> QueueRow:
     """A queue's row. The counts come first (on Redis they register the transient view once),
-    then the paused flag and the counters together."""
+    then the paused flag, the counters and the limits together."""
     queue = services.queue_view(name)
     counts = await queue.counts()
-    paused, throughput = await asyncio.gather(
-        queue.is_paused(), queue.throughput(THROUGHPUT_MINUTES)
+    paused, throughput, limits = await asyncio.gather(
+        queue.is_paused(), queue.throughput(THROUGHPUT_MINUTES), queue_limits(queue)
     )
-    return QueueRow(name, counts, paused=paused, throughput=throughput)
+    return QueueRow(name, counts, paused=paused, throughput=throughput, limits=limits)
 
 
 def cache_rows(services: Services) -> list[CacheRow]:
@@ -226,11 +227,7 @@ class ScheduleRow:
 def _timing(s: Schedule) -> str:
     if s.cron is not None:
         return f"cron {s.cron}"
-    every = s.every or 0.0
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if every >= size and every % size == 0:
-            return f"every {every / size:g} {unit}"
-    return f"every {every:g} s"
+    return f"every {duration(s.every or 0.0)}"
 
 
 async def schedule_rows(

@@ -16,6 +16,7 @@ from redkeep.web.errors import ApiError
 from redkeep.web.routing import JOB_ID_PATTERN, JobId, QueueName, services
 from redkeep.web.ui import data
 from redkeep.web.ui.guard import UiRoute, page_session, require_enabled, safe_next, sessions
+from redkeep.web.ui.limits import queue_limits
 from redkeep.web.ui.render import render, static_response
 from redkeep.web.ui.session import COOKIE, Session
 from redkeep.web.ui.timeline import MAX_TIMELINE, TimelineCache, TimelineRow, progress_of
@@ -121,6 +122,7 @@ async def queue_page(
         page=page,
         missing=missing,
         paused=await view.is_paused(),
+        limits=await queue_limits(view),
     )
     return render(request, "queue.html", ctx, session=session)
 
