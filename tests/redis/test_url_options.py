@@ -245,6 +245,20 @@ def test_every_option_is_documented_once() -> None:
         assert f"`{name}`" in doc, name
 
 
+def test_the_table_says_which_transport_honours_each_option() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    for option in URL_OPTIONS:
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{option.name}` |"))
+        mux, redis_py = row.split(" | ")[-2:]
+        assert redis_py == "yes |", row
+        if option.name.startswith("sentinel_"):  # only on Sentinel URLs, which mux refuses
+            with pytest.raises(ConfigError, match="REDKEEP_REDIS_TRANSPORT"):
+                MuxClient(f"redis+sentinel://127.0.0.1:26379/svc?{option.name}=x")
+            assert mux.startswith("n/a"), row
+        else:
+            assert mux == "yes", row
+
+
 def test_sentinel_and_unix_urls_parse() -> None:
     t = parse_url("redis+sentinel://u:p@127.0.0.1:26379,[::1]:26380/svc/3?sentinel_password=sp")
     assert t.kind == "sentinel" and t.service == "svc" and t.db == 3
