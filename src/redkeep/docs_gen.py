@@ -100,7 +100,9 @@ database, client name and protocol of every connection, and `pipeline(transactio
 MULTI/EXEC on a connection of its own.
 
 Every URL option is honoured by both transports, or refused at startup with a `ConfigError`
-that names it. Options in the URL win over the `REDKEEP_*` settings they overlap.
+that names it. Options in the URL win over the `REDKEEP_*` settings they overlap. A malformed
+host (an IPv6 address without its closing bracket or without brackets, a space) is refused the
+same way, never read as some other address.
 
 """
 
