@@ -24,12 +24,24 @@ from urllib.parse import parse_qsl, unquote
 
 from redkeep.errors import ConfigError, register_secret
 
-__all__ = ["REFUSED_OPTIONS", "URL_OPTIONS", "RedisTarget", "UrlOption", "parse_url"]
+__all__ = [
+    "REFUSED_OPTIONS",
+    "UNENCODED_PASSWORD",
+    "URL_OPTIONS",
+    "RedisTarget",
+    "UrlOption",
+    "parse_url",
+]
 
 Kind = Literal["standalone", "cluster", "sentinel"]
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+UNENCODED_PASSWORD = (
+    "is not a valid URL: characters such as / # ? @ in the password must be percent-encoded "
+    "(/ as %2F, # as %23, ? as %3F, @ as %40)"
+)
+"""Why a URL whose user-info holds / ? or # is refused (without echoing any of it)."""
 _HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")  # a DNS name or an IPv4 address
 
 
@@ -220,10 +232,7 @@ def parse_url(url: str) -> RedisTarget:
     if not at:
         userinfo, rest = "", userinfo + rest
     if any(c in userinfo for c in "/?#"):
-        raise _fail(
-            "is not a valid URL: characters such as / # ? @ in the password must be "
-            "percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40)"
-        )
+        raise _fail(UNENCODED_PASSWORD)
     hostlist, _, tail = rest.partition("/")
     path_part, _, query = tail.partition("?")
     if "?" in hostlist:  # redis://host?db=1 (no path)
