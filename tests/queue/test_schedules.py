@@ -97,6 +97,7 @@ def test_catch_up_is_bounded() -> None:
         ({"every": 5, "start_at": 200.0, "end_at": 100.0}, "end_at"),
         ({"every": 5, "misfire": "sometimes"}, "misfire"),
         ({"every": 5, "schedule_id": "bad id"}, "schedule_id"),
+        ({"every": 5, "schedule_id": "s1\n"}, "schedule_id"),  # `$` matches before a newline
     ],
 )
 async def test_bad_definitions_name_the_field_and_write_nothing(

@@ -9,6 +9,7 @@ they replace the ones in docs/img shown by docs/dashboard.md.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import httpx
@@ -27,6 +29,7 @@ from tests.web.server import TOKEN, ServerThread, redis_settings
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DOCS_IMG = Path(__file__).resolve().parents[3] / "docs" / "img"
 FRAGILE = {"broken": True}
+STEPS: Queue[threading.Event] = Queue()
 FOCUSED = """() => {
   const e = document.activeElement;
   if (!e || e === document.body) return null;
@@ -40,6 +43,16 @@ XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 def ok(job: Any) -> Any:
     return {"echo": job.payload}
+
+
+async def steps(job: Any) -> str:
+    """Reports 30%, then 70% once the test lets it go on, then finishes when released again."""
+    from redkeep.queue.progress import progress
+
+    for value in (30, 70):
+        await progress(value)
+        await asyncio.to_thread(STEPS.get(timeout=10).wait, 10)
+    return "stepped"
 
 
 def fragile(job: Any) -> str:
@@ -85,8 +98,10 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def dash(serve: Callable[..., ServerThread], redis_url: str, prefix: str) -> Iterator[Dashboard]:
     FRAGILE["broken"] = True
+    while not STEPS.empty():
+        STEPS.get_nowait()
     settings = redis_settings(redis_url, prefix, ui_refresh_interval=0.5)
-    d = Dashboard(serve(settings, {"ok": ok, "fragile": fragile}))
+    d = Dashboard(serve(settings, {"ok": ok, "fragile": fragile, "steps": steps}))
     yield d
     d.api.close()
 
@@ -152,6 +167,28 @@ def test_log_in_by_keyboard_and_watch_counts_change_without_a_reload(
     expect(page.locator("#live-state")).to_contain_text("updated")
 
 
+def test_the_overview_charts_finished_jobs_and_updates_the_chart_live(
+    page: Any, dash: Dashboard
+) -> None:
+    from playwright.sync_api import expect
+
+    jobs = [dash.enqueue("default", "ok", i) for i in range(2)]
+    jobs.append(dash.enqueue("default", "fragile", max_attempts=1))
+    for job, status in zip(jobs, ("completed", "completed", "failed"), strict=True):
+        dash.wait_status("default", job["id"], status)
+    log_in(page)
+    page.evaluate("window.__sameDocument = true")
+    chart = page.locator('tr[data-queue="default"] svg.chart')
+    label = "default: Last 15 minutes: {} completed ({}), 1 failed (0.0011/s)"
+    expect(chart).to_have_attribute("aria-label", label.format(2, "0.0022/s"))
+    expect(page.get_by_role("img", name=label.format(2, "0.0022/s"))).to_be_visible()
+    assert chart.locator("g.bar").count() == 15
+    done = dash.enqueue("default", "ok", 3)
+    dash.wait_status("default", done["id"], "completed")
+    expect(chart).to_have_attribute("aria-label", label.format(3, "0.0033/s"))
+    assert page.evaluate("window.__sameDocument") is True
+
+
 def test_open_a_failed_job_retry_it_and_watch_it_complete(page: Any, dash: Dashboard) -> None:
     from playwright.sync_api import expect
 
@@ -170,6 +207,35 @@ def test_open_a_failed_job_retry_it_and_watch_it_complete(page: Any, dash: Dashb
     expect(page.locator('[data-field="status"]')).to_have_text("completed")
     expect(page.locator('[data-field="result"]')).to_have_text('"repaired"')
     assert dash.job("default", job["id"]).json()["result"] == "repaired"
+
+
+def test_a_running_job_shows_its_progress_bar_and_timeline_live(page: Any, dash: Dashboard) -> None:
+    from playwright.sync_api import expect
+
+    gates = [threading.Event(), threading.Event()]
+    for gate in gates:
+        STEPS.put(gate)
+    job = dash.enqueue("default", "steps")
+    dash.wait_status("default", job["id"], "active")
+    log_in(page)
+    page.goto(f"/ui/queues/default/jobs/{job['id']}")
+    page.evaluate("window.__sameDocument = true")
+    bar = page.get_by_role("progressbar", name="Progress")
+    expect(bar).to_have_attribute("value", "30.0")
+    events = page.locator('[data-field="events"] li')
+    expect(events).to_have_count(3)
+    expect(events.nth(2)).to_contain_text("progress")
+    expect(events.nth(2)).to_contain_text("30%")
+    gates[0].set()
+    expect(bar).to_have_attribute("value", "70.0")
+    expect(events.nth(3)).to_contain_text("70%")
+    gates[1].set()
+    expect(page.locator('[data-field="status"]')).to_have_text("completed")
+    expect(events.last).to_contain_text("completed")
+    assert [e.get_attribute("data-event") for e in events.all()] == [
+        "enqueued", "active", "progress", "progress", "completed"
+    ]  # fmt: skip
+    assert page.evaluate("window.__sameDocument") is True
 
 
 def test_purge_asks_first_and_cancelling_the_dialog_changes_nothing(

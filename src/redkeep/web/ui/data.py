@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from redkeep.errors import RedkeepError, scrub
 from redkeep.names import is_valid_name
+from redkeep.queue.events import ThroughputPoint
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.redis import list_queue_names
 
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_OVERVIEW_QUEUES",
     "NAME_SCAN_LIMIT",
     "RETRY_ALL_LIMIT",
+    "THROUGHPUT_MINUTES",
     "CacheRow",
     "JobPage",
     "QueueRow",
@@ -42,6 +44,8 @@ NAME_SCAN_LIMIT = 2000
 """Jobs a search by handler name looks through per page (it filters a status's list)."""
 RETRY_ALL_LIMIT = 10_000
 """Failed jobs one "retry all failed" sends back at most."""
+THROUGHPUT_MINUTES = 15
+"""Minutes of completed/failed counters the overview charts."""
 STATUSES = tuple(JobStatus)
 
 
@@ -52,15 +56,16 @@ def problem_text(exc: BaseException) -> str:
 
 @dataclass
 class QueueRow:
-    """One queue on the overview: counts per status (None when they could not be read)."""
+    """One queue on the overview: counts per status (None when they could not be read), its
+    paused state and its completed/failed jobs per minute over :data:`THROUGHPUT_MINUTES`."""
 
     name: str
     counts: dict[str, int] | None
     problem: str | None = None
     paused: bool | None = None
-    # Filled in when the features they come from land (limits, per-minute counters).
+    throughput: list[ThroughputPoint] | None = None
+    # Filled in when the feature it comes from lands (rate and group limits).
     limits: str | None = None
-    throughput: list[tuple[int, int]] | None = None
 
 
 @dataclass
@@ -93,7 +98,7 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
         return [], 0, problem_text(exc)
     shown = names[:MAX_OVERVIEW_QUEUES]
     results = await asyncio.gather(
-        *(_counts_and_paused(services, n) for n in shown), return_exceptions=True
+        *(_queue_row(services, n) for n in shown), return_exceptions=True
     )
     rows: list[QueueRow] = []
     problem = None
@@ -104,13 +109,19 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
             problem = problem_text(result)
             rows.append(QueueRow(name, None, problem))
         else:
-            rows.append(QueueRow(name, result[0], paused=result[1]))
+            rows.append(result)
     return rows, len(names), problem
 
 
-async def _counts_and_paused(services: Services, name: str) -> tuple[dict[str, int], bool]:
+async def _queue_row(services: Services, name: str) -> QueueRow:
+    """A queue's row. The counts come first (on Redis they register the transient view once),
+    then the paused flag and the counters together."""
     queue = services.queue_view(name)
-    return await queue.counts(), await queue.is_paused()
+    counts = await queue.counts()
+    paused, throughput = await asyncio.gather(
+        queue.is_paused(), queue.throughput(THROUGHPUT_MINUTES)
+    )
+    return QueueRow(name, counts, paused=paused, throughput=throughput)
 
 
 def cache_rows(services: Services) -> list[CacheRow]:
