@@ -27,6 +27,7 @@ __all__ = [
     "EXTEND",
     "FLOW",
     "JOB_EVENTS",
+    "LIMITS",
     "PAUSE",
     "PROGRESS",
     "PURGE",
@@ -100,6 +101,7 @@ DELETE = _load("delete")
 BULK = _load("bulk")
 FLOW = _load("flow")
 PAUSE = _load("pause")
+LIMITS = _load("limits")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")
 WORKER_LIST = _load("worker_list")
