@@ -240,3 +240,19 @@ async def test_last_two_parents_finishing_together_release_the_child_once(
         done = Outcome(child.id, claimed.jobs[0].token, "done", "null")
         await q.step(StepRequest("wa", f"wa-child-done-{round_}", [done]))
     assert (await q.counts())["completed"] == 60
+
+
+async def test_deleting_an_unfinished_parent_counts_as_cancelled(make_queue: Any) -> None:
+    q = await make_queue()
+    parent = await q.enqueue("ok", "p")
+    failing = await q.enqueue("ok", depends_on=[parent.id])
+    ignoring = await q.enqueue("ok", depends_on=[parent.id], on_parent_failure="ignore")
+    assert await q.delete_job(parent.id)
+    got = await q.get_job(failing.id)
+    assert got is not None and got.status == JobStatus.FAILED
+    assert got.error is not None and f"parent job {parent.id} cancelled" in got.error.message
+    released = await q.get_job(ignoring.id)
+    assert released is not None and released.status == JobStatus.WAITING
+    async with running(q, {"ok": _ok}, concurrency=1):
+        done = await wait_status(q, ignoring.id, "completed")
+    assert done.result["parents"] == {parent.id: None}

@@ -289,6 +289,8 @@ class MemoryJobQueue(
             raise active_refusal(job_id)
         self._unlist(job)  # a delayed one stays in its heap until due, then is skipped
         self._remove(job_id, job.status)
+        if self._children or self._deps:
+            self._flow_deleted(job)
         return True
 
     async def _counts(self) -> dict[str, int]:

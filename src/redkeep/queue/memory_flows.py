@@ -147,6 +147,14 @@ class MemoryFlows:
         finally:
             self._settling = False
 
+    def _flow_deleted(self, job: Job) -> None:
+        """``job`` was deleted: a parent that had not finished counts as cancelled for its
+        children; its counters and children list go."""
+        self._deps.pop(job.id, None)
+        if job.status not in FINISHED and job.id in self._children:
+            self._settle_flows(job.id, JobStatus.CANCELLED, time.time())
+        self._children.pop(job.id, None)
+
     def _held(self, job_id: str) -> bool:
         """True while ``job_id`` has an unfinished child (retention keeps it); a parent that is
         not held forgets its children."""
