@@ -256,3 +256,63 @@ async def test_deleting_an_unfinished_parent_counts_as_cancelled(make_queue: Any
     async with running(q, {"ok": _ok}, concurrency=1):
         done = await wait_status(q, ignoring.id, "completed")
     assert done.result["parents"] == {parent.id: None}
+
+
+@pytest.mark.parametrize("mode", ["fail", "cancel", "ignore"])
+async def test_chain_of_five_across_two_queues(make_queue: Any, mode: str) -> None:
+    # A, B, A, B, A; the third step (queue A) fails, the fourth (queue B) has `mode`.
+    qa = await make_queue()
+    qb = await make_queue(name=f"{qa.name}-b")
+
+    def step(job: Job) -> Any:
+        if job.payload == "boom":
+            raise ValueError("boom")
+        previous = [v for v in (job.parent_results or {}).values() if v is not None]
+        return (previous[0] if previous else 0) + 1
+
+    specs = [
+        JobSpec("step", 0),
+        JobSpec("step", 1, queue=qb.name),
+        JobSpec("step", "boom", max_attempts=1),
+        JobSpec("step", 3, queue=qb.name, on_parent_failure=mode),
+        JobSpec("step", 4),
+    ]
+    flow = await qa.chain(*specs)
+    assert [j.queue for j in flow.jobs] == [qa.name, qb.name, qa.name, qb.name, qa.name]
+    assert [j.status for j in flow.jobs] == [JobStatus.WAITING] + [JobStatus.BLOCKED] * 4
+    # a parent of the other queue is named <queue>/<id> (its proxy in the child's queue)
+    assert flow.jobs[1].depends_on == (f"{qa.name}/{flow.ids[0]}",)
+    assert flow.jobs[2].depends_on == (f"{qb.name}/{flow.ids[1]}",)
+    async with running([qa, qb], {"step": step}, concurrency=2):
+        last = await qa.wait(flow.ids[-1], timeout=30)
+        fourth = await qb.wait(flow.ids[3], timeout=30)
+    second = await qb.get_job(flow.ids[1])
+    assert second is not None and second.result == 2
+    if mode == "fail":
+        assert fourth.status == JobStatus.FAILED and fourth.error is not None
+        assert f"{qa.name}/{flow.ids[2]} failed" in fourth.error.message
+        assert last.status == JobStatus.FAILED
+    elif mode == "cancel":
+        assert fourth.status == JobStatus.CANCELLED
+        assert last.status == JobStatus.FAILED and "cancelled" in last.error.message  # type: ignore[union-attr]
+    else:
+        assert fourth.status == JobStatus.COMPLETED and fourth.result == 1
+        assert last.status == JobStatus.COMPLETED and last.result == 2
+
+
+async def test_unknown_parent_of_another_queue_writes_nothing(make_queue: Any) -> None:
+    qa = await make_queue()
+    qb = await make_queue(name=f"{qa.name}-b")
+    with pytest.raises(InvalidJob, match="unknown job ghost of queue"):
+        await qb.enqueue("x", depends_on=[(qa.name, "ghost")])
+    with pytest.raises(InvalidJob, match="unknown job ghost of queue"):
+        await qa.chain(JobSpec("x"), JobSpec("y", queue=qb.name, depends_on=[(qa.name, "ghost")]))
+    assert sum((await qa.counts()).values()) == 0 and sum((await qb.counts()).values()) == 0
+    parent = await qa.enqueue("x")
+    child = await qb.enqueue("y", depends_on=[parent])  # a Job names its queue
+    assert child.status == JobStatus.BLOCKED and child.depends_on == (f"{qa.name}/{parent.id}",)
+    proxy = await qb.get_job(f"{qa.name}/{parent.id}")  # the parent's proxy in queue B
+    assert proxy is not None and proxy.status == JobStatus.BLOCKED
+    async with running([qa, qb], {"x": lambda job: "px", "y": _ok}, concurrency=2):
+        done = await wait_status(qb, child.id, "completed", timeout=20)
+    assert done.result["parents"] == {f"{qa.name}/{parent.id}": "px"}

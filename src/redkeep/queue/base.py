@@ -109,7 +109,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMi
         dedup_key: str | None = None,
         dedup_ttl: float | None = None,
         debounce: float | None = None,
-        depends_on: Sequence[str] | None = None,
+        depends_on: Sequence[str | Job | tuple[str, str]] | None = None,
         on_parent_failure: str = "fail",
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
@@ -120,8 +120,9 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMi
         seconds from now, and an enqueue with the key before it started replaces its payload
         and pushes its start to now + ``debounce``: only the last one runs. See docs/queue.md.
 
-        With ``depends_on`` (ids of existing jobs of this queue), the job is ``blocked`` until
-        every parent has completed, then runs with ``Job.parent_results``;
+        With ``depends_on`` (ids of jobs of this queue, or ``Job`` objects / ``(queue, id)``
+        pairs for jobs of other queues of the same Redis and key prefix), the job is
+        ``blocked`` until every parent has completed, then runs with ``Job.parent_results``;
         ``on_parent_failure`` (``fail``, ``cancel`` or ``ignore``) says what a failed or
         cancelled parent does to it. See docs/flows.md.
 
@@ -396,7 +397,12 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMi
         if spec.headers:
             headers = orjson.dumps(check_headers(spec.headers)).decode()
         dedup, ttl_ms, debounce_ms = _dedup_options(spec)
-        parents, mode = flow_options(spec)
+        if spec.queue is not None and spec.queue != self.name:
+            raise InvalidJob(
+                f"JobSpec.queue {spec.queue!r} is not this queue ({self.name!r}): only chain() and "
+                "group() write jobs to other queues"
+            )
+        parents, foreign, mode = flow_options(spec, self.name)
         if parents and dedup:
             raise InvalidJob("dedup_key cannot be combined with depends_on")
         if job_id is not None and job_id in parents:
@@ -421,6 +427,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMi
             debounce_ms=debounce_ms,
             parents=parents,
             on_parent_failure=mode,
+            foreign=foreign,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -453,8 +460,11 @@ class _Prepared(NamedTuple):
     dedup_ttl_ms: int = 0
     debounce_ms: int = 0
     parents: tuple[str, ...] = ()
-    """Ids of the jobs it depends on (``depends_on``), or ``()``."""
+    """Ids of the jobs it depends on (``depends_on``), or ``()``; a parent of another queue is
+    named ``<queue>/<id>`` (its proxy in this queue, see :mod:`redkeep.queue.flows`)."""
     on_parent_failure: str = ""
+    foreign: tuple[tuple[str, str], ...] = ()
+    """The parents of other queues, as (queue, id)."""
 
 
 def _seconds(value: Any, field: str) -> int:

@@ -25,12 +25,13 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from redkeep.errors import InvalidJob
+from redkeep.names import is_valid_name
 from redkeep.queue.job import MAX_JOB_ID, MAX_PARENTS, PARENT_MODES, Job, JobSpec, new_job_id
 
 if TYPE_CHECKING:
     from redkeep.queue.base import _Prepared
 
-__all__ = ["Flow", "FlowsMixin", "flow_options"]
+__all__ = ["Flow", "FlowsMixin", "flow_options", "proxy_id"]
 
 
 @dataclass(frozen=True)
@@ -57,31 +58,51 @@ class Flow:
         return waited
 
 
-def flow_options(spec: JobSpec) -> tuple[tuple[str, ...], str]:
-    """The checked parent ids (order kept, repeats dropped) and ``on_parent_failure`` of
-    ``spec`` (``()`` and ``""`` for a job without parents)."""
+def proxy_id(queue: str, job_id: str) -> str:
+    """The id, in a child's queue, of the proxy of parent ``job_id`` of another ``queue``."""
+    return f"{queue}/{job_id}"
+
+
+def flow_options(
+    spec: JobSpec, queue: str
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], str]:
+    """The checked parents of ``spec`` for a job of ``queue``: local ids (order kept, repeats
+    dropped; a parent of another queue named by its proxy id ``<queue>/<id>``), the parents of
+    other queues as (queue, id), and ``on_parent_failure`` (``""`` without parents)."""
     parents = spec.depends_on
     mode = spec.on_parent_failure
     if mode not in PARENT_MODES:
         modes = ", ".join(PARENT_MODES)
         raise InvalidJob(f"on_parent_failure must be one of {modes}, got {mode!r}")
     if parents is None:
-        return (), ""
+        return (), (), ""
     if isinstance(parents, str) or not isinstance(parents, Sequence | set | frozenset):
         raise InvalidJob("depends_on must be a list of job ids")
     out: dict[str, None] = {}
+    foreign: dict[tuple[str, str], None] = {}
     for parent in parents:
-        if not isinstance(parent, str) or not 0 < len(parent) <= MAX_JOB_ID:
+        where, job_id = queue, parent
+        if isinstance(parent, Job):
+            where, job_id = parent.queue, parent.id
+        elif isinstance(parent, tuple) and len(parent) == 2:
+            where, job_id = parent
+            if not isinstance(where, str) or not is_valid_name(where):
+                raise InvalidJob(f"depends_on: {str(where)[:40]!r} is not a queue name")
+        if not isinstance(job_id, str) or not 0 < len(job_id) <= MAX_JOB_ID:
             raise InvalidJob(
-                f"depends_on: {str(parent)[:40]!r} is not a job id (a non-empty str of at most "
-                f"{MAX_JOB_ID} characters)"
+                f"depends_on: {str(job_id)[:40]!r} is not a job id (a non-empty str of at most "
+                f"{MAX_JOB_ID} characters, a Job or a (queue, id) pair)"
             )
-        out[parent] = None
+        if where == queue:
+            out[job_id] = None
+        else:
+            foreign[(where, job_id)] = None
+            out[proxy_id(where, job_id)] = None
     if len(out) > MAX_PARENTS:
         raise InvalidJob(f"a job has at most {MAX_PARENTS} parents, got {len(out)}")
     if not out:
-        return (), ""
-    return tuple(out), mode
+        return (), (), ""
+    return tuple(out), tuple(foreign), mode
 
 
 class FlowsMixin:
@@ -89,42 +110,77 @@ class FlowsMixin:
     jobs that :meth:`~redkeep.queue.base.JobQueue.enqueue` gets with ``depends_on``)."""
 
     async def chain(self, *specs: JobSpec) -> Flow:
-        """Write ``specs`` as a chain, atomically: each job depends on the previous one (and on
-        its own ``depends_on``, if any), so they run one after the other and each reads the
-        previous result in ``job.parent_results``. One invalid spec writes nothing
-        (:class:`~redkeep.errors.InvalidJob` naming it)."""
+        """Write ``specs`` as a chain: each job depends on the previous one (and on its own
+        ``depends_on``, if any), so they run one after the other and each reads the previous
+        result in ``job.parent_results``. Atomic within one queue: one invalid spec writes
+        nothing (:class:`~redkeep.errors.InvalidJob` naming it). A spec with ``queue`` set
+        runs in that queue (see docs/flows.md, "Across queues")."""
         if not specs:
             raise InvalidJob("a chain needs at least one job")
         linked: list[JobSpec] = []
-        previous: str | None = None
+        previous: JobSpec | None = None
         for spec in specs:
-            spec = _with_id(spec)
+            spec = self._placed(spec)
             if previous is not None:
-                spec = replace(spec, depends_on=[previous, *(spec.depends_on or ())])
+                spec = replace(spec, depends_on=[_ref(previous, spec), *(spec.depends_on or ())])
             linked.append(spec)
-            previous = spec.job_id
+            previous = spec
         return Flow(await self._write_flow(linked), self)
 
     async def group(self, specs: Iterable[JobSpec], *, then: JobSpec | None = None) -> Flow:
         """Write ``specs`` (run in parallel) and, when given, ``then``, which depends on all of
         them and runs once after they completed, with every result in
-        ``job.parent_results``; atomically, as :meth:`chain`."""
-        members = [_with_id(s) for s in specs]
+        ``job.parent_results``; atomically within one queue, as :meth:`chain`."""
+        members = [self._placed(s) for s in specs]
         if not members:
             raise InvalidJob("a group needs at least one job")
         if then is not None:
-            ids = [str(s.job_id) for s in members]
-            members.append(replace(then, depends_on=[*ids, *(then.depends_on or ())]))
+            then = self._placed(then)
+            refs = [_ref(m, then) for m in members]
+            members.append(replace(then, depends_on=[*refs, *(then.depends_on or ())]))
         return Flow(await self._write_flow(members), self)
 
+    def _placed(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with its job id and its queue chosen."""
+        if not isinstance(spec, JobSpec):
+            raise InvalidJob(f"a flow is made of JobSpec, got {type(spec).__name__}")
+        name: str = self.name  # type: ignore[attr-defined]
+        return replace(spec, job_id=spec.job_id or new_job_id(), queue=spec.queue or name)
+
     async def _write_flow(self, specs: list[JobSpec]) -> list[Job]:
-        prepared = []
+        """Prepare every spec on its queue, then write: one call for a one-queue flow; else one
+        call per run of consecutive jobs of one queue, in order (parents first)."""
+        segments: list[tuple[FlowsMixin, list[_Prepared]]] = []
         for index, spec in enumerate(specs):
+            target = self if spec.queue == self.name else self.sibling(str(spec.queue))  # type: ignore[attr-defined]
             try:
-                prepared.append(self._prepare(spec))  # type: ignore[attr-defined]
+                prepared = target._prepare(spec)  # type: ignore[attr-defined]
             except InvalidJob as exc:
                 raise InvalidJob(f"job {index}: {exc}") from None
-        return await self._enqueue_flow(prepared)
+            if segments and segments[-1][0] is target:
+                segments[-1][1].append(prepared)
+            else:
+                segments.append((target, [prepared]))
+        for target, prepared_list in segments:
+            await target._check_foreign(prepared_list, {s.job_id for s in specs})
+        jobs: list[Job] = []
+        for target, prepared_list in segments:
+            jobs += await target._enqueue_flow(prepared_list)
+        return jobs
+
+    async def _check_foreign(self, prepared: list[_Prepared], in_flow: set[str | None]) -> None:
+        """InvalidJob, before anything is written, for a parent of another queue that is
+        neither in the flow nor stored."""
+        for p in prepared:
+            for queue, job_id in p.foreign:
+                if job_id in in_flow:
+                    continue
+                if await self.sibling(queue).get_job(job_id) is None:  # type: ignore[attr-defined]
+                    raise InvalidJob(f"job {p.id} depends on unknown job {job_id} of queue {queue}")
+
+    def sibling(self, name: str) -> FlowsMixin:
+        """The queue ``name`` on the same store as this one (same client and key prefix)."""
+        raise InvalidJob(f"this backend has no queue {name!r} next to this one")
 
     @abstractmethod
     async def _enqueue_flow(self, prepared: list[_Prepared]) -> list[Job]:
@@ -132,7 +188,8 @@ class FlowsMixin:
         raises :class:`~redkeep.errors.InvalidJob`. A job whose id exists is returned as is."""
 
 
-def _with_id(spec: JobSpec) -> JobSpec:
-    if not isinstance(spec, JobSpec):
-        raise InvalidJob(f"a flow is made of JobSpec, got {type(spec).__name__}")
-    return spec if spec.job_id is not None else replace(spec, job_id=new_job_id())
+def _ref(parent: JobSpec, child: JobSpec) -> str | tuple[str, str]:
+    """How ``child`` names ``parent`` in its ``depends_on`` (both placed)."""
+    if parent.queue == child.queue:
+        return str(parent.job_id)
+    return (str(parent.queue), str(parent.job_id))

@@ -190,8 +190,11 @@ class JobSpec:
     dedup_key: str | None = None
     dedup_ttl: float | None = None
     debounce: float | None = None
-    depends_on: Sequence[str] | None = None
+    depends_on: Sequence[str | Job | tuple[str, str]] | None = None
     on_parent_failure: str = "fail"
+    queue: str | None = None
+    """The queue of this job in a :meth:`~redkeep.queue.flows.FlowsMixin.chain` or
+    :meth:`~redkeep.queue.flows.FlowsMixin.group` across queues (None: the queue called)."""
 
 
 @dataclass(frozen=True)

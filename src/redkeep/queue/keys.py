@@ -54,6 +54,8 @@ name            type    content
 ``children``    hash    parent job id -> JSON array of the ids of its children (flows,
                         ``scripts/lib/flows.lua``); dropped when the parent is trimmed
 ``deps``        hash    blocked job id -> ``<parents still unfinished>|<on_parent_failure>``
+``outflow``     list    outcomes of parents with children in other queues, JSON
+                        ``[child queue, parent id, status, result, error]``, relayed by workers
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -268,6 +270,11 @@ class QueueKeys:
         """Hash: blocked job id -> ``<unfinished parents>|<on_parent_failure>``."""
         return self._key("deps")
 
+    @cached_property
+    def outflow(self) -> str:
+        """List: outcomes of parents with children in other queues, to relay (flows.lua)."""
+        return self._key("outflow")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -282,7 +289,7 @@ STATIC_NAMES = (
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
     "schedtimes", "schedclaims", "dedup", "dedupexp", "ratelog", "blocked", "children",
-    "deps",
+    "deps", "outflow",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

@@ -98,6 +98,8 @@ class MemoryJobQueue(
         self._children: dict[str, list[str]] = {}  # memory_flows.py
         self._deps: dict[str, list[Any]] = {}
         self._settling = False
+        self._flow_work: list[tuple[str, JobStatus]] = []
+        self._register_flows()
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -156,7 +158,7 @@ class MemoryJobQueue(
         self._jobs[job.id] = replace(job, status=status, finished_at=now, **changes)
         self._finished[status][job.id] = now
         self._log.record(job.id, job.status.value, status.value)
-        if self._children and not self._settling:
+        if self._children or self._settling:
             self._settle_flows(job.id, status, now)
 
     def _unlist(self, job: Job) -> None:

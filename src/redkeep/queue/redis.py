@@ -110,6 +110,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
         self._k = {s.name: self.keys.names(s.keys) for s in _SCRIPTS}
         self._loads = serializer_for(max_payload_bytes).loads
         self._wait_keys: dict[str, list[str]] = {}
+        self._siblings: dict[str, RedisJobQueue] = {}  # redis_flows.py
+        self._next_relay = 0.0
 
     @classmethod
     def from_settings(cls, client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
@@ -391,7 +393,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
         if not self._opened:
             await self.register()
         reply = await self._acknowledged(scripts.STEP, args)
-        flat, next_due, recovered, rejected, more, throttle = reply
+        flat, next_due, recovered, rejected, more, throttle = reply[:6]
         loads = self._loads
         jobs = [
             decode_job(self.name, str(flat[i]), flat[i + 1], flat[i + 2], None, flat[i + 3], loads)
@@ -399,6 +401,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
         ]
         if jobs and any(j.depends_on for j in jobs):
             jobs = await self._with_parent_results(jobs)
+        if (len(reply) > 6 and reply[6]) or time.monotonic() >= self._next_relay:
+            await self._relay_flows()  # flows across queues (redis_flows.py)
         nd = int(next_due)
         self._poll = self._min_poll if jobs or int(more) else min(self._poll * 2, MAX_BLOCK)
         return StepResult(
@@ -507,5 +511,5 @@ _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
     scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS, scripts.PAUSE,
     scripts.JOB_EVENTS, scripts.SCHEDULE_WRITE, scripts.SCHEDULE_CLAIM, scripts.SCHEDULE_FIRE,
-    scripts.BULK, scripts.LIMITS, scripts.FLOW,
+    scripts.BULK, scripts.LIMITS, scripts.FLOW, scripts.FLOW_LINK, scripts.FLOW_RELAY,
 ]  # fmt: skip

@@ -26,6 +26,8 @@ __all__ = [
     "ENQUEUE",
     "EXTEND",
     "FLOW",
+    "FLOW_LINK",
+    "FLOW_RELAY",
     "JOB_EVENTS",
     "LIMITS",
     "PAUSE",
@@ -100,6 +102,8 @@ ACK = _load("ack")
 DELETE = _load("delete")
 BULK = _load("bulk")
 FLOW = _load("flow")
+FLOW_LINK = _load("flow_link")
+FLOW_RELAY = _load("flow_relay")
 PAUSE = _load("pause")
 LIMITS = _load("limits")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).

@@ -18,6 +18,8 @@
 -- KEYS[15] children
 -- KEYS[16] deps
 -- KEYS[17] errors
+-- KEYS[18] results
+-- KEYS[19] outflow
 -- ARGV[1] request id  ARGV[2] op (retry | cancel)  ARGV[3] status (the index: failed for
 -- retry, waiting or delayed for cancel)  ARGV[4] handler name ('' = all)  ARGV[5] offset
 -- ARGV[6] scan (<= 1000)  ARGV[7] room (most jobs to change)

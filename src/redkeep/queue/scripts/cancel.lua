@@ -21,6 +21,8 @@
 -- KEYS[17] errors
 -- KEYS[18] failed
 -- KEYS[19] marker
+-- KEYS[20] results
+-- KEYS[21] outflow
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the previous status, or false when the job is unknown or already finished.
 -- @include "lib/handoff.lua"

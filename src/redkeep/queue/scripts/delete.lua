@@ -24,6 +24,7 @@
 -- KEYS[18] marker
 -- KEYS[19] throughput
 -- KEYS[20] waits
+-- KEYS[21] outflow
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the status the job had ('active' when refused), or false when there is no such job.
 -- @include "lib/memo.lua"

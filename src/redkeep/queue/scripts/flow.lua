@@ -4,6 +4,9 @@
 -- parent is failed or cancelled at once (on_parent_failure) unless its mode is `ignore`.
 -- Parents must exist, or come earlier in the same call: a cycle cannot be built. A job whose
 -- id exists is returned, not added again (a re-sent call adds nothing).
+-- A parent in another queue is represented here by a proxy job "<queue>/<id>", status blocked
+-- until flow_relay.lua copies the parent's outcome into it (its creation is linked first,
+-- see redis_flows.py); proxies are written first, from what the link found.
 -- @idempotent
 -- KEYS[1] state
 -- KEYS[2] data
@@ -20,7 +23,11 @@
 -- KEYS[13] events
 -- KEYS[14] throughput
 -- KEYS[15] waits
--- ARGV[1] number of jobs n, then per job: id, options
+-- KEYS[16] results   proxies of finished parents of other queues get their result
+-- KEYS[17] outflow
+-- ARGV[1] number of jobs n, ARGV[2] number of proxies m, then per proxy: id, status of the
+--   parent (completed, failed, cancelled, or pending), result, error ('' for none); then per
+--   job: id, options
 --   "max_attempts|priority|delay_ms|run_at_ms|mode|n_parents" (mode: fail, cancel or ignore),
 --   data record, then its n_parents parent ids
 -- Returns {created_ms, {status of each job, '' for one that existed},
@@ -28,10 +35,17 @@
 --   "ERR flow: ..." naming an unknown parent (nothing written).
 -- @include "lib/flows.lua"
 
-local n = tonumber(ARGV[1])
+local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
 local jobs = {}
 local known = {} -- ids of this call: true
-local pos = 2
+local proxies = {}
+local pos = 3
+for k = 1, m do
+  proxies[k] = {id = ARGV[pos], status = ARGV[pos + 1], result = ARGV[pos + 2],
+    error = ARGV[pos + 3]}
+  known[ARGV[pos]] = true
+  pos = pos + 4
+end
 for k = 1, n do
   local id, opts, data = ARGV[pos], ARGV[pos + 1], ARGV[pos + 2]
   local max_attempts, priority, delay, run_at, mode, np = string.match(opts,
@@ -72,7 +86,28 @@ for k = 1, n do
   known[job.id] = true
 end
 
--- 2. write
+-- 2. write: the proxies first (a proxy that exists is left as it is)
+local proxy_args = {}
+for k = 1, m do
+  local px = proxies[k]
+  local st = decode_state(redis.call('HGET', K.state, px.id) or '')
+  if st then
+    status_of[px.id] = st.status
+  else
+    proxy_args[#proxy_args + 1] = px.id
+    proxy_args[#proxy_args + 1] = cjson.encode({px.id, 'redkeep.parent', cjson.null}) .. '\nnull'
+    st = new_state('0', '1', now_s)
+    if FINISHED[px.status] then
+      if px.result ~= '' then redis.call('HSET', K.results, px.id, px.result) end
+      if px.error ~= '' then redis.call('HSET', K.errors, px.id, px.error) end
+      transition(px.id, st, px.status, now_s)
+    else
+      transition(px.id, st, 'blocked', now_s)
+    end
+    status_of[px.id] = st.status
+  end
+end
+if #proxy_args > 0 then call_chunked('HSET', 'data', proxy_args) end
 begin_batch()
 local statuses = {}
 local found = {}

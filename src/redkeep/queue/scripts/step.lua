@@ -28,6 +28,7 @@
 -- KEYS[22] blocked   jobs waiting for parents (lib/flows.lua)
 -- KEYS[23] children
 -- KEYS[24] deps
+-- KEYS[25] outflow
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming
@@ -38,7 +39,8 @@
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
 --   or -1, leases recovered, rejected ids (stale token), 1 if jobs are still waiting (and the
 --   queue is not paused or rate limited) else 0, ms until the rate limit lets another job
---   start when it kept waiting jobs from being claimed else -1}
+--   start when it kept waiting jobs from being claimed else -1, 1 when `outflow` holds
+--   outcomes to relay to other queues (lib/flows.lua) else 0 (absent in a memo's answer)}
 -- A paused queue (meta field `paused`) claims nothing and registers no idle worker. A rate
 -- limited one (meta field `rate`) claims no more than its window has room for and registers
 -- no idle worker (enqueues hand nothing off: every start goes through the limit).
@@ -177,4 +179,7 @@ end
 redis.call('HSET', K.steps, me, rid .. '\n' .. memo)
 local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
-return {job_records(ids), next_due(), recovered, rejected, more, throttle}
+-- 7th: outcomes wait in `outflow` for a relay to other queues (flows), else 0
+local relay = 0
+if flow_watch then relay = redis.call('EXISTS', K.outflow) end
+return {job_records(ids), next_due(), recovered, rejected, more, throttle, relay}

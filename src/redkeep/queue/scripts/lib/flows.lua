@@ -2,7 +2,9 @@
 -- parents finish, and the retention guard for parents. Included by the scripts that finish
 -- jobs (step, cancel, bulk) and by flow.lua, which creates them.
 -- Keys: K.blocked (zset: blocked jobs by creation), K.children (hash: parent id -> JSON array
--- of child ids), K.deps (hash: blocked child id -> "<unfinished parents>|<mode>", mode being
+-- of child ids; an entry "\31<queue>" stands for the parent's proxy in that other queue),
+-- K.outflow (list: outcomes to relay to other queues, JSON [queue, parent id, status, result,
+-- error]), K.deps (hash: blocked child id -> "<unfinished parents>|<mode>", mode being
 -- fail, cancel or ignore), K.state, K.errors, K.meta (seq), K.waiting, K.delayed, K.failed,
 -- K.cancelled.
 -- Invariant: a job has a `deps` entry exactly while it is blocked. Counters are written at
@@ -53,7 +55,13 @@ local function settle_flows()
     local kids = redis.call('HGET', K.children, id)
     if kids then
       for _, kid in ipairs(cjson.decode(kids)) do
-        local dep = redis.call('HGET', K.deps, kid)
+        if string.byte(kid, 1) == 31 then -- the proxy in another queue: relayed by a worker
+          local res = redis.call('HGET', K.results, id) or false
+          local err = redis.call('HGET', K.errors, id) or false
+          redis.call('RPUSH', K.outflow, cjson.encode({string.sub(kid, 2), id, to, res, err}))
+          kid = ''
+        end
+        local dep = kid ~= '' and redis.call('HGET', K.deps, kid)
         local st = dep and decode_state(redis.call('HGET', K.state, kid) or '')
         if st and st.status == 'blocked' then
           local pending, mode = string.match(dep, '^(%d+)|(%a+)$')
@@ -88,7 +96,7 @@ local function hold_parents(ids, name)
     local held = false
     if kids[i] then
       for _, kid in ipairs(cjson.decode(kids[i])) do
-        local st = decode_state(redis.call('HGET', K.state, kid) or '')
+        local st = string.byte(kid, 1) ~= 31 and decode_state(redis.call('HGET', K.state, kid) or '')
         if st and not FINISHED[st.status] then
           held = true
           break
