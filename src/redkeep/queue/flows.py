@@ -54,7 +54,8 @@ class Flow:
     async def wait(self, timeout: float | None = None) -> Job:  # noqa: ASYNC109
         """The last job once it is finished (see :meth:`~redkeep.queue.events.EventsMixin.wait`):
         completed, or failed/cancelled by its parents."""
-        waited: Job = await self.queue.wait(self.last.id, timeout)  # type: ignore[attr-defined]
+        queue = self.queue.sibling(self.last.queue)
+        waited: Job = await queue.wait(self.last.id, timeout)  # type: ignore[attr-defined]
         return waited
 
 
@@ -180,6 +181,8 @@ class FlowsMixin:
 
     def sibling(self, name: str) -> FlowsMixin:
         """The queue ``name`` on the same store as this one (same client and key prefix)."""
+        if name == getattr(self, "name", None):
+            return self
         raise InvalidJob(f"this backend has no queue {name!r} next to this one")
 
     @abstractmethod

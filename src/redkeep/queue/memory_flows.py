@@ -73,7 +73,7 @@ class MemoryFlows:
         """The memory queue ``name`` of this process (made when there is none)."""
         from redkeep.queue.memory import MemoryJobQueue
 
-        found = _QUEUES.get(name)
+        found = self if name == self.name else _QUEUES.get(name)
         if isinstance(found, MemoryJobQueue):
             return found
         return MemoryJobQueue(name)
