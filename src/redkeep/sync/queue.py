@@ -50,8 +50,8 @@ class SyncQueue:
         """Add a job. ``options`` are those of :meth:`JobQueue.enqueue
         <redkeep.queue.base.JobQueue.enqueue>` (``job_id``, ``priority``, ``delay``,
         ``run_at``, ``max_attempts``, ``backoff``, ``timeout``, ``headers``, ``dedup_key``,
-        ``dedup_ttl``, ``debounce``); with ``job_id`` or a live ``dedup_key``, the existing
-        job is returned."""
+        ``dedup_ttl``, ``debounce``, ``group``); with ``job_id`` or a live ``dedup_key``, the
+        existing job is returned."""
         runner, aio = self._bound()
         return runner.run(aio.enqueue(name, payload, **options))
 

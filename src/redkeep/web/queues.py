@@ -17,6 +17,7 @@ from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
 from redkeep.errors import InvalidJob, JobNotFound
+from redkeep.names import NAME_PATTERN, NAME_RULE
 from redkeep.queue.job import MAX_DEDUP_KEY, MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
@@ -75,6 +76,13 @@ class EnqueueRequest(StrictBody):
         "dedup_key before it started replaces its payload and pushes its start again.",
     )
 
+    group: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="The job's group: groups are served round-robin and each is held to the "
+        "queue's group limit (PUT .../group-limit). " + NAME_RULE + ".",
+    )
+
     @field_validator("dedup_ttl", "debounce")
     @classmethod
     def _needs_dedup_key(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -103,6 +111,8 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
         options["dedup_key"] = body.dedup_key
         options["dedup_ttl"] = body.dedup_ttl
         options["debounce"] = body.debounce
+    if body.group is not None:
+        options["group"] = body.group
     return options
 
 

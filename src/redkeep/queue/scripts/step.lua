@@ -8,7 +8,7 @@
 -- KEYS[2] data
 -- KEYS[3] results
 -- KEYS[4] errors
--- KEYS[5] meta       seq, hlease, paused, rate
+-- KEYS[5] meta       seq, hlease, paused, rate, glimit, gturn
 -- KEYS[6] waiting
 -- KEYS[7] delayed
 -- KEYS[8] active
@@ -25,6 +25,11 @@
 -- KEYS[19] waits
 -- KEYS[20] progress
 -- KEYS[21] ratelog   start times of the rate limit's window (lib/rate.lua)
+-- KEYS[22] gwait     grouped waiting jobs by group (lib/groups.lua)
+-- KEYS[23] groups
+-- KEYS[24] gactive
+-- KEYS[25] gsleep
+-- KEYS[26] glog
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming
@@ -41,6 +46,7 @@
 -- no idle worker (enqueues hand nothing off: every start goes through the limit).
 -- @include "lib/claim.lua"
 -- @include "lib/rate.lua"
+-- @include "lib/groups.lua"
 
 local me, rid = ARGV[1], ARGV[2]
 local want, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -127,17 +133,32 @@ local got = 0
 local flags = redis.call('HMGET', K.meta, 'paused', 'rate')
 local paused, rate = flags[1], flags[2]
 local room = want
+local grouped = redis.call('EXISTS', K.gwait, K.gsleep) > 0
 if not paused then
   if rate and want > 0 then room = math.min(want, rate_room(rate)) end
   got = claim_handed(me, room, lease, claimed)
-  got = got + claim_waiting(me, room - got, lease, claimed)
+  if grouped then -- half the room to ungrouped jobs, half to groups, the rest to either
+    wake_groups()
+    got = got + claim_waiting(me, math.ceil((room - got) / 2), lease, claimed, UNGROUPED_MAX)
+    got = got + claim_groups(me, room - got, lease, claimed)
+    got = got + claim_waiting(me, room - got, lease, claimed, UNGROUPED_MAX)
+  else
+    got = got + claim_waiting(me, room - got, lease, claimed)
+  end
   if rate and got > 0 then rate_record(rate, claimed) end
 end
 flush()
 local more = 0
 local throttle = -1
+local runnable
+if grouped then -- grouped jobs wait in `waiting` too, but only groups in the rotation may start
+  runnable = redis.call('ZCOUNT', K.waiting, '-inf', UNGROUPED_MAX) > 0
+    or redis.call('EXISTS', K.groups) == 1
+else
+  runnable = redis.call('ZCARD', K.waiting) > 0
+end
 if paused then -- no wake-up passed on, no idle registration
-elseif redis.call('ZCARD', K.waiting) > 0 then
+elseif runnable then
   if room < want then -- stopped by the rate limit: the worker sleeps until the next slot
     throttle = rate_wait(rate)
   else
