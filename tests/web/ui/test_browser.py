@@ -78,6 +78,10 @@ class Dashboard:
         job: dict[str, Any] = r.json()
         return job
 
+    def schedule(self, queue: str, schedule_id: str, **definition: Any) -> None:
+        r = self.api.put(f"/v1/queues/{queue}/schedules/{schedule_id}", json=definition)
+        assert r.status_code in (200, 201), r.text
+
     def job(self, queue: str, job_id: str) -> httpx.Response:
         return self.api.get(f"/v1/queues/{queue}/jobs/{job_id}")
 
@@ -238,6 +242,42 @@ def test_a_running_job_shows_its_progress_bar_and_timeline_live(page: Any, dash:
     assert page.evaluate("window.__sameDocument") is True
 
 
+def test_pause_and_resume_a_schedule_from_the_schedules_page(page: Any, dash: Dashboard) -> None:
+    from playwright.sync_api import expect
+
+    dash.schedule("default", "nightly", name="ok", cron="0 3 * * *", tz="Europe/Paris")
+    log_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
+    page.wait_for_url(_at("/ui/schedules"))
+    row = page.locator('tr[data-schedule="default/nightly"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("active")
+    page.get_by_role("button", name="Pause schedule nightly").click()
+    expect(page.locator("#status")).to_have_text("schedule nightly paused")
+    expect(row.locator('[data-field="state"]')).to_have_text("paused")
+    expect(row.locator('[data-field="next"]')).to_have_text("\u2013")
+    schedule = dash.api.get("/v1/queues/default/schedules/nightly").json()
+    assert schedule["paused"] is True
+    page.get_by_role("button", name="Resume schedule nightly").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("schedule nightly resumed")
+    expect(row.locator('[data-field="state"]')).to_have_text("active")
+    expect(row.locator('[data-field="next"]')).to_contain_text(":00:00")
+    assert dash.api.get("/v1/queues/default/schedules/nightly").json()["paused"] is False
+
+
+def test_schedule_handlers_and_payloads_show_as_text(page: Any, dash: Dashboard) -> None:
+    from playwright.sync_api import expect
+
+    dash.schedule("xss", "evil", name=XSS[:60], payload={"html": XSS}, cron="0 3 * * *")
+    log_in(page)
+    page.goto("/ui/schedules")
+    row = page.locator('tr[data-schedule="xss/evil"]')
+    expect(row.locator("td").nth(1)).to_contain_text(XSS[:60])
+    page.wait_for_timeout(600)  # a live refresh has happened meanwhile
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main img").count() == 0
+
+
 def test_purge_asks_first_and_cancelling_the_dialog_changes_nothing(
     page: Any, dash: Dashboard
 ) -> None:
@@ -363,6 +403,7 @@ def test_live_updates_stop_while_the_tab_is_hidden(page: Any, dash: Dashboard) -
 def test_every_control_has_a_name_and_the_keyboard_reaches_it(page: Any, dash: Dashboard) -> None:
     job = dash.enqueue("default", "fragile", max_attempts=1)
     dash.wait_status("default", job["id"], "failed")
+    dash.schedule("default", "nightly", name="ok", cron="0 3 * * *")
     page.goto("/ui/login")
     pages = ["/ui/login"]
     _check_names(page, "/ui/login")
@@ -372,6 +413,7 @@ def test_every_control_has_a_name_and_the_keyboard_reaches_it(page: Any, dash: D
         "/ui/queues/default?status=failed",
         f"/ui/queues/default/jobs/{job['id']}",
         "/ui/workers",
+        "/ui/schedules",
     ):
         page.goto(path)
         pages.append(path)
@@ -387,7 +429,7 @@ def test_every_control_has_a_name_and_the_keyboard_reaches_it(page: Any, dash: D
             assert focused["visible"] or focused["tag"] == "A", (
                 f"{path}: focus on a hidden {focused}"
             )
-    assert len(pages) == 5
+    assert len(pages) == 6
 
 
 def _check_names(page: Any, path: str) -> None:
@@ -432,6 +474,11 @@ def test_screenshots_of_every_page_at_1280_and_390_px(
     while dash.api.get("/v1/workers").json()["workers"][0]["processed"] < 5:  # its next beat
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    dash.schedule("reports", "nightly-sales", name="send", payload={"report": "sales"},
+                  cron="0 3 * * *", tz="Europe/Paris")  # fmt: skip
+    dash.schedule("emails", "digest", name="send", every=3600)
+    dash.schedule("thumbnails", "cleanup", name="render", every=900)
+    dash.api.post("/v1/queues/thumbnails/schedules/cleanup/pause")
     dash.api.put("/v1/caches/sessions/keys/user-1", json={"value": {"name": "Ada"}})
     for key in ("user-1", "user-1", "user-1", "user-2"):
         dash.api.get(f"/v1/caches/sessions/keys/{key}")
@@ -441,6 +488,7 @@ def test_screenshots_of_every_page_at_1280_and_390_px(
         "queue": "/ui/queues/default?status=failed",
         "job": f"/ui/queues/default/jobs/{failed['id']}",
         "workers": "/ui/workers",
+        "schedules": "/ui/schedules",
     }
     for width in (1280, 390):
         page = new_page(width=width, height=800)

@@ -43,6 +43,9 @@ async def test_progress_bar_and_timeline_of_a_running_then_finished_job(ui_app: 
         assert '<label for="job-progress">Progress</label>' in page
         assert _events(page) == ["enqueued", "active", "progress"]
         assert '<span class="muted">40%</span>' in page
+        active = (await ui.http.get("/ui/queues/progressing?status=active")).text
+        row = active.split(f'<tr data-job="{job.id}">', 1)[1].split("</tr>", 1)[0]
+        assert f'<progress max="100" value="40.0" aria-label="progress of job {job.id}">' in row
         release.set()
         await wait_status(q, job.id, "completed")
     fragment = (await ui.http.get(path, headers={"X-Redkeep-Fragment": "job"})).text

@@ -17,6 +17,8 @@ from redkeep.names import is_valid_name
 from redkeep.queue.events import ThroughputPoint
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.redis import list_queue_names
+from redkeep.queue.schedules import Schedule
+from redkeep.web.ui.limits import duration, queue_limits
 
 if TYPE_CHECKING:
     from redkeep.services import Services
@@ -29,6 +31,7 @@ __all__ = [
     "CacheRow",
     "JobPage",
     "QueueRow",
+    "ScheduleRow",
     "actions_for",
     "cache_rows",
     "job_page",
@@ -36,6 +39,7 @@ __all__ = [
     "queue_names",
     "queue_rows",
     "retry_failed",
+    "schedule_rows",
 ]
 
 MAX_OVERVIEW_QUEUES = 500
@@ -64,8 +68,8 @@ class QueueRow:
     problem: str | None = None
     paused: bool | None = None
     throughput: list[ThroughputPoint] | None = None
-    # Filled in when the feature it comes from lands (rate and group limits).
     limits: str | None = None
+    """Rate and group limits in words (:func:`~redkeep.web.ui.limits.limits_text`)."""
 
 
 @dataclass
@@ -115,13 +119,13 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
 
 async def _queue_row(services: Services, name: str) -> QueueRow:
     """A queue's row. The counts come first (on Redis they register the transient view once),
-    then the paused flag and the counters together."""
+    then the paused flag, the counters and the limits together."""
     queue = services.queue_view(name)
     counts = await queue.counts()
-    paused, throughput = await asyncio.gather(
-        queue.is_paused(), queue.throughput(THROUGHPUT_MINUTES)
+    paused, throughput, limits = await asyncio.gather(
+        queue.is_paused(), queue.throughput(THROUGHPUT_MINUTES), queue_limits(queue)
     )
-    return QueueRow(name, counts, paused=paused, throughput=throughput)
+    return QueueRow(name, counts, paused=paused, throughput=throughput, limits=limits)
 
 
 def cache_rows(services: Services) -> list[CacheRow]:
@@ -210,6 +214,44 @@ async def retry_failed(services: Services, queue: str) -> tuple[int, bool]:
     q = services.queue_view(queue)
     moved = await q.retry_failed(limit=RETRY_ALL_LIMIT)
     return moved, bool(await q.list_jobs(JobStatus.FAILED, 0, 1))
+
+
+@dataclass
+class ScheduleRow:
+    """One schedule on the schedules page, with how it runs in words."""
+
+    schedule: Schedule
+    timing: str
+
+
+def _timing(s: Schedule) -> str:
+    if s.cron is not None:
+        return f"cron {s.cron}"
+    return f"every {duration(s.every or 0.0)}"
+
+
+async def schedule_rows(
+    services: Services, queue: str | None = None
+) -> tuple[list[ScheduleRow], str | None]:
+    """The schedules of ``queue`` (None: of every queue the overview lists), by queue then id,
+    and why some could not be read (None when all could)."""
+    try:
+        names = [queue] if queue else (await queue_names(services))[:MAX_OVERVIEW_QUEUES]
+    except RedkeepError as exc:
+        return [], problem_text(exc)
+    results = await asyncio.gather(
+        *(services.queue_view(n).list_schedules() for n in names), return_exceptions=True
+    )
+    rows: list[ScheduleRow] = []
+    problem = None
+    for result in results:
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            problem = problem_text(result)
+        else:
+            rows.extend(ScheduleRow(s, _timing(s)) for s in result)
+    return rows, problem
 
 
 def actions_for(job: Job) -> list[str]:

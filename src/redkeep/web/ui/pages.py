@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from redkeep.names import check_name
 from redkeep.queue.job import FINISHED, MAX_NAME, JobStatus
 from redkeep.queue.view import job_to_dict
 from redkeep.web.errors import ApiError
 from redkeep.web.routing import JOB_ID_PATTERN, JobId, QueueName, services
 from redkeep.web.ui import data
 from redkeep.web.ui.guard import UiRoute, page_session, require_enabled, safe_next, sessions
+from redkeep.web.ui.limits import queue_limits
 from redkeep.web.ui.render import render, static_response
 from redkeep.web.ui.session import COOKIE, Session
 from redkeep.web.ui.timeline import MAX_TIMELINE, TimelineCache, TimelineRow, progress_of
@@ -120,6 +122,7 @@ async def queue_page(
         page=page,
         missing=missing,
         paused=await view.is_paused(),
+        limits=await queue_limits(view),
     )
     return render(request, "queue.html", ctx, session=session)
 
@@ -151,6 +154,29 @@ async def job_page(
         max_events=MAX_TIMELINE,
     )
     return render(request, "job.html", ctx, session=session)
+
+
+@router.get("/schedules")
+async def schedules_page(
+    request: Request,
+    session: PageSession,
+    queue: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
+) -> Response:
+    """The schedules of every queue (or of one), with their next run and pause/resume."""
+    if queue:
+        check_name(queue, "queue name")
+    rows, problem = await data.schedule_rows(services(request), queue)
+    ctx = _common(
+        request,
+        session,
+        f"Schedules of {queue}" if queue else "Schedules",
+        nav="schedules",
+        live=("schedules",),
+        rows=rows,
+        queue=queue,
+        problem=problem,
+    )
+    return render(request, "schedules.html", ctx, session=session)
 
 
 @router.get("/workers")

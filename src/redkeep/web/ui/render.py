@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, Response
 from redkeep import __version__
 from redkeep.web.ui.charts import throughput_chart
 from redkeep.web.ui.session import COOKIE, Session
+from redkeep.web.ui.timeline import progress_of
 
 __all__ = [
     "FRAGMENT_HEADER",
@@ -137,6 +138,7 @@ _env.globals.update(
     version=__version__,
     query=_query,
     throughput_chart=throughput_chart,
+    progress_of=progress_of,
     asset=lambda name: f"/ui/static/{name}?v={STATIC[name][2]}",
 )
 # The macros as a global (``ui.when(...)``): a live block rendered alone still has them.
