@@ -52,6 +52,8 @@ def test_rate_limit_routes(serve: Callable[..., ServerThread], redis_url: str, p
             refused = http.put(f"{q}/rate-limit", json=bad)
             assert refused.status_code == 422, (bad, refused.text)
         assert http.get(f"{q}/rate-limit").json()["rate_limit"] == limit  # nothing written
+        summary = http.get(f"{q}/counts").json()["limits"]
+        assert summary == {"paused": False, "rate_limit": limit, "group_limit": None}
         jobs = [http.post(f"{q}/jobs", json={"name": "echo", "payload": i}).json()
                 for i in range(3)]  # fmt: skip
         done = [http.get(f"{q}/jobs/{j['id']}", params={"wait": 10}).json() for j in jobs[:2]]
@@ -82,6 +84,7 @@ def test_group_limit_routes_and_group_field(
             refused = http.put(f"{q}/group-limit", json=bad)
             assert refused.status_code == 422, (bad, refused.text)
         assert http.get(f"{q}/group-limit").json()["group_limit"] == limit  # nothing written
+        assert http.get(f"{q}/counts").json()["limits"]["group_limit"] == limit
         job = http.post(f"{q}/jobs", json={"name": "echo", "payload": 1, "group": "t-1"}).json()
         assert job["group"] == "t-1"
         done = http.get(f"{q}/jobs/{job['id']}", params={"wait": 10}).json()

@@ -26,9 +26,13 @@ from redkeep.web.routing import QueueName, StrictBody, api_router, errors, servi
 __all__ = [
     "GroupLimitBody",
     "GroupLimitState",
+    "GroupLimitView",
     "QueueState",
     "RateLimitBody",
     "RateLimitState",
+    "RateLimitView",
+    "group_limit_view",
+    "rate_limit_view",
     "router",
 ]
 
@@ -111,9 +115,24 @@ async def queue_resume(request: Request, queue: QueueName) -> Response:
     return json_response({"queue": queue, "paused": await q.is_paused()})
 
 
+def rate_limit_view(limit: RateLimit | None) -> RateLimitView | None:
+    """The JSON form of a rate limit."""
+    if limit is None:
+        return None
+    return {"max_jobs": limit.max_jobs, "per_seconds": limit.per_seconds}
+
+
+def group_limit_view(limit: GroupLimit | None) -> GroupLimitView | None:
+    """The JSON form of a group limit."""
+    if limit is None:
+        return None
+    r = limit.rate
+    return {"concurrency": limit.concurrency, "max_jobs": r.max_jobs if r else None,
+            "per_seconds": r.per_seconds if r else None}  # fmt: skip
+
+
 def _rate_view(queue: str, limit: RateLimit | None) -> Response:
-    view = None if limit is None else {"max_jobs": limit.max_jobs, "per_seconds": limit.per_seconds}
-    return json_response({"queue": queue, "rate_limit": view})
+    return json_response({"queue": queue, "rate_limit": rate_limit_view(limit)})
 
 
 @router.get("/{queue}/rate-limit", response_model=RateLimitState, responses=errors(400))
@@ -138,12 +157,7 @@ async def rate_limit_delete(request: Request, queue: QueueName) -> Response:
 
 
 def _group_view(queue: str, limit: GroupLimit | None) -> Response:
-    view = None
-    if limit is not None:
-        r = limit.rate
-        view = {"concurrency": limit.concurrency, "max_jobs": r.max_jobs if r else None,
-                "per_seconds": r.per_seconds if r else None}  # fmt: skip
-    return json_response({"queue": queue, "group_limit": view})
+    return json_response({"queue": queue, "group_limit": group_limit_view(limit)})
 
 
 @router.get("/{queue}/group-limit", response_model=GroupLimitState, responses=errors(400))

@@ -21,6 +21,7 @@ from redkeep.names import NAME_PATTERN, NAME_RULE
 from redkeep.queue.job import MAX_DEDUP_KEY, MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
+from redkeep.web.limits import GroupLimitView, RateLimitView, group_limit_view, rate_limit_view
 from redkeep.web.routing import (
     JOB_ID_PATTERN,
     JobId,
@@ -116,10 +117,17 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
     return options
 
 
+class QueueLimits(TypedDict):
+    paused: bool
+    rate_limit: RateLimitView | None
+    group_limit: GroupLimitView | None
+
+
 class QueueCounts(TypedDict):
     queue: str
     counts: dict[JobStatus, int]
     paused: bool
+    limits: QueueLimits
 
 
 class JobPage(TypedDict):
@@ -142,10 +150,16 @@ class JobDeleted(TypedDict):
 
 @router.get("/{queue}/counts", response_model=QueueCounts, responses=errors(400))
 async def queue_counts(request: Request, queue: QueueName) -> Response:
-    """Jobs per status, and whether the queue is paused."""
+    """Jobs per status, whether the queue is paused, and its flow-control limits."""
     q = services(request).queue_view(queue)
     counts = await q.counts()
-    return json_response({"queue": queue, "counts": counts, "paused": await q.is_paused()})
+    paused = await q.is_paused()
+    limits = {
+        "paused": paused,
+        "rate_limit": rate_limit_view(await q.get_rate_limit()),
+        "group_limit": group_limit_view(await q.get_group_limit()),
+    }
+    return json_response({"queue": queue, "counts": counts, "paused": paused, "limits": limits})
 
 
 @router.post(
