@@ -16,6 +16,11 @@ tree and of the other are interleaved, each in a fresh interpreter, and medians 
 concurrency 5 (``set_group_limit(concurrency=5)``), against ungrouped jobs, rounds interleaved
 (target: at least 50 % of the ungrouped rate).
 
+``scripts --ab OTHER_SRC``: the enqueue script of this tree and of the other, loaded into one
+private server and called alternately (one call of 1,000 jobs, then 200 single enqueues, per
+round and tree); the server's own script time per job (``INFO commandstats`` EVALSHA usec
+deltas) is compared, so client and scheduling noise of a shared machine mostly drops out.
+
 Everything runs on loopback; the server and the processes started are stopped by PID.
 
     .venv/bin/python bench/limits_bench.py idle --seconds 20
@@ -208,6 +213,48 @@ def groups(args: argparse.Namespace) -> None:
     print(f"grouped / ungrouped: {ratio:.3f}")
 
 
+def scripts_ab(args: argparse.Namespace) -> None:
+    import redis
+
+    from redkeep.queue.keys import QueueKeys
+    from redkeep.queue.scripts import load_script
+
+    trees = {"this tree": Path(SRC), "other": Path(args.ab).resolve()}
+    script = "redkeep/queue/scripts/enqueue.lua"
+    loaded = {name: load_script(src / script) for name, src in trees.items()}
+    cases = {f"{name} {what}": [] for name in trees for what in ("bulk", "single")}
+    with redis_server() as port:
+        r = redis.Redis(port=port)
+
+        def usec() -> int:
+            return int(r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
+
+        shas = {name: r.script_load(s.source) for name, s in loaded.items()}
+        for rnd in range(args.rounds):
+            for name, s in loaded.items():
+                keys = QueueKeys("sbench", f"{rnd}-{name.replace(' ', '')}").names(s.keys)
+                bulk: list[object] = [1000]
+                for i in range(1000):
+                    bulk += [f"j{i}", "3|0|0|0", f'["j{i}","x",null]\n{{"i":{i}}}']
+                u0 = usec()
+                r.evalsha(shas[name], len(keys), *keys, *bulk)
+                cases[f"{name} bulk"].append((usec() - u0) / 1000)
+                u0 = usec()
+                for i in range(200):
+                    job = [1, f"s{i}", "3|0|0|0", f'["s{i}","x",null]\n1']
+                    r.evalsha(shas[name], len(keys), *keys, *job)
+                cases[f"{name} single"].append((usec() - u0) / 200)
+                r.delete(*keys)
+    print(f"{args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}; script usec per job")
+    for name, values in cases.items():
+        print(f"{name:18s} median {statistics.median(values):6.2f}  (min {min(values):.2f})")
+    for what in ("bulk", "single"):
+        ratio = statistics.median(cases[f"this tree {what}"]) / statistics.median(
+            cases[f"other {what}"]
+        )
+        print(f"{what}: this tree / other {ratio:.3f}")
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "_round":  # one measurement, in a fresh process
         print(asyncio.run(_one_round(sys.argv[2], int(sys.argv[3]))))
@@ -221,6 +268,9 @@ def main() -> None:
     p_tp.add_argument("--n", type=int, default=5000)
     p_tp.add_argument("--rounds", type=int, default=5)
     p_tp.add_argument("--ab", help="src directory of another checkout to compare with")
+    p_scripts = sub.add_parser("scripts")
+    p_scripts.add_argument("--ab", required=True, help="src directory of another checkout")
+    p_scripts.add_argument("--rounds", type=int, default=40)
     p_groups = sub.add_parser("groups")
     p_groups.add_argument("--n", type=int, default=5000)
     p_groups.add_argument("--rounds", type=int, default=5)
@@ -229,6 +279,8 @@ def main() -> None:
         idle(args)
     elif args.mode == "groups":
         groups(args)
+    elif args.mode == "scripts":
+        scripts_ab(args)
     else:
         throughput(args)
 
