@@ -108,6 +108,15 @@ async def test_ungrouped_jobs_share_the_claim(make_queue: Any) -> None:
     assert res.more is True
 
 
+async def test_one_at_a_time_claims_starve_neither_side(make_queue: Any) -> None:
+    q = await make_queue()
+    await q.enqueue_many([JobSpec("x", i, group="g") for i in range(40)])
+    await q.enqueue_many([JobSpec("x", i) for i in range(40)])
+    claimed = [j for n in range(30) for j in (await _step(q, n, 1)).jobs]
+    grouped = sum(1 for j in claimed if j.group == "g")
+    assert len(claimed) == 30 and 3 <= grouped <= 27, grouped
+
+
 async def test_group_rate_limit(make_queue: Any) -> None:
     q = await make_queue()
     await q.set_group_limit(max_jobs=2, per_seconds=0.5)

@@ -95,6 +95,7 @@ class MemoryJobQueue(
         self._dedup_exp: list[tuple[float, str]] = []
         self._starts: deque[float] = deque()  # memory_limits.py
         self._init_groups()
+        self._odd = False
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -184,7 +185,8 @@ class MemoryJobQueue(
         if not self._gheaps and not self._gsleep:
             return self._pop_many(room)
         self._wake_groups(now)
-        jobs = self._pop_many((room + 1) // 2)
+        self._odd = not self._odd  # an odd one alternates: one-at-a-time claims starve no side
+        jobs = self._pop_many((room + self._odd) // 2)
         jobs += [self._jobs[i] for i in self._claim_groups(room - len(jobs), now)]
         return jobs + self._pop_many(room - len(jobs))
 

@@ -137,9 +137,11 @@ local grouped = redis.call('EXISTS', K.gwait, K.gsleep) > 0
 if not paused then
   if rate and want > 0 then room = math.min(want, rate_room(rate)) end
   got = claim_handed(me, room, lease, claimed)
-  if grouped then -- half the room to ungrouped jobs, half to groups, the rest to either
+  if grouped then -- half the room to ungrouped jobs, half to groups, the rest to either (an
+    -- odd one by the clock's parity: a worker claiming one job at a time starves neither side)
     wake_groups()
-    got = got + claim_waiting(me, math.ceil((room - got) / 2), lease, claimed, UNGROUPED_MAX)
+    local half = (room - got + now % 2) / 2
+    got = got + claim_waiting(me, math.floor(half), lease, claimed, UNGROUPED_MAX)
     got = got + claim_groups(me, room - got, lease, claimed)
     got = got + claim_waiting(me, room - got, lease, claimed, UNGROUPED_MAX)
   else
