@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -89,3 +90,25 @@ async def test_wait_events_and_schedules_over_rest(upstash_client: Any, prefix: 
     nxt = await asyncio.wait_for(follower.__anext__(), 10)
     assert nxt.event == "active"
     assert (await q.throughput(1))[-1].completed == 1
+
+
+async def test_a_worker_fires_schedules_over_rest(upstash_client: Any, prefix: str) -> None:
+    q = RedisJobQueue(upstash_client, "rest-sched", key_prefix=prefix)
+    await q.schedule("beat", "add", {"a": 1, "b": 1}, every=0.5)
+    ran: list[str] = []
+
+    def add(job: Any) -> int:
+        ran.append(job.id)
+        return int(job.payload["a"] + job.payload["b"])
+
+    async with running(q, {"add": add}):
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(ran) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "no two ticks ran in 20 s"
+            await asyncio.sleep(0.1)
+        assert await q.pause_schedule("beat")
+    ticks = sorted(int(i.rsplit(":", 1)[1]) for i in ran)
+    assert all(i.startswith("sched:beat:") for i in ran) and len(set(ticks)) == len(ticks)
+    assert all(b - a == 500 for a, b in itertools.pairwise(ticks))  # consecutive, each once
+    s = await q.get_schedule("beat")
+    assert s is not None and s.last_job_id is not None

@@ -110,3 +110,30 @@ async def test_pause_stops_claims_across_processes_and_a_kill_while_paused_loses
         assert counts["failed"] == counts["waiting"] == counts["active"] == 0
     finally:
         await client.close()
+
+
+async def test_rate_limit_holds_across_processes(workers: Any, redis_url: str, prefix: str) -> None:
+    # 50 jobs/s for 10 s with 3 worker processes: 500 +-3 % start, no 1-s window holds more
+    # than 50 starts (claim times: the server clock the limit is enforced on).
+    client = MuxClient(redis_url)
+    try:
+        q = RedisJobQueue(client, "rated", key_prefix=prefix)
+        await q.set_rate_limit(50, 1.0)
+        await q.enqueue_many([JobSpec("work", {"sleep": 0.01}) for _ in range(1000)])
+        workers(3, "rated", concurrency=10)
+
+        async def started() -> bool:
+            return bool(await _starts(client, prefix))
+
+        await _until(started, 20, "the first start")
+        first_wall = min(wall for wall, _, _, _ in await _starts(client, prefix))
+        await asyncio.sleep(max(0.0, first_wall + 10.5 - time.time()))
+        claims = sorted(claim for _, claim, _, _ in await _starts(client, prefix))
+        in_ten = [c for c in claims if c < claims[0] + 10.0]
+        assert 485 <= len(in_ten) <= 515, len(in_ten)
+        busiest = max(sum(1 for c in claims[i : i + 60] if c < s + 1.0)
+                      for i, s in enumerate(claims))  # fmt: skip
+        assert busiest <= 50, f"{busiest} starts in one 1-s window"
+        await q.cancel_waiting()
+    finally:
+        await client.close()

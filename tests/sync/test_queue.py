@@ -1,4 +1,5 @@
-"""The blocking queue: enqueue, enqueue_many, get_job, cancel, retry, counts, list_jobs, purge."""
+"""The blocking queue: enqueue, enqueue_many, get_job, cancel, retry, counts, list_jobs, purge,
+and the enqueue outbox through it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from redkeep.config import Settings
 from redkeep.errors import InvalidJob
 from redkeep.queue import Job, JobSpec, JobStatus
 from redkeep.services import create_services
-from redkeep.sync import SyncServices
+from redkeep.sync import SyncServices, create_sync_services
+from tests.sync.conftest import make_settings
 
 
 def run_worker_until(settings: Settings, queue: str, handlers: dict[str, Any], done: Any) -> None:
@@ -132,3 +134,26 @@ def test_dedup_debounce_and_bulk_operations(services: SyncServices) -> None:
     assert q.cancel_waiting() == 1
     assert q.retry_failed() == 0
     assert q.counts()["cancelled"] == 2
+
+
+def test_outbox_holds_blocking_enqueues_during_an_outage_and_relays_them(
+    redis_server_factory: Any, prefix: str, tmp_path: Any
+) -> None:
+    server = redis_server_factory()
+    settings = make_settings(redis_url=server.url, key_prefix=prefix,
+                             queue_outbox=tmp_path / "outbox.sqlite3")  # fmt: skip
+    with create_sync_services(settings) as services:
+        q = services.queue("held")
+        server.stop()
+        jobs = [q.enqueue("send", i) for i in range(3)] + q.enqueue_many(
+            JobSpec("send", i) for i in range(3, 5)
+        )  # no error reaches the caller: the jobs are held locally
+        assert [j.status for j in jobs] == [JobStatus.OUTBOX] * 5
+        assert q.get_job(jobs[0].id).status == JobStatus.OUTBOX  # type: ignore[union-attr]
+        server.start()
+        deadline = time.monotonic() + 20
+        while q.counts()["outbox"]:  # each call lets the relay advance on the shared loop
+            assert time.monotonic() < deadline, "the held jobs were not relayed"
+            time.sleep(0.05)
+        assert [j.id for j in q.list_jobs("waiting")] == [j.id for j in jobs]  # in order, same ids
+        assert [j.payload for j in q.list_jobs("waiting")] == list(range(5))

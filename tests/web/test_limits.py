@@ -33,3 +33,32 @@ def test_pause_and_resume_routes(
         done = http.get(f"{q}/jobs/{job['id']}", params={"wait": 10}).json()
         assert done["status"] == "completed"
         assert http.post(f"{server.url}/v1/queues/bad name!/pause").status_code == 400
+
+
+def test_rate_limit_routes(serve: Callable[..., ServerThread], redis_url: str, prefix: str) -> None:
+    server = serve(redis_settings(redis_url, prefix), handlers)
+    q = f"{server.url}/v1/queues/default"
+    body = {"max_jobs": 2, "per_seconds": 30}
+    assert httpx.put(f"{q}/rate-limit", json=body).status_code == 401  # a write needs the token
+    assert httpx.delete(f"{q}/rate-limit").status_code == 401
+    with httpx.Client(headers=AUTH, timeout=10) as http:
+        assert http.get(f"{q}/rate-limit").json() == {"queue": "default", "rate_limit": None}
+        r = http.put(f"{q}/rate-limit", json=body)
+        assert r.status_code == 200, r.text
+        limit = {"max_jobs": 2, "per_seconds": 30.0}
+        assert r.json() == {"queue": "default", "rate_limit": limit}
+        for bad in ({"max_jobs": 0, "per_seconds": 1}, {"max_jobs": 5, "per_seconds": -1},
+                    {"max_jobs": 5}, {"max_jobs": "5", "per_seconds": 1}):  # fmt: skip
+            refused = http.put(f"{q}/rate-limit", json=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+        assert http.get(f"{q}/rate-limit").json()["rate_limit"] == limit  # nothing written
+        jobs = [http.post(f"{q}/jobs", json={"name": "echo", "payload": i}).json()
+                for i in range(3)]  # fmt: skip
+        done = [http.get(f"{q}/jobs/{j['id']}", params={"wait": 10}).json() for j in jobs[:2]]
+        assert [d["status"] for d in done] == ["completed", "completed"]
+        time.sleep(0.5)
+        assert http.get(f"{q}/jobs/{jobs[2]['id']}").json()["status"] == "waiting"
+        cleared = http.delete(f"{q}/rate-limit")
+        assert cleared.json() == {"queue": "default", "rate_limit": None}
+        last = http.get(f"{q}/jobs/{jobs[2]['id']}", params={"wait": 10}).json()
+        assert last["status"] == "completed"

@@ -20,7 +20,8 @@ name            type    content
 ``meta``        hash    ``layout`` (2), ``seq`` (FIFO counter), ``hlease`` (lease in ms of a
                         job handed to an idle worker), ``acks`` (written by ``ack.lua`` so
                         that a replica-acknowledged call that changed nothing waits too),
-                        ``paused`` (``1`` while the queue is paused: nothing is claimed)
+                        ``paused`` (``1`` while the queue is paused: nothing is claimed),
+                        ``rate`` (``<max jobs>|<window ms>``: the rate limit)
 ``waiting``     zset    runnable jobs; score ``-priority * 1e12 + seq``
 ``delayed``     zset    jobs waiting for their ``run_at``; score run_at (ms)
 ``active``      zset    claimed jobs; score lease expiry (ms)
@@ -47,6 +48,8 @@ name            type    content
 ``schedtimes``  zset    schedule id -> next tick (ms), or the end of a worker's claim on it;
                         paused and ended schedules are not in it
 ``schedclaims`` hash    worker id -> memo of its last schedule claim (request id and ids)
+``ratelog``     zset    the rate limit's window: ``<job id>:<token>`` -> start time (ms), one
+                        entry per job started in the last window (``scripts/lib/rate.lua``)
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -239,6 +242,12 @@ class QueueKeys:
         """Zset: dedup key scored by when its entry may be dropped (see scripts/lib/dedup.lua)."""
         return self._key("dedupexp")
 
+    # -- flow control (redkeep.queue.limits) ---------------------------------------------------
+    @cached_property
+    def ratelog(self) -> str:
+        """Zset: the starts in the rate limit's window (see scripts/lib/rate.lua)."""
+        return self._key("ratelog")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -252,7 +261,7 @@ STATIC_NAMES = (
     "state", "data", "results", "errors", "meta", "waiting", "delayed", "active", "completed",
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
-    "schedtimes", "schedclaims", "dedup", "dedupexp",
+    "schedtimes", "schedclaims", "dedup", "dedupexp", "ratelog",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

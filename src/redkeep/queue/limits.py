@@ -1,4 +1,5 @@
-"""Flow control of a queue: pause and resume (stored with the queue, obeyed by every worker).
+"""Flow control of a queue: pause and resume, and a rate limit (stored with the queue, obeyed
+by every worker).
 
 A paused queue claims nothing: the claim step of every worker (``step.lua`` on Redis) reads the
 flag atomically with its claim, so no job starts after :meth:`FlowControlMixin.pause` returns,
@@ -8,19 +9,68 @@ delayed jobs, retention) go on. Pausing also takes back the jobs handed off to i
 not yet popped (they wait again, their attempt not counted). :meth:`~FlowControlMixin.resume`
 clears the flag and wakes the idle workers, which claim at once.
 
-Backends implement ``_set_paused`` and ``_is_paused`` (:mod:`redkeep.queue.redis_limits`,
-:mod:`redkeep.queue.memory_limits`).
+A rate limit (:meth:`~FlowControlMixin.set_rate_limit`) lets at most ``max_jobs`` jobs of the
+queue start in any window of ``per_seconds``, across all workers: a **sliding-window log**. The
+claim step keeps the start times of the last window (one entry per start, on the server clock),
+drops those older than the window and claims only as many jobs as the window has room for. A
+worker the limit stops is told when the oldest start leaves the window and sleeps until then
+(no polling meanwhile). The log is exact (no burst of twice the limit across a window edge, as
+a fixed window or a token bucket would allow) and holds at most ``max_jobs`` entries.
+
+Backends implement ``_set_paused``, ``_is_paused``, ``_set_rate_limit`` and
+``_get_rate_limit`` (:mod:`redkeep.queue.redis_limits`, :mod:`redkeep.queue.memory_limits`).
 """
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
+from dataclasses import dataclass
 
-__all__ = ["FlowControlMixin"]
+from redkeep.errors import InvalidJob
+
+__all__ = ["MAX_RATE_JOBS", "MAX_WINDOW", "FlowControlMixin", "RateLimit", "rate_limit"]
+
+MAX_WINDOW = 7 * 86400.0
+"""Longest rate-limit window (seconds): a week."""
+MAX_RATE_JOBS = 1_000_000
+"""Largest max_jobs of a rate limit (entries its window log may hold)."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``max_jobs`` job starts in any window of ``per_seconds`` (sliding)."""
+
+    max_jobs: int
+    per_seconds: float
+
+    @property
+    def per_ms(self) -> int:
+        """The window in whole milliseconds (how it is stored and enforced)."""
+        return max(1, round(self.per_seconds * 1000))
+
+
+def rate_limit(max_jobs: object, per_seconds: object, what: str = "rate limit") -> RateLimit:
+    """A checked :class:`RateLimit`, or :class:`~redkeep.errors.InvalidJob` naming the bad
+    field (``max_jobs`` an int from 1 to 1,000,000, ``per_seconds`` a number > 0, at most a
+    week)."""
+    if type(max_jobs) is not int or not 1 <= max_jobs <= MAX_RATE_JOBS:
+        raise InvalidJob(f"{what}: max_jobs must be an integer from 1 to {MAX_RATE_JOBS:,}, "
+                         f"got {max_jobs!r}")  # fmt: skip
+    if (
+        isinstance(per_seconds, bool)
+        or not isinstance(per_seconds, int | float)
+        or not math.isfinite(per_seconds)
+        or not 0.001 <= per_seconds <= MAX_WINDOW
+    ):
+        raise InvalidJob(f"{what}: per_seconds must be a number from 0.001 to {MAX_WINDOW:g} "
+                         f"(a week), got {per_seconds!r}")  # fmt: skip
+    return RateLimit(max_jobs, float(per_seconds))
 
 
 class FlowControlMixin:
-    """Pause and resume of :class:`~redkeep.queue.base.JobQueue` (see the module docstring)."""
+    """Pause, resume and rate limit of :class:`~redkeep.queue.base.JobQueue` (see the module
+    docstring)."""
 
     async def pause(self) -> None:
         """Stop every worker from claiming jobs of this queue until :meth:`resume`; running
@@ -35,9 +85,36 @@ class FlowControlMixin:
         """Whether the queue is paused."""
         return await self._is_paused()
 
+    async def set_rate_limit(
+        self, max_jobs: int | None, per_seconds: float | None = None
+    ) -> RateLimit | None:
+        """Let at most ``max_jobs`` jobs start in any window of ``per_seconds`` seconds, across
+        every worker and process (a sliding window, see the module docstring); ``None``
+        removes the limit. Replaces any earlier limit; the starts already in the window count
+        against the new one. Returns the limit now in force. Bad values raise
+        :class:`~redkeep.errors.InvalidJob` and change nothing."""
+        if max_jobs is None:
+            if per_seconds is not None:
+                raise InvalidJob("rate limit: per_seconds given without max_jobs")
+            await self._set_rate_limit(None)
+            return None
+        limit = rate_limit(max_jobs, per_seconds)
+        await self._set_rate_limit(limit)
+        return limit
+
+    async def get_rate_limit(self) -> RateLimit | None:
+        """The queue's rate limit, or None."""
+        return await self._get_rate_limit()
+
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
     async def _set_paused(self, paused: bool) -> None: ...
 
     @abstractmethod
     async def _is_paused(self) -> bool: ...
+
+    @abstractmethod
+    async def _set_rate_limit(self, limit: RateLimit | None) -> None: ...
+
+    @abstractmethod
+    async def _get_rate_limit(self) -> RateLimit | None: ...

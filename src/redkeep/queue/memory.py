@@ -15,7 +15,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -93,6 +93,7 @@ class MemoryJobQueue(
         self._log = EventLog()  # job events, waiters, counters (memory_events.py)
         self._dedup: dict[str, tuple[str, float]] = {}  # memory_dedup.py
         self._dedup_exp: list[tuple[float, str]] = []
+        self._starts: deque[float] = deque()  # memory_limits.py
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -380,7 +381,8 @@ class MemoryJobQueue(
                 self._finish(job, JobStatus.FAILED, now, error=JobFailure.from_json(o.data))
         recovered = self._maintain(now)
         jobs: list[Job] = []
-        while not self._paused and len(jobs) < claim:
+        room = self._rate_room(now, claim) if claim > 0 else 0
+        while not self._paused and len(jobs) < room:
             job = self._pop_waiting()
             if job is None:
                 break
@@ -390,7 +392,11 @@ class MemoryJobQueue(
             self._jobs[job.id] = job
             self._active[job.id] = now + lease
             jobs.append(job)
+        self._rate_started(now, len(jobs))
         more = bool(self._wseq) and not self._paused
+        throttled = None
+        if more and room < claim:  # stopped by the rate limit: sleep until the next slot
+            more, throttled = False, self._rate_wait(now)
         if more and claim:
             self._event.set()
         next_due = None
@@ -401,7 +407,7 @@ class MemoryJobQueue(
                 next_due = max(0.0, run_at - now)
                 break
             heapq.heappop(self._delayed)
-        return StepResult(jobs, next_due, recovered, rejected, more)
+        return StepResult(jobs, next_due, recovered, rejected, more, throttled)
 
     async def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease: float

@@ -383,7 +383,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
         if not self._opened:
             await self.register()
         reply = await self._acknowledged(scripts.STEP, args)
-        flat, next_due, recovered, rejected, more = reply
+        flat, next_due, recovered, rejected, more, throttle = reply
         loads = self._loads
         jobs = [
             decode_job(self.name, str(flat[i]), flat[i + 1], flat[i + 2], None, flat[i + 3], loads)
@@ -397,6 +397,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
             recovered=int(recovered),
             rejected=[str(r) for r in rejected or []],
             more=bool(int(more)),
+            throttled=None if int(throttle) < 0 else int(throttle) / 1000.0,
         )
 
     async def _recheck_layout1(self) -> None:
@@ -496,5 +497,5 @@ _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
     scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS, scripts.PAUSE,
     scripts.JOB_EVENTS, scripts.SCHEDULE_WRITE, scripts.SCHEDULE_CLAIM, scripts.SCHEDULE_FIRE,
-    scripts.BULK,
+    scripts.BULK, scripts.LIMITS,
 ]  # fmt: skip

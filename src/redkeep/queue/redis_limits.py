@@ -1,7 +1,8 @@
 """Flow control of :class:`~redkeep.queue.redis.RedisJobQueue`: the hooks of
-:class:`~redkeep.queue.limits.FlowControlMixin`. The paused flag is the ``paused`` field of the
-queue's ``meta`` hash (see :mod:`redkeep.queue.keys`), read by ``step.lua`` with every claim and
-by ``enqueue.lua`` before a hand-off; ``pause.lua`` sets or clears it."""
+:class:`~redkeep.queue.limits.FlowControlMixin`. The paused flag and the rate limit are the
+``paused`` and ``rate`` fields of the queue's ``meta`` hash (see :mod:`redkeep.queue.keys`), read
+by ``step.lua`` with every claim and by ``enqueue.lua`` before a hand-off; ``pause.lua`` and
+``limits.lua`` write them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redkeep.queue import scripts
+from redkeep.queue.limits import RateLimit
 
 if TYPE_CHECKING:
     from redkeep.queue.keys import QueueKeys
@@ -36,3 +38,18 @@ class RedisLimits:
     async def _is_paused(self) -> bool:
         await self.register()
         return await self.client.hget(self.keys.meta, "paused") == "1"
+
+    async def _set_rate_limit(self, limit: RateLimit | None) -> None:
+        value = "" if limit is None else f"{limit.max_jobs}|{limit.per_ms}"
+        await self._run(scripts.LIMITS, ["rate", value, BATCH])
+
+    async def _get_rate_limit(self) -> RateLimit | None:
+        await self.register()
+        return _parse_rate(await self.client.hget(self.keys.meta, "rate"))
+
+
+def _parse_rate(value: str | None) -> RateLimit | None:
+    if not value:
+        return None
+    max_jobs, _, per_ms = value.partition("|")
+    return RateLimit(int(max_jobs), int(per_ms) / 1000.0)

@@ -26,6 +26,7 @@ __all__ = [
     "ENQUEUE",
     "EXTEND",
     "JOB_EVENTS",
+    "LIMITS",
     "PAUSE",
     "PROGRESS",
     "PURGE",
@@ -98,6 +99,7 @@ ACK = _load("ack")
 DELETE = _load("delete")
 BULK = _load("bulk")
 PAUSE = _load("pause")
+LIMITS = _load("limits")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")
 WORKER_LIST = _load("worker_list")
