@@ -141,6 +141,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             and timeout is None
             and type(name) is str
             and 0 < len(name) <= MAX_NAME
+            and name.isprintable()
             and type(priority) is int
             and -MAX_PRIORITY <= priority <= MAX_PRIORITY
         ):
@@ -348,13 +349,23 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             )
 
     def _prepare(self, spec: JobSpec) -> _Prepared:
-        if not isinstance(spec.name, str) or not spec.name or len(spec.name) > MAX_NAME:
-            raise InvalidJob(f"job name must be a non-empty str of at most {MAX_NAME} characters")
+        # Printable only: these end up in log lines, where a newline would forge another one.
+        name = spec.name
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+            raise InvalidJob(
+                f"job name must be a str of 1-{MAX_NAME} printable characters (no newline or "
+                "other control character)"
+            )
         job_id = spec.job_id
         if job_id is not None and (
-            not isinstance(job_id, str) or not job_id or len(job_id) > MAX_JOB_ID
+            not isinstance(job_id, str)
+            or not 0 < len(job_id) <= MAX_JOB_ID
+            or not job_id.isprintable()
         ):
-            raise InvalidJob(f"job_id must be a non-empty str of at most {MAX_JOB_ID} chars")
+            raise InvalidJob(
+                f"job_id must be a str of 1-{MAX_JOB_ID} printable characters (no newline or "
+                "other control character)"
+            )
         prio = spec.priority
         if not isinstance(prio, int) or isinstance(prio, bool) or abs(prio) > MAX_PRIORITY:
             raise InvalidJob(f"priority must be an int in [-{MAX_PRIORITY}, {MAX_PRIORITY}]")
@@ -466,8 +477,11 @@ def _dedup_options(spec: JobSpec) -> tuple[str, int, int]:
             if getattr(spec, field) is not None:
                 raise InvalidJob(f"{field} needs a dedup_key")
         return "", 0, 0
-    if not isinstance(key, str) or not 0 < len(key) <= MAX_DEDUP_KEY:
-        raise InvalidJob(f"dedup_key must be a non-empty str of at most {MAX_DEDUP_KEY} characters")
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_DEDUP_KEY or not key.isprintable():
+        raise InvalidJob(
+            f"dedup_key must be a str of 1-{MAX_DEDUP_KEY} printable characters (no newline or "
+            "other control character)"
+        )
     ttl_ms = 0 if spec.dedup_ttl is None else _seconds(spec.dedup_ttl, "dedup_ttl")
     if spec.debounce is None:
         return key, ttl_ms, 0
