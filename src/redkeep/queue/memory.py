@@ -440,6 +440,9 @@ class MemoryJobQueue(
                 next_due = max(0.0, run_at - now)
                 break
             heapq.heappop(self._delayed)
+        if self._gsleep:  # a group whose rate window has room sooner
+            wake = max(0.0, min(self._gsleep.values()) - now)
+            next_due = wake if next_due is None else min(next_due, wake)
         return StepResult(jobs, next_due, recovered, rejected, more, throttled)
 
     async def extend_leases(

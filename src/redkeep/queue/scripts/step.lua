@@ -38,9 +38,9 @@
 -- ARGV[12...] outcomes, 5 arguments each: id, token, kind (done|retry|fail|release), data
 --   (result or failure JSON), retry delay ms
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
---   or -1, leases recovered, rejected ids (stale token), 1 if jobs are still waiting (and the
---   queue is not paused or rate limited) else 0, ms until the rate limit lets another job
---   start when it kept waiting jobs from being claimed else -1}
+--   or a group's rate window has room, or -1, leases recovered, rejected ids (stale token),
+--   1 if jobs are still waiting (and the queue is not paused or rate limited) else 0, ms until
+--   the rate limit lets another job start when it kept waiting jobs from being claimed else -1}
 -- A paused queue (meta field `paused`) claims nothing and registers no idle worker. A rate
 -- limited one (meta field `rate`) claims no more than its window has room for and registers
 -- no idle worker (enqueues hand nothing off: every start goes through the limit).
@@ -192,4 +192,6 @@ end
 redis.call('HSET', K.steps, me, rid .. '\n' .. memo)
 local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
-return {job_records(ids), next_due(), recovered, rejected, more, throttle}
+local due = next_due()
+if grouped then due = group_due(due) end
+return {job_records(ids), due, recovered, rejected, more, throttle}

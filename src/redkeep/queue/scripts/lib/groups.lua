@@ -76,6 +76,15 @@ local function wake_groups()
   end
 end
 
+-- `due` (ms until the next delayed job, or -1), or sooner when a sleeping group wakes first.
+local function group_due(due)
+  local head = redis.call('ZRANGE', K.gsleep, 0, 0, 'WITHSCORES')
+  if #head == 0 then return due end
+  local at = math.max(0, tonumber(head[2]) - now)
+  if due < 0 or at < due then return at end
+  return due
+end
+
 group_hook = function(id, st, from, to, score)
   local g = group_of(st)
   if not g then return score end
