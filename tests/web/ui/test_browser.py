@@ -186,7 +186,7 @@ def test_the_overview_charts_finished_jobs_and_updates_the_chart_live(
     label = "default: Last 15 minutes: {} completed ({}), 1 failed (0.0011/s)"
     expect(chart).to_have_attribute("aria-label", label.format(2, "0.0022/s"))
     expect(page.get_by_role("img", name=label.format(2, "0.0022/s"))).to_be_visible()
-    assert chart.locator("g.bar").count() == 15
+    assert chart.locator("g.bar").count() in (1, 2)  # this minute (and maybe the one before)
     done = dash.enqueue("default", "ok", 3)
     dash.wait_status("default", done["id"], "completed")
     expect(chart).to_have_attribute("aria-label", label.format(3, "0.0033/s"))
