@@ -1,6 +1,7 @@
 -- One worker step: record finished attempts (fenced by token), reap expired leases and stale
--- hand-offs, promote due delayed jobs, trim finished jobs, then claim up to N jobs (first
--- those handed off and not yet popped, then waiting ones).
+-- hand-offs (all of them when the step claims nothing and no worker is left idle), promote due
+-- delayed jobs, trim finished jobs, then claim up to N jobs (first those handed off and not yet
+-- popped, then waiting ones).
 -- The step's request id is remembered per worker with its reply: the same request sent again
 -- (after a lost reply) applies nothing and returns the same claimed jobs.
 -- @idempotent
@@ -123,7 +124,8 @@ end
 
 -- 2. upkeep
 local recovered = reap_leases(batch)
-if reap_handoffs(tonumber(ARGV[11]), batch) + recovered + promote_due(batch) > 0 then
+local handoff_age = handoff_ttl(tonumber(ARGV[11]), want)
+if reap_handoffs(handoff_age, batch) + recovered + promote_due(batch) > 0 then
   wake = true
 end
 
