@@ -98,6 +98,7 @@ def test_catch_up_is_bounded() -> None:
         ({"every": 5, "misfire": "sometimes"}, "misfire"),
         ({"every": 5, "schedule_id": "bad id"}, "schedule_id"),
         ({"every": 5, "schedule_id": "s1\n"}, "schedule_id"),  # `$` matches before a newline
+        ({"every": 5, "name": "report\nERROR forged"}, "name"),  # job names are printable
     ],
 )
 async def test_bad_definitions_name_the_field_and_write_nothing(
@@ -106,8 +107,9 @@ async def test_bad_definitions_name_the_field_and_write_nothing(
     q = await make_queue()
     kwargs = dict(kwargs)
     sid = kwargs.pop("schedule_id", "s1")
+    name = kwargs.pop("name", "h")
     with pytest.raises(InvalidJob, match=f"^{field}:"):
-        await q.schedule(sid, "h", **kwargs)
+        await q.schedule(sid, name, **kwargs)
     assert await q.list_schedules() == []
 
 

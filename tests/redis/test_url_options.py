@@ -98,6 +98,28 @@ async def test_db_user_password_client_name_and_protocol(
 
 
 @pytest.mark.parametrize("cls", TRANSPORTS)
+async def test_unix_socket_with_password_db_and_client_name(
+    cls: type, opened: Any, redis_server_factory: Factory, prefix: str
+) -> None:
+    """`auto` picks mux for unix://, so both transports must serve it, blocking pops included."""
+    from redkeep.queue import RedisJobQueue
+
+    server = redis_server_factory(requirepass="pa/ss-unix", start=False)
+    sock = server.dir / "redis.sock"  # a short path: a socket's path has at most 107 bytes
+    server.extra_args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
+    server.start()
+    client = opened(cls, f"unix://:pa%2Fss-unix@{sock}?db=4&client_name=rk-unix")
+    await client.set("k", "in-4")
+    assert server.cli("-n", "4", "GET", "k").strip() == "in-4"
+    rows = _client_info(server, "rk-unix")
+    assert rows and all(r["db"] == "4" and r["addr"].startswith(str(sock)) for r in rows)
+    queue = RedisJobQueue(client, "unix", key_prefix=prefix)
+    job = await queue.enqueue("x", {"n": 1})
+    assert (await queue.get_job(job.id)).payload == {"n": 1}  # type: ignore[union-attr]
+    assert await client.execute("BZPOPMIN", f"{prefix}:none", "0.05") is None
+
+
+@pytest.mark.parametrize("cls", TRANSPORTS)
 async def test_socket_keepalive(cls: type, opened: Any, redis_server_factory: Factory) -> None:
     server = redis_server_factory()
     plain = opened(cls, server.url)

@@ -11,7 +11,7 @@ from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.executors import ProcessHandler, in_process
 from redkeep.queue.flows import Flow
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
-from redkeep.queue.limits import RateLimit
+from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox, OutboxStats
 from redkeep.queue.progress import current_job, progress, progress_sync
@@ -24,6 +24,7 @@ __all__ = [
     "Backoff",
     "EventsConfig",
     "Flow",
+    "GroupLimit",
     "Handler",
     "InvalidJob",
     "Job",

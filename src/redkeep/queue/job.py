@@ -159,6 +159,9 @@ class Job:
     stored with the payload and read back with the job; never changes."""
     dedup_key: str | None = None
     """The deduplication key given at enqueue (see :meth:`JobQueue.enqueue`), or None."""
+    group: str | None = None
+    """The group given at enqueue (fair scheduling and per-group limits, see
+    :meth:`JobQueue.set_group_limit`), or None."""
     depends_on: tuple[str, ...] = ()
     """Ids of the jobs this one waits for (its parents, see :mod:`redkeep.queue.flows`)."""
     on_parent_failure: str | None = None
@@ -190,6 +193,7 @@ class JobSpec:
     dedup_key: str | None = None
     dedup_ttl: float | None = None
     debounce: float | None = None
+    group: str | None = None
     depends_on: Sequence[str | Job | tuple[str, str]] | None = None
     on_parent_failure: str = "fail"
     queue: str | None = None

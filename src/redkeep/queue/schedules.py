@@ -288,8 +288,8 @@ def validate(
             f"schedule_id: 1-{MAX_SCHEDULE_ID} characters from A-Z a-z 0-9 _ . : - starting "
             f"with a letter or digit, got {schedule_id!r}"
         )
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
-        raise InvalidJob(f"name: a non-empty str of at most {MAX_NAME} characters")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+        raise InvalidJob(f"name: a str of 1-{MAX_NAME} printable characters")
     if (cron is None) == (every is None):
         raise InvalidJob("cron/every: give exactly one of cron or every")
     if not isinstance(tz, str):

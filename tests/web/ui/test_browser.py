@@ -186,7 +186,7 @@ def test_the_overview_charts_finished_jobs_and_updates_the_chart_live(
     label = "default: Last 15 minutes: {} completed ({}), 1 failed (0.0011/s)"
     expect(chart).to_have_attribute("aria-label", label.format(2, "0.0022/s"))
     expect(page.get_by_role("img", name=label.format(2, "0.0022/s"))).to_be_visible()
-    assert chart.locator("g.bar").count() == 15
+    assert chart.locator("g.bar").count() in (1, 2)  # this minute (and maybe the one before)
     done = dash.enqueue("default", "ok", 3)
     dash.wait_status("default", done["id"], "completed")
     expect(chart).to_have_attribute("aria-label", label.format(3, "0.0033/s"))
@@ -477,6 +477,8 @@ def test_screenshots_of_every_page_at_1280_and_390_px(
     dash.schedule("reports", "nightly-sales", name="send", payload={"report": "sales"},
                   cron="0 3 * * *", tz="Europe/Paris")  # fmt: skip
     dash.schedule("emails", "digest", name="send", every=3600)
+    r = dash.api.put("/v1/queues/emails/rate-limit", json={"max_jobs": 10, "per_seconds": 1})
+    assert r.status_code == 200, r.text
     dash.schedule("thumbnails", "cleanup", name="render", every=900)
     dash.api.post("/v1/queues/thumbnails/schedules/cleanup/pause")
     dash.api.put("/v1/caches/sessions/keys/user-1", json={"value": {"name": "Ada"}})

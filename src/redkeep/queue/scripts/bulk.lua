@@ -14,17 +14,22 @@
 -- KEYS[11] events
 -- KEYS[12] throughput
 -- KEYS[13] waits
--- KEYS[14] blocked   children of cancelled jobs follow their on_parent_failure (lib/flows.lua)
--- KEYS[15] children
--- KEYS[16] deps
--- KEYS[17] errors
--- KEYS[18] results
--- KEYS[19] outflow
+-- KEYS[14] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[15] groups
+-- KEYS[16] gactive
+-- KEYS[17] gsleep
+-- KEYS[18] blocked   children of cancelled jobs follow their on_parent_failure (lib/flows.lua)
+-- KEYS[19] children
+-- KEYS[20] deps
+-- KEYS[21] errors
+-- KEYS[22] results
+-- KEYS[23] outflow
 -- ARGV[1] request id  ARGV[2] op (retry | cancel)  ARGV[3] status (the index: failed for
 -- retry, waiting or delayed for cancel)  ARGV[4] handler name ('' = all)  ARGV[5] offset
 -- ARGV[6] scan (<= 1000)  ARGV[7] room (most jobs to change)
 -- Returns {changed, looked at}.
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
 -- @include "lib/flows.lua"
 
 local rid, op, status, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]

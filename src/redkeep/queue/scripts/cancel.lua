@@ -15,18 +15,23 @@
 -- KEYS[11] events
 -- KEYS[12] throughput
 -- KEYS[13] waits
--- KEYS[14] blocked
--- KEYS[15] children
--- KEYS[16] deps
--- KEYS[17] errors
--- KEYS[18] failed
--- KEYS[19] marker
--- KEYS[20] results
--- KEYS[21] outflow
+-- KEYS[14] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[15] groups
+-- KEYS[16] gactive
+-- KEYS[17] gsleep
+-- KEYS[18] blocked
+-- KEYS[19] children
+-- KEYS[20] deps
+-- KEYS[21] errors
+-- KEYS[22] failed
+-- KEYS[23] marker
+-- KEYS[24] results
+-- KEYS[25] outflow
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the previous status, or false when the job is unknown or already finished.
 -- @include "lib/handoff.lua"
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
 -- @include "lib/flows.lua"
 
 local rid, id = ARGV[1], ARGV[2]

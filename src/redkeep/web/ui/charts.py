@@ -52,7 +52,7 @@ def _minute(ts: float) -> str:
 
 def throughput_chart(points: Sequence[ThroughputPoint], queue: str) -> Markup:
     """Stacked bars per minute (completed below, failed above), oldest first, scaled to the
-    busiest minute; an empty chart (a base line) when nothing finished."""
+    busiest minute; minutes without finished jobs draw nothing (the base line shows)."""
     label = escape(f"{queue}: {throughput_summary(points)}")
     peak = max((p.completed + p.failed for p in points), default=0)
     slot = CHART_WIDTH / max(len(points), 1)
@@ -71,15 +71,21 @@ def throughput_chart(points: Sequence[ThroughputPoint], queue: str) -> Markup:
     ]
     for i, p in enumerate(points):
         c, f = int(p.completed), int(p.failed)
+        if not c and not f:
+            continue  # an idle minute draws nothing (most minutes of most queues)
         x = i * slot + 0.5
         h_done = c * scale
         h_fail = f * scale
         parts.append(
-            f'<g class="bar" data-completed="{c}" data-failed="{f}">'
+            f'<g class="bar" data-minute="{i}" data-completed="{c}" data-failed="{f}">'
             f"<title>{_minute(p.minute)} UTC: {c} completed, {f} failed</title>"
-            f'<rect class="done" x="{x:.1f}" y="{CHART_HEIGHT - h_done:.1f}" width="{w:.1f}" '
-            f'height="{h_done:.1f}"/><rect class="fail" x="{x:.1f}" '
-            f'y="{CHART_HEIGHT - h_done - h_fail:.1f}" width="{w:.1f}" height="{h_fail:.1f}"/></g>'
         )
+        if c:
+            parts.append(f'<rect class="done" x="{x:.1f}" y="{CHART_HEIGHT - h_done:.1f}" '
+                         f'width="{w:.1f}" height="{h_done:.1f}"/>')  # fmt: skip
+        if f:
+            parts.append(f'<rect class="fail" x="{x:.1f}" y="{CHART_HEIGHT - h_done - h_fail:.1f}" '
+                         f'width="{w:.1f}" height="{h_fail:.1f}"/>')  # fmt: skip
+        parts.append("</g>")
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and escape()d text only

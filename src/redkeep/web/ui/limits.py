@@ -1,8 +1,8 @@
 """A queue's flow-control limits in words, for the overview and the queue page.
 
-Rate limits (``queue.get_rate_limit()``) and per-group limits (``queue.get_group_limit()``)
-come with issue 16. They are read through those public methods when the queue has them, so the
-*Limits* column fills in by itself once they exist, and shows nothing on a queue without them.
+The rate limit comes from ``queue.get_rate_limit()``. Per-group limits
+(``queue.get_group_limit()``, issue 16) are read when the queue has that method, so they show
+by themselves once it exists.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from redkeep.queue.base import JobQueue
+    from redkeep.queue.limits import RateLimit
 
 __all__ = ["duration", "limits_text", "queue_limits"]
 
@@ -29,7 +30,7 @@ def _per(max_jobs: int, per_seconds: float) -> str:
     return f"{max_jobs} jobs / {duration(per_seconds)}"
 
 
-def limits_text(rate: Any, group: Any) -> str | None:
+def limits_text(rate: RateLimit | None, group: Any) -> str | None:
     """``50 jobs/s; per group: 2 running, 10 jobs / 1 min`` from a rate limit (``max_jobs``,
     ``per_seconds``) and a group limit (``concurrency``, ``max_jobs``, ``per_seconds``; each
     may be None), either None; None when neither limits anything."""
@@ -53,9 +54,8 @@ def limits_text(rate: Any, group: Any) -> str | None:
 
 
 async def queue_limits(queue: JobQueue) -> str | None:
-    """The limits of ``queue`` in words (None: none set, or the backend has none yet)."""
-    get_rate = getattr(queue, "get_rate_limit", None)
-    get_group = getattr(queue, "get_group_limit", None)
-    rate = await get_rate() if get_rate is not None else None
+    """The limits of ``queue`` in words (None: none set)."""
+    rate = await queue.get_rate_limit()
+    get_group = getattr(queue, "get_group_limit", None)  # not merged yet (issue 16, stage 2)
     group = await get_group() if get_group is not None else None
     return limits_text(rate, group)
