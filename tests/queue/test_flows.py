@@ -123,6 +123,8 @@ async def test_bad_dependencies_are_rejected_and_write_nothing(make_queue: Any) 
         await q.enqueue("ok", depends_on="abc")
     with pytest.raises(InvalidJob, match="dedup_key"):
         await q.enqueue("ok", depends_on=["x"], dedup_key="k")
+    with pytest.raises(InvalidJob, match="group cannot be combined"):
+        await q.enqueue("ok", depends_on=["x"], group="tenant-1")
     a = await q.enqueue("ok")
     with pytest.raises(InvalidJob, match="unknown job ghost"):
         await q.enqueue_many([JobSpec("ok", job_id="n1"), JobSpec("ok", depends_on=["ghost"])])
