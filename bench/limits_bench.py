@@ -12,9 +12,19 @@ one Worker (concurrency 10) timed from start until all are completed. With ``--a
 (the ``src`` of another checkout, e.g. ``git archive`` of the previous commit), rounds of this
 tree and of the other are interleaved, each in a fresh interpreter, and medians compared.
 
+``groups``: the same end-to-end jobs/s with every job in one of 100 groups and a group limit of
+concurrency 5 (``set_group_limit(concurrency=5)``), against ungrouped jobs, rounds interleaved
+(target: at least 50 % of the ungrouped rate).
+
+``scripts --ab OTHER_SRC``: the enqueue script of this tree and of the other, loaded into one
+private server and called alternately (one call of 1,000 jobs, then 200 single enqueues, per
+round and tree); the server's own script time per job (``INFO commandstats`` EVALSHA usec
+deltas) is compared, so client and scheduling noise of a shared machine mostly drops out.
+
 Everything runs on loopback; the server and the processes started are stopped by PID.
 
     .venv/bin/python bench/limits_bench.py idle --seconds 20
+    .venv/bin/python bench/limits_bench.py groups --rounds 5
     git archive HEAD~1 | tar -x -C /tmp/prev && \\
         .venv/bin/python bench/limits_bench.py throughput --ab /tmp/prev/src --rounds 7
 """
@@ -128,7 +138,7 @@ def idle(args: argparse.Namespace) -> None:
         print(f"| {what} | {cpu:.2f} | {rate:.2f} |")
 
 
-async def _one_round(url: str, n: int) -> float:
+async def _one_round(url: str, n: int, groups: int = 0) -> float:
     from redkeep.queue import JobSpec, RedisJobQueue, Worker
     from redkeep.redis.mux import MuxClient
 
@@ -138,8 +148,14 @@ async def _one_round(url: str, n: int) -> float:
     client = MuxClient(url)
     try:
         q = RedisJobQueue(client, f"tp-{time.monotonic_ns()}", key_prefix="lbench")
+        if groups:
+            await q.set_group_limit(concurrency=5)
         for start in range(0, n, 1000):
-            await q.enqueue_many(JobSpec("h", i) for i in range(start, min(n, start + 1000)))
+            batch = range(start, min(n, start + 1000))
+            if groups:  # (no group argument otherwise: a tree without groups is measured too)
+                await q.enqueue_many(JobSpec("h", i, group=f"g{i % groups}") for i in batch)
+            else:
+                await q.enqueue_many(JobSpec("h", i) for i in batch)
         worker = Worker(q, {"h": noop}, concurrency=10, handle_signals=False)
         began = time.perf_counter()
         task = asyncio.create_task(worker.run())
@@ -180,6 +196,65 @@ def throughput(args: argparse.Namespace) -> None:
         print(f"this tree / other: {ratio:.3f}")
 
 
+def groups(args: argparse.Namespace) -> None:
+    rates: dict[str, list[float]] = {"ungrouped": [], "100 groups, concurrency 5": []}
+    with redis_server() as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(args.rounds):
+            rates["ungrouped"].append(asyncio.run(_one_round(url, args.n)))
+            rates["100 groups, concurrency 5"].append(asyncio.run(_one_round(url, args.n, 100)))
+    print(f"n={args.n}, {args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}")
+    for name, values in rates.items():
+        print(f"{name:26s} median {statistics.median(values):7.0f} jobs/s "
+              f"(min {min(values):.0f}, max {max(values):.0f})")  # fmt: skip
+    ratio = statistics.median(rates["100 groups, concurrency 5"]) / statistics.median(
+        rates["ungrouped"]
+    )
+    print(f"grouped / ungrouped: {ratio:.3f}")
+
+
+def scripts_ab(args: argparse.Namespace) -> None:
+    import redis
+
+    from redkeep.queue.keys import QueueKeys
+    from redkeep.queue.scripts import load_script
+
+    trees = {"this tree": Path(SRC), "other": Path(args.ab).resolve()}
+    script = "redkeep/queue/scripts/enqueue.lua"
+    loaded = {name: load_script(src / script) for name, src in trees.items()}
+    cases = {f"{name} {what}": [] for name in trees for what in ("bulk", "single")}
+    with redis_server() as port:
+        r = redis.Redis(port=port)
+
+        def usec() -> int:
+            return int(r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
+
+        shas = {name: r.script_load(s.source) for name, s in loaded.items()}
+        for rnd in range(args.rounds):
+            for name, s in loaded.items():
+                keys = QueueKeys("sbench", f"{rnd}-{name.replace(' ', '')}").names(s.keys)
+                bulk: list[object] = [1000]
+                for i in range(1000):
+                    bulk += [f"j{i}", "3|0|0|0", f'["j{i}","x",null]\n{{"i":{i}}}']
+                u0 = usec()
+                r.evalsha(shas[name], len(keys), *keys, *bulk)
+                cases[f"{name} bulk"].append((usec() - u0) / 1000)
+                u0 = usec()
+                for i in range(200):
+                    job = [1, f"s{i}", "3|0|0|0", f'["s{i}","x",null]\n1']
+                    r.evalsha(shas[name], len(keys), *keys, *job)
+                cases[f"{name} single"].append((usec() - u0) / 200)
+                r.delete(*keys)
+    print(f"{args.rounds} interleaved rounds, load {os.getloadavg()[0]:.1f}; script usec per job")
+    for name, values in cases.items():
+        print(f"{name:18s} median {statistics.median(values):6.2f}  (min {min(values):.2f})")
+    for what in ("bulk", "single"):
+        ratio = statistics.median(cases[f"this tree {what}"]) / statistics.median(
+            cases[f"other {what}"]
+        )
+        print(f"{what}: this tree / other {ratio:.3f}")
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "_round":  # one measurement, in a fresh process
         print(asyncio.run(_one_round(sys.argv[2], int(sys.argv[3]))))
@@ -193,9 +268,19 @@ def main() -> None:
     p_tp.add_argument("--n", type=int, default=5000)
     p_tp.add_argument("--rounds", type=int, default=5)
     p_tp.add_argument("--ab", help="src directory of another checkout to compare with")
+    p_scripts = sub.add_parser("scripts")
+    p_scripts.add_argument("--ab", required=True, help="src directory of another checkout")
+    p_scripts.add_argument("--rounds", type=int, default=40)
+    p_groups = sub.add_parser("groups")
+    p_groups.add_argument("--n", type=int, default=5000)
+    p_groups.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.mode == "idle":
         idle(args)
+    elif args.mode == "groups":
+        groups(args)
+    elif args.mode == "scripts":
+        scripts_ab(args)
     else:
         throughput(args)
 

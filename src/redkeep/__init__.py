@@ -37,6 +37,7 @@ from redkeep.errors import (
 from redkeep.queue import (
     Backoff,
     EventsConfig,
+    GroupLimit,
     InvalidJob,
     Job,
     JobEvent,
@@ -80,6 +81,7 @@ __all__ = [
     "ConfigError",
     "EventsConfig",
     "FallbackCache",
+    "GroupLimit",
     "InvalidJob",
     "InvalidKey",
     "InvalidationListener",

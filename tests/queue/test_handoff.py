@@ -170,3 +170,35 @@ async def _is_at_least(value: Any, n: int) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_step_claiming_nothing_returns_hand_offs_when_no_worker_is_idle(
+    redis_url: str, prefix: str
+) -> None:
+    """Regression: a worker stopping (or without a free slot) left the idle set with a job
+    handed to it but not popped; with no other worker idle, the job stayed active (nobody's)
+    until its hand-off TTL or lease ran out, and for good when no worker stepped again (the
+    graceful-stop contract test found it under CPU load)."""
+    client = MuxClient(redis_url)
+    q = RedisJobQueue(client, "handoff-leaving", key_prefix=prefix)
+    try:
+        # w1 and w2 register idle (a step that claimed fewer jobs than it wanted)
+        for worker in ("w1", "w2"):
+            await q.step(StepRequest(worker, f"{worker}-r1", [], 1, 30.0, idle=30.0))
+        handed = await q.enqueue("x", "handed while two workers are idle")
+        assert handed.status == JobStatus.ACTIVE and await client.zcard(q.keys.handoff) == 1
+        # w1 leaves (claims nothing): w2 is still idle and will pop it, so it stays handed
+        await q.step(StepRequest("w1", "w1-r2", [], 0, 30.0))
+        assert await client.zcard(q.keys.handoff) == 1
+        # w2 leaves too: nobody idle is left, the hand-off waits again, attempt not counted
+        left = await q.step(StepRequest("w2", "w2-r2", [], 0, 30.0))
+        assert left.jobs == [] and left.more
+        back = await q.get_job(handed.id)
+        assert back is not None and (back.status, back.attempts) == ("waiting", 0)
+        assert back.error is None and await client.zcard(q.keys.handoff) == 0
+        assert await client.zcard(q.keys.active) == 0
+        # the next worker runs it as attempt 1
+        taken = await q.step(StepRequest("w3", "w3-r1", [], 1, 30.0))
+        assert [(j.id, j.attempts) for j in taken.jobs] == [(handed.id, 1)]
+    finally:
+        await client.close()

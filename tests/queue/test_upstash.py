@@ -112,3 +112,27 @@ async def test_a_worker_fires_schedules_over_rest(upstash_client: Any, prefix: s
     assert all(b - a == 500 for a, b in itertools.pairwise(ticks))  # consecutive, each once
     s = await q.get_schedule("beat")
     assert s is not None and s.last_job_id is not None
+
+
+async def test_rate_limit_and_groups_over_rest(upstash_client: Any, prefix: str) -> None:
+    q = RedisJobQueue(upstash_client, "rest-limits", key_prefix=prefix, poll_max_rate=10.0)
+    await q.set_rate_limit(3, 60)
+    await q.set_group_limit(concurrency=1)
+    started: list[tuple[str | None, Any]] = []
+    gate = asyncio.Event()
+
+    async def work(job: Job) -> None:
+        started.append((job.group, job.payload))
+        await gate.wait()
+
+    await q.enqueue_many([JobSpec("work", i, group="a") for i in range(3)])
+    await q.enqueue_many([JobSpec("work", i) for i in range(3)])
+    async with running(q, {"work": work}, concurrency=10):
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(started) < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert len(started) == 3  # the rate limit
+        assert sum(1 for g, _ in started if g == "a") == 1  # the group's concurrency
+        gate.set()
+    assert await q.get_rate_limit() is not None

@@ -12,7 +12,7 @@ import pytest
 
 from redkeep.config import Settings
 from redkeep.errors import InvalidJob
-from redkeep.queue import Job, JobSpec, JobStatus
+from redkeep.queue import GroupLimit, Job, JobSpec, JobStatus, RateLimit
 from redkeep.services import create_services
 from redkeep.sync import SyncServices, create_sync_services
 from tests.sync.conftest import make_settings
@@ -134,6 +134,21 @@ def test_dedup_debounce_and_bulk_operations(services: SyncServices) -> None:
     assert q.cancel_waiting() == 1
     assert q.retry_failed() == 0
     assert q.counts()["cancelled"] == 2
+
+
+def test_flow_control(services: SyncServices) -> None:
+    q = services.queue("sync-limits")
+    q.pause()
+    assert q.is_paused() is True
+    q.resume()
+    assert q.is_paused() is False
+    assert q.set_rate_limit(5, 1) == RateLimit(5, 1.0) == q.get_rate_limit()
+    assert q.set_rate_limit(None) is None and q.get_rate_limit() is None
+    assert q.set_group_limit(concurrency=2) == GroupLimit(2, None) == q.get_group_limit()
+    with pytest.raises(InvalidJob, match="concurrency"):
+        q.set_group_limit(concurrency=0)
+    assert q.set_group_limit() is None
+    assert q.enqueue("x", group="tenant-1").group == "tenant-1"
 
 
 def test_outbox_holds_blocking_enqueues_during_an_outage_and_relays_them(

@@ -10,7 +10,7 @@ from redkeep.queue.events import EventsConfig, JobEvent, ThroughputPoint
 from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.executors import ProcessHandler, in_process
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
-from redkeep.queue.limits import RateLimit
+from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox, OutboxStats
 from redkeep.queue.progress import current_job, progress, progress_sync
@@ -22,6 +22,7 @@ from redkeep.queue.worker import Worker
 __all__ = [
     "Backoff",
     "EventsConfig",
+    "GroupLimit",
     "Handler",
     "InvalidJob",
     "Job",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from redkeep.errors import InvalidJob, JobError
+from redkeep.names import NAME_RULE, is_valid_name
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.bulk import BulkMixin
 from redkeep.queue.events import EventsMixin
@@ -107,8 +108,13 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         dedup_key: str | None = None,
         dedup_ttl: float | None = None,
         debounce: float | None = None,
+        group: str | None = None,
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
+
+        With ``group`` (a name like a queue's, e.g. ``"tenant-42"``), the job is scheduled fairly
+        among the queue's groups (round-robin) and counts against the group limit
+        (:meth:`set_group_limit`); priority orders the jobs of one group.
 
         With ``dedup_key``, while a job enqueued with that key is unfinished (or for
         ``dedup_ttl`` seconds after it was enqueued, if given), this returns that job and adds
@@ -127,6 +133,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             and dedup_key is None
             and dedup_ttl is None
             and debounce is None
+            and group is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -163,9 +170,10 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 dedup_key,
                 dedup_ttl,
                 debounce,
+                group,
             )
             prepared = self._prepare(spec)
-        if self.outbox is not None and not prepared.dedup:
+        if self.outbox is not None and not prepared.dedup and not prepared.group:
             return (await self.outbox.enqueue(self, [prepared]))[0]
         return await self._enqueue_one(prepared)
 
@@ -182,7 +190,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 raise InvalidJob(f"job {index}: {exc}") from None
         if not prepared:
             return []
-        if self.outbox is not None and not any(p.dedup for p in prepared):
+        if self.outbox is not None and not any(p.dedup or p.group for p in prepared):
             return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
 
@@ -391,6 +399,9 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         if spec.headers:
             headers = orjson.dumps(check_headers(spec.headers)).decode()
         dedup, ttl_ms, debounce_ms = _dedup_options(spec)
+        group = spec.group
+        if group is not None and not is_valid_name(group):
+            raise InvalidJob(f"group {str(group)[:40]!r} must be {NAME_RULE}")
         if debounce_ms:
             delay_ms = debounce_ms
         payload = encode_value(spec.payload, self.max_payload_bytes)
@@ -409,6 +420,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             dedup=dedup,
             dedup_ttl_ms=ttl_ms,
             debounce_ms=debounce_ms,
+            group=group or "",
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -440,6 +452,8 @@ class _Prepared(NamedTuple):
     """The deduplication key, or ``""`` for none."""
     dedup_ttl_ms: int = 0
     debounce_ms: int = 0
+    group: str = ""
+    """The job's group, or ``""`` for none."""
 
 
 def _seconds(value: Any, field: str) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "encode_state",
     "job_to_record",
     "split_data",
+    "state_group",
 ]
 
 _STATUS = {s.value: s for s in JobStatus}
@@ -54,16 +55,25 @@ def encode_state(
     started: int | None = None,
     finished: int | None = None,
     worker: str | None = None,
+    group: str | None = None,
 ) -> str:
-    """A state record (times in ms)."""
+    """A state record (times in ms); a job's group follows the worker field as ``|g=<group>``."""
 
     def ms(v: int | None) -> str:
         return "" if v is None else str(v)
 
     return (
         f"{status}|{attempts}|{token}|{priority}|{max_attempts}|{ms(created)}|{ms(run_at)}|"
-        f"{ms(started)}|{ms(finished)}|{worker or ''}"
+        f"{ms(started)}|{ms(finished)}|{worker or ''}" + (f"|g={group}" if group else "")
     )
+
+
+def state_group(rec: str) -> str | None:
+    """The group a state record names (``|g=<group>`` after the worker field), or None."""
+    i = rec.find("|g=")
+    if i < 0:
+        return None
+    return rec[i + 3 :].split("|", 1)[0] or None
 
 
 def decode_state(rec: str) -> list[str]:
@@ -176,6 +186,7 @@ def _decode_job(
             token=int(s[2]),
             headers=_headers(fields),
             dedup_key=str(fields[5]) if len(fields) > 5 and fields[5] is not None else None,
+            group=state_group(state) if state else None,
         )
     except (KeyError, ValueError, TypeError, IndexError, SerializationError):
         return _careful(queue, job_id, state, data, result, error, loads)
@@ -271,6 +282,7 @@ def _careful(
         backoff=backoff,
         token=num(2, "token", int, 0),
         headers=headers,
+        group=state_group(state) if state else None,
     )
 
 
@@ -292,6 +304,7 @@ def job_to_record(job: Job, dumps: Callable[[Any], str]) -> tuple[str, str, str,
         _ms_int(job.started_at),
         _ms_int(job.finished_at),
         job.worker_id,
+        job.group,
     )
     backoff = orjson.dumps(job.backoff.to_list()).decode() if job.backoff else ""
     headers = orjson.dumps(dict(job.headers)).decode() if job.headers else ""

@@ -151,6 +151,9 @@ class Job:
     stored with the payload and read back with the job; never changes."""
     dedup_key: str | None = None
     """The deduplication key given at enqueue (see :meth:`JobQueue.enqueue`), or None."""
+    group: str | None = None
+    """The group given at enqueue (fair scheduling and per-group limits, see
+    :meth:`JobQueue.set_group_limit`), or None."""
 
     @property
     def finished(self) -> bool:
@@ -174,6 +177,7 @@ class JobSpec:
     dedup_key: str | None = None
     dedup_ttl: float | None = None
     debounce: float | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)

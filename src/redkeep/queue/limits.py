@@ -17,8 +17,14 @@ worker the limit stops is told when the oldest start leaves the window and sleep
 (no polling meanwhile). The log is exact (no burst of twice the limit across a window edge, as
 a fixed window or a token bucket would allow) and holds at most ``max_jobs`` entries.
 
-Backends implement ``_set_paused``, ``_is_paused``, ``_set_rate_limit`` and
-``_get_rate_limit`` (:mod:`redkeep.queue.redis_limits`, :mod:`redkeep.queue.memory_limits`).
+A group limit (:meth:`~FlowControlMixin.set_group_limit`) applies to every group of the queue
+(jobs enqueued with ``group=``): at most ``concurrency`` active jobs of one group, and at most
+``max_jobs`` starts of one group per ``per_seconds`` (the same sliding window, per group).
+Groups are served round-robin, whatever their sizes; priority orders the jobs of one group.
+
+Backends implement ``_set_paused``, ``_is_paused``, ``_set_rate_limit``, ``_get_rate_limit``,
+``_set_group_limit`` and ``_get_group_limit`` (:mod:`redkeep.queue.redis_limits`,
+:mod:`redkeep.queue.memory_limits`).
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ from dataclasses import dataclass
 
 from redkeep.errors import InvalidJob
 
-__all__ = ["MAX_RATE_JOBS", "MAX_WINDOW", "FlowControlMixin", "RateLimit", "rate_limit"]
+__all__ = [
+    "MAX_GROUP_CONCURRENCY",
+    "MAX_RATE_JOBS",
+    "MAX_WINDOW",
+    "FlowControlMixin",
+    "GroupLimit",
+    "RateLimit",
+    "rate_limit",
+]
 
 MAX_WINDOW = 7 * 86400.0
 """Longest rate-limit window (seconds): a week."""
@@ -48,6 +62,20 @@ class RateLimit:
     def per_ms(self) -> int:
         """The window in whole milliseconds (how it is stored and enforced)."""
         return max(1, round(self.per_seconds * 1000))
+
+
+MAX_GROUP_CONCURRENCY = 1_000_000
+"""Largest concurrency of a group limit."""
+
+
+@dataclass(frozen=True)
+class GroupLimit:
+    """The limit every group of a queue gets: at most ``concurrency`` active jobs of one group
+    (None: no such limit) and at most ``rate.max_jobs`` starts of one group in any window of
+    ``rate.per_seconds`` (None: no such limit)."""
+
+    concurrency: int | None = None
+    rate: RateLimit | None = None
 
 
 def rate_limit(max_jobs: object, per_seconds: object, what: str = "rate limit") -> RateLimit:
@@ -106,6 +134,36 @@ class FlowControlMixin:
         """The queue's rate limit, or None."""
         return await self._get_rate_limit()
 
+    async def set_group_limit(
+        self,
+        concurrency: int | None = None,
+        max_jobs: int | None = None,
+        per_seconds: float | None = None,
+    ) -> GroupLimit | None:
+        """Limit every group of the queue (jobs enqueued with ``group=``): at most
+        ``concurrency`` active jobs of one group at once, and at most ``max_jobs`` starts of one
+        group in any window of ``per_seconds`` (sliding), across every worker and process. All
+        None removes the limit (groups are still served round-robin). Replaces any earlier
+        limit. Returns the limit now in force. Bad values raise
+        :class:`~redkeep.errors.InvalidJob` naming the field and change nothing."""
+        if concurrency is not None and (
+            type(concurrency) is not int or not 1 <= concurrency <= MAX_GROUP_CONCURRENCY
+        ):
+            raise InvalidJob(f"group limit: concurrency must be an integer from 1 to "
+                             f"{MAX_GROUP_CONCURRENCY:,}, got {concurrency!r}")  # fmt: skip
+        rate = None
+        if max_jobs is not None or per_seconds is not None:
+            if max_jobs is None:
+                raise InvalidJob("group limit: per_seconds given without max_jobs")
+            rate = rate_limit(max_jobs, per_seconds, "group limit")
+        limit = None if concurrency is None and rate is None else GroupLimit(concurrency, rate)
+        await self._set_group_limit(limit)
+        return limit
+
+    async def get_group_limit(self) -> GroupLimit | None:
+        """The queue's group limit, or None."""
+        return await self._get_group_limit()
+
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
     async def _set_paused(self, paused: bool) -> None: ...
@@ -118,3 +176,9 @@ class FlowControlMixin:
 
     @abstractmethod
     async def _get_rate_limit(self) -> RateLimit | None: ...
+
+    @abstractmethod
+    async def _set_group_limit(self, limit: GroupLimit | None) -> None: ...
+
+    @abstractmethod
+    async def _get_group_limit(self) -> GroupLimit | None: ...

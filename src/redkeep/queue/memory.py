@@ -37,7 +37,7 @@ from redkeep.queue.job import (
 from redkeep.queue.memory_bulk import MemoryBulk
 from redkeep.queue.memory_dedup import MemoryDedup
 from redkeep.queue.memory_events import EventLog, MemoryEvents
-from redkeep.queue.memory_limits import MemoryLimits
+from redkeep.queue.memory_limits import MemoryGroups, MemoryLimits
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
@@ -52,7 +52,7 @@ _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
 class MemoryJobQueue(
-    MemoryEvents, MemorySchedules, MemoryLimits, MemoryDedup, MemoryBulk, JobQueue
+    MemoryEvents, MemorySchedules, MemoryLimits, MemoryGroups, MemoryDedup, MemoryBulk, JobQueue
 ):
     """A job queue held in memory by this process."""
 
@@ -94,6 +94,8 @@ class MemoryJobQueue(
         self._dedup: dict[str, tuple[str, float]] = {}  # memory_dedup.py
         self._dedup_exp: list[tuple[float, str]] = []
         self._starts: deque[float] = deque()  # memory_limits.py
+        self._init_groups()
+        self._odd = False
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -135,9 +137,12 @@ class MemoryJobQueue(
         self._log.record(job.id, "" if new else job.status.value, "waiting")
         seq = next(self._seq)
         self._wseq[job.id] = seq
-        heapq.heappush(self._waiting, (-job.priority, seq, job.id))
         job = replace(job, status=JobStatus.WAITING)
         self._jobs[job.id] = job
+        if job.group is None:
+            heapq.heappush(self._waiting, (-job.priority, seq, job.id))
+        else:
+            self._group_push(job, seq)
         self._event.set()
         return job
 
@@ -158,7 +163,8 @@ class MemoryJobQueue(
         if job.status == JobStatus.WAITING:
             self._wseq.pop(job.id, None)
         elif job.status == JobStatus.ACTIVE:
-            self._active.pop(job.id, None)
+            if self._active.pop(job.id, None) is not None:
+                self._group_left_active(job)
         elif job.status in FINISHED:
             self._finished[job.status].pop(job.id, None)
         # delayed: lazily skipped, its status no longer matches
@@ -171,6 +177,31 @@ class MemoryJobQueue(
                 return self._jobs[job_id]
         return None
 
+    def _claimable(self, room: int, now: float) -> list[Job]:
+        """Up to ``room`` waiting jobs to claim: half ungrouped, half from the groups'
+        rotation, the rest from either (like step.lua)."""
+        if room <= 0:
+            return []
+        if not self._gheaps and not self._gsleep:
+            return self._pop_many(room)
+        self._wake_groups(now)
+        self._odd = not self._odd  # an odd one alternates: one-at-a-time claims starve no side
+        jobs = self._pop_many((room + self._odd) // 2)
+        jobs += [self._jobs[i] for i in self._claim_groups(room - len(jobs), now)]
+        return jobs + self._pop_many(room - len(jobs))
+
+    def _pop_many(self, n: int) -> list[Job]:
+        jobs: list[Job] = []
+        while len(jobs) < n and (job := self._pop_waiting()) is not None:
+            jobs.append(job)
+        return jobs
+
+    def _runnable(self) -> bool:
+        """An ungrouped job waits, or a group in the rotation may start one."""
+        while self._waiting and self._wseq.get(self._waiting[0][2]) != self._waiting[0][1]:
+            heapq.heappop(self._waiting)
+        return bool(self._waiting) or bool(self._gready)
+
     def _maintain(self, now: float) -> int:
         recovered = 0
         for job_id, expiry in list(self._active.items())[: BATCH * 10]:
@@ -178,6 +209,7 @@ class MemoryJobQueue(
                 continue
             job = self._jobs[job_id]
             del self._active[job_id]
+            self._group_left_active(job)
             recovered += 1
             if job.attempts >= job.max_attempts:
                 self._finish(job, JobStatus.FAILED, now, error=_LEASE_EXPIRED)
@@ -240,6 +272,7 @@ class MemoryJobQueue(
                 backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
                 headers=decode_value(p.headers) if p.headers else NO_HEADERS,
                 dedup_key=p.dedup or None,
+                group=p.group or None,
             )
             if due > now:
                 self._push_delayed(job, due, new=True)
@@ -333,6 +366,8 @@ class MemoryJobQueue(
             self._log.record(job.id, "", status.value)
             self._jobs[job.id] = job
             self._active[job.id] = now  # lease already expired: the next step requeues it
+            if job.group is not None:
+                self._gactive[job.group] = self._gactive.get(job.group, 0) + 1
         else:
             self._log.record(job.id, "", status.value)
             self._jobs[job.id] = job
@@ -369,6 +404,7 @@ class MemoryJobQueue(
                 rejected.append(o.job_id)
                 continue
             del self._active[job.id]
+            self._group_left_active(job)
             self._outcome_size(job.id, len(o.data))
             if o.kind == "done":
                 self._finish(job, JobStatus.COMPLETED, now, result=decode_value(o.data))
@@ -381,11 +417,8 @@ class MemoryJobQueue(
                 self._finish(job, JobStatus.FAILED, now, error=JobFailure.from_json(o.data))
         recovered = self._maintain(now)
         jobs: list[Job] = []
-        room = self._rate_room(now, claim) if claim > 0 else 0
-        while not self._paused and len(jobs) < room:
-            job = self._pop_waiting()
-            if job is None:
-                break
+        room = self._rate_room(now, claim) if claim > 0 and not self._paused else 0
+        for job in self._claimable(room, now):
             self._log.record(job.id, job.status.value, "active")
             job = replace(job, status=JobStatus.ACTIVE, attempts=job.attempts + 1,
                           token=job.token + 1, started_at=now, worker_id=worker_id)  # fmt: skip
@@ -393,7 +426,7 @@ class MemoryJobQueue(
             self._active[job.id] = now + lease
             jobs.append(job)
         self._rate_started(now, len(jobs))
-        more = bool(self._wseq) and not self._paused
+        more = self._runnable() and not self._paused
         throttled = None
         if more and room < claim:  # stopped by the rate limit: sleep until the next slot
             more, throttled = False, self._rate_wait(now)
@@ -407,6 +440,9 @@ class MemoryJobQueue(
                 next_due = max(0.0, run_at - now)
                 break
             heapq.heappop(self._delayed)
+        if self._gsleep:  # a group whose rate window has room sooner
+            wake = max(0.0, min(self._gsleep.values()) - now)
+            next_due = wake if next_due is None else min(next_due, wake)
         return StepResult(jobs, next_due, recovered, rejected, more, throttled)
 
     async def extend_leases(

@@ -211,6 +211,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
     def _job_args(p: _Prepared, out: list[Any]) -> None:
         out.append(p.id)
         opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        if p.group:
+            opts += f"|g={p.group}"
         if p.dedup:
             opts += dedup_options(p)
         out.append(opts)
@@ -235,6 +237,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
         p = prepared
         data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers, p.dedup)
         opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        if p.group:
+            opts += f"|g={p.group}"
         if p.dedup:
             opts += dedup_options(p)
         reply = await self._acknowledged(scripts.ENQUEUE, [1, p.id, opts, data])
@@ -287,6 +291,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
             token=1 if active else 0,
             headers=orjson.loads(p.headers) if p.headers else NO_HEADERS,
             dedup_key=p.dedup or None,
+            group=p.group or None,
         )
 
     async def _get(self, job_id: str) -> Job | None:

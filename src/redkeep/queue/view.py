@@ -66,6 +66,7 @@ class JobView(TypedDict):
     progress: Any
     headers: dict[str, str]
     dedup_key: str | None
+    group: str | None
 
 
 JOB_FIELDS: tuple[str, ...] = tuple(JobView.__annotations__)
@@ -117,6 +118,7 @@ def job_to_dict(job: Job) -> JobView:
         "progress": _json_form(job.progress),
         "headers": dict(job.headers),
         "dedup_key": job.dedup_key,
+        "group": job.group,
     }
 
 
@@ -221,4 +223,5 @@ def job_from_dict(data: Any, queue: str) -> Job:
         backoff=_backoff(data.get("backoff")),
         headers=_headers(data.get("headers")) or NO_HEADERS,
         dedup_key=_opt_str(data, "dedup_key"),
+        group=_opt_str(data, "group"),
     )

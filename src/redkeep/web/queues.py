@@ -17,9 +17,11 @@ from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
 from redkeep.errors import InvalidJob, JobNotFound
+from redkeep.names import NAME_PATTERN, NAME_RULE
 from redkeep.queue.job import MAX_DEDUP_KEY, MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
+from redkeep.web.limits import GroupLimitView, RateLimitView, group_limit_view, rate_limit_view
 from redkeep.web.routing import (
     JOB_ID_PATTERN,
     JobId,
@@ -75,6 +77,13 @@ class EnqueueRequest(StrictBody):
         "dedup_key before it started replaces its payload and pushes its start again.",
     )
 
+    group: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="The job's group: groups are served round-robin and each is held to the "
+        "queue's group limit (PUT .../group-limit). " + NAME_RULE + ".",
+    )
+
     @field_validator("dedup_ttl", "debounce")
     @classmethod
     def _needs_dedup_key(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -103,13 +112,22 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
         options["dedup_key"] = body.dedup_key
         options["dedup_ttl"] = body.dedup_ttl
         options["debounce"] = body.debounce
+    if body.group is not None:
+        options["group"] = body.group
     return options
+
+
+class QueueLimits(TypedDict):
+    paused: bool
+    rate_limit: RateLimitView | None
+    group_limit: GroupLimitView | None
 
 
 class QueueCounts(TypedDict):
     queue: str
     counts: dict[JobStatus, int]
     paused: bool
+    limits: QueueLimits
 
 
 class JobPage(TypedDict):
@@ -132,10 +150,16 @@ class JobDeleted(TypedDict):
 
 @router.get("/{queue}/counts", response_model=QueueCounts, responses=errors(400))
 async def queue_counts(request: Request, queue: QueueName) -> Response:
-    """Jobs per status, and whether the queue is paused."""
+    """Jobs per status, whether the queue is paused, and its flow-control limits."""
     q = services(request).queue_view(queue)
     counts = await q.counts()
-    return json_response({"queue": queue, "counts": counts, "paused": await q.is_paused()})
+    paused = await q.is_paused()
+    limits = {
+        "paused": paused,
+        "rate_limit": rate_limit_view(await q.get_rate_limit()),
+        "group_limit": group_limit_view(await q.get_group_limit()),
+    }
+    return json_response({"queue": queue, "counts": counts, "paused": paused, "limits": limits})
 
 
 @router.post(

@@ -14,11 +14,16 @@
 -- KEYS[11] events
 -- KEYS[12] throughput
 -- KEYS[13] waits
+-- KEYS[14] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[15] groups
+-- KEYS[16] gactive
+-- KEYS[17] gsleep
 -- ARGV[1] request id  ARGV[2] op (retry | cancel)  ARGV[3] status (the index: failed for
 -- retry, waiting or delayed for cancel)  ARGV[4] handler name ('' = all)  ARGV[5] offset
 -- ARGV[6] scan (<= 1000)  ARGV[7] room (most jobs to change)
 -- Returns {changed, looked at}.
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
 
 local rid, op, status, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local seen = memo_get(rid)

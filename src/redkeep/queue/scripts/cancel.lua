@@ -14,10 +14,15 @@
 -- KEYS[11] events
 -- KEYS[12] throughput
 -- KEYS[13] waits
+-- KEYS[14] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[15] groups
+-- KEYS[16] gactive
+-- KEYS[17] gsleep
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns the previous status, or false when the job is unknown or already finished.
 -- @include "lib/handoff.lua"
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
 
 local rid, id = ARGV[1], ARGV[2]
 local seen = memo_get(rid)

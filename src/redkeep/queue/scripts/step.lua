@@ -1,6 +1,7 @@
 -- One worker step: record finished attempts (fenced by token), reap expired leases and stale
--- hand-offs, promote due delayed jobs, trim finished jobs, then claim up to N jobs (first
--- those handed off and not yet popped, then waiting ones).
+-- hand-offs (all of them when the step claims nothing and no worker is left idle), promote due
+-- delayed jobs, trim finished jobs, then claim up to N jobs (first those handed off and not yet
+-- popped, then waiting ones).
 -- The step's request id is remembered per worker with its reply: the same request sent again
 -- (after a lost reply) applies nothing and returns the same claimed jobs.
 -- @idempotent
@@ -8,7 +9,7 @@
 -- KEYS[2] data
 -- KEYS[3] results
 -- KEYS[4] errors
--- KEYS[5] meta       seq, hlease, paused, rate
+-- KEYS[5] meta       seq, hlease, paused, rate, glimit, gturn
 -- KEYS[6] waiting
 -- KEYS[7] delayed
 -- KEYS[8] active
@@ -25,6 +26,11 @@
 -- KEYS[19] waits
 -- KEYS[20] progress
 -- KEYS[21] ratelog   start times of the rate limit's window (lib/rate.lua)
+-- KEYS[22] gwait     grouped waiting jobs by group (lib/groups.lua)
+-- KEYS[23] groups
+-- KEYS[24] gactive
+-- KEYS[25] gsleep
+-- KEYS[26] glog
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming
@@ -33,14 +39,15 @@
 -- ARGV[12...] outcomes, 5 arguments each: id, token, kind (done|retry|fail|release), data
 --   (result or failure JSON), retry delay ms
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
---   or -1, leases recovered, rejected ids (stale token), 1 if jobs are still waiting (and the
---   queue is not paused or rate limited) else 0, ms until the rate limit lets another job
---   start when it kept waiting jobs from being claimed else -1}
+--   or a group's rate window has room, or -1, leases recovered, rejected ids (stale token),
+--   1 if jobs are still waiting (and the queue is not paused or rate limited) else 0, ms until
+--   the rate limit lets another job start when it kept waiting jobs from being claimed else -1}
 -- A paused queue (meta field `paused`) claims nothing and registers no idle worker. A rate
 -- limited one (meta field `rate`) claims no more than its window has room for and registers
 -- no idle worker (enqueues hand nothing off: every start goes through the limit).
 -- @include "lib/claim.lua"
 -- @include "lib/rate.lua"
+-- @include "lib/groups.lua"
 
 local me, rid = ARGV[1], ARGV[2]
 local want, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -117,7 +124,8 @@ end
 
 -- 2. upkeep
 local recovered = reap_leases(batch)
-if reap_handoffs(tonumber(ARGV[11]), batch) + recovered + promote_due(batch) > 0 then
+local handoff_age = handoff_ttl(tonumber(ARGV[11]), want)
+if reap_handoffs(handoff_age, batch) + recovered + promote_due(batch) > 0 then
   wake = true
 end
 
@@ -127,17 +135,34 @@ local got = 0
 local flags = redis.call('HMGET', K.meta, 'paused', 'rate')
 local paused, rate = flags[1], flags[2]
 local room = want
+local grouped = redis.call('EXISTS', K.gwait, K.gsleep) > 0
 if not paused then
   if rate and want > 0 then room = math.min(want, rate_room(rate)) end
   got = claim_handed(me, room, lease, claimed)
-  got = got + claim_waiting(me, room - got, lease, claimed)
+  if grouped then -- half the room to ungrouped jobs, half to groups, the rest to either (an
+    -- odd one by the clock's parity: a worker claiming one job at a time starves neither side)
+    wake_groups()
+    local half = (room - got + now % 2) / 2
+    got = got + claim_waiting(me, math.floor(half), lease, claimed, UNGROUPED_MAX)
+    got = got + claim_groups(me, room - got, lease, claimed)
+    got = got + claim_waiting(me, room - got, lease, claimed, UNGROUPED_MAX)
+  else
+    got = got + claim_waiting(me, room - got, lease, claimed)
+  end
   if rate and got > 0 then rate_record(rate, claimed) end
 end
 flush()
 local more = 0
 local throttle = -1
+local runnable
+if grouped then -- grouped jobs wait in `waiting` too, but only groups in the rotation may start
+  runnable = redis.call('ZCOUNT', K.waiting, '-inf', UNGROUPED_MAX) > 0
+    or redis.call('EXISTS', K.groups) == 1
+else
+  runnable = redis.call('ZCARD', K.waiting) > 0
+end
 if paused then -- no wake-up passed on, no idle registration
-elseif redis.call('ZCARD', K.waiting) > 0 then
+elseif runnable then
   if room < want then -- stopped by the rate limit: the worker sleeps until the next slot
     throttle = rate_wait(rate)
   else
@@ -169,4 +194,6 @@ end
 redis.call('HSET', K.steps, me, rid .. '\n' .. memo)
 local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
-return {job_records(ids), next_due(), recovered, rejected, more, throttle}
+local due = next_due()
+if grouped then due = group_due(due) end
+return {job_records(ids), due, recovered, rejected, more, throttle}

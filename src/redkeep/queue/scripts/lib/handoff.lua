@@ -4,7 +4,8 @@
 -- and adds it to the shared `handoff` zset, which idle workers BZPOPMIN together with the
 -- wake-up marker: exactly one worker (or one step script) removes each entry. A worker fills
 -- in its id when it renews the lease or reports the outcome. An entry nobody takes goes back
--- to waiting without counting the attempt (release_handoff, from the step script's reapers).
+-- to waiting without counting the attempt (release_handoff, from the step script's reapers), at
+-- once when the last idle worker leaves (handoff_ttl).
 -- @include "records.lua"
 
 -- The zset member for a handed job: its state record and its data (what the worker needs to
@@ -35,6 +36,18 @@ local function handoff_room()
   local idle = redis.call('ZCOUNT', K.idle, now, '+inf')
   if idle == 0 or redis.call('ZCARD', K.waiting) > 0 then return 0 end
   return idle - redis.call('ZCARD', K.handoff)
+end
+
+-- The age after which a step takes hand-offs back: `ttl_ms`, or any age when the step claims
+-- nothing (its worker, stopping or without a free slot, just left the idle set) and no live
+-- idle worker is left to pop them: they would otherwise wait for their TTL or lease, and for
+-- good when no worker steps again.
+local function handoff_ttl(ttl_ms, want)
+  if want > 0 or redis.call('EXISTS', K.handoff) == 0
+      or redis.call('ZCOUNT', K.idle, now, '+inf') > 0 then
+    return ttl_ms
+  end
+  return -86400000
 end
 
 -- Take a handed job that is still in `handoff` back: true when it was there (nobody started

@@ -52,8 +52,13 @@ local batch = nil
 -- given, for finished statuses) and writes the state record `st` (changed in place; fields the
 -- caller changed before the call are written with it). Every change also appends its job
 -- event, counts finished jobs and wakes wait() callers (record(), events.lua).
+-- Set by lib/groups.lua in the scripts that include it: keeps the group indexes of a grouped
+-- job in step with its moves; returns the score to use.
+local group_hook = nil
+
 local function transition(id, st, to, score, finished_at)
   local from = st.status
+  if group_hook and st.ext ~= '' then score = group_hook(id, st, from, to, score) end
   st.status = to
   if FINISHED[to] then st.finished = finished_at or now_s else st.finished = '' end
   record(id, from, to)
