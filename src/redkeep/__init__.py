@@ -37,6 +37,7 @@ from redkeep.errors import (
 from redkeep.queue import (
     Backoff,
     EventsConfig,
+    Flow,
     GroupLimit,
     InvalidJob,
     Job,
@@ -81,6 +82,7 @@ __all__ = [
     "ConfigError",
     "EventsConfig",
     "FallbackCache",
+    "Flow",
     "GroupLimit",
     "InvalidJob",
     "InvalidKey",

@@ -151,6 +151,20 @@ def test_flow_control(services: SyncServices) -> None:
     assert q.enqueue("x", group="tenant-1").group == "tenant-1"
 
 
+def test_flows(services: SyncServices) -> None:
+    q = services.queue("sync-flows")
+    parent = q.enqueue("x", 1)
+    child = q.enqueue("y", depends_on=[parent.id], on_parent_failure="ignore")
+    assert child.status == JobStatus.BLOCKED
+    chain = q.chain(JobSpec("a"), JobSpec("b"))
+    assert [j.status for j in chain] == [JobStatus.WAITING, JobStatus.BLOCKED]
+    group = q.group([JobSpec("a"), JobSpec("a")], then=JobSpec("total"))
+    assert group[-1].depends_on == (group[0].id, group[1].id)
+    with pytest.raises(InvalidJob, match="unknown job"):
+        q.enqueue("y", depends_on=["ghost"])
+    assert q.counts()["blocked"] == 3
+
+
 def test_outbox_holds_blocking_enqueues_during_an_outage_and_relays_them(
     redis_server_factory: Any, prefix: str, tmp_path: Any
 ) -> None:

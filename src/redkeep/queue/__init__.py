@@ -9,6 +9,7 @@ from redkeep.queue.base import JobQueue
 from redkeep.queue.events import EventsConfig, JobEvent, ThroughputPoint
 from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.executors import ProcessHandler, in_process
+from redkeep.queue.flows import Flow
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
 from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.queue.memory import MemoryJobQueue
@@ -22,6 +23,7 @@ from redkeep.queue.worker import Worker
 __all__ = [
     "Backoff",
     "EventsConfig",
+    "Flow",
     "GroupLimit",
     "Handler",
     "InvalidJob",

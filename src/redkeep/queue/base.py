@@ -27,6 +27,7 @@ from redkeep.names import NAME_RULE, is_valid_name
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.bulk import BulkMixin
 from redkeep.queue.events import EventsMixin
+from redkeep.queue.flows import FlowsMixin, flow_options
 from redkeep.queue.job import (
     FINISHED,
     MAX_DEDUP_KEY,
@@ -54,14 +55,15 @@ if TYPE_CHECKING:
 __all__ = ["JobQueue"]
 
 
-class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
+class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
     Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
     schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`; pause and resume:
     :class:`~redkeep.queue.limits.FlowControlMixin`; bulk retry/cancel:
-    :class:`~redkeep.queue.bulk.BulkMixin`.
+    :class:`~redkeep.queue.bulk.BulkMixin`; dependencies, chains and groups:
+    :class:`~redkeep.queue.flows.FlowsMixin`.
     """
 
     backend: str = "abstract"
@@ -109,6 +111,8 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         dedup_ttl: float | None = None,
         debounce: float | None = None,
         group: str | None = None,
+        depends_on: Sequence[str | Job | tuple[str, str]] | None = None,
+        on_parent_failure: str = "fail",
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
 
@@ -122,6 +126,12 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         seconds from now, and an enqueue with the key before it started replaces its payload
         and pushes its start to now + ``debounce``: only the last one runs. See docs/queue.md.
 
+        With ``depends_on`` (ids of jobs of this queue, or ``Job`` objects / ``(queue, id)``
+        pairs for jobs of other queues of the same Redis and key prefix), the job is
+        ``blocked`` until every parent has completed, then runs with ``Job.parent_results``;
+        ``on_parent_failure`` (``fail``, ``cancel`` or ``ignore``) says what a failed or
+        cancelled parent does to it. See docs/flows.md.
+
         ``headers`` are string metadata stored with the job and read back with it
         (``Job.headers``), such as a W3C ``traceparent`` (see :func:`~redkeep.queue.job.
         check_headers` for their limits). Every job's id is chosen here, before anything is
@@ -134,6 +144,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             and dedup_ttl is None
             and debounce is None
             and group is None
+            and depends_on is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -171,8 +182,12 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 dedup_ttl,
                 debounce,
                 group,
+                depends_on,
+                on_parent_failure,
             )
             prepared = self._prepare(spec)
+            if prepared.parents:
+                return (await self._enqueue_flow([prepared]))[0]
         if self.outbox is not None and not prepared.dedup and not prepared.group:
             return (await self.outbox.enqueue(self, [prepared]))[0]
         return await self._enqueue_one(prepared)
@@ -190,6 +205,8 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 raise InvalidJob(f"job {index}: {exc}") from None
         if not prepared:
             return []
+        if any(p.parents for p in prepared):
+            return await self._enqueue_flow(prepared)
         if self.outbox is not None and not any(p.dedup or p.group for p in prepared):
             return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
@@ -259,7 +276,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
 
     async def restore_job(self, job: Job) -> bool:
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
-        if job.status not in STATUSES:
+        if job.status not in STATUSES or job.status == JobStatus.BLOCKED:
             raise InvalidJob(f"cannot restore a job with status {job.status!r}")
         headers = check_headers(job.headers) if job.headers else NO_HEADERS
         job = replace(job, queue=self.name, headers=headers)
@@ -402,6 +419,18 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         group = spec.group
         if group is not None and not is_valid_name(group):
             raise InvalidJob(f"group {str(group)[:40]!r} must be {NAME_RULE}")
+        if spec.queue is not None and spec.queue != self.name:
+            raise InvalidJob(
+                f"JobSpec.queue {spec.queue!r} is not this queue ({self.name!r}): only chain() and "
+                "group() write jobs to other queues"
+            )
+        parents, foreign, mode = flow_options(spec, self.name)
+        if parents and dedup:
+            raise InvalidJob("dedup_key cannot be combined with depends_on")
+        if job_id is not None and job_id in parents:
+            raise InvalidJob(f"job {job_id!r} cannot depend on itself")
+        if parents and group is not None:
+            raise InvalidJob("group cannot be combined with depends_on")
         if debounce_ms:
             delay_ms = debounce_ms
         payload = encode_value(spec.payload, self.max_payload_bytes)
@@ -421,6 +450,9 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             dedup_ttl_ms=ttl_ms,
             debounce_ms=debounce_ms,
             group=group or "",
+            parents=parents,
+            on_parent_failure=mode,
+            foreign=foreign,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -454,6 +486,12 @@ class _Prepared(NamedTuple):
     debounce_ms: int = 0
     group: str = ""
     """The job's group, or ``""`` for none."""
+    parents: tuple[str, ...] = ()
+    """Ids of the jobs it depends on (``depends_on``), or ``()``; a parent of another queue is
+    named ``<queue>/<id>`` (its proxy in this queue, see :mod:`redkeep.queue.flows`)."""
+    on_parent_failure: str = ""
+    foreign: tuple[tuple[str, str], ...] = ()
+    """The parents of other queues, as (queue, id)."""
 
 
 def _seconds(value: Any, field: str) -> int:

@@ -59,6 +59,12 @@ name            type    content
 ``gsleep``      zset    groups whose rate window is full -> when it has room (ms)
 ``glog``        zset    starts of each group's rate window, scores 0, member
                         ``<group>\\n<start ms>\\n<id>:<token>`` (``scripts/lib/groups.lua``)
+``blocked``     zset    jobs waiting for their parents (``depends_on``); score creation (ms)
+``children``    hash    parent job id -> JSON array of the ids of its children (flows,
+                        ``scripts/lib/flows.lua``); dropped when the parent is trimmed
+``deps``        hash    blocked job id -> ``<parents still unfinished>|<on_parent_failure>``
+``outflow``     list    outcomes of parents with children in other queues, JSON
+                        ``[child queue, parent id, status, result, error]``, relayed by workers
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -282,6 +288,27 @@ class QueueKeys:
         """Zset: the starts in each group's rate window."""
         return self._key("glog")
 
+    # -- flows (redkeep.queue.flows) -----------------------------------------------------------
+    @cached_property
+    def blocked(self) -> str:
+        """Zset: jobs of status ``blocked`` (waiting for parents), scored by creation (ms)."""
+        return self._key("blocked")
+
+    @cached_property
+    def children(self) -> str:
+        """Hash: parent job id -> JSON array of its children's ids."""
+        return self._key("children")
+
+    @cached_property
+    def deps(self) -> str:
+        """Hash: blocked job id -> ``<unfinished parents>|<on_parent_failure>``."""
+        return self._key("deps")
+
+    @cached_property
+    def outflow(self) -> str:
+        """List: outcomes of parents with children in other queues, to relay (flows.lua)."""
+        return self._key("outflow")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -296,7 +323,7 @@ STATIC_NAMES = (
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
     "schedtimes", "schedclaims", "dedup", "dedupexp", "ratelog",
-    "gwait", "groups", "gactive", "gsleep", "glog",
+    "gwait", "groups", "gactive", "gsleep", "glog", "blocked", "children", "deps", "outflow",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

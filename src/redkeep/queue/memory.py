@@ -37,6 +37,7 @@ from redkeep.queue.job import (
 from redkeep.queue.memory_bulk import MemoryBulk
 from redkeep.queue.memory_dedup import MemoryDedup
 from redkeep.queue.memory_events import EventLog, MemoryEvents
+from redkeep.queue.memory_flows import MemoryFlows
 from redkeep.queue.memory_limits import MemoryGroups, MemoryLimits
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
@@ -52,7 +53,14 @@ _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
 class MemoryJobQueue(
-    MemoryEvents, MemorySchedules, MemoryLimits, MemoryGroups, MemoryDedup, MemoryBulk, JobQueue
+    MemoryEvents,
+    MemorySchedules,
+    MemoryLimits,
+    MemoryGroups,
+    MemoryDedup,
+    MemoryBulk,
+    MemoryFlows,
+    JobQueue,
 ):
     """A job queue held in memory by this process."""
 
@@ -96,6 +104,11 @@ class MemoryJobQueue(
         self._starts: deque[float] = deque()  # memory_limits.py
         self._init_groups()
         self._odd = False
+        self._children: dict[str, list[str]] = {}  # memory_flows.py
+        self._deps: dict[str, list[Any]] = {}
+        self._settling = False
+        self._flow_work: list[tuple[str, JobStatus]] = []
+        self._register_flows()
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -157,6 +170,8 @@ class MemoryJobQueue(
         self._jobs[job.id] = replace(job, status=status, finished_at=now, **changes)
         self._finished[status][job.id] = now
         self._log.record(job.id, job.status.value, status.value)
+        if self._children or self._settling:
+            self._settle_flows(job.id, status, now)
 
     def _unlist(self, job: Job) -> None:
         """Remove ``job`` from the structure of its current status."""
@@ -228,26 +243,31 @@ class MemoryJobQueue(
 
     def _trim(self, status: JobStatus, now: float, ttl: float, max_count: int) -> None:
         ids = self._finished[status]
-        while ids:
+        for _ in range(len(ids)):
             job_id, finished = next(iter(ids.items()))
             if finished > now - ttl and len(ids) <= max_count:
                 break
             ids.popitem(last=False)
-            self._remove(job_id, status)
+            if self._children and self._held(job_id):
+                ids[job_id] = now  # a parent of unfinished children: looked at again later
+            else:
+                self._remove(job_id, status)
 
     # -- hooks ---------------------------------------------------------------------------------
-    async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
-        now = time.time()
-        sizes = {
-            p.id: JOB_OVERHEAD
+    @staticmethod
+    def _job_size(p: _Prepared) -> int:
+        return (
+            JOB_OVERHEAD
             + len(p.id)
             + len(p.name)
             + len(p.payload)
             + len(p.backoff)
             + len(p.headers)
-            for p in prepared
-            if p.id not in self._jobs
-        }
+        )
+
+    async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
+        now = time.time()
+        sizes = {p.id: self._job_size(p) for p in prepared if p.id not in self._jobs}
         self._make_room(sum(sizes.values()))  # all or nothing
         out = []
         for p in prepared:
@@ -311,6 +331,8 @@ class MemoryJobQueue(
             raise active_refusal(job_id)
         self._unlist(job)  # a delayed one stays in its heap until due, then is skipped
         self._remove(job_id, job.status)
+        if self._children or self._deps:
+            self._flow_deleted(job)
         return True
 
     async def _counts(self) -> dict[str, int]:
@@ -330,6 +352,8 @@ class MemoryJobQueue(
                 key=lambda j: j.run_at or 0.0)]  # fmt: skip
         elif status == JobStatus.ACTIVE:
             ids = sorted(self._active, key=self._active.__getitem__)
+        elif status == JobStatus.BLOCKED:
+            ids = [j.id for j in self._jobs.values() if j.status == status]  # in creation order
         else:
             ids = list(reversed(self._finished[status]))
         return [self._jobs[i] for i in ids[offset : offset + limit]]
@@ -422,6 +446,8 @@ class MemoryJobQueue(
             self._log.record(job.id, job.status.value, "active")
             job = replace(job, status=JobStatus.ACTIVE, attempts=job.attempts + 1,
                           token=job.token + 1, started_at=now, worker_id=worker_id)  # fmt: skip
+            if job.depends_on:
+                job = replace(job, parent_results=self._parent_results(job))
             self._jobs[job.id] = job
             self._active[job.id] = now + lease
             jobs.append(job)

@@ -67,6 +67,8 @@ class JobView(TypedDict):
     headers: dict[str, str]
     dedup_key: str | None
     group: str | None
+    depends_on: list[str]
+    on_parent_failure: str | None
 
 
 JOB_FIELDS: tuple[str, ...] = tuple(JobView.__annotations__)
@@ -119,6 +121,8 @@ def job_to_dict(job: Job) -> JobView:
         "headers": dict(job.headers),
         "dedup_key": job.dedup_key,
         "group": job.group,
+        "depends_on": list(job.depends_on),
+        "on_parent_failure": job.on_parent_failure,
     }
 
 
@@ -224,4 +228,6 @@ def job_from_dict(data: Any, queue: str) -> Job:
         headers=_headers(data.get("headers")) or NO_HEADERS,
         dedup_key=_opt_str(data, "dedup_key"),
         group=_opt_str(data, "group"),
+        depends_on=tuple(str(p) for p in data.get("depends_on") or ()),
+        on_parent_failure=_opt_str(data, "on_parent_failure"),
     )

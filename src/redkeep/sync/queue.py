@@ -162,5 +162,17 @@ class SyncQueue:
         runner, aio = self._bound()
         return runner.run(aio.get_group_limit())
 
+    def chain(self, *specs: JobSpec) -> list[Job]:
+        """Write a chain (each job after the previous one, see docs/flows.md); returns its
+        jobs in order (:meth:`JobQueue.chain <redkeep.queue.flows.FlowsMixin.chain>`)."""
+        runner, aio = self._bound()
+        return runner.run(aio.chain(*specs)).jobs
+
+    def group(self, specs: Iterable[JobSpec], then: JobSpec | None = None) -> list[Job]:
+        """Write a group and its ``then`` job (fan-out, fan-in, see docs/flows.md); returns
+        its jobs, ``then`` last."""
+        runner, aio = self._bound()
+        return runner.run(aio.group(list(specs), then=then)).jobs
+
     def __repr__(self) -> str:
         return f"SyncQueue({self.name!r})"

@@ -8,7 +8,7 @@ queue this service has not opened use :meth:`~redkeep.services.Services.queue_vi
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import Field, ValidationInfo, field_validator
@@ -35,6 +35,7 @@ from redkeep.web.routing import (
 __all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "enqueue_options", "router"]
 
 MAX_LIST_LIMIT = 500
+MAX_HTTP_PARENTS = 1000
 MAX_WAIT = 60.0
 
 router = api_router("/v1/queues", tags=["queues"])
@@ -83,6 +84,15 @@ class EnqueueRequest(StrictBody):
         description="The job's group: groups are served round-robin and each is held to the "
         "queue's group limit (PUT .../group-limit). " + NAME_RULE + ".",
     )
+    depends_on: list[Annotated[str, Field(pattern=JOB_ID_PATTERN)]] | None = Field(
+        None,
+        max_length=MAX_HTTP_PARENTS,
+        description="Ids of jobs of this queue that must complete first (the job is 'blocked' "
+        "until then; in a batch, a job may depend on one earlier in the batch).",
+    )
+    on_parent_failure: Literal["fail", "cancel", "ignore"] = Field(
+        "fail", description="What a failed or cancelled parent does to this job."
+    )
 
     @field_validator("dedup_ttl", "debounce")
     @classmethod
@@ -114,6 +124,9 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
         options["debounce"] = body.debounce
     if body.group is not None:
         options["group"] = body.group
+    if body.depends_on:
+        options["depends_on"] = body.depends_on
+        options["on_parent_failure"] = body.on_parent_failure
     return options
 
 
@@ -232,7 +245,8 @@ async def job_get(
     "/{queue}/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(400, 404, 415)
 )
 async def job_cancel(request: Request, queue: QueueName, job_id: JobId) -> Response:
-    """Cancel a waiting, delayed or active job; ``cancelled`` is false for a finished one."""
+    """Cancel a blocked, waiting, delayed or active job; ``cancelled`` is false for a finished
+    one."""
     jobs = services(request).queue_view(queue)
     if await jobs.get_job(job_id) is None:
         raise ApiError(404, "job_not_found", "no job with that id", field="job_id")

@@ -31,6 +31,10 @@
 -- KEYS[24] gactive
 -- KEYS[25] gsleep
 -- KEYS[26] glog
+-- KEYS[27] blocked   jobs waiting for parents (lib/flows.lua)
+-- KEYS[28] children
+-- KEYS[29] deps
+-- KEYS[30] outflow
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming
@@ -41,13 +45,16 @@
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
 --   or a group's rate window has room, or -1, leases recovered, rejected ids (stale token),
 --   1 if jobs are still waiting (and the queue is not paused or rate limited) else 0, ms until
---   the rate limit lets another job start when it kept waiting jobs from being claimed else -1}
+--   the rate limit lets another job start when it kept waiting jobs from being claimed else -1,
+--   1 when `outflow` holds outcomes to relay to other queues (lib/flows.lua) else 0 (absent
+--   in a memo's answer)}
 -- A paused queue (meta field `paused`) claims nothing and registers no idle worker. A rate
 -- limited one (meta field `rate`) claims no more than its window has room for and registers
 -- no idle worker (enqueues hand nothing off: every start goes through the limit).
 -- @include "lib/claim.lua"
 -- @include "lib/rate.lua"
 -- @include "lib/groups.lua"
+-- @include "lib/flows.lua"
 
 local me, rid = ARGV[1], ARGV[2]
 local want, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -129,6 +136,10 @@ if reap_handoffs(handoff_age, batch) + recovered + promote_due(batch) > 0 then
   wake = true
 end
 
+-- children of the jobs finished above: released, failed or cancelled (lib/flows.lua)
+if settle_flows() then wake = true end
+flush()
+
 -- 3. claim (nothing while paused, no more than the rate limit lets start)
 local claimed = {}
 local got = 0
@@ -196,4 +207,7 @@ local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
 local due = next_due()
 if grouped then due = group_due(due) end
-return {job_records(ids), due, recovered, rejected, more, throttle}
+-- 7th: outcomes wait in `outflow` for a relay to other queues (flows), else 0
+local relay = 0
+if flow_watch then relay = redis.call('EXISTS', K.outflow) end
+return {job_records(ids), due, recovered, rejected, more, throttle, relay}
