@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from redkeep.monitoring import probes
 from redkeep.queue import JobQueue, MemoryJobQueue, RedisJobQueue, Worker, scripts
 from tests.support.clients import RESP_TRANSPORTS, open_client
 from tests.support.lua_keys import guarded
+from tests.support.waits import wait_until
 
 BACKENDS = ["memory", *RESP_TRANSPORTS]
 
@@ -81,18 +81,6 @@ async def running(
         await asyncio.wait_for(task, 30)
 
 
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
-) -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 async def wait_status(queue: JobQueue, job_id: str, status: str, timeout: float = 10.0) -> Any:
     """Wait until the job reaches ``status`` and return it."""
 
@@ -100,7 +88,7 @@ async def wait_status(queue: JobQueue, job_id: str, status: str, timeout: float 
         job = await queue.get_job(job_id)
         return job is not None and job.status == status
 
-    await wait_until(check, timeout)
+    await wait_until(check, timeout, what=f"job {job_id} to be {status}")
     return await queue.get_job(job_id)
 
 

@@ -184,5 +184,25 @@ async def test_worker_never_runs_more_than_the_group_concurrency(make_queue: Any
     assert peak == {"g0": 2, "g1": 2, "g2": 2}
 
 
+async def test_deleted_and_restored_grouped_jobs(make_queue: Any) -> None:
+    q = await make_queue()
+    await q.set_group_limit(concurrency=5)
+    jobs = await q.enqueue_many([JobSpec("x", i, group="g") for i in range(3)])
+    assert await q.delete_job(jobs[0].id)
+    claimed = (await _step(q, 1, 10)).jobs
+    assert sorted(j.payload for j in claimed) == [1, 2]  # the deleted one is skipped
+    other = await make_queue()
+    original = await q.get_job(jobs[1].id)
+    assert original is not None and await other.restore_job(original)
+    back = await other.get_job(jobs[1].id)
+    assert back is not None and back.group == "g" and back.status == JobStatus.ACTIVE
+
+    async def reclaimed() -> bool:  # its lease is over: it waits in its group again
+        res = await other.step(StepRequest("w", f"r{asyncio.get_running_loop().time()}", claim=5))
+        return [j.group for j in res.jobs] == ["g"]
+
+    await wait_until(reclaimed, timeout=5, interval=0.05)
+
+
 async def _true(value: bool) -> bool:
     return value

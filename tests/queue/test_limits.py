@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from redkeep.queue import Job, JobStatus
+from redkeep.queue import worker as worker_module
 from redkeep.queue.protocol import StepRequest
 from tests.queue.conftest import running, wait_status, wait_until
 
@@ -63,20 +66,26 @@ async def test_running_jobs_finish_and_upkeep_goes_on_while_paused(make_queue: A
         await wait_status(q, delayed.id, "completed")
 
 
-async def test_resume_wakes_idle_workers_at_once(make_queue: Any) -> None:
+async def test_resume_wakes_idle_workers_at_once(
+    make_queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Idle workers block as long as their client allows (memory: 60 s; RESP: 0.8 x the
+    # command timeout, 1.6 s) instead of 1 s: without the resume's wake-up the job would start
+    # only when that wait ends, well after the 1 s bound, which leaves a loaded machine room.
+    monkeypatch.setattr(worker_module, "MAX_BLOCK", 60.0)
     q = await make_queue()
     ran: list[float] = []
     loop = asyncio.get_running_loop()
     async with running(q, {"x": lambda job: ran.append(loop.time())}, concurrency=2):
         await asyncio.sleep(0.2)  # the worker is idle, blocked waiting for jobs
         await q.pause()
-        await q.enqueue("x")
-        await asyncio.sleep(0.3)
+        await q.enqueue("x")  # wakes the worker once: it claims nothing and blocks again
+        await asyncio.sleep(0.1)
         assert ran == []
         resumed = loop.time()
         await q.resume()
-        await wait_until(lambda: _true(bool(ran)), timeout=5)
-    assert ran[0] - resumed < 0.5
+        await wait_until(lambda: bool(ran), timeout=20, what="the resumed job to run")
+    assert ran[0] - resumed < 1.0
 
 
 async def _true(value: bool) -> bool:

@@ -539,11 +539,12 @@ from redkeep.queue.outbox_store import OutboxStore
 async def main():
     store = await OutboxStore.open(sys.argv[1], "redkeep", 10, 10_000)
     assert store.try_lock_relay()  # as during a relay round
-    child = os.fork()
-    if child == 0:
+    if os.fork() == 0:
+        # fork() returns here after the at-fork handlers ran: the child's copy of the lock's
+        # descriptor is closed; only now may the test kill the parent and take the lock
+        print(os.getpid(), flush=True)
         time.sleep(30)
         os._exit(0)
-    print(child, flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -553,6 +554,8 @@ asyncio.run(main())
 async def test_a_forked_child_does_not_keep_the_relay_lock(tmp_path: Path) -> None:
     # A process forks while it holds the relay lock, then dies (SIGKILL): the child, which
     # inherited the lock's file descriptor, must not keep the lock from the next process.
+    # (The child reports once its after-fork handler ran: under CPU load the parent could
+    # otherwise be killed, and the lock tried, before the child was first scheduled.)
     path = tmp_path / "o.sqlite3"
     holder = subprocess.Popen(
         [sys.executable, "-c", FORKING_HOLDER, str(path)], stdout=subprocess.PIPE, text=True

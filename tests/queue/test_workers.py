@@ -78,11 +78,15 @@ async def test_two_workers_on_two_queues(make_queue: Any) -> None:
 async def test_an_entry_expires_when_heartbeats_stop(make_queue: Any) -> None:
     q = await make_queue()
     reg = q.worker_registry()
-    await reg.beat("gone-worker", {"host": "h", "pid": 1, "queues": [q.name]}, ttl=0.3)
-    await reg.beat("live-worker", {"host": "h", "pid": 2, "queues": [q.name]}, ttl=30)
+    # 2 s: long enough to be listed first on a loaded machine, then gone with no beat
+    await reg.beat("gone-worker", {"host": "h", "pid": 1, "queues": [q.name]}, ttl=2.0)
+    await reg.beat("live-worker", {"host": "h", "pid": 2, "queues": [q.name]}, ttl=60)
     assert [v["id"] for v in await reg.list()] == ["gone-worker", "live-worker"]
-    await asyncio.sleep(0.5)
-    assert [v["id"] for v in await reg.list()] == ["live-worker"]
+
+    async def only_live() -> bool:
+        return [v["id"] for v in await reg.list()] == ["live-worker"]
+
+    await wait_until(only_live, 20, what="the silent worker to expire")
     await reg.remove("live-worker")
     assert await reg.list() == []
 

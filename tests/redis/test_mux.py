@@ -234,7 +234,7 @@ async def test_blocking_pops_get_connections_of_their_own_and_reuse_them(
 
 
 async def _ticks_during_slow_reply(client: MuxClient) -> int:
-    """Ticks of a 1 ms ticker task while the client waits 60 ms for a reply."""
+    """Ticks of a 1 ms ticker task while the client waits 250 ms for a reply."""
     ticks = 0
 
     async def ticker() -> None:
@@ -247,7 +247,7 @@ async def _ticks_during_slow_reply(client: MuxClient) -> int:
     try:
         await asyncio.sleep(0.005)
         before = ticks
-        assert await client.execute("EVAL", _BUSY_LUA, 0, "60") == "done"
+        assert await client.execute("EVAL", _BUSY_LUA, 0, "250") == "done"
         return ticks - before
     finally:
         task.cancel()
@@ -258,8 +258,11 @@ async def test_spin_only_while_keeps_the_loop_free_for_other_tasks(
 ) -> None:
     # A spinning caller holds the event loop while it polls its socket; a worker lets its
     # client spin only while no handler runs. Measured with a ticker task and a slow reply.
+    # The spin budget (30 s) outlasts the reply however loaded the machine is (a spin that
+    # runs out parks, and the ticker runs); a parked wait of 250 ms lets a 1 ms ticker tick
+    # far more than 15 times even on a busy CPU.
     server = redis_server_factory()
-    client = MuxClient(server.url, spin=0.2, command_timeout=5)
+    client = MuxClient(server.url, spin=30.0, command_timeout=10)
     try:
         await client.set("warm", "1")
         assert await _ticks_during_slow_reply(client) <= 3  # spinning held the loop

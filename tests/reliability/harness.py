@@ -8,7 +8,6 @@ renders them into ``docs/reliability.md``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -17,6 +16,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tests.support import waits
 
 T = TypeVar("T")
 
@@ -78,14 +79,9 @@ async def wait_until(
     interval: float = 0.1,
     what: str = "condition",
 ) -> float:
-    """Poll ``predicate`` until it is true; returns the seconds waited, fails after ``timeout``."""
-    deadline = Deadline(timeout)
-    while True:
-        if await predicate():
-            return deadline.elapsed
-        if deadline.expired:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        await asyncio.sleep(min(interval, max(deadline.remaining, 0.001)))
+    """Poll ``predicate`` until it is true; returns the seconds waited, fails after ``timeout``
+    naming ``what`` (:func:`tests.support.waits.wait_until`)."""
+    return await waits.wait_until(predicate, timeout, interval=interval, what=what)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -479,6 +479,8 @@ def test_screenshots_of_every_page_at_1280_and_390_px(
     dash.schedule("emails", "digest", name="send", every=3600)
     r = dash.api.put("/v1/queues/emails/rate-limit", json={"max_jobs": 10, "per_seconds": 1})
     assert r.status_code == 200, r.text
+    r = dash.api.put("/v1/queues/thumbnails/group-limit", json={"concurrency": 2})
+    assert r.status_code == 200, r.text
     dash.schedule("thumbnails", "cleanup", name="render", every=900)
     dash.api.post("/v1/queues/thumbnails/schedules/cleanup/pause")
     dash.api.put("/v1/caches/sessions/keys/user-1", json={"value": {"name": "Ada"}})

@@ -130,3 +130,16 @@ async def test_the_timeline_is_read_again_only_when_the_job_changed(ui_app: Any)
     await cache.rows(q, other)  # the cache holds one job: the first is dropped
     await cache.rows(q, cancelled)
     assert len(scans) == 4
+
+
+async def test_the_job_page_shows_the_group_of_a_grouped_job(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("grouped")
+    grouped = await q.enqueue("x", group="tenant-42")
+    plain = await q.enqueue("x")
+    page = (await ui.http.get(f"/ui/queues/grouped/jobs/{grouped.id}")).text
+    assert '<dd data-field="group">tenant-42</dd>' in page
+    assert (
+        'data-field="group"' not in (await ui.http.get(f"/ui/queues/grouped/jobs/{plain.id}")).text
+    )

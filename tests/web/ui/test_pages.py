@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import html
 import re
-from types import SimpleNamespace
 from typing import Any
 
 from tests.queue.conftest import running, wait_status
 
 from redkeep.queue.job import JobStatus
-from redkeep.queue.limits import RateLimit
+from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.web.ui import data
 from redkeep.web.ui.limits import limits_text
@@ -298,26 +297,28 @@ async def test_the_overview_has_room_for_limits(ui_app: Any, monkeypatch: Any) -
 
 
 def test_limits_read_as_words() -> None:
-    rate = RateLimit(50, 1.0)
-    group = SimpleNamespace(concurrency=2, max_jobs=10, per_seconds=60.0)
     assert limits_text(None, None) is None
-    assert limits_text(rate, None) == "50 jobs/s"
-    assert limits_text(RateLimit(100, 900.0), group) == (
+    assert limits_text(RateLimit(50, 1.0), None) == "50 jobs/s"
+    assert limits_text(RateLimit(100, 900.0), GroupLimit(2, RateLimit(10, 60.0))) == (
         "100 jobs / 15 min; per group: 2 running, 10 jobs / 1 min"
     )
-    assert limits_text(None, SimpleNamespace(concurrency=3, max_jobs=None, per_seconds=None)) == (
-        "per group: 3 running"
-    )
+    assert limits_text(None, GroupLimit(3, None)) == "per group: 3 running"
+    assert limits_text(None, GroupLimit(None, RateLimit(5, 0.5))) == "per group: 5 jobs / 0.5 s"
 
 
-async def test_the_overview_and_queue_page_show_a_rate_limit(ui_app: Any) -> None:
+async def test_the_overview_and_queue_page_show_the_rate_and_group_limits(ui_app: Any) -> None:
     ui = await ui_app()
     await ui.login()
     q = ui.services.queue("throttled")
     await q.enqueue("x")
     await q.set_rate_limit(50, 1)
+    await q.set_group_limit(concurrency=2)
     page = (await ui.http.get("/ui/")).text
     row = page.split('<tr data-queue="throttled">', 1)[1].split("</tr>", 1)[0]
-    assert '<td data-label="limits">50 jobs/s</td>' in row
+    assert '<td data-label="limits">50 jobs/s; per group: 2 running</td>' in row
     queue_page = (await ui.http.get("/ui/queues/throttled")).text
-    assert '<span data-field="limits">Limits: 50 jobs/s</span>' in queue_page
+    assert "Limits: 50 jobs/s; per group: 2 running</span>" in queue_page
+    await q.set_rate_limit(None)
+    await q.set_group_limit()
+    row = (await ui.http.get("/ui/")).text.split('<tr data-queue="throttled">', 1)[1]
+    assert '<td data-label="limits"></td>' in row.split("</tr>", 1)[0]
