@@ -111,7 +111,6 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
         self._loads = serializer_for(max_payload_bytes).loads
         self._wait_keys: dict[str, list[str]] = {}
         self._siblings: dict[str, RedisJobQueue] = {}  # redis_flows.py
-        self._next_relay = 0.0
 
     @classmethod
     def from_settings(cls, client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
@@ -406,7 +405,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
         ]
         if jobs and any(j.depends_on for j in jobs):
             jobs = await self._with_parent_results(jobs)
-        if (len(reply) > 6 and reply[6]) or time.monotonic() >= self._next_relay:
+        if len(reply) > 6 and reply[6]:
             await self._relay_flows()  # flows across queues (redis_flows.py)
         nd = int(next_due)
         self._poll = self._min_poll if jobs or int(more) else min(self._poll * 2, MAX_BLOCK)

@@ -4,7 +4,6 @@ fails or cancels them when their parents finish, in the script that finishes the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -25,20 +24,17 @@ if TYPE_CHECKING:
     from redkeep.queue.redis import RedisJobQueue
     from redkeep.redis.base import RedisClient
 
-__all__ = ["RELAY_IDLE", "RedisFlows"]
+__all__ = ["RELAY_BATCH", "RedisFlows"]
 
 _READ_CHUNK = 1000
 RELAY_BATCH = 200
-RELAY_IDLE = 0.5
-"""Seconds between two looks at ``outflow`` by a worker's steps while it was empty."""
-RELAY_BUSY = 0.02
+"""Outflow entries relayed per step (a step whose reply says more are left relays again)."""
 
 
 class RedisFlows:
     """Mixin for :class:`~redkeep.queue.redis.RedisJobQueue`."""
 
     _siblings: dict[str, RedisJobQueue]
-    _next_relay: float
 
     if TYPE_CHECKING:  # provided by RedisJobQueue
         name: str
@@ -145,7 +141,6 @@ class RedisFlows:
         (``outflow``, written by lib/flows.lua): flow_relay.lua on each child queue, then the
         relayed entries are removed. Safe to run by several workers at once: relaying an
         entry twice changes nothing."""
-        self._next_relay = time.monotonic() + RELAY_IDLE
         entries = await self.client.execute("LRANGE", self.keys.outflow, 0, RELAY_BATCH - 1)
         if not entries:
             return
@@ -159,7 +154,6 @@ class RedisFlows:
         for queue, args in by_queue.items():
             await self.sibling(queue)._run(scripts.FLOW_RELAY, [self.name, *args])
         await self.client.pipeline([("LREM", self.keys.outflow, 1, raw) for raw in entries])
-        self._next_relay = time.monotonic() + RELAY_BUSY
 
     async def _with_parent_results(self, jobs: list[Job]) -> list[Job]:
         """``jobs`` with ``parent_results`` filled in for those with parents (one HMGET of the

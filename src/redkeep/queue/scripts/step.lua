@@ -207,7 +207,7 @@ local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
 local due = next_due()
 if grouped then due = group_due(due) end
--- 7th: outcomes wait in `outflow` for a relay to other queues (flows), else 0
-local relay = 0
-if flow_watch then relay = redis.call('EXISTS', K.outflow) end
-return {job_records(ids), due, recovered, rejected, more, throttle, relay}
+-- 7th: outcomes wait in `outflow` for a relay to other queues (flows; written by this or
+-- any other script that finishes jobs), else 0
+return {job_records(ids), due, recovered, rejected, more, throttle,
+  redis.call('EXISTS', K.outflow)}
