@@ -113,6 +113,9 @@ bench: install
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/tiered_bench.py
 	$(BIN)/python bench/replicas_bench.py
+	$(BIN)/python bench/events_bench.py
+	$(BIN)/python bench/otel_bench.py
+	$(BIN)/python bench/outbox_bench.py
 
 # redkeep measured in the same run as its peers (queue and cache), with the shared harness in
 # ../shared/bench. Its venv keeps redis-py 5.3.1: redkeep goes in with --no-deps.

@@ -30,6 +30,7 @@ OWN_PAGES = [
     "dashboard.md",
     "queue.md",
     "outbox.md",
+    "flows.md",
     "testing.md",
 ]
 

@@ -147,6 +147,9 @@ def test_scrape_time_snapshots() -> None:
     assert value(m, "redkeep_cache_on_fallback", cache="sessions") == 1
     assert value(m, "redkeep_queue_jobs", queue="default", status="waiting") == 7
     assert value(m, "redkeep_queue_oldest_waiting_age_seconds", queue="default") == 12.5
+    assert value(m, "redkeep_queue_paused", queue="default") is None  # not known: not shown
+    m.set_queue("mail", {"waiting": 1}, None, paused=True)
+    assert value(m, "redkeep_queue_paused", queue="mail") == 1
     assert (
         value(m, "redkeep_connection_state", connection="redis", transport="resp", state="ready")
         == 1

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -334,8 +335,23 @@ class Settings(BaseSettings):
     def _check_upstash_url(cls, value: str | None) -> str | None:
         if not value:
             return None
+        # As for REDKEEP_REDIS_URL: remember the password first, and never let a URL parser
+        # quote a piece of it (httpx would say "Invalid port: '<start of the password>'").
+        userinfo = value.partition("://")[2].rpartition("@")[0]
+        register_secret(userinfo.partition(":")[2] or userinfo)
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with https:// (or http:// for a local emulator)")
+        from redkeep.redis.urls import UNENCODED_PASSWORD
+
+        if any(c in userinfo for c in "/?#"):
+            raise ValueError(UNENCODED_PASSWORD)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            raise ValueError("is not a valid URL (check its host and port)") from None
+        if not parts.hostname:
+            raise ValueError("has no host name")
         return value.rstrip("/")
 
     @field_validator("upstash_token", "api_token")

@@ -100,7 +100,9 @@ database, client name and protocol of every connection, and `pipeline(transactio
 MULTI/EXEC on a connection of its own.
 
 Every URL option is honoured by both transports, or refused at startup with a `ConfigError`
-that names it. Options in the URL win over the `REDKEEP_*` settings they overlap.
+that names it. Options in the URL win over the `REDKEEP_*` settings they overlap. A malformed
+host (an IPv6 address without its closing bracket or without brackets, a space) is refused the
+same way, never read as some other address.
 
 """
 
@@ -108,7 +110,9 @@ that names it. Options in the URL win over the `REDKEEP_*` settings they overlap
 def _url_tables() -> list[str]:
     out = [_URLS, "| option | value | meaning | `mux` | `redis-py` |", "|---|---|---|---|---|"]
     for option in URL_OPTIONS:
-        out.append(f"| `{option.name}` | {option.form} | {_cell(option.meaning)} | yes | yes |")
+        # mux refuses Sentinel URLs (auto picks redis-py for them), so it never sees these
+        mux = "n/a: Sentinel URLs use `redis-py`" if option.name.startswith("sentinel_") else "yes"
+        out.append(f"| `{option.name}` | {option.form} | {_cell(option.meaning)} | {mux} | yes |")
     out += ["", "Refused, with the reason the error gives:", ""]
     out += ["| option | why |", "|---|---|"]
     for name, reason in REFUSED_OPTIONS.items():

@@ -518,14 +518,14 @@ class Services:
             )
         if self.connection is not None and self.connection.state != "ready":
             return  # keep the last known depth rather than waiting out timeouts per queue
-        results = await asyncio.gather(
-            *(queue_depth(q) for q in self._queues.values()), return_exceptions=True
-        )
-        for name, result in zip(list(self._queues), results, strict=True):
+        queues = list(self._queues.values())
+        results = await asyncio.gather(*(queue_depth(q) for q in queues), return_exceptions=True)
+        flags = await asyncio.gather(*(q.is_paused() for q in queues), return_exceptions=True)
+        for name, result, flag in zip(list(self._queues), results, flags, strict=True):
             if isinstance(result, BaseException):
                 continue  # the queue's backend is down: keep the last known depth
             counts, age = result
-            m.set_queue(name, counts, age)
+            m.set_queue(name, counts, age, None if isinstance(flag, BaseException) else flag)
 
 
 def _on_fallback(cache: CacheService) -> bool:

@@ -250,3 +250,24 @@ def test_queues_pause_and_resume(cli: Any, redis_url: str, prefix: str) -> None:
     assert resumed.exit_code == 0 and "resumed" in resumed.stdout
     assert _json(cli("queues", "--json", "-q", "mail"))["queues"][0]["paused"] is False
     assert cli("queues", "pause", "bad name!").exit_code == 2
+
+
+def test_queues_rate_limit_and_group_limit(cli: Any, redis_url: str, prefix: str) -> None:
+    rate = {"max_jobs": 50, "per_seconds": 1.0}
+    assert _json(cli("queues", "rate-limit", "mail", "--json")) == {
+        "queue": "mail", "rate_limit": None}  # fmt: skip
+    assert _json(cli("queues", "rate-limit", "mail", "50", "1", "--json"))["rate_limit"] == rate
+    shown = cli("queues", "rate-limit", "mail")
+    assert shown.exit_code == 0 and "at most 50 job starts per 1 s" in shown.stdout
+    refused = cli("queues", "rate-limit", "mail", "0", "1")
+    assert refused.exit_code == 2 and "max_jobs" in refused.output
+    assert _json(cli("queues", "rate-limit", "mail", "--json"))["rate_limit"] == rate
+    assert _json(cli("queues", "rate-limit", "mail", "--clear", "--json"))["rate_limit"] is None
+    group = {"concurrency": 2, "max_jobs": 10, "per_seconds": 60.0}
+    opts = ["--concurrency", "2", "--max-jobs", "10", "--per-seconds", "60", "--json"]
+    assert _json(cli("queues", "group-limit", "mail", *opts))["group_limit"] == group
+    assert "every group at most 2 active jobs" in cli("queues", "group-limit", "mail").stdout
+    assert cli("queues", "group-limit", "mail", "--concurrency", "0").exit_code == 2
+    assert cli("queues", "rate-limit", "bad name!").exit_code == 2
+    cleared = _json(cli("queues", "group-limit", "mail", "--clear", "--json"))
+    assert cleared == {"queue": "mail", "group_limit": None}

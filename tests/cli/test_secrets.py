@@ -66,3 +66,23 @@ def test_config_json_hides_upstash_url_credentials() -> None:
         ["config"], REDKEEP_UPSTASH_URL="https://x.upstash.io/?_token=AXquery9", UPSTASH_X="1"
     )
     assert table.exit_code == 0 and "AXquery9" not in table.stdout
+
+
+@pytest.mark.parametrize("args", [["config"], ["config", "--json"], ["check"]], ids=" ".join)
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://default:Qx7/Zr9@eu1-fine-cat.upstash.io", "percent-encoded"),
+        ("https://default:Qx7:Zr9@eu1-fine-cat.upstash.io:99x", "check its host and port"),
+    ],
+)
+def test_an_unparseable_upstash_url_is_refused_without_echoing_it(
+    args: list[str], url: str, why: str
+) -> None:
+    result = invoke(args, REDKEEP_UPSTASH_URL=url, REDKEEP_UPSTASH_TOKEN="AXtoken-not-for-logs-77")
+    output = result.stdout + result.stderr
+    assert result.exit_code == 2, output
+    assert "REDKEEP_UPSTASH_URL" in output and why in output
+    for fragment in ("Qx7", "Zr9", "AXtoken"):
+        assert fragment not in output
+    assert "Traceback" not in output

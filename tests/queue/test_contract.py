@@ -156,13 +156,22 @@ async def test_enqueue_rejects_what_the_common_path_cannot_validate(make_queue: 
     for bad in (True, 1.0, "1", None, -1001):
         with pytest.raises(InvalidJob, match="priority"):
             await q.enqueue("x", priority=bad)
-    for name in (None, 5, "", "n" * 201):
+    for name in (None, 5, "", "n" * 201, "x\nERROR forged log line", "x\r", "x\x00"):
         with pytest.raises(InvalidJob, match="name"):
             await q.enqueue(name)
+    # ids and dedup keys end up in log lines too: no newline or other control character
+    for job_id in ("", "i" * 201, "order-1\nCRITICAL forged", "a\tb", "a\x1b[31m", "a\u2028b"):
+        with pytest.raises(InvalidJob, match="job_id"):
+            await q.enqueue("x", job_id=job_id)
+        with pytest.raises(InvalidJob, match="dedup_key"):
+            await q.enqueue("x", dedup_key=job_id)
+    assert (await q.enqueue("x", job_id="order 7/ü", dedup_key="user 7/ü")).id == "order 7/ü"
+    await q.cancel("order 7/ü")
     tiny = await make_queue(max_payload_bytes=3)
     with pytest.raises(PayloadTooLarge):
         await tiny.enqueue("x")
-    assert sum((await q.counts()).values()) == sum((await tiny.counts()).values()) == 0
+    assert (await q.counts())["cancelled"] == 1 and (await q.counts())["waiting"] == 0
+    assert sum((await tiny.counts()).values()) == 0
 
 
 async def test_worker_runs_jobs_and_stores_results(make_queue: Any) -> None:

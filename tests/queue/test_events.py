@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from redkeep.errors import InvalidJob, JobNotFound, LeaseLost
-from redkeep.queue import JobSpec, JobStatus, progress, progress_sync
+from redkeep.queue import JobSpec, JobStatus, RetentionPolicy, progress, progress_sync
 from redkeep.queue.protocol import Outcome, StepRequest
-from tests.queue.conftest import running, wait_status
+from tests.queue.conftest import running, wait_status, wait_until
 
 
 async def _collect(q: Any, since: str | None, n: int, timeout: float = 10.0) -> list[Any]:
@@ -105,14 +105,24 @@ async def test_wait_wakes_within_50ms_of_completion(make_queue: Any) -> None:
         finished_at[job.id] = time.monotonic()
         return "done"
 
+    woke_at: dict[str, float] = {}
+
+    async def wait(job_id: str) -> Any:
+        job = await q.wait(job_id, timeout=10)
+        woke_at[job_id] = time.time()  # the clock of finished_at (Redis TIME, same host)
+        return job
+
     async with running(q, {"h": handler}, concurrency=4):
         jobs = [await q.enqueue("h", i) for i in range(3)]
-        results = await asyncio.gather(*(q.wait(j.id, timeout=10) for j in jobs))
+        results = await asyncio.gather(*(wait(j.id) for j in jobs))
         woke = time.monotonic()
     assert [r.status for r in results] == [JobStatus.COMPLETED] * 3
     assert all(r.result == "done" for r in results)
     # the last finished handler returned at most 50 ms (plus the outcome's report) before
     assert woke - max(finished_at.values()) <= 0.05 + 0.05
+    # each waiter woke at most 50 ms after its job was recorded as finished (ms precision)
+    lags = [woke_at[r.id] - r.finished_at for r in results]
+    assert all(-0.002 <= lag <= 0.05 for lag in lags), lags
 
 
 async def test_wait_timeout_unknown_job_and_failed_job(make_queue: Any) -> None:
@@ -248,3 +258,20 @@ async def test_a_deleted_job_leaves_a_removed_event(make_queue: Any) -> None:
         ("enqueued", {}),
         ("removed", {"from": "waiting"}),
     ]
+
+
+async def test_retention_leaves_a_removed_event(make_queue: Any) -> None:
+    q = await make_queue(retention=RetentionPolicy(0, 0, 0, 0))  # keep no finished job
+    job = await q.enqueue("ok")
+    async with running(q, {"ok": lambda job: 1}):
+        await wait_until(lambda: _gone(q, job.id))
+    assert [(e.event, e.data) for e in await q.job_events(job.id)] == [
+        ("enqueued", {}),
+        ("active", {"from": "waiting"}),
+        ("completed", {"from": "active"}),
+        ("removed", {"from": "completed"}),
+    ]
+
+
+async def _gone(q: Any, job_id: str) -> bool:
+    return await q.get_job(job_id) is None

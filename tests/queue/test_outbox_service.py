@@ -82,6 +82,9 @@ def check_http_outbox(server: ServerThread, redis: Any) -> None:
         assert (outbox["status"], outbox["jobs"], outbox["queues"]) == ("holding", 1, {"mail": 1})
         assert outbox["oldest_age_s"] >= 0 and outbox["max_jobs"] == 2
         assert sample(client, "redkeep_outbox_jobs", queue="mail") == 1
+        age = sample(client, "redkeep_outbox_oldest_age_seconds", queue="mail")
+        assert age is not None and age >= 1.0  # held since before ready() slept 1.05 s
+        assert (sample(client, "redkeep_outbox_bytes") or 0) > 0
         assert sample(client, "redkeep_outbox_held_total", queue="mail") == 1
         assert sample(client, "redkeep_outbox_max_jobs") == 2
 

@@ -97,6 +97,8 @@ def test_catch_up_is_bounded() -> None:
         ({"every": 5, "start_at": 200.0, "end_at": 100.0}, "end_at"),
         ({"every": 5, "misfire": "sometimes"}, "misfire"),
         ({"every": 5, "schedule_id": "bad id"}, "schedule_id"),
+        ({"every": 5, "schedule_id": "s1\n"}, "schedule_id"),  # `$` matches before a newline
+        ({"every": 5, "name": "report\nERROR forged"}, "name"),  # job names are printable
     ],
 )
 async def test_bad_definitions_name_the_field_and_write_nothing(
@@ -105,8 +107,9 @@ async def test_bad_definitions_name_the_field_and_write_nothing(
     q = await make_queue()
     kwargs = dict(kwargs)
     sid = kwargs.pop("schedule_id", "s1")
+    name = kwargs.pop("name", "h")
     with pytest.raises(InvalidJob, match=f"^{field}:"):
-        await q.schedule(sid, "h", **kwargs)
+        await q.schedule(sid, name, **kwargs)
     assert await q.list_schedules() == []
 
 
@@ -200,3 +203,22 @@ def test_memory_queue_schedules_are_per_queue() -> None:
     a, b = MemoryJobQueue("a"), MemoryJobQueue("b")
     asyncio.run(a.schedule("s", "h", every=10))
     assert asyncio.run(b.list_schedules()) == []
+
+
+async def test_fired_jobs_carry_the_schedules_payload_and_job_options(make_queue: Any) -> None:
+    q = await make_queue()
+    await q.schedule("opts", "report", {"to": "ops"}, every=0.2, priority=7, max_attempts=5,
+                     timeout=12.5, backoff=4)  # fmt: skip
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10
+    jobs: list[Any] = []
+    while not jobs and loop.time() < end:
+        await q.fire_schedules("w")
+        jobs = [j async for j in q.dump_jobs()]
+        await asyncio.sleep(0.05)
+    assert jobs, "no tick fired within 10 s"
+    job = await q.get_job(jobs[0].id)
+    assert job is not None and job.id.startswith("sched:opts:")
+    assert (job.name, job.payload, job.priority) == ("report", {"to": "ops"}, 7)
+    assert (job.max_attempts, job.timeout) == (5, 12.5)
+    assert job.backoff is not None and job.backoff.base == 4

@@ -119,6 +119,7 @@ async def test_a_layout1_queue_is_converted_on_first_use(redis_url: str, prefix:
         q = RedisJobQueue(client, "legacy", key_prefix=prefix)
         counts = await q.counts()  # the first operation converts
         assert counts == {
+            "blocked": 0,
             "waiting": 3,
             "delayed": 1,
             "active": 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -89,3 +90,49 @@ async def test_wait_events_and_schedules_over_rest(upstash_client: Any, prefix: 
     nxt = await asyncio.wait_for(follower.__anext__(), 10)
     assert nxt.event == "active"
     assert (await q.throughput(1))[-1].completed == 1
+
+
+async def test_a_worker_fires_schedules_over_rest(upstash_client: Any, prefix: str) -> None:
+    q = RedisJobQueue(upstash_client, "rest-sched", key_prefix=prefix)
+    await q.schedule("beat", "add", {"a": 1, "b": 1}, every=0.5)
+    ran: list[str] = []
+
+    def add(job: Any) -> int:
+        ran.append(job.id)
+        return int(job.payload["a"] + job.payload["b"])
+
+    async with running(q, {"add": add}):
+        deadline = asyncio.get_running_loop().time() + 20
+        while len(ran) < 2:
+            assert asyncio.get_running_loop().time() < deadline, "no two ticks ran in 20 s"
+            await asyncio.sleep(0.1)
+        assert await q.pause_schedule("beat")
+    ticks = sorted(int(i.rsplit(":", 1)[1]) for i in ran)
+    assert all(i.startswith("sched:beat:") for i in ran) and len(set(ticks)) == len(ticks)
+    assert all(b - a == 500 for a, b in itertools.pairwise(ticks))  # consecutive, each once
+    s = await q.get_schedule("beat")
+    assert s is not None and s.last_job_id is not None
+
+
+async def test_rate_limit_and_groups_over_rest(upstash_client: Any, prefix: str) -> None:
+    q = RedisJobQueue(upstash_client, "rest-limits", key_prefix=prefix, poll_max_rate=10.0)
+    await q.set_rate_limit(3, 60)
+    await q.set_group_limit(concurrency=1)
+    started: list[tuple[str | None, Any]] = []
+    gate = asyncio.Event()
+
+    async def work(job: Job) -> None:
+        started.append((job.group, job.payload))
+        await gate.wait()
+
+    await q.enqueue_many([JobSpec("work", i, group="a") for i in range(3)])
+    await q.enqueue_many([JobSpec("work", i) for i in range(3)])
+    async with running(q, {"work": work}, concurrency=10):
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(started) < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert len(started) == 3  # the rate limit
+        assert sum(1 for g, _ in started if g == "a") == 1  # the group's concurrency
+        gate.set()
+    assert await q.get_rate_limit() is not None

@@ -98,6 +98,28 @@ async def test_db_user_password_client_name_and_protocol(
 
 
 @pytest.mark.parametrize("cls", TRANSPORTS)
+async def test_unix_socket_with_password_db_and_client_name(
+    cls: type, opened: Any, redis_server_factory: Factory, prefix: str
+) -> None:
+    """`auto` picks mux for unix://, so both transports must serve it, blocking pops included."""
+    from redkeep.queue import RedisJobQueue
+
+    server = redis_server_factory(requirepass="pa/ss-unix", start=False)
+    sock = server.dir / "redis.sock"  # a short path: a socket's path has at most 107 bytes
+    server.extra_args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
+    server.start()
+    client = opened(cls, f"unix://:pa%2Fss-unix@{sock}?db=4&client_name=rk-unix")
+    await client.set("k", "in-4")
+    assert server.cli("-n", "4", "GET", "k").strip() == "in-4"
+    rows = _client_info(server, "rk-unix")
+    assert rows and all(r["db"] == "4" and r["addr"].startswith(str(sock)) for r in rows)
+    queue = RedisJobQueue(client, "unix", key_prefix=prefix)
+    job = await queue.enqueue("x", {"n": 1})
+    assert (await queue.get_job(job.id)).payload == {"n": 1}  # type: ignore[union-attr]
+    assert await client.execute("BZPOPMIN", f"{prefix}:none", "0.05") is None
+
+
+@pytest.mark.parametrize("cls", TRANSPORTS)
 async def test_socket_keepalive(cls: type, opened: Any, redis_server_factory: Factory) -> None:
     server = redis_server_factory()
     plain = opened(cls, server.url)
@@ -243,6 +265,54 @@ def test_every_option_is_documented_once() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     for name in [*names, *REFUSED_OPTIONS]:
         assert f"`{name}`" in doc, name
+
+
+def test_the_table_says_which_transport_honours_each_option() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    for option in URL_OPTIONS:
+        row = next(line for line in doc.splitlines() if line.startswith(f"| `{option.name}` |"))
+        mux, redis_py = row.split(" | ")[-2:]
+        assert redis_py == "yes |", row
+        if option.name.startswith("sentinel_"):  # only on Sentinel URLs, which mux refuses
+            with pytest.raises(ConfigError, match="REDKEEP_REDIS_TRANSPORT"):
+                MuxClient(f"redis+sentinel://127.0.0.1:26379/svc?{option.name}=x")
+            assert mux.startswith("n/a"), row
+        else:
+            assert mux == "yes", row
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:pw@[::1/0",  # no closing bracket: was read as ::1
+        "redis://[::1:6379/0",  # was host '::1:6379'
+        "redis://[::1]6379/0",
+        "redis://[127.0.0.1]:6379/0",
+        "redis://::1/0",
+        "redis://my host:6379/0",  # was host 'my host'
+        "redis://h%2Fx:6379/0",
+        "redis+sentinel://127.0.0.1:26379,[::1:26380/svc",
+    ],
+)
+def test_malformed_hosts_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"REDKEEP_REDIS_URL.*(host|IPv6)") as info:
+        parse_url(url)
+    assert "pw" not in str(info.value)
+
+
+def test_well_formed_hosts_parse() -> None:
+    hosts = {
+        "redis://[::1]:6380/0": ("::1", 6380),
+        "redis://[fe80::1%25eth0]/0": ("fe80::1%25eth0", 6379),
+        "redis://redis-0.redis_svc.default.svc.cluster.local.:6379": (
+            "redis-0.redis_svc.default.svc.cluster.local.",
+            6379,
+        ),
+        "redis://10.0.0.7": ("10.0.0.7", 6379),
+        "redis://:pw@/0": ("localhost", 6379),  # as redis-py reads it
+    }
+    for url, host in hosts.items():
+        assert parse_url(url).hosts == (host,), url
 
 
 def test_sentinel_and_unix_urls_parse() -> None:

@@ -23,7 +23,8 @@ __all__ = ["KEY_ARGS", "guarded", "key_violations", "redis_calls"]
 # Which arguments of a command are keys: "first" (argument 1), "all", or "none".
 _FIRST = """GET SET INCR INCRBY PEXPIRE PTTL HGET HSET HSETNX HMGET HDEL HGETALL HEXISTS HINCRBY
 HLEN ZADD ZREM ZCARD ZCOUNT ZRANGE ZRANGEBYSCORE ZREVRANGE ZPOPMIN ZREMRANGEBYSCORE ZSCORE XADD
-XRANGE XREVRANGE XLEN LPUSH RPUSH LRANGE TYPE"""
+XRANGE XREVRANGE XLEN LPUSH RPUSH LRANGE TYPE
+HKEYS ZRANGEBYLEX ZREMRANGEBYLEX ZLEXCOUNT"""
 KEY_ARGS: dict[str, str] = {
     **dict.fromkeys(_FIRST.split(), "first"),
     **dict.fromkeys(("DEL", "EXISTS", "UNLINK"), "all"),

@@ -1,4 +1,5 @@
-"""The blocking queue: enqueue, enqueue_many, get_job, cancel, retry, counts, list_jobs, purge."""
+"""The blocking queue: enqueue, enqueue_many, get_job, cancel, retry, counts, list_jobs, purge,
+and the enqueue outbox through it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 
 from redkeep.config import Settings
 from redkeep.errors import InvalidJob
-from redkeep.queue import Job, JobSpec, JobStatus
+from redkeep.queue import GroupLimit, Job, JobSpec, JobStatus, RateLimit
 from redkeep.services import create_services
-from redkeep.sync import SyncServices
+from redkeep.sync import SyncServices, create_sync_services
+from tests.sync.conftest import make_settings
 
 
 def run_worker_until(settings: Settings, queue: str, handlers: dict[str, Any], done: Any) -> None:
@@ -132,3 +134,55 @@ def test_dedup_debounce_and_bulk_operations(services: SyncServices) -> None:
     assert q.cancel_waiting() == 1
     assert q.retry_failed() == 0
     assert q.counts()["cancelled"] == 2
+
+
+def test_flow_control(services: SyncServices) -> None:
+    q = services.queue("sync-limits")
+    q.pause()
+    assert q.is_paused() is True
+    q.resume()
+    assert q.is_paused() is False
+    assert q.set_rate_limit(5, 1) == RateLimit(5, 1.0) == q.get_rate_limit()
+    assert q.set_rate_limit(None) is None and q.get_rate_limit() is None
+    assert q.set_group_limit(concurrency=2) == GroupLimit(2, None) == q.get_group_limit()
+    with pytest.raises(InvalidJob, match="concurrency"):
+        q.set_group_limit(concurrency=0)
+    assert q.set_group_limit() is None
+    assert q.enqueue("x", group="tenant-1").group == "tenant-1"
+
+
+def test_flows(services: SyncServices) -> None:
+    q = services.queue("sync-flows")
+    parent = q.enqueue("x", 1)
+    child = q.enqueue("y", depends_on=[parent.id], on_parent_failure="ignore")
+    assert child.status == JobStatus.BLOCKED
+    chain = q.chain(JobSpec("a"), JobSpec("b"))
+    assert [j.status for j in chain] == [JobStatus.WAITING, JobStatus.BLOCKED]
+    group = q.group([JobSpec("a"), JobSpec("a")], then=JobSpec("total"))
+    assert group[-1].depends_on == (group[0].id, group[1].id)
+    with pytest.raises(InvalidJob, match="unknown job"):
+        q.enqueue("y", depends_on=["ghost"])
+    assert q.counts()["blocked"] == 3
+
+
+def test_outbox_holds_blocking_enqueues_during_an_outage_and_relays_them(
+    redis_server_factory: Any, prefix: str, tmp_path: Any
+) -> None:
+    server = redis_server_factory()
+    settings = make_settings(redis_url=server.url, key_prefix=prefix,
+                             queue_outbox=tmp_path / "outbox.sqlite3")  # fmt: skip
+    with create_sync_services(settings) as services:
+        q = services.queue("held")
+        server.stop()
+        jobs = [q.enqueue("send", i) for i in range(3)] + q.enqueue_many(
+            JobSpec("send", i) for i in range(3, 5)
+        )  # no error reaches the caller: the jobs are held locally
+        assert [j.status for j in jobs] == [JobStatus.OUTBOX] * 5
+        assert q.get_job(jobs[0].id).status == JobStatus.OUTBOX  # type: ignore[union-attr]
+        server.start()
+        deadline = time.monotonic() + 20
+        while q.counts()["outbox"]:  # each call lets the relay advance on the shared loop
+            assert time.monotonic() < deadline, "the held jobs were not relayed"
+            time.sleep(0.05)
+        assert [j.id for j in q.list_jobs("waiting")] == [j.id for j in jobs]  # in order, same ids
+        assert [j.payload for j in q.list_jobs("waiting")] == list(range(5))

@@ -202,6 +202,9 @@ def test_metrics_after_known_operations(client: httpx.Client, server: ServerThre
     assert metric(text, "redkeep_cache_hits_total", cache="m") == 1
     assert metric(text, "redkeep_queue_jobs", queue="metrics-q", status="delayed") == 1
     assert metric(text, "redkeep_queue_jobs", queue="metrics-q", status="waiting") == 0
+    assert metric(text, "redkeep_queue_paused", queue="metrics-q") == 0
+    client.post("/v1/queues/metrics-q/pause")
+    assert metric(client.get("/metrics").text, "redkeep_queue_paused", queue="metrics-q") == 1
     gets = metric(
         text, "redkeep_redis_command_duration_seconds_count", transport="mux", command="GET"
     )

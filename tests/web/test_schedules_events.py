@@ -90,6 +90,8 @@ def test_long_poll_events_and_throughput(
         still = http.get(f"{q}/jobs/{waiting['id']}", params={"wait": 0.3}).json()
         assert still["status"] == "delayed"
         assert http.get(f"{q}/jobs/nope", params={"wait": 0.3}).status_code == 404
+        too_long = http.get(f"{q}/jobs/{waiting['id']}", params={"wait": 61})
+        assert too_long.status_code == 400 and too_long.json()["error"]["field"] == "wait"
         off = http.put(f"{q}/events/settings", json={"enabled": False}).json()
         assert off == {"queue": "default", "enabled": False, "max_events": 10000}
         assert http.get(f"{q}/events/settings").json()["enabled"] is False

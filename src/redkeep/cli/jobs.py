@@ -143,6 +143,8 @@ def show(
         table.add_row(f"header {name}", value)
     if job.dedup_key is not None:
         table.add_row("dedup_key", job.dedup_key)
+    if job.group is not None:
+        table.add_row("group", job.group)
     if job.result is not None:
         table.add_row("result", repr(job.result))
     if job.error is not None:

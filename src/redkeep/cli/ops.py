@@ -176,6 +176,8 @@ def queues(
         out.print(f"no queues under key prefix {settings.key_prefix!r}")
         return
     statuses = list(STATUSES)  # what Redis holds (no enqueue outbox here)
+    if not any(row["counts"].get("blocked") for row in rows):
+        statuses.remove("blocked")  # only queues with flows have blocked jobs: keep it narrow
     table = Table("queue", *statuses, "oldest waiting", title=f"queues ({settings.key_prefix})")
     for row in rows:
         c = row["counts"]

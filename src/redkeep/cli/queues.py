@@ -1,5 +1,5 @@
-"""``redkeep queues [pause|resume|retry-failed|cancel-waiting]``: list queues (no sub-command:
-:func:`redkeep.cli.ops.queues`) and act on whole queues in Redis."""
+"""``redkeep queues [pause|resume|retry-failed|cancel-waiting|rate-limit|group-limit]``: list
+queues (no sub-command: :func:`redkeep.cli.ops.queues`) and act on whole queues in Redis."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from redkeep.cli import ops
+from redkeep.cli import ops, queue_limits
 from redkeep.cli.ops import (
     EXIT_USAGE,
     JsonOption,
@@ -25,7 +25,7 @@ __all__ = ["app", "register"]
 
 app = typer.Typer(
     help="Queues: job counts per status (no sub-command), pause, resume, retry-failed, "
-    "cancel-waiting.",
+    "cancel-waiting, rate-limit, group-limit.",
     invoke_without_command=True,
 )
 
@@ -85,6 +85,7 @@ def resume(queue: QueueArgument, json_out: JsonOption = False) -> None:
 
 
 add_commands(app)  # retry-failed, cancel-waiting (redkeep.cli.queue_bulk)
+queue_limits.add_commands(app)  # rate-limit, group-limit
 
 
 def register(root: typer.Typer) -> None:

@@ -81,6 +81,7 @@ class QueueSnapshot:
 
     counts: dict[str, int] = field(default_factory=dict)
     oldest_waiting_age: float | None = None
+    paused: bool | None = None
 
 
 @dataclass
@@ -176,12 +177,19 @@ class _StateCollector:
             "Age of the oldest waiting job (0 when none waits).",
             labels=["queue"],
         )
+        paused = GaugeMetricFamily(
+            "redkeep_queue_paused", "1 while the queue is paused (no job starts), else 0.",
+            labels=["queue"],
+        )  # fmt: skip
         for name, snap in sorted(queues.items()):
             for status, count in sorted(snap.counts.items()):
                 depth.add_metric([name, status], float(count))
             oldest.add_metric([name], snap.oldest_waiting_age or 0.0)
+            if snap.paused is not None:
+                paused.add_metric([name], float(snap.paused))
         yield depth
         yield oldest
+        yield paused
 
     @staticmethod
     def _connection_families(conns: Mapping[str, ConnectionSnapshot]) -> Iterable[Metric]:
@@ -354,9 +362,15 @@ class Metrics:
         with self._lock:
             self._caches[name] = CacheSnapshot(counters, on_fallback, l1)
 
-    def set_queue(self, name: str, counts: Mapping[str, int], oldest_age: float | None) -> None:
-        """Set the depth of queue ``name``."""
-        snap = QueueSnapshot({str(k): int(v) for k, v in counts.items()}, oldest_age)
+    def set_queue(
+        self,
+        name: str,
+        counts: Mapping[str, int],
+        oldest_age: float | None,
+        paused: bool | None = None,
+    ) -> None:
+        """Set the depth of queue ``name`` (and whether it is paused, when known)."""
+        snap = QueueSnapshot({str(k): int(v) for k, v in counts.items()}, oldest_age, paused)
         with self._lock:
             self._queues[name] = snap
 

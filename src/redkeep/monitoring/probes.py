@@ -26,9 +26,10 @@ async def queue_depth(queue: JobQueue) -> tuple[dict[str, int], float | None]:
     if isinstance(queue, RedisJobQueue):
         await queue.register()
         reply = await queue.client.evalsha(QUEUE_DEPTH, queue.keys.names(QUEUE_DEPTH.keys), [])
-        counts = {s: int(n) for s, n in zip(STATUSES, reply[:6], strict=True)}
+        n = len(STATUSES)
+        counts = {s: int(c) for s, c in zip(STATUSES, reply[:n], strict=True)}
         counts["outbox"] = await queue.outbox.count(queue.name) if queue.outbox else 0
-        age_ms = int(reply[6])
+        age_ms = int(reply[n])
         return counts, (age_ms / 1000.0 if age_ms >= 0 else None)
     counts = await queue.counts()
     head = await queue.list_jobs(JobStatus.WAITING, 0, 1)

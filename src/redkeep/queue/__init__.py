@@ -9,7 +9,9 @@ from redkeep.queue.base import JobQueue
 from redkeep.queue.events import EventsConfig, JobEvent, ThroughputPoint
 from redkeep.queue.execution import Handler, WorkerObserver
 from redkeep.queue.executors import ProcessHandler, in_process
+from redkeep.queue.flows import Flow
 from redkeep.queue.job import Job, JobFailure, JobSpec, JobStatus, RetentionPolicy
+from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox, OutboxStats
 from redkeep.queue.progress import current_job, progress, progress_sync
@@ -21,6 +23,8 @@ from redkeep.queue.worker import Worker
 __all__ = [
     "Backoff",
     "EventsConfig",
+    "Flow",
+    "GroupLimit",
     "Handler",
     "InvalidJob",
     "Job",
@@ -34,6 +38,7 @@ __all__ = [
     "OutboxStats",
     "Outcome",
     "ProcessHandler",
+    "RateLimit",
     "RedisJobQueue",
     "RetentionPolicy",
     "Schedule",

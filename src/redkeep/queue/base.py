@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from redkeep.errors import InvalidJob, JobError
+from redkeep.names import NAME_RULE, is_valid_name
 from redkeep.queue.backoff import Backoff
 from redkeep.queue.bulk import BulkMixin
 from redkeep.queue.events import EventsMixin
+from redkeep.queue.flows import FlowsMixin, flow_options
 from redkeep.queue.job import (
     FINISHED,
     MAX_DEDUP_KEY,
@@ -53,14 +55,15 @@ if TYPE_CHECKING:
 __all__ = ["JobQueue"]
 
 
-class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
+class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, FlowsMixin, ABC):
     """A named, async job queue. See docs/queue.md for the guarantees.
 
     Implements :class:`~redkeep.queue.protocol.WorkerQueue`, the worker's side of a queue.
     Events, ``wait``, progress and counters: :class:`~redkeep.queue.events.EventsMixin`;
     schedules: :class:`~redkeep.queue.schedules.SchedulesMixin`; pause and resume:
     :class:`~redkeep.queue.limits.FlowControlMixin`; bulk retry/cancel:
-    :class:`~redkeep.queue.bulk.BulkMixin`.
+    :class:`~redkeep.queue.bulk.BulkMixin`; dependencies, chains and groups:
+    :class:`~redkeep.queue.flows.FlowsMixin`.
     """
 
     backend: str = "abstract"
@@ -107,14 +110,27 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         dedup_key: str | None = None,
         dedup_ttl: float | None = None,
         debounce: float | None = None,
+        group: str | None = None,
+        depends_on: Sequence[str | Job | tuple[str, str]] | None = None,
+        on_parent_failure: str = "fail",
     ) -> Job:
         """Add a job; with ``job_id``, return the existing job instead when that id exists.
+
+        With ``group`` (a name like a queue's, e.g. ``"tenant-42"``), the job is scheduled fairly
+        among the queue's groups (round-robin) and counts against the group limit
+        (:meth:`set_group_limit`); priority orders the jobs of one group.
 
         With ``dedup_key``, while a job enqueued with that key is unfinished (or for
         ``dedup_ttl`` seconds after it was enqueued, if given), this returns that job and adds
         nothing. With ``debounce`` (seconds, needs ``dedup_key``), the job starts ``debounce``
         seconds from now, and an enqueue with the key before it started replaces its payload
         and pushes its start to now + ``debounce``: only the last one runs. See docs/queue.md.
+
+        With ``depends_on`` (ids of jobs of this queue, or ``Job`` objects / ``(queue, id)``
+        pairs for jobs of other queues of the same Redis and key prefix), the job is
+        ``blocked`` until every parent has completed, then runs with ``Job.parent_results``;
+        ``on_parent_failure`` (``fail``, ``cancel`` or ``ignore``) says what a failed or
+        cancelled parent does to it. See docs/flows.md.
 
         ``headers`` are string metadata stored with the job and read back with it
         (``Job.headers``), such as a W3C ``traceparent`` (see :func:`~redkeep.queue.job.
@@ -127,6 +143,8 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             and dedup_key is None
             and dedup_ttl is None
             and debounce is None
+            and group is None
+            and depends_on is None
             and delay is None
             and run_at is None
             and max_attempts is None
@@ -134,6 +152,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             and timeout is None
             and type(name) is str
             and 0 < len(name) <= MAX_NAME
+            and name.isprintable()
             and type(priority) is int
             and -MAX_PRIORITY <= priority <= MAX_PRIORITY
         ):
@@ -162,9 +181,14 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 dedup_key,
                 dedup_ttl,
                 debounce,
+                group,
+                depends_on,
+                on_parent_failure,
             )
             prepared = self._prepare(spec)
-        if self.outbox is not None and not prepared.dedup:
+            if prepared.parents:
+                return (await self._enqueue_flow([prepared]))[0]
+        if self.outbox is not None and not prepared.dedup and not prepared.group:
             return (await self.outbox.enqueue(self, [prepared]))[0]
         return await self._enqueue_one(prepared)
 
@@ -181,7 +205,9 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
                 raise InvalidJob(f"job {index}: {exc}") from None
         if not prepared:
             return []
-        if self.outbox is not None and not any(p.dedup for p in prepared):
+        if any(p.parents for p in prepared):
+            return await self._enqueue_flow(prepared)
+        if self.outbox is not None and not any(p.dedup or p.group for p in prepared):
             return await self.outbox.enqueue(self, prepared)
         return await self._enqueue(prepared)
 
@@ -250,7 +276,7 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
 
     async def restore_job(self, job: Job) -> bool:
         """Write ``job`` as is (status, attempts, priority, run_at); False if the id exists."""
-        if job.status not in STATUSES:
+        if job.status not in STATUSES or job.status == JobStatus.BLOCKED:
             raise InvalidJob(f"cannot restore a job with status {job.status!r}")
         headers = check_headers(job.headers) if job.headers else NO_HEADERS
         job = replace(job, queue=self.name, headers=headers)
@@ -340,13 +366,23 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             )
 
     def _prepare(self, spec: JobSpec) -> _Prepared:
-        if not isinstance(spec.name, str) or not spec.name or len(spec.name) > MAX_NAME:
-            raise InvalidJob(f"job name must be a non-empty str of at most {MAX_NAME} characters")
+        # Printable only: these end up in log lines, where a newline would forge another one.
+        name = spec.name
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+            raise InvalidJob(
+                f"job name must be a str of 1-{MAX_NAME} printable characters (no newline or "
+                "other control character)"
+            )
         job_id = spec.job_id
         if job_id is not None and (
-            not isinstance(job_id, str) or not job_id or len(job_id) > MAX_JOB_ID
+            not isinstance(job_id, str)
+            or not 0 < len(job_id) <= MAX_JOB_ID
+            or not job_id.isprintable()
         ):
-            raise InvalidJob(f"job_id must be a non-empty str of at most {MAX_JOB_ID} chars")
+            raise InvalidJob(
+                f"job_id must be a str of 1-{MAX_JOB_ID} printable characters (no newline or "
+                "other control character)"
+            )
         prio = spec.priority
         if not isinstance(prio, int) or isinstance(prio, bool) or abs(prio) > MAX_PRIORITY:
             raise InvalidJob(f"priority must be an int in [-{MAX_PRIORITY}, {MAX_PRIORITY}]")
@@ -380,6 +416,21 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
         if spec.headers:
             headers = orjson.dumps(check_headers(spec.headers)).decode()
         dedup, ttl_ms, debounce_ms = _dedup_options(spec)
+        group = spec.group
+        if group is not None and not is_valid_name(group):
+            raise InvalidJob(f"group {str(group)[:40]!r} must be {NAME_RULE}")
+        if spec.queue is not None and spec.queue != self.name:
+            raise InvalidJob(
+                f"JobSpec.queue {spec.queue!r} is not this queue ({self.name!r}): only chain() and "
+                "group() write jobs to other queues"
+            )
+        parents, foreign, mode = flow_options(spec, self.name)
+        if parents and dedup:
+            raise InvalidJob("dedup_key cannot be combined with depends_on")
+        if job_id is not None and job_id in parents:
+            raise InvalidJob(f"job {job_id!r} cannot depend on itself")
+        if parents and group is not None:
+            raise InvalidJob("group cannot be combined with depends_on")
         if debounce_ms:
             delay_ms = debounce_ms
         payload = encode_value(spec.payload, self.max_payload_bytes)
@@ -398,6 +449,10 @@ class JobQueue(EventsMixin, SchedulesMixin, FlowControlMixin, BulkMixin, ABC):
             dedup=dedup,
             dedup_ttl_ms=ttl_ms,
             debounce_ms=debounce_ms,
+            group=group or "",
+            parents=parents,
+            on_parent_failure=mode,
+            foreign=foreign,
         )
 
     def backoff_for(self, job: Job) -> Backoff:
@@ -429,6 +484,14 @@ class _Prepared(NamedTuple):
     """The deduplication key, or ``""`` for none."""
     dedup_ttl_ms: int = 0
     debounce_ms: int = 0
+    group: str = ""
+    """The job's group, or ``""`` for none."""
+    parents: tuple[str, ...] = ()
+    """Ids of the jobs it depends on (``depends_on``), or ``()``; a parent of another queue is
+    named ``<queue>/<id>`` (its proxy in this queue, see :mod:`redkeep.queue.flows`)."""
+    on_parent_failure: str = ""
+    foreign: tuple[tuple[str, str], ...] = ()
+    """The parents of other queues, as (queue, id)."""
 
 
 def _seconds(value: Any, field: str) -> int:
@@ -452,8 +515,11 @@ def _dedup_options(spec: JobSpec) -> tuple[str, int, int]:
             if getattr(spec, field) is not None:
                 raise InvalidJob(f"{field} needs a dedup_key")
         return "", 0, 0
-    if not isinstance(key, str) or not 0 < len(key) <= MAX_DEDUP_KEY:
-        raise InvalidJob(f"dedup_key must be a non-empty str of at most {MAX_DEDUP_KEY} characters")
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_DEDUP_KEY or not key.isprintable():
+        raise InvalidJob(
+            f"dedup_key must be a str of 1-{MAX_DEDUP_KEY} printable characters (no newline or "
+            "other control character)"
+        )
     ttl_ms = 0 if spec.dedup_ttl is None else _seconds(spec.dedup_ttl, "dedup_ttl")
     if spec.debounce is None:
         return key, ttl_ms, 0

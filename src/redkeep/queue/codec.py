@@ -6,9 +6,10 @@ A job is four fields of per-queue hashes:
   worker`` (times in ms since the epoch; started, finished and worker may be empty; fields
   after ``worker`` belong to later layouts and are ignored). ``scripts/lib/state.lua`` is the
   Lua twin of :func:`encode_state` / :func:`decode_state`.
-- ``data``: one JSON header line ``[id, name, timeout, backoff, headers, dedup_key]`` (timeout
-  in seconds or null, backoff ``Backoff.to_list()`` or null, headers an object of strings; trailing
-  absent fields are left out), a newline, then the payload as the serializer wrote it. Built
+- ``data``: one JSON header line ``[id, name, timeout, backoff, headers, dedup_key, flow]``
+  (timeout in seconds or null, backoff ``Backoff.to_list()`` or null, headers an object of
+  strings, flow ``[on_parent_failure, [parent ids]]`` for a job with parents; trailing absent
+  fields are left out), a newline, then the payload as the serializer wrote it. Built
   by the client and never decoded inside Lua, so a large payload is never re-encoded.
 - ``results`` / ``errors``: the result (serializer text) and the last failure
   (``JobFailure.to_json()``).
@@ -35,8 +36,10 @@ __all__ = [
     "decode_state",
     "encode_data",
     "encode_state",
+    "flow_field",
     "job_to_record",
     "split_data",
+    "state_group",
 ]
 
 _STATUS = {s.value: s for s in JobStatus}
@@ -54,16 +57,25 @@ def encode_state(
     started: int | None = None,
     finished: int | None = None,
     worker: str | None = None,
+    group: str | None = None,
 ) -> str:
-    """A state record (times in ms)."""
+    """A state record (times in ms); a job's group follows the worker field as ``|g=<group>``."""
 
     def ms(v: int | None) -> str:
         return "" if v is None else str(v)
 
     return (
         f"{status}|{attempts}|{token}|{priority}|{max_attempts}|{ms(created)}|{ms(run_at)}|"
-        f"{ms(started)}|{ms(finished)}|{worker or ''}"
+        f"{ms(started)}|{ms(finished)}|{worker or ''}" + (f"|g={group}" if group else "")
     )
+
+
+def state_group(rec: str) -> str | None:
+    """The group a state record names (``|g=<group>`` after the worker field), or None."""
+    i = rec.find("|g=")
+    if i < 0:
+        return None
+    return rec[i + 3 :].split("|", 1)[0] or None
 
 
 def decode_state(rec: str) -> list[str]:
@@ -83,11 +95,16 @@ def encode_data(
     payload: str,
     headers: str = "",
     dedup: str = "",
+    flow: str = "",
 ) -> str:
     """The data record; ``backoff`` is ``Backoff.to_list()`` as JSON text or ``""``,
-    ``headers`` a JSON object or ``""``, ``dedup`` the deduplication key or ``""``."""
+    ``headers`` a JSON object or ``""``, ``dedup`` the deduplication key or ``""``, ``flow``
+    ``[on_parent_failure, [parent ids]]`` as JSON text or ``""``."""
     head = orjson.dumps([job_id, name, timeout]).decode()
-    if dedup:
+    if flow:
+        key = orjson.dumps(dedup).decode() if dedup else "null"
+        head = f"{head[:-1]},{backoff or 'null'},{headers or 'null'},{key},{flow}]"
+    elif dedup:
         key = orjson.dumps(dedup).decode()
         head = f"{head[:-1]},{backoff or 'null'},{headers or 'null'},{key}]"
     elif headers:
@@ -119,6 +136,17 @@ def _headers(fields: list[Any]) -> Mapping[str, str]:
     if not isinstance(found, dict) or not all(type(v) is str for v in found.values()):
         raise ValueError("headers are not an object of strings")
     return found
+
+
+def _flow(flow: Any) -> dict[str, Any]:
+    """The ``depends_on`` and ``on_parent_failure`` of a data header's flow field."""
+    mode, parents = flow
+    return {"depends_on": tuple(str(p) for p in parents), "on_parent_failure": str(mode)}
+
+
+def flow_field(mode: str, parents: tuple[str, ...]) -> str:
+    """The flow field of a data header (JSON text)."""
+    return orjson.dumps([mode, parents]).decode()
 
 
 def decode_job(
@@ -176,6 +204,8 @@ def _decode_job(
             token=int(s[2]),
             headers=_headers(fields),
             dedup_key=str(fields[5]) if len(fields) > 5 and fields[5] is not None else None,
+            group=state_group(state) if state else None,
+            **(_flow(fields[6]) if len(fields) > 6 else {}),
         )
     except (KeyError, ValueError, TypeError, IndexError, SerializationError):
         return _careful(queue, job_id, state, data, result, error, loads)
@@ -271,6 +301,7 @@ def _careful(
         backoff=backoff,
         token=num(2, "token", int, 0),
         headers=headers,
+        group=state_group(state) if state else None,
     )
 
 
@@ -292,12 +323,17 @@ def job_to_record(job: Job, dumps: Callable[[Any], str]) -> tuple[str, str, str,
         _ms_int(job.started_at),
         _ms_int(job.finished_at),
         job.worker_id,
+        job.group,
     )
     backoff = orjson.dumps(job.backoff.to_list()).decode() if job.backoff else ""
     headers = orjson.dumps(dict(job.headers)).decode() if job.headers else ""
+    flow = ""
+    if job.depends_on:
+        flow = flow_field(job.on_parent_failure or "fail", job.depends_on)
     data = encode_data(
-        job.id, job.name, job.timeout, backoff, dumps(job.payload), headers, job.dedup_key or ""
-    )
+        job.id, job.name, job.timeout, backoff, dumps(job.payload), headers,
+        job.dedup_key or "", flow,
+    )  # fmt: skip
     result = dumps(job.result) if job.result is not None else ""
     error = job.error.to_json() if job.error else ""
     return state, data, result, error

@@ -5,7 +5,9 @@ same atomic step as the change (on Redis: the ``transition()`` function of the L
 ``scripts/lib/events.lua``, writing to a Redis Stream). Events and their names:
 
 ==============  ====================================================================
-``enqueued``    a new job (then ``delayed`` or ``active`` too when it did not start waiting)
+``enqueued``    a new job (then ``delayed``, ``active`` or ``blocked`` too when it did not
+                start waiting)
+``blocked``     waiting for its parents (``depends_on``, see :mod:`redkeep.queue.flows`)
 ``waiting``     back to waiting: a delayed job came due, a job was released or lost its
                 lease, a failed job was retried by hand (``data["from"]``: the status before)
 ``delayed``     waiting for its ``run_at``
@@ -55,8 +57,8 @@ DEFAULT_MAX_EVENTS = 10_000
 MAX_PROGRESS_BYTES = 4096
 """Largest encoded progress value a handler may report."""
 EVENT_NAMES = (
-    "enqueued", "waiting", "delayed", "active", "progress", "completed", "failed", "cancelled",
-    "removed",
+    "enqueued", "blocked", "waiting", "delayed", "active", "progress", "completed", "failed",
+    "cancelled", "removed",
 )  # fmt: skip
 WINDOW_MINUTES = 60
 """Minutes of per-minute counters a queue keeps."""

@@ -6,7 +6,7 @@ import base64
 import enum
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
@@ -24,8 +24,10 @@ __all__ = [
     "MAX_HEADER_VALUE",
     "MAX_JOB_ID",
     "MAX_NAME",
+    "MAX_PARENTS",
     "MAX_PRIORITY",
     "NO_HEADERS",
+    "PARENT_MODES",
     "STATUSES",
     "TRACEBACK_LIMIT",
     "Job",
@@ -44,6 +46,10 @@ MAX_PRIORITY = 1000
 MAX_NAME = 200
 MAX_JOB_ID = 200
 MAX_DEDUP_KEY = 200
+MAX_PARENTS = 100_000
+"""Most parents (``depends_on``) one job may have."""
+PARENT_MODES = ("fail", "cancel", "ignore")
+"""The values of ``on_parent_failure``."""
 """Longest deduplication key (``enqueue(..., dedup_key=...)``), like a job id."""
 TRACEBACK_LIMIT = 4000
 MAX_HEADERS = 32
@@ -82,6 +88,8 @@ class JobStatus(enum.StrEnum):
 
     OUTBOX = "outbox"
     """Held in the local enqueue outbox until Redis is reachable (:mod:`redkeep.queue.outbox`)."""
+    BLOCKED = "blocked"
+    """Waiting for its parents (``depends_on``) to complete (:mod:`redkeep.queue.flows`)."""
     WAITING = "waiting"
     DELAYED = "delayed"
     ACTIVE = "active"
@@ -151,6 +159,17 @@ class Job:
     stored with the payload and read back with the job; never changes."""
     dedup_key: str | None = None
     """The deduplication key given at enqueue (see :meth:`JobQueue.enqueue`), or None."""
+    group: str | None = None
+    """The group given at enqueue (fair scheduling and per-group limits, see
+    :meth:`JobQueue.set_group_limit`), or None."""
+    depends_on: tuple[str, ...] = ()
+    """Ids of the jobs this one waits for (its parents, see :mod:`redkeep.queue.flows`)."""
+    on_parent_failure: str | None = None
+    """What a failed or cancelled parent does to this job: ``fail``, ``cancel`` or ``ignore``
+    (None for a job without parents)."""
+    parent_results: Mapping[str, Any] | None = None
+    """Parent id -> result, for a job with parents claimed by a worker (None otherwise; a
+    parent removed since, or ignored after it failed, has None)."""
 
     @property
     def finished(self) -> bool:
@@ -174,6 +193,12 @@ class JobSpec:
     dedup_key: str | None = None
     dedup_ttl: float | None = None
     debounce: float | None = None
+    group: str | None = None
+    depends_on: Sequence[str | Job | tuple[str, str]] | None = None
+    on_parent_failure: str = "fail"
+    queue: str | None = None
+    """The queue of this job in a :meth:`~redkeep.queue.flows.FlowsMixin.chain` or
+    :meth:`~redkeep.queue.flows.FlowsMixin.group` across queues (None: the queue called)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,10 @@ name            type    content
 ``meta``        hash    ``layout`` (2), ``seq`` (FIFO counter), ``hlease`` (lease in ms of a
                         job handed to an idle worker), ``acks`` (written by ``ack.lua`` so
                         that a replica-acknowledged call that changed nothing waits too),
-                        ``paused`` (``1`` while the queue is paused: nothing is claimed)
+                        ``paused`` (``1`` while the queue is paused: nothing is claimed),
+                        ``rate`` (``<max jobs>|<window ms>``: the rate limit), ``glimit``
+                        (``<concurrency>|<max jobs>|<window ms>``: the group limit, 0 =
+                        none), ``gturn`` (the groups' round-robin counter)
 ``waiting``     zset    runnable jobs; score ``-priority * 1e12 + seq``
 ``delayed``     zset    jobs waiting for their ``run_at``; score run_at (ms)
 ``active``      zset    claimed jobs; score lease expiry (ms)
@@ -47,6 +50,21 @@ name            type    content
 ``schedtimes``  zset    schedule id -> next tick (ms), or the end of a worker's claim on it;
                         paused and ended schedules are not in it
 ``schedclaims`` hash    worker id -> memo of its last schedule claim (request id and ids)
+``ratelog``     zset    the rate limit's window: ``<job id>:<token>`` -> start time (ms), one
+                        entry per job started in the last window (``scripts/lib/rate.lua``)
+``gwait``       zset    grouped waiting jobs (also in ``waiting``, scored after every
+                        ungrouped one), scores 0, member ``<group>\\n<run order>\\n<id>``
+``groups``      zset    groups that may start a job now, scored by turn (round-robin)
+``gactive``     hash    group -> its active jobs
+``gsleep``      zset    groups whose rate window is full -> when it has room (ms)
+``glog``        zset    starts of each group's rate window, scores 0, member
+                        ``<group>\\n<start ms>\\n<id>:<token>`` (``scripts/lib/groups.lua``)
+``blocked``     zset    jobs waiting for their parents (``depends_on``); score creation (ms)
+``children``    hash    parent job id -> JSON array of the ids of its children (flows,
+                        ``scripts/lib/flows.lua``); dropped when the parent is trimmed
+``deps``        hash    blocked job id -> ``<parents still unfinished>|<on_parent_failure>``
+``outflow``     list    outcomes of parents with children in other queues, JSON
+                        ``[child queue, parent id, status, result, error]``, relayed by workers
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -239,6 +257,58 @@ class QueueKeys:
         """Zset: dedup key scored by when its entry may be dropped (see scripts/lib/dedup.lua)."""
         return self._key("dedupexp")
 
+    # -- flow control (redkeep.queue.limits) ---------------------------------------------------
+    @cached_property
+    def ratelog(self) -> str:
+        """Zset: the starts in the rate limit's window (see scripts/lib/rate.lua)."""
+        return self._key("ratelog")
+
+    @cached_property
+    def gwait(self) -> str:
+        """Zset: grouped waiting jobs by group and run order (see scripts/lib/groups.lua)."""
+        return self._key("gwait")
+
+    @cached_property
+    def groups(self) -> str:
+        """Zset: the groups that may start a job now, by turn."""
+        return self._key("groups")
+
+    @cached_property
+    def gactive(self) -> str:
+        """Hash: group -> active jobs."""
+        return self._key("gactive")
+
+    @cached_property
+    def gsleep(self) -> str:
+        """Zset: groups whose rate window is full -> when it has room (ms)."""
+        return self._key("gsleep")
+
+    @cached_property
+    def glog(self) -> str:
+        """Zset: the starts in each group's rate window."""
+        return self._key("glog")
+
+    # -- flows (redkeep.queue.flows) -----------------------------------------------------------
+    @cached_property
+    def blocked(self) -> str:
+        """Zset: jobs of status ``blocked`` (waiting for parents), scored by creation (ms)."""
+        return self._key("blocked")
+
+    @cached_property
+    def children(self) -> str:
+        """Hash: parent job id -> JSON array of its children's ids."""
+        return self._key("children")
+
+    @cached_property
+    def deps(self) -> str:
+        """Hash: blocked job id -> ``<unfinished parents>|<on_parent_failure>``."""
+        return self._key("deps")
+
+    @cached_property
+    def outflow(self) -> str:
+        """List: outcomes of parents with children in other queues, to relay (flows.lua)."""
+        return self._key("outflow")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -252,7 +322,8 @@ STATIC_NAMES = (
     "state", "data", "results", "errors", "meta", "waiting", "delayed", "active", "completed",
     "failed", "cancelled", "marker", "handoff", "idle", "workers", "steps", "requests",
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
-    "schedtimes", "schedclaims", "dedup", "dedupexp",
+    "schedtimes", "schedclaims", "dedup", "dedupexp", "ratelog",
+    "gwait", "groups", "gactive", "gsleep", "glog", "blocked", "children", "deps", "outflow",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

@@ -15,7 +15,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,7 +37,8 @@ from redkeep.queue.job import (
 from redkeep.queue.memory_bulk import MemoryBulk
 from redkeep.queue.memory_dedup import MemoryDedup
 from redkeep.queue.memory_events import EventLog, MemoryEvents
-from redkeep.queue.memory_limits import MemoryLimits
+from redkeep.queue.memory_flows import MemoryFlows
+from redkeep.queue.memory_limits import MemoryGroups, MemoryLimits
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.protocol import Outcome, StepRequest, StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
@@ -52,7 +53,14 @@ _LEASE_EXPIRED = JobFailure("LeaseExpired", "lease expired")
 
 
 class MemoryJobQueue(
-    MemoryEvents, MemorySchedules, MemoryLimits, MemoryDedup, MemoryBulk, JobQueue
+    MemoryEvents,
+    MemorySchedules,
+    MemoryLimits,
+    MemoryGroups,
+    MemoryDedup,
+    MemoryBulk,
+    MemoryFlows,
+    JobQueue,
 ):
     """A job queue held in memory by this process."""
 
@@ -93,6 +101,14 @@ class MemoryJobQueue(
         self._log = EventLog()  # job events, waiters, counters (memory_events.py)
         self._dedup: dict[str, tuple[str, float]] = {}  # memory_dedup.py
         self._dedup_exp: list[tuple[float, str]] = []
+        self._starts: deque[float] = deque()  # memory_limits.py
+        self._init_groups()
+        self._odd = False
+        self._children: dict[str, list[str]] = {}  # memory_flows.py
+        self._deps: dict[str, list[Any]] = {}
+        self._settling = False
+        self._flow_work: list[tuple[str, JobStatus]] = []
+        self._register_flows()
 
     # -- byte accounting -------------------------------------------------------------------------
     @property
@@ -134,9 +150,12 @@ class MemoryJobQueue(
         self._log.record(job.id, "" if new else job.status.value, "waiting")
         seq = next(self._seq)
         self._wseq[job.id] = seq
-        heapq.heappush(self._waiting, (-job.priority, seq, job.id))
         job = replace(job, status=JobStatus.WAITING)
         self._jobs[job.id] = job
+        if job.group is None:
+            heapq.heappush(self._waiting, (-job.priority, seq, job.id))
+        else:
+            self._group_push(job, seq)
         self._event.set()
         return job
 
@@ -151,13 +170,16 @@ class MemoryJobQueue(
         self._jobs[job.id] = replace(job, status=status, finished_at=now, **changes)
         self._finished[status][job.id] = now
         self._log.record(job.id, job.status.value, status.value)
+        if self._children or self._settling:
+            self._settle_flows(job.id, status, now)
 
     def _unlist(self, job: Job) -> None:
         """Remove ``job`` from the structure of its current status."""
         if job.status == JobStatus.WAITING:
             self._wseq.pop(job.id, None)
         elif job.status == JobStatus.ACTIVE:
-            self._active.pop(job.id, None)
+            if self._active.pop(job.id, None) is not None:
+                self._group_left_active(job)
         elif job.status in FINISHED:
             self._finished[job.status].pop(job.id, None)
         # delayed: lazily skipped, its status no longer matches
@@ -170,6 +192,31 @@ class MemoryJobQueue(
                 return self._jobs[job_id]
         return None
 
+    def _claimable(self, room: int, now: float) -> list[Job]:
+        """Up to ``room`` waiting jobs to claim: half ungrouped, half from the groups'
+        rotation, the rest from either (like step.lua)."""
+        if room <= 0:
+            return []
+        if not self._gheaps and not self._gsleep:
+            return self._pop_many(room)
+        self._wake_groups(now)
+        self._odd = not self._odd  # an odd one alternates: one-at-a-time claims starve no side
+        jobs = self._pop_many((room + self._odd) // 2)
+        jobs += [self._jobs[i] for i in self._claim_groups(room - len(jobs), now)]
+        return jobs + self._pop_many(room - len(jobs))
+
+    def _pop_many(self, n: int) -> list[Job]:
+        jobs: list[Job] = []
+        while len(jobs) < n and (job := self._pop_waiting()) is not None:
+            jobs.append(job)
+        return jobs
+
+    def _runnable(self) -> bool:
+        """An ungrouped job waits, or a group in the rotation may start one."""
+        while self._waiting and self._wseq.get(self._waiting[0][2]) != self._waiting[0][1]:
+            heapq.heappop(self._waiting)
+        return bool(self._waiting) or bool(self._gready)
+
     def _maintain(self, now: float) -> int:
         recovered = 0
         for job_id, expiry in list(self._active.items())[: BATCH * 10]:
@@ -177,6 +224,7 @@ class MemoryJobQueue(
                 continue
             job = self._jobs[job_id]
             del self._active[job_id]
+            self._group_left_active(job)
             recovered += 1
             if job.attempts >= job.max_attempts:
                 self._finish(job, JobStatus.FAILED, now, error=_LEASE_EXPIRED)
@@ -195,26 +243,31 @@ class MemoryJobQueue(
 
     def _trim(self, status: JobStatus, now: float, ttl: float, max_count: int) -> None:
         ids = self._finished[status]
-        while ids:
+        for _ in range(len(ids)):
             job_id, finished = next(iter(ids.items()))
             if finished > now - ttl and len(ids) <= max_count:
                 break
             ids.popitem(last=False)
-            self._remove(job_id, status)
+            if self._children and self._held(job_id):
+                ids[job_id] = now  # a parent of unfinished children: looked at again later
+            else:
+                self._remove(job_id, status)
 
     # -- hooks ---------------------------------------------------------------------------------
-    async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
-        now = time.time()
-        sizes = {
-            p.id: JOB_OVERHEAD
+    @staticmethod
+    def _job_size(p: _Prepared) -> int:
+        return (
+            JOB_OVERHEAD
             + len(p.id)
             + len(p.name)
             + len(p.payload)
             + len(p.backoff)
             + len(p.headers)
-            for p in prepared
-            if p.id not in self._jobs
-        }
+        )
+
+    async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]:
+        now = time.time()
+        sizes = {p.id: self._job_size(p) for p in prepared if p.id not in self._jobs}
         self._make_room(sum(sizes.values()))  # all or nothing
         out = []
         for p in prepared:
@@ -239,6 +292,7 @@ class MemoryJobQueue(
                 backoff=Backoff.from_list(decode_value(p.backoff)) if p.backoff else None,
                 headers=decode_value(p.headers) if p.headers else NO_HEADERS,
                 dedup_key=p.dedup or None,
+                group=p.group or None,
             )
             if due > now:
                 self._push_delayed(job, due, new=True)
@@ -277,6 +331,8 @@ class MemoryJobQueue(
             raise active_refusal(job_id)
         self._unlist(job)  # a delayed one stays in its heap until due, then is skipped
         self._remove(job_id, job.status)
+        if self._children or self._deps:
+            self._flow_deleted(job)
         return True
 
     async def _counts(self) -> dict[str, int]:
@@ -296,6 +352,8 @@ class MemoryJobQueue(
                 key=lambda j: j.run_at or 0.0)]  # fmt: skip
         elif status == JobStatus.ACTIVE:
             ids = sorted(self._active, key=self._active.__getitem__)
+        elif status == JobStatus.BLOCKED:
+            ids = [j.id for j in self._jobs.values() if j.status == status]  # in creation order
         else:
             ids = list(reversed(self._finished[status]))
         return [self._jobs[i] for i in ids[offset : offset + limit]]
@@ -332,6 +390,8 @@ class MemoryJobQueue(
             self._log.record(job.id, "", status.value)
             self._jobs[job.id] = job
             self._active[job.id] = now  # lease already expired: the next step requeues it
+            if job.group is not None:
+                self._gactive[job.group] = self._gactive.get(job.group, 0) + 1
         else:
             self._log.record(job.id, "", status.value)
             self._jobs[job.id] = job
@@ -368,6 +428,7 @@ class MemoryJobQueue(
                 rejected.append(o.job_id)
                 continue
             del self._active[job.id]
+            self._group_left_active(job)
             self._outcome_size(job.id, len(o.data))
             if o.kind == "done":
                 self._finish(job, JobStatus.COMPLETED, now, result=decode_value(o.data))
@@ -380,17 +441,21 @@ class MemoryJobQueue(
                 self._finish(job, JobStatus.FAILED, now, error=JobFailure.from_json(o.data))
         recovered = self._maintain(now)
         jobs: list[Job] = []
-        while not self._paused and len(jobs) < claim:
-            job = self._pop_waiting()
-            if job is None:
-                break
+        room = self._rate_room(now, claim) if claim > 0 and not self._paused else 0
+        for job in self._claimable(room, now):
             self._log.record(job.id, job.status.value, "active")
             job = replace(job, status=JobStatus.ACTIVE, attempts=job.attempts + 1,
                           token=job.token + 1, started_at=now, worker_id=worker_id)  # fmt: skip
+            if job.depends_on:
+                job = replace(job, parent_results=self._parent_results(job))
             self._jobs[job.id] = job
             self._active[job.id] = now + lease
             jobs.append(job)
-        more = bool(self._wseq) and not self._paused
+        self._rate_started(now, len(jobs))
+        more = self._runnable() and not self._paused
+        throttled = None
+        if more and room < claim:  # stopped by the rate limit: sleep until the next slot
+            more, throttled = False, self._rate_wait(now)
         if more and claim:
             self._event.set()
         next_due = None
@@ -401,7 +466,10 @@ class MemoryJobQueue(
                 next_due = max(0.0, run_at - now)
                 break
             heapq.heappop(self._delayed)
-        return StepResult(jobs, next_due, recovered, rejected, more)
+        if self._gsleep:  # a group whose rate window has room sooner
+            wake = max(0.0, min(self._gsleep.values()) - now)
+            next_due = wake if next_due is None else min(next_due, wake)
+        return StepResult(jobs, next_due, recovered, rejected, more, throttled)
 
     async def extend_leases(
         self, worker_id: str, held: Sequence[tuple[str, int]], lease: float

@@ -74,7 +74,7 @@ class EventLog:
             name, retry = "failed", True
         elif new == "failed":
             retry = False
-        elif old == "" and new in ("active", "delayed"):
+        elif old == "" and new in ("active", "delayed", "blocked"):
             self.append(job_id, "enqueued", {})
         data: dict[str, object] = {"from": old} if old else {}
         if retry is not None:

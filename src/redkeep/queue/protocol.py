@@ -84,6 +84,10 @@ class StepResult:
     """Ids whose outcome was refused: the caller's token is stale."""
     more: bool = False
     """More jobs are waiting than were claimed."""
+    throttled: float | None = None
+    """Seconds until the queue's rate limit lets another job start, when it kept waiting jobs
+    from being claimed (the worker sleeps that long instead of asking again); None: not
+    limited."""
 
 
 def new_request_id(worker_id: str, n: int) -> str:

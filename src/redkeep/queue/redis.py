@@ -37,6 +37,7 @@ from redkeep.queue.keys import QueueKeys, registry_key
 from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.queue.redis_bulk import RedisBulk
 from redkeep.queue.redis_events import RedisEvents
+from redkeep.queue.redis_flows import RedisFlows
 from redkeep.queue.redis_limits import RedisLimits
 from redkeep.queue.redis_schedules import RedisSchedules
 from redkeep.queue.upgrade import UPGRADE_CHECK_INTERVAL, has_layout1, upgrade_layout1
@@ -62,7 +63,7 @@ async def list_queue_names(client: RedisClient, key_prefix: str = "redkeep") -> 
     return sorted(str(n) for n in names or [])
 
 
-class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueue):
+class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFlows, JobQueue):
     """A job queue stored in Redis. The client is owned by the caller (not closed here)."""
 
     backend = "redis"
@@ -109,6 +110,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
         self._k = {s.name: self.keys.names(s.keys) for s in _SCRIPTS}
         self._loads = serializer_for(max_payload_bytes).loads
         self._wait_keys: dict[str, list[str]] = {}
+        self._siblings: dict[str, RedisJobQueue] = {}  # redis_flows.py
+        self._next_relay = 0.0
 
     @classmethod
     def from_settings(cls, client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
@@ -186,7 +189,14 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
             f"REDKEEP_QUEUE_MIN_REPLICAS={self.min_replicas}, "
             f"REDKEEP_QUEUE_REPLICA_TIMEOUT={self.replica_timeout:g}"
         )
-        if script.name == "enqueue":
+        ids: tuple[str, ...] = ()
+        if script.name == "flow":
+            message = (
+                f"queue {self.name!r}: a flow's enqueue was confirmed by {exc.acknowledged} of "
+                f"{exc.required} replica(s) within {self.replica_timeout:g} s ({settings}); "
+                "enqueue it again with the same job ids (safe: existing ids are returned)"
+            )
+        elif script.name == "enqueue":
             ids = tuple(str(i) for i in args[1::3])
             what = f"job {ids[0]!r}" if len(ids) == 1 else f"{len(ids)} jobs ({_first(ids)})"
             message = (
@@ -211,6 +221,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
     def _job_args(p: _Prepared, out: list[Any]) -> None:
         out.append(p.id)
         opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        if p.group:
+            opts += f"|g={p.group}"
         if p.dedup:
             opts += dedup_options(p)
         out.append(opts)
@@ -235,6 +247,8 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
         p = prepared
         data = encode_data(p.id, p.name, p.timeout, p.backoff, p.payload, p.headers, p.dedup)
         opts = f"{p.max_attempts}|{p.priority}|{p.delay_ms}|{p.run_at_ms}"
+        if p.group:
+            opts += f"|g={p.group}"
         if p.dedup:
             opts += dedup_options(p)
         reply = await self._acknowledged(scripts.ENQUEUE, [1, p.id, opts, data])
@@ -287,6 +301,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
             token=1 if active else 0,
             headers=orjson.loads(p.headers) if p.headers else NO_HEADERS,
             dedup_key=p.dedup or None,
+            group=p.group or None,
         )
 
     async def _get(self, job_id: str) -> Job | None:
@@ -383,12 +398,16 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
         if not self._opened:
             await self.register()
         reply = await self._acknowledged(scripts.STEP, args)
-        flat, next_due, recovered, rejected, more = reply
+        flat, next_due, recovered, rejected, more, throttle = reply[:6]
         loads = self._loads
         jobs = [
             decode_job(self.name, str(flat[i]), flat[i + 1], flat[i + 2], None, flat[i + 3], loads)
             for i in range(0, len(flat), 4)
         ]
+        if jobs and any(j.depends_on for j in jobs):
+            jobs = await self._with_parent_results(jobs)
+        if (len(reply) > 6 and reply[6]) or time.monotonic() >= self._next_relay:
+            await self._relay_flows()  # flows across queues (redis_flows.py)
         nd = int(next_due)
         self._poll = self._min_poll if jobs or int(more) else min(self._poll * 2, MAX_BLOCK)
         return StepResult(
@@ -397,6 +416,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, JobQueu
             recovered=int(recovered),
             rejected=[str(r) for r in rejected or []],
             more=bool(int(more)),
+            throttled=None if int(throttle) < 0 else int(throttle) / 1000.0,
         )
 
     async def _recheck_layout1(self) -> None:
@@ -496,5 +516,5 @@ _SCRIPTS = [
     scripts.ENQUEUE, scripts.STEP, scripts.EXTEND, scripts.CANCEL, scripts.RETRY, scripts.PURGE,
     scripts.RESTORE, scripts.READ, scripts.DELETE, scripts.ACK, scripts.PROGRESS, scripts.PAUSE,
     scripts.JOB_EVENTS, scripts.SCHEDULE_WRITE, scripts.SCHEDULE_CLAIM, scripts.SCHEDULE_FIRE,
-    scripts.BULK,
+    scripts.BULK, scripts.LIMITS, scripts.FLOW, scripts.FLOW_LINK, scripts.FLOW_RELAY,
 ]  # fmt: skip

@@ -81,6 +81,8 @@ MAX_SCHEDULE_ID = 150
 MIN_EVERY, MAX_EVERY = 0.001, 100 * 366 * 86400.0
 MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 SCHEDULE_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{MAX_SCHEDULE_ID - 1}}}$")
+"""Anchored for OpenAPI; in Python use ``SCHEDULE_ID.fullmatch`` (``$`` also matches before a
+final newline)."""
 
 
 def tick_job_id(schedule_id: str, tick_ms: int) -> str:
@@ -281,13 +283,13 @@ def validate(
     max_attempts: int | None, timeout: float | None,
 ) -> None:  # fmt: skip
     """Raise :class:`InvalidJob` naming the first bad argument."""
-    if not isinstance(schedule_id, str) or not SCHEDULE_ID.match(schedule_id):
+    if not isinstance(schedule_id, str) or not SCHEDULE_ID.fullmatch(schedule_id):
         raise InvalidJob(
             f"schedule_id: 1-{MAX_SCHEDULE_ID} characters from A-Z a-z 0-9 _ . : - starting "
             f"with a letter or digit, got {schedule_id!r}"
         )
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
-        raise InvalidJob(f"name: a non-empty str of at most {MAX_NAME} characters")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
+        raise InvalidJob(f"name: a str of 1-{MAX_NAME} printable characters")
     if (cron is None) == (every is None):
         raise InvalidJob("cron/every: give exactly one of cron or every")
     if not isinstance(tz, str):

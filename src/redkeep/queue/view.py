@@ -66,6 +66,9 @@ class JobView(TypedDict):
     progress: Any
     headers: dict[str, str]
     dedup_key: str | None
+    group: str | None
+    depends_on: list[str]
+    on_parent_failure: str | None
 
 
 JOB_FIELDS: tuple[str, ...] = tuple(JobView.__annotations__)
@@ -117,6 +120,9 @@ def job_to_dict(job: Job) -> JobView:
         "progress": _json_form(job.progress),
         "headers": dict(job.headers),
         "dedup_key": job.dedup_key,
+        "group": job.group,
+        "depends_on": list(job.depends_on),
+        "on_parent_failure": job.on_parent_failure,
     }
 
 
@@ -221,4 +227,7 @@ def job_from_dict(data: Any, queue: str) -> Job:
         backoff=_backoff(data.get("backoff")),
         headers=_headers(data.get("headers")) or NO_HEADERS,
         dedup_key=_opt_str(data, "dedup_key"),
+        group=_opt_str(data, "group"),
+        depends_on=tuple(str(p) for p in data.get("depends_on") or ()),
+        on_parent_failure=_opt_str(data, "on_parent_failure"),
     )

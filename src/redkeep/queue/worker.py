@@ -43,6 +43,9 @@ MAX_BLOCK = 1.0
 FLUSH_DELAY = 0.02  # longest wait before reporting a finished job
 FINAL_FLUSH_TIMEOUT = 10.0  # longest wait at stop for the last outcomes to be reported
 IDLE_REGISTRATION = MAX_BLOCK + 0.5  # an idle worker re-registers after each blocking wait
+# Longest sleep of a loop the rate limit stopped before it steps again: the upkeep goes on and a
+# raised or cleared limit reaches it within this time (at one script call per second at most).
+THROTTLE_UPKEEP = MAX_BLOCK
 
 
 @dataclass
@@ -65,6 +68,7 @@ class _QueueState:
     empty: bool = True  # the last step left no waiting jobs: block on the wake-up marker
     woken: bool = True  # runnable jobs may exist (the queue signalled, or at start): step
     taken: Job | None = None  # last handed-over job already started by _on_wait_done
+    throttled_until: float = 0.0  # the rate limit lets a job start then (monotonic; 0: not)
 
 
 class Worker:
@@ -329,6 +333,9 @@ class Worker:
                 self.observer.on_recovered(q.name, res.recovered)
             next_due = res.next_due
             st.empty = not res.more
+            st.throttled_until = 0.0
+            if res.throttled is not None:
+                st.throttled_until = time.monotonic() + min(res.throttled, THROTTLE_UPKEEP)
             if res.more and self._room() >= self._batch and not self._stopping:
                 continue
             if self._should_step(st) and (st.outcomes or res.jobs):
@@ -336,12 +343,17 @@ class Worker:
             await self._idle(st, next_due)
 
     async def _idle(self, st: _QueueState, next_due: float | None) -> None:
-        """Wait for an outcome to report, a wake-up from the queue, or the next due job."""
+        """Wait for an outcome to report, a wake-up from the queue, or the next due job. A loop
+        the rate limit stopped sleeps until its next slot instead (no blocking pop: wake-ups
+        from enqueues could not start anything), then steps."""
         timeout = MAX_BLOCK if next_due is None else max(0.0, min(MAX_BLOCK, next_due))
         if st.outcomes:
             flush_in = st.first_outcome + FLUSH_DELAY - time.monotonic()
             timeout = max(0.0, min(timeout, flush_in))
-        want_jobs = st.empty and not self._stopping and self._room() > 0
+        throttled = st.throttled_until > 0.0
+        if throttled:
+            timeout = max(0.0, min(timeout, st.throttled_until - time.monotonic()))
+        want_jobs = st.empty and not self._stopping and self._room() > 0 and not throttled
         if want_jobs and st.waiter is None:
             st.waiter = asyncio.create_task(st.queue.wait_for_jobs(self.id, max(timeout, 0.01)))
             st.waiter.add_done_callback(lambda task: self._on_wait_done(st, task))
@@ -352,6 +364,9 @@ class Worker:
         for w in waits:
             if w is not st.waiter:
                 w.cancel()
+        if throttled and time.monotonic() >= st.throttled_until:
+            st.throttled_until = 0.0
+            st.woken = True  # the next slot is free: step
         if st.waiter is not None and st.waiter in done:
             waiter, st.waiter = st.waiter, None
             try:

@@ -16,18 +16,33 @@ shows (a test keeps the two in step). Values given in the URL win over the match
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 from redkeep.errors import ConfigError, register_secret
 
-__all__ = ["REFUSED_OPTIONS", "URL_OPTIONS", "RedisTarget", "UrlOption", "parse_url"]
+__all__ = [
+    "REFUSED_OPTIONS",
+    "UNENCODED_PASSWORD",
+    "URL_OPTIONS",
+    "RedisTarget",
+    "UrlOption",
+    "parse_url",
+]
 
 Kind = Literal["standalone", "cluster", "sentinel"]
 _SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+UNENCODED_PASSWORD = (
+    "is not a valid URL: characters such as / # ? @ in the password must be percent-encoded "
+    "(/ as %2F, # as %23, ? as %3F, @ as %40)"
+)
+"""Why a URL whose user-info holds / ? or # is refused (without echoing any of it)."""
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")  # a DNS name or an IPv4 address
 
 
 @dataclass(frozen=True)
@@ -183,11 +198,28 @@ def _port(text: str, default: int) -> int:
 
 
 def _host_port(item: str, default_port: int) -> tuple[str, int]:
+    """``(host, port)`` of ``host[:port]`` or ``[ipv6][:port]``; a malformed host is refused
+    (it must never turn into a connection to some other address)."""
     if item.startswith("["):  # [::1]:6379
-        host, _, rest = item[1:].partition("]")
-        return host, _port(rest.removeprefix(":"), default_port)
+        host, closed, rest = item[1:].partition("]")
+        if not closed or rest[:1] not in ("", ":") or not _is_ipv6(host):
+            raise _fail(f"host {item!r} is not an IPv6 address in brackets, e.g. [::1]:6379")
+        return host, _port(rest[1:], default_port)
     host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
-    return unquote(host) or "localhost", _port(port, default_port)
+    host = unquote(host)
+    if host and not _HOST_NAME.fullmatch(host):
+        raise _fail(
+            f"host {host!r} is not a host name or an IP address (an IPv6 address needs "
+            "brackets: [::1]:6379)"
+        )
+    return host or "localhost", _port(port, default_port)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(unquote(text).partition("%")[0]).version == 6
+    except ValueError:
+        return False
 
 
 def parse_url(url: str) -> RedisTarget:
@@ -200,10 +232,7 @@ def parse_url(url: str) -> RedisTarget:
     if not at:
         userinfo, rest = "", userinfo + rest
     if any(c in userinfo for c in "/?#"):
-        raise _fail(
-            "is not a valid URL: characters such as / # ? @ in the password must be "
-            "percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40)"
-        )
+        raise _fail(UNENCODED_PASSWORD)
     hostlist, _, tail = rest.partition("/")
     path_part, _, query = tail.partition("?")
     if "?" in hostlist:  # redis://host?db=1 (no path)

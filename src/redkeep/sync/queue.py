@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkeep.queue.base import JobQueue
 from redkeep.queue.job import Job, JobSpec, JobStatus
+from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.sync.runner import LoopRunner
 
 if TYPE_CHECKING:
@@ -50,8 +51,8 @@ class SyncQueue:
         """Add a job. ``options`` are those of :meth:`JobQueue.enqueue
         <redkeep.queue.base.JobQueue.enqueue>` (``job_id``, ``priority``, ``delay``,
         ``run_at``, ``max_attempts``, ``backoff``, ``timeout``, ``headers``, ``dedup_key``,
-        ``dedup_ttl``, ``debounce``); with ``job_id`` or a live ``dedup_key``, the existing
-        job is returned."""
+        ``dedup_ttl``, ``debounce``, ``group``); with ``job_id`` or a live ``dedup_key``, the
+        existing job is returned."""
         runner, aio = self._bound()
         return runner.run(aio.enqueue(name, payload, **options))
 
@@ -115,6 +116,63 @@ class SyncQueue:
         batches; returns how many."""
         runner, aio = self._bound()
         return runner.run(aio.cancel_waiting(name, limit))
+
+    def pause(self) -> None:
+        """Stop every worker from claiming this queue's jobs until :meth:`resume`."""
+        runner, aio = self._bound()
+        runner.run(aio.pause())
+
+    def resume(self) -> None:
+        """Let workers claim again."""
+        runner, aio = self._bound()
+        runner.run(aio.resume())
+
+    def is_paused(self) -> bool:
+        """Whether the queue is paused."""
+        runner, aio = self._bound()
+        return runner.run(aio.is_paused())
+
+    def set_rate_limit(
+        self, max_jobs: int | None, per_seconds: float | None = None
+    ) -> RateLimit | None:
+        """At most ``max_jobs`` job starts in any window of ``per_seconds`` (None removes
+        it; :meth:`JobQueue.set_rate_limit
+        <redkeep.queue.limits.FlowControlMixin.set_rate_limit>`)."""
+        runner, aio = self._bound()
+        return runner.run(aio.set_rate_limit(max_jobs, per_seconds))
+
+    def get_rate_limit(self) -> RateLimit | None:
+        """The queue's rate limit, or None."""
+        runner, aio = self._bound()
+        return runner.run(aio.get_rate_limit())
+
+    def set_group_limit(
+        self,
+        concurrency: int | None = None,
+        max_jobs: int | None = None,
+        per_seconds: float | None = None,
+    ) -> GroupLimit | None:
+        """The limit of every group of the queue (all None removes it; :meth:`JobQueue.
+        set_group_limit <redkeep.queue.limits.FlowControlMixin.set_group_limit>`)."""
+        runner, aio = self._bound()
+        return runner.run(aio.set_group_limit(concurrency, max_jobs, per_seconds))
+
+    def get_group_limit(self) -> GroupLimit | None:
+        """The queue's group limit, or None."""
+        runner, aio = self._bound()
+        return runner.run(aio.get_group_limit())
+
+    def chain(self, *specs: JobSpec) -> list[Job]:
+        """Write a chain (each job after the previous one, see docs/flows.md); returns its
+        jobs in order (:meth:`JobQueue.chain <redkeep.queue.flows.FlowsMixin.chain>`)."""
+        runner, aio = self._bound()
+        return runner.run(aio.chain(*specs)).jobs
+
+    def group(self, specs: Iterable[JobSpec], then: JobSpec | None = None) -> list[Job]:
+        """Write a group and its ``then`` job (fan-out, fan-in, see docs/flows.md); returns
+        its jobs, ``then`` last."""
+        runner, aio = self._bound()
+        return runner.run(aio.group(list(specs), then=then)).jobs
 
     def __repr__(self) -> str:
         return f"SyncQueue({self.name!r})"

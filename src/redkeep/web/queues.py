@@ -8,7 +8,7 @@ queue this service has not opened use :meth:`~redkeep.services.Services.queue_vi
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 from pydantic import Field, ValidationInfo, field_validator
@@ -17,9 +17,11 @@ from starlette.responses import Response
 from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
 from redkeep.errors import InvalidJob, JobNotFound
+from redkeep.names import NAME_PATTERN, NAME_RULE
 from redkeep.queue.job import MAX_DEDUP_KEY, MAX_HEADERS, MAX_NAME, MAX_PRIORITY, JobStatus
 from redkeep.queue.view import JobView, job_to_dict
 from redkeep.web.errors import ApiError, json_response
+from redkeep.web.limits import GroupLimitView, RateLimitView, group_limit_view, rate_limit_view
 from redkeep.web.routing import (
     JOB_ID_PATTERN,
     JobId,
@@ -33,6 +35,7 @@ from redkeep.web.routing import (
 __all__ = ["MAX_LIST_LIMIT", "EnqueueRequest", "enqueue_options", "router"]
 
 MAX_LIST_LIMIT = 500
+MAX_HTTP_PARENTS = 1000
 MAX_WAIT = 60.0
 
 router = api_router("/v1/queues", tags=["queues"])
@@ -75,6 +78,22 @@ class EnqueueRequest(StrictBody):
         "dedup_key before it started replaces its payload and pushes its start again.",
     )
 
+    group: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="The job's group: groups are served round-robin and each is held to the "
+        "queue's group limit (PUT .../group-limit). " + NAME_RULE + ".",
+    )
+    depends_on: list[Annotated[str, Field(pattern=JOB_ID_PATTERN)]] | None = Field(
+        None,
+        max_length=MAX_HTTP_PARENTS,
+        description="Ids of jobs of this queue that must complete first (the job is 'blocked' "
+        "until then; in a batch, a job may depend on one earlier in the batch).",
+    )
+    on_parent_failure: Literal["fail", "cancel", "ignore"] = Field(
+        "fail", description="What a failed or cancelled parent does to this job."
+    )
+
     @field_validator("dedup_ttl", "debounce")
     @classmethod
     def _needs_dedup_key(cls, value: float | None, info: ValidationInfo) -> float | None:
@@ -103,13 +122,25 @@ def enqueue_options(body: EnqueueRequest) -> dict[str, Any]:
         options["dedup_key"] = body.dedup_key
         options["dedup_ttl"] = body.dedup_ttl
         options["debounce"] = body.debounce
+    if body.group is not None:
+        options["group"] = body.group
+    if body.depends_on:
+        options["depends_on"] = body.depends_on
+        options["on_parent_failure"] = body.on_parent_failure
     return options
+
+
+class QueueLimits(TypedDict):
+    paused: bool
+    rate_limit: RateLimitView | None
+    group_limit: GroupLimitView | None
 
 
 class QueueCounts(TypedDict):
     queue: str
     counts: dict[JobStatus, int]
     paused: bool
+    limits: QueueLimits
 
 
 class JobPage(TypedDict):
@@ -132,10 +163,16 @@ class JobDeleted(TypedDict):
 
 @router.get("/{queue}/counts", response_model=QueueCounts, responses=errors(400))
 async def queue_counts(request: Request, queue: QueueName) -> Response:
-    """Jobs per status, and whether the queue is paused."""
+    """Jobs per status, whether the queue is paused, and its flow-control limits."""
     q = services(request).queue_view(queue)
     counts = await q.counts()
-    return json_response({"queue": queue, "counts": counts, "paused": await q.is_paused()})
+    paused = await q.is_paused()
+    limits = {
+        "paused": paused,
+        "rate_limit": rate_limit_view(await q.get_rate_limit()),
+        "group_limit": group_limit_view(await q.get_group_limit()),
+    }
+    return json_response({"queue": queue, "counts": counts, "paused": paused, "limits": limits})
 
 
 @router.post(
@@ -208,7 +245,8 @@ async def job_get(
     "/{queue}/jobs/{job_id}/cancel", response_model=Cancelled, responses=errors(400, 404, 415)
 )
 async def job_cancel(request: Request, queue: QueueName, job_id: JobId) -> Response:
-    """Cancel a waiting, delayed or active job; ``cancelled`` is false for a finished one."""
+    """Cancel a blocked, waiting, delayed or active job; ``cancelled`` is false for a finished
+    one."""
     jobs = services(request).queue_view(queue)
     if await jobs.get_job(job_id) is None:
         raise ApiError(404, "job_not_found", "no job with that id", field="job_id")

@@ -9,6 +9,7 @@ they replace the ones in docs/img shown by docs/dashboard.md.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import httpx
@@ -27,6 +29,7 @@ from tests.web.server import TOKEN, ServerThread, redis_settings
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DOCS_IMG = Path(__file__).resolve().parents[3] / "docs" / "img"
 FRAGILE = {"broken": True}
+STEPS: Queue[threading.Event] = Queue()
 FOCUSED = """() => {
   const e = document.activeElement;
   if (!e || e === document.body) return null;
@@ -40,6 +43,16 @@ XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 
 def ok(job: Any) -> Any:
     return {"echo": job.payload}
+
+
+async def steps(job: Any) -> str:
+    """Reports 30%, then 70% once the test lets it go on, then finishes when released again."""
+    from redkeep.queue.progress import progress
+
+    for value in (30, 70):
+        await progress(value)
+        await asyncio.to_thread(STEPS.get(timeout=10).wait, 10)
+    return "stepped"
 
 
 def fragile(job: Any) -> str:
@@ -65,6 +78,10 @@ class Dashboard:
         job: dict[str, Any] = r.json()
         return job
 
+    def schedule(self, queue: str, schedule_id: str, **definition: Any) -> None:
+        r = self.api.put(f"/v1/queues/{queue}/schedules/{schedule_id}", json=definition)
+        assert r.status_code in (200, 201), r.text
+
     def job(self, queue: str, job_id: str) -> httpx.Response:
         return self.api.get(f"/v1/queues/{queue}/jobs/{job_id}")
 
@@ -85,8 +102,10 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def dash(serve: Callable[..., ServerThread], redis_url: str, prefix: str) -> Iterator[Dashboard]:
     FRAGILE["broken"] = True
+    while not STEPS.empty():
+        STEPS.get_nowait()
     settings = redis_settings(redis_url, prefix, ui_refresh_interval=0.5)
-    d = Dashboard(serve(settings, {"ok": ok, "fragile": fragile}))
+    d = Dashboard(serve(settings, {"ok": ok, "fragile": fragile, "steps": steps}))
     yield d
     d.api.close()
 
@@ -152,6 +171,28 @@ def test_log_in_by_keyboard_and_watch_counts_change_without_a_reload(
     expect(page.locator("#live-state")).to_contain_text("updated")
 
 
+def test_the_overview_charts_finished_jobs_and_updates_the_chart_live(
+    page: Any, dash: Dashboard
+) -> None:
+    from playwright.sync_api import expect
+
+    jobs = [dash.enqueue("default", "ok", i) for i in range(2)]
+    jobs.append(dash.enqueue("default", "fragile", max_attempts=1))
+    for job, status in zip(jobs, ("completed", "completed", "failed"), strict=True):
+        dash.wait_status("default", job["id"], status)
+    log_in(page)
+    page.evaluate("window.__sameDocument = true")
+    chart = page.locator('tr[data-queue="default"] svg.chart')
+    label = "default: Last 15 minutes: {} completed ({}), 1 failed (0.0011/s)"
+    expect(chart).to_have_attribute("aria-label", label.format(2, "0.0022/s"))
+    expect(page.get_by_role("img", name=label.format(2, "0.0022/s"))).to_be_visible()
+    assert chart.locator("g.bar").count() in (1, 2)  # this minute (and maybe the one before)
+    done = dash.enqueue("default", "ok", 3)
+    dash.wait_status("default", done["id"], "completed")
+    expect(chart).to_have_attribute("aria-label", label.format(3, "0.0033/s"))
+    assert page.evaluate("window.__sameDocument") is True
+
+
 def test_open_a_failed_job_retry_it_and_watch_it_complete(page: Any, dash: Dashboard) -> None:
     from playwright.sync_api import expect
 
@@ -170,6 +211,71 @@ def test_open_a_failed_job_retry_it_and_watch_it_complete(page: Any, dash: Dashb
     expect(page.locator('[data-field="status"]')).to_have_text("completed")
     expect(page.locator('[data-field="result"]')).to_have_text('"repaired"')
     assert dash.job("default", job["id"]).json()["result"] == "repaired"
+
+
+def test_a_running_job_shows_its_progress_bar_and_timeline_live(page: Any, dash: Dashboard) -> None:
+    from playwright.sync_api import expect
+
+    gates = [threading.Event(), threading.Event()]
+    for gate in gates:
+        STEPS.put(gate)
+    job = dash.enqueue("default", "steps")
+    dash.wait_status("default", job["id"], "active")
+    log_in(page)
+    page.goto(f"/ui/queues/default/jobs/{job['id']}")
+    page.evaluate("window.__sameDocument = true")
+    bar = page.get_by_role("progressbar", name="Progress")
+    expect(bar).to_have_attribute("value", "30.0")
+    events = page.locator('[data-field="events"] li')
+    expect(events).to_have_count(3)
+    expect(events.nth(2)).to_contain_text("progress")
+    expect(events.nth(2)).to_contain_text("30%")
+    gates[0].set()
+    expect(bar).to_have_attribute("value", "70.0")
+    expect(events.nth(3)).to_contain_text("70%")
+    gates[1].set()
+    expect(page.locator('[data-field="status"]')).to_have_text("completed")
+    expect(events.last).to_contain_text("completed")
+    assert [e.get_attribute("data-event") for e in events.all()] == [
+        "enqueued", "active", "progress", "progress", "completed"
+    ]  # fmt: skip
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_pause_and_resume_a_schedule_from_the_schedules_page(page: Any, dash: Dashboard) -> None:
+    from playwright.sync_api import expect
+
+    dash.schedule("default", "nightly", name="ok", cron="0 3 * * *", tz="Europe/Paris")
+    log_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
+    page.wait_for_url(_at("/ui/schedules"))
+    row = page.locator('tr[data-schedule="default/nightly"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("active")
+    page.get_by_role("button", name="Pause schedule nightly").click()
+    expect(page.locator("#status")).to_have_text("schedule nightly paused")
+    expect(row.locator('[data-field="state"]')).to_have_text("paused")
+    expect(row.locator('[data-field="next"]')).to_have_text("\u2013")
+    schedule = dash.api.get("/v1/queues/default/schedules/nightly").json()
+    assert schedule["paused"] is True
+    page.get_by_role("button", name="Resume schedule nightly").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text("schedule nightly resumed")
+    expect(row.locator('[data-field="state"]')).to_have_text("active")
+    expect(row.locator('[data-field="next"]')).to_contain_text(":00:00")
+    assert dash.api.get("/v1/queues/default/schedules/nightly").json()["paused"] is False
+
+
+def test_schedule_handlers_and_payloads_show_as_text(page: Any, dash: Dashboard) -> None:
+    from playwright.sync_api import expect
+
+    dash.schedule("xss", "evil", name=XSS[:60], payload={"html": XSS}, cron="0 3 * * *")
+    log_in(page)
+    page.goto("/ui/schedules")
+    row = page.locator('tr[data-schedule="xss/evil"]')
+    expect(row.locator("td").nth(1)).to_contain_text(XSS[:60])
+    page.wait_for_timeout(600)  # a live refresh has happened meanwhile
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main img").count() == 0
 
 
 def test_purge_asks_first_and_cancelling_the_dialog_changes_nothing(
@@ -297,6 +403,7 @@ def test_live_updates_stop_while_the_tab_is_hidden(page: Any, dash: Dashboard) -
 def test_every_control_has_a_name_and_the_keyboard_reaches_it(page: Any, dash: Dashboard) -> None:
     job = dash.enqueue("default", "fragile", max_attempts=1)
     dash.wait_status("default", job["id"], "failed")
+    dash.schedule("default", "nightly", name="ok", cron="0 3 * * *")
     page.goto("/ui/login")
     pages = ["/ui/login"]
     _check_names(page, "/ui/login")
@@ -306,6 +413,7 @@ def test_every_control_has_a_name_and_the_keyboard_reaches_it(page: Any, dash: D
         "/ui/queues/default?status=failed",
         f"/ui/queues/default/jobs/{job['id']}",
         "/ui/workers",
+        "/ui/schedules",
     ):
         page.goto(path)
         pages.append(path)
@@ -321,7 +429,7 @@ def test_every_control_has_a_name_and_the_keyboard_reaches_it(page: Any, dash: D
             assert focused["visible"] or focused["tag"] == "A", (
                 f"{path}: focus on a hidden {focused}"
             )
-    assert len(pages) == 5
+    assert len(pages) == 6
 
 
 def _check_names(page: Any, path: str) -> None:
@@ -366,6 +474,15 @@ def test_screenshots_of_every_page_at_1280_and_390_px(
     while dash.api.get("/v1/workers").json()["workers"][0]["processed"] < 5:  # its next beat
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    dash.schedule("reports", "nightly-sales", name="send", payload={"report": "sales"},
+                  cron="0 3 * * *", tz="Europe/Paris")  # fmt: skip
+    dash.schedule("emails", "digest", name="send", every=3600)
+    r = dash.api.put("/v1/queues/emails/rate-limit", json={"max_jobs": 10, "per_seconds": 1})
+    assert r.status_code == 200, r.text
+    r = dash.api.put("/v1/queues/thumbnails/group-limit", json={"concurrency": 2})
+    assert r.status_code == 200, r.text
+    dash.schedule("thumbnails", "cleanup", name="render", every=900)
+    dash.api.post("/v1/queues/thumbnails/schedules/cleanup/pause")
     dash.api.put("/v1/caches/sessions/keys/user-1", json={"value": {"name": "Ada"}})
     for key in ("user-1", "user-1", "user-1", "user-2"):
         dash.api.get(f"/v1/caches/sessions/keys/{key}")
@@ -375,6 +492,7 @@ def test_screenshots_of_every_page_at_1280_and_390_px(
         "queue": "/ui/queues/default?status=failed",
         "job": f"/ui/queues/default/jobs/{failed['id']}",
         "workers": "/ui/workers",
+        "schedules": "/ui/schedules",
     }
     for width in (1280, 390):
         page = new_page(width=width, height=800)

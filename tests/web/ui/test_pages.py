@@ -10,8 +10,10 @@ from typing import Any
 from tests.queue.conftest import running, wait_status
 
 from redkeep.queue.job import JobStatus
+from redkeep.queue.limits import GroupLimit, RateLimit
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.web.ui import data
+from redkeep.web.ui.limits import limits_text
 
 
 def _rows(page: str, attribute: str) -> list[str]:
@@ -240,31 +242,83 @@ async def test_pause_and_resume_a_queue(ui_app: Any) -> None:
     assert r.json()["message"] == "queue pausing resumed" and not await q.is_paused()
 
 
-async def test_the_overview_has_room_for_pause_state_limits_and_the_15_minute_chart(
-    ui_app: Any, monkeypatch: Any
+async def test_the_overview_charts_completed_and_failed_jobs_of_the_last_15_minutes(
+    ui_app: Any,
 ) -> None:
-    """Limits and per-minute counters come with other issues; given them, the overview shows a
-    limits column and a chart per queue (the state column shows the paused state)."""
     ui = await ui_app()
     await ui.login()
-    await ui.services.queue("charted").enqueue("x")
-    plain = (await ui.http.get("/ui/")).text
-    assert "Last 15 minutes" not in plain and ">State<" in plain and "running" in plain
+    q = ui.services.queue("charted")
+    await ui.services.queue("idle").enqueue("x")
+
+    def work(job: Any) -> str:
+        if job.payload == "bad":
+            raise RuntimeError("no")
+        return "ok"
+
+    jobs = [await q.enqueue("work", p, max_attempts=1) for p in ("a", "b", "c", "bad")]
+    async with running(q, {"work": work}):
+        for job in jobs:
+            await wait_status(q, job.id, "failed" if job.payload == "bad" else "completed")
+    page = (await ui.http.get("/ui/")).text
+    assert "Last 15 minutes" in page and ">State<" in page and "running" in page
+    row = page.split('<tr data-queue="charted">', 1)[1].split("</tr>", 1)[0]
+    chart = row.split('<svg class="chart"', 1)[1].split("</svg>", 1)[0]
+    label = "charted: Last 15 minutes: 3 completed (0.0033/s), 1 failed (0.0011/s)"
+    assert f'role="img" aria-label="{label}"' in chart and f"<title>{label}</title>" in chart
+    pattern = r'<g class="bar" data-minute="(\d+)" data-completed="(\d+)" data-failed="(\d+)">'
+    bars = re.findall(pattern, chart)
+    # the minutes with finished jobs: the current one (the last, 14), maybe the one before too
+    assert [m for m, _, _ in bars] in (["14"], ["13", "14"], ["13"])
+    assert sum(int(c) for _, c, _ in bars) == 3 and sum(int(f) for _, _, f in bars) == 1
+    assert "3 done" in row and "1 failed" in row
+    idle = page.split('<tr data-queue="idle">', 1)[1].split("</tr>", 1)[0]
+    assert 'aria-label="idle: Last 15 minutes: 0 completed (0/s), 0 failed (0/s)"' in idle
+    # the live region carries the chart too
+    fragment = (await ui.http.get("/ui/", headers={"X-Redkeep-Fragment": "queues"})).text
+    assert f'aria-label="{label}"' in fragment
+
+
+async def test_the_overview_has_room_for_limits(ui_app: Any, monkeypatch: Any) -> None:
+    """Rate and group limits come with another issue; given them, the overview shows them."""
+    ui = await ui_app()
+    await ui.login()
+    await ui.services.queue("limited").enqueue("x")
     rows_of = data.queue_rows
 
-    async def with_extras(services: Any) -> Any:
+    async def with_limits(services: Any) -> Any:
         rows, total, problem = await rows_of(services)
         for row in rows:
             row.paused, row.limits = True, "10 jobs/s"
-            row.throughput = [(m % 4, m % 2) for m in range(15)]
         return rows, total, problem
 
-    monkeypatch.setattr(data, "queue_rows", with_extras)
+    monkeypatch.setattr(data, "queue_rows", with_limits)
     page = (await ui.http.get("/ui/")).text
-    assert "Last 15 minutes" in page and 'class="badge s-paused">paused<' in page
-    assert "10 jobs/s" in page
-    chart = page.split('<svg class="spark"', 1)[1].split("</svg>", 1)[0]
-    assert 'aria-label="completed and failed jobs per minute in charted"' in chart
-    done = re.search(r'class="done" points="([^"]+)"', chart)
-    assert done is not None and len(done.group(1).split()) == 15
-    assert done.group(1).split()[3] == "32.1,2.0"  # the peak (3) at the top: x = 3 * 150/14
+    assert 'class="badge s-paused">paused<' in page and "10 jobs/s" in page
+
+
+def test_limits_read_as_words() -> None:
+    assert limits_text(None, None) is None
+    assert limits_text(RateLimit(50, 1.0), None) == "50 jobs/s"
+    assert limits_text(RateLimit(100, 900.0), GroupLimit(2, RateLimit(10, 60.0))) == (
+        "100 jobs / 15 min; per group: 2 running, 10 jobs / 1 min"
+    )
+    assert limits_text(None, GroupLimit(3, None)) == "per group: 3 running"
+    assert limits_text(None, GroupLimit(None, RateLimit(5, 0.5))) == "per group: 5 jobs / 0.5 s"
+
+
+async def test_the_overview_and_queue_page_show_the_rate_and_group_limits(ui_app: Any) -> None:
+    ui = await ui_app()
+    await ui.login()
+    q = ui.services.queue("throttled")
+    await q.enqueue("x")
+    await q.set_rate_limit(50, 1)
+    await q.set_group_limit(concurrency=2)
+    page = (await ui.http.get("/ui/")).text
+    row = page.split('<tr data-queue="throttled">', 1)[1].split("</tr>", 1)[0]
+    assert '<td data-label="limits">50 jobs/s; per group: 2 running</td>' in row
+    queue_page = (await ui.http.get("/ui/queues/throttled")).text
+    assert "Limits: 50 jobs/s; per group: 2 running</span>" in queue_page
+    await q.set_rate_limit(None)
+    await q.set_group_limit()
+    row = (await ui.http.get("/ui/")).text.split('<tr data-queue="throttled">', 1)[1]
+    assert '<td data-label="limits"></td>' in row.split("</tr>", 1)[0]

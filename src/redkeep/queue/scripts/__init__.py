@@ -25,7 +25,11 @@ __all__ = [
     "DELETE",
     "ENQUEUE",
     "EXTEND",
+    "FLOW",
+    "FLOW_LINK",
+    "FLOW_RELAY",
     "JOB_EVENTS",
+    "LIMITS",
     "PAUSE",
     "PROGRESS",
     "PURGE",
@@ -97,7 +101,11 @@ UPGRADE = _load("upgrade")
 ACK = _load("ack")
 DELETE = _load("delete")
 BULK = _load("bulk")
+FLOW = _load("flow")
+FLOW_LINK = _load("flow_link")
+FLOW_RELAY = _load("flow_relay")
 PAUSE = _load("pause")
+LIMITS = _load("limits")
 # The worker registry's (their keys are WorkerKeys, not QueueKeys, attributes).
 WORKER_BEAT = _load("worker_beat")
 WORKER_LIST = _load("worker_list")

@@ -14,11 +14,23 @@
 -- KEYS[11] events
 -- KEYS[12] throughput
 -- KEYS[13] waits
+-- KEYS[14] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[15] groups
+-- KEYS[16] gactive
+-- KEYS[17] gsleep
+-- KEYS[18] blocked   children of cancelled jobs follow their on_parent_failure (lib/flows.lua)
+-- KEYS[19] children
+-- KEYS[20] deps
+-- KEYS[21] errors
+-- KEYS[22] results
+-- KEYS[23] outflow
 -- ARGV[1] request id  ARGV[2] op (retry | cancel)  ARGV[3] status (the index: failed for
 -- retry, waiting or delayed for cancel)  ARGV[4] handler name ('' = all)  ARGV[5] offset
 -- ARGV[6] scan (<= 1000)  ARGV[7] room (most jobs to change)
 -- Returns {changed, looked at}.
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
+-- @include "lib/flows.lua"
 
 local rid, op, status, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local seen = memo_get(rid)
@@ -55,5 +67,7 @@ for i, id in ipairs(ids) do
   end
 end
 flush()
-if to == 'waiting' and changed > 0 then redis.call('ZADD', K.marker, 0, 'w') end
+local woke = settle_flows()
+flush()
+if (to == 'waiting' and changed > 0) or woke then redis.call('ZADD', K.marker, 0, 'w') end
 return memo_put(rid, {changed, looked})

@@ -17,10 +17,15 @@
 -- KEYS[12] waits
 -- KEYS[13] dedup      dedup key -> "<expiry ms>|<job id>" (lib/dedup.lua)
 -- KEYS[14] dedupexp
+-- KEYS[15] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[16] groups
+-- KEYS[17] gactive
+-- KEYS[18] gsleep
 -- ARGV[1] number of jobs n (<= 1000), then per job 3 arguments:
 --   id, options "max_attempts|priority|delay_ms|run_at_ms" (run_at 0 = none) followed, for a
---   job with a dedup key, by "|dedup_ttl_ms|debounce_ms|idlen|dedup key" (idlen: bytes of
---   "[<id JSON>" at the start of the data record), data record
+--   job of a group, by "|g=<group>", then, for a job with a dedup key, by
+--   "|dedup_ttl_ms|debounce_ms|idlen|dedup key" (idlen: bytes of "[<id JSON>" at the start of
+--   the data record), data record. A grouped job is never handed off.
 -- Returns, for one new job left waiting, its creation time (ms, an integer); otherwise
 --   {created_ms, {indexes of the jobs handed off}, {index, id, state, data, ...} for each job
 --   that already existed or that its dedup key found (debounced or not)}. A new job's run_at
@@ -46,6 +51,7 @@ end
 
 -- @include "lib/handoff.lua"
 -- @include "lib/dedup.lua"
+-- @include "lib/groups.lua"
 
 if n > 1 then begin_batch() end -- one job: its writes go out at once, no batch to collect
 local ids = {}
@@ -66,7 +72,8 @@ for k = 1, n do
   local data = ARGV[base + 2]
   local max_attempts, priority, delay, run_at, dd = string.match(ARGV[base + 1],
     '^(%d+)|(-?%d+)|(%d+)|(%d+)(.*)$')
-  local ttl, bounce, idlen, dkey, eid, est
+  local ttl, bounce, idlen, dkey, eid, est, grp
+  if string.sub(dd, 1, 3) == '|g=' then grp, dd = string.match(dd, '^|g=([^|]*)(.*)$') end
   if dd ~= '' and not (stored[k] or seen[id]) then
     ttl, bounce, idlen, dkey = string.match(dd, '^|(%d+)|(%d+)|(%d+)|(.*)$')
     flush() -- what this call wrote so far is read by the lookup
@@ -90,6 +97,7 @@ for k = 1, n do
       if due <= now then due = now_s end
     end
     local st = new_state(priority, max_attempts, due)
+    if grp then st.ext = '|g=' .. grp end
     if dkey then
       redis.call('HSET', K.data, id, data)
     else
@@ -101,7 +109,7 @@ for k = 1, n do
       queued = true
     else
       if room < 0 then room = handoff_room() end
-      if room > 0 and n_wait == 0 then
+      if room > 0 and n_wait == 0 and not grp then
         if not hlease then hlease = tonumber(redis.call('HGET', K.meta, 'hlease')) or 30000 end
         hand_off(id, st, data, hlease)
         handed[#handed + 1] = k

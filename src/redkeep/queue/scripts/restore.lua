@@ -18,10 +18,15 @@
 -- KEYS[15] events
 -- KEYS[16] throughput
 -- KEYS[17] waits
+-- KEYS[18] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[19] groups
+-- KEYS[20] gactive
+-- KEYS[21] gsleep
 -- ARGV[1] request id  ARGV[2] job id  ARGV[3] state record  ARGV[4] data record
 -- ARGV[5] result ("" = none)  ARGV[6] error ("" = none)
 -- Returns 1 when written, 0 when the id existed; an error for a record that does not parse.
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
 
 local rid, id = ARGV[1], ARGV[2]
 local seen = memo_get(rid)

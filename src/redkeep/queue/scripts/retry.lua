@@ -10,9 +10,14 @@
 -- KEYS[8] events
 -- KEYS[9] throughput
 -- KEYS[10] waits
+-- KEYS[11] gwait      grouped jobs (lib/groups.lua)
+-- KEYS[12] groups
+-- KEYS[13] gactive
+-- KEYS[14] gsleep
 -- ARGV[1] request id  ARGV[2] job id
 -- Returns 1 when moved, 0 when the job is not failed.
 -- @include "lib/memo.lua"
+-- @include "lib/groups.lua"
 
 local rid, id = ARGV[1], ARGV[2]
 local seen = memo_get(rid)

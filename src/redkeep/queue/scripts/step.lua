@@ -9,7 +9,7 @@
 -- KEYS[2] data
 -- KEYS[3] results
 -- KEYS[4] errors
--- KEYS[5] meta       seq, hlease, paused
+-- KEYS[5] meta       seq, hlease, paused, rate, glimit, gturn
 -- KEYS[6] waiting
 -- KEYS[7] delayed
 -- KEYS[8] active
@@ -25,6 +25,16 @@
 -- KEYS[18] throughput
 -- KEYS[19] waits
 -- KEYS[20] progress
+-- KEYS[21] ratelog   start times of the rate limit's window (lib/rate.lua)
+-- KEYS[22] gwait     grouped waiting jobs by group (lib/groups.lua)
+-- KEYS[23] groups
+-- KEYS[24] gactive
+-- KEYS[25] gsleep
+-- KEYS[26] glog
+-- KEYS[27] blocked   jobs waiting for parents (lib/flows.lua)
+-- KEYS[28] children
+-- KEYS[29] deps
+-- KEYS[30] outflow
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming
@@ -33,10 +43,18 @@
 -- ARGV[12...] outcomes, 5 arguments each: id, token, kind (done|retry|fail|release), data
 --   (result or failure JSON), retry delay ms
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
---   or -1, leases recovered, rejected ids (stale token), 1 if jobs are still waiting (and the
---   queue is not paused) else 0}
--- A paused queue (meta field `paused`) claims nothing and registers no idle worker.
+--   or a group's rate window has room, or -1, leases recovered, rejected ids (stale token),
+--   1 if jobs are still waiting (and the queue is not paused or rate limited) else 0, ms until
+--   the rate limit lets another job start when it kept waiting jobs from being claimed else -1,
+--   1 when `outflow` holds outcomes to relay to other queues (lib/flows.lua) else 0 (absent
+--   in a memo's answer)}
+-- A paused queue (meta field `paused`) claims nothing and registers no idle worker. A rate
+-- limited one (meta field `rate`) claims no more than its window has room for and registers
+-- no idle worker (enqueues hand nothing off: every start goes through the limit).
 -- @include "lib/claim.lua"
+-- @include "lib/rate.lua"
+-- @include "lib/groups.lua"
+-- @include "lib/flows.lua"
 
 local me, rid = ARGV[1], ARGV[2]
 local want, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -60,7 +78,7 @@ if memo and string.sub(memo, 1, #rid + 1) == rid .. '\n' then
   end
   -- written again (unchanged) so that a WAIT after this call covers the first run's writes
   redis.call('HSET', K.steps, me, memo)
-  return {job_records(ids), next_due(), m[1], m[2], more}
+  return {job_records(ids), next_due(), m[1], m[2], more, -1}
 end
 redis.call('ZADD', K.workers, now_s, me)
 redis.call('ZREM', K.idle, me)
@@ -118,21 +136,51 @@ if reap_handoffs(handoff_age, batch) + recovered + promote_due(batch) > 0 then
   wake = true
 end
 
--- 3. claim (nothing while paused)
+-- children of the jobs finished above: released, failed or cancelled (lib/flows.lua)
+if settle_flows() then wake = true end
+flush()
+
+-- 3. claim (nothing while paused, no more than the rate limit lets start)
 local claimed = {}
 local got = 0
-local paused = redis.call('HEXISTS', K.meta, 'paused') == 1
+local flags = redis.call('HMGET', K.meta, 'paused', 'rate')
+local paused, rate = flags[1], flags[2]
+local room = want
+local grouped = redis.call('EXISTS', K.gwait, K.gsleep) > 0
 if not paused then
-  got = claim_handed(me, want, lease, claimed)
-  got = got + claim_waiting(me, want - got, lease, claimed)
+  if rate and want > 0 then room = math.min(want, rate_room(rate)) end
+  got = claim_handed(me, room, lease, claimed)
+  if grouped then -- half the room to ungrouped jobs, half to groups, the rest to either (an
+    -- odd one by the clock's parity: a worker claiming one job at a time starves neither side)
+    wake_groups()
+    local half = (room - got + now % 2) / 2
+    got = got + claim_waiting(me, math.floor(half), lease, claimed, UNGROUPED_MAX)
+    got = got + claim_groups(me, room - got, lease, claimed)
+    got = got + claim_waiting(me, room - got, lease, claimed, UNGROUPED_MAX)
+  else
+    got = got + claim_waiting(me, room - got, lease, claimed)
+  end
+  if rate and got > 0 then rate_record(rate, claimed) end
 end
 flush()
 local more = 0
+local throttle = -1
+local runnable
+if grouped then -- grouped jobs wait in `waiting` too, but only groups in the rotation may start
+  runnable = redis.call('ZCOUNT', K.waiting, '-inf', UNGROUPED_MAX) > 0
+    or redis.call('EXISTS', K.groups) == 1
+else
+  runnable = redis.call('ZCARD', K.waiting) > 0
+end
 if paused then -- no wake-up passed on, no idle registration
-elseif redis.call('ZCARD', K.waiting) > 0 then
-  more = 1
-  if want > 0 then wake = true end
-elseif tonumber(ARGV[10]) > 0 and got < want then
+elseif runnable then
+  if room < want then -- stopped by the rate limit: the worker sleeps until the next slot
+    throttle = rate_wait(rate)
+  else
+    more = 1
+    if want > 0 then wake = true end
+  end
+elseif tonumber(ARGV[10]) > 0 and got < want and not rate then
   redis.call('ZADD', K.idle, now + tonumber(ARGV[10]), me)
   redis.call('HSET', K.meta, 'hlease', lease)
 end
@@ -157,4 +205,9 @@ end
 redis.call('HSET', K.steps, me, rid .. '\n' .. memo)
 local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
-return {job_records(ids), next_due(), recovered, rejected, more}
+local due = next_due()
+if grouped then due = group_due(due) end
+-- 7th: outcomes wait in `outflow` for a relay to other queues (flows), else 0
+local relay = 0
+if flow_watch then relay = redis.call('EXISTS', K.outflow) end
+return {job_records(ids), due, recovered, rejected, more, throttle, relay}

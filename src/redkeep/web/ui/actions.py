@@ -17,6 +17,7 @@ from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 from redkeep.queue.job import JobStatus
 from redkeep.web.errors import ApiError, json_response
 from redkeep.web.routing import JobId, QueueName, StrictBody, services
+from redkeep.web.schedules import ScheduleId
 from redkeep.web.ui import data
 from redkeep.web.ui.guard import UiRoute, action_session, require_enabled, safe_next, sessions
 from redkeep.web.ui.render import set_session_cookie
@@ -106,6 +107,23 @@ async def resume(
     """Resume the queue: idle workers claim its jobs at once."""
     await services(request).queue(queue).resume()
     return _done(f"queue {queue} resumed")
+
+
+@router.post("/queues/{queue}/schedules/{schedule_id}/{action}")
+async def schedule_action(
+    request: Request,
+    session: ActionSession,
+    queue: QueueName,
+    schedule_id: ScheduleId,
+    action: Literal["pause", "resume"],
+    body: NoBody,
+) -> Response:
+    """Pause a schedule (no job for its ticks until resumed) or resume it at its next tick."""
+    q = services(request).queue_view(queue)
+    change = q.pause_schedule if action == "pause" else q.resume_schedule
+    if not await change(schedule_id):
+        raise ApiError(404, "schedule_not_found", f"no schedule {schedule_id!r} in {queue!r}")
+    return _done(f"schedule {schedule_id} {'paused' if action == 'pause' else 'resumed'}")
 
 
 @router.post("/queues/{queue}/purge")

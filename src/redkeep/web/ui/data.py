@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING
 
 from redkeep.errors import RedkeepError, scrub
 from redkeep.names import is_valid_name
+from redkeep.queue.events import ThroughputPoint
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.redis import list_queue_names
+from redkeep.queue.schedules import Schedule
+from redkeep.web.ui.limits import duration, queue_limits
 
 if TYPE_CHECKING:
     from redkeep.services import Services
@@ -24,9 +27,11 @@ __all__ = [
     "MAX_OVERVIEW_QUEUES",
     "NAME_SCAN_LIMIT",
     "RETRY_ALL_LIMIT",
+    "THROUGHPUT_MINUTES",
     "CacheRow",
     "JobPage",
     "QueueRow",
+    "ScheduleRow",
     "actions_for",
     "cache_rows",
     "job_page",
@@ -34,6 +39,7 @@ __all__ = [
     "queue_names",
     "queue_rows",
     "retry_failed",
+    "schedule_rows",
 ]
 
 MAX_OVERVIEW_QUEUES = 500
@@ -42,6 +48,8 @@ NAME_SCAN_LIMIT = 2000
 """Jobs a search by handler name looks through per page (it filters a status's list)."""
 RETRY_ALL_LIMIT = 10_000
 """Failed jobs one "retry all failed" sends back at most."""
+THROUGHPUT_MINUTES = 15
+"""Minutes of completed/failed counters the overview charts."""
 STATUSES = tuple(JobStatus)
 
 
@@ -52,15 +60,16 @@ def problem_text(exc: BaseException) -> str:
 
 @dataclass
 class QueueRow:
-    """One queue on the overview: counts per status (None when they could not be read)."""
+    """One queue on the overview: counts per status (None when they could not be read), its
+    paused state and its completed/failed jobs per minute over :data:`THROUGHPUT_MINUTES`."""
 
     name: str
     counts: dict[str, int] | None
     problem: str | None = None
     paused: bool | None = None
-    # Filled in when the features they come from land (limits, per-minute counters).
+    throughput: list[ThroughputPoint] | None = None
     limits: str | None = None
-    throughput: list[tuple[int, int]] | None = None
+    """Rate and group limits in words (:func:`~redkeep.web.ui.limits.limits_text`)."""
 
 
 @dataclass
@@ -93,7 +102,7 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
         return [], 0, problem_text(exc)
     shown = names[:MAX_OVERVIEW_QUEUES]
     results = await asyncio.gather(
-        *(_counts_and_paused(services, n) for n in shown), return_exceptions=True
+        *(_queue_row(services, n) for n in shown), return_exceptions=True
     )
     rows: list[QueueRow] = []
     problem = None
@@ -104,13 +113,19 @@ async def queue_rows(services: Services) -> tuple[list[QueueRow], int, str | Non
             problem = problem_text(result)
             rows.append(QueueRow(name, None, problem))
         else:
-            rows.append(QueueRow(name, result[0], paused=result[1]))
+            rows.append(result)
     return rows, len(names), problem
 
 
-async def _counts_and_paused(services: Services, name: str) -> tuple[dict[str, int], bool]:
+async def _queue_row(services: Services, name: str) -> QueueRow:
+    """A queue's row. The counts come first (on Redis they register the transient view once),
+    then the paused flag, the counters and the limits together."""
     queue = services.queue_view(name)
-    return await queue.counts(), await queue.is_paused()
+    counts = await queue.counts()
+    paused, throughput, limits = await asyncio.gather(
+        queue.is_paused(), queue.throughput(THROUGHPUT_MINUTES), queue_limits(queue)
+    )
+    return QueueRow(name, counts, paused=paused, throughput=throughput, limits=limits)
 
 
 def cache_rows(services: Services) -> list[CacheRow]:
@@ -199,6 +214,44 @@ async def retry_failed(services: Services, queue: str) -> tuple[int, bool]:
     q = services.queue_view(queue)
     moved = await q.retry_failed(limit=RETRY_ALL_LIMIT)
     return moved, bool(await q.list_jobs(JobStatus.FAILED, 0, 1))
+
+
+@dataclass
+class ScheduleRow:
+    """One schedule on the schedules page, with how it runs in words."""
+
+    schedule: Schedule
+    timing: str
+
+
+def _timing(s: Schedule) -> str:
+    if s.cron is not None:
+        return f"cron {s.cron}"
+    return f"every {duration(s.every or 0.0)}"
+
+
+async def schedule_rows(
+    services: Services, queue: str | None = None
+) -> tuple[list[ScheduleRow], str | None]:
+    """The schedules of ``queue`` (None: of every queue the overview lists), by queue then id,
+    and why some could not be read (None when all could)."""
+    try:
+        names = [queue] if queue else (await queue_names(services))[:MAX_OVERVIEW_QUEUES]
+    except RedkeepError as exc:
+        return [], problem_text(exc)
+    results = await asyncio.gather(
+        *(services.queue_view(n).list_schedules() for n in names), return_exceptions=True
+    )
+    rows: list[ScheduleRow] = []
+    problem = None
+    for result in results:
+        if isinstance(result, BaseException):
+            if not isinstance(result, Exception):
+                raise result
+            problem = problem_text(result)
+        else:
+            rows.extend(ScheduleRow(s, _timing(s)) for s in result)
+    return rows, problem
 
 
 def actions_for(job: Job) -> list[str]:

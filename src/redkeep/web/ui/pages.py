@@ -9,14 +9,17 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from redkeep.names import check_name
 from redkeep.queue.job import FINISHED, MAX_NAME, JobStatus
 from redkeep.queue.view import job_to_dict
 from redkeep.web.errors import ApiError
 from redkeep.web.routing import JOB_ID_PATTERN, JobId, QueueName, services
 from redkeep.web.ui import data
 from redkeep.web.ui.guard import UiRoute, page_session, require_enabled, safe_next, sessions
+from redkeep.web.ui.limits import queue_limits
 from redkeep.web.ui.render import render, static_response
 from redkeep.web.ui.session import COOKIE, Session
+from redkeep.web.ui.timeline import MAX_TIMELINE, TimelineCache, TimelineRow, progress_of
 
 __all__ = ["router"]
 
@@ -38,6 +41,15 @@ def _common(request: Request, session: Session | None, title: str, **extra: Any)
         "degraded": svc.degraded_reason,
         **extra,
     }
+
+
+def _timelines(request: Request) -> TimelineCache:
+    """The app's cache of job timelines (made on first use)."""
+    state = request.app.state
+    found: TimelineCache | None = getattr(state, "ui_timelines", None)
+    if found is None:
+        found = state.ui_timelines = TimelineCache()
+    return found
 
 
 @router.get("")
@@ -110,6 +122,7 @@ async def queue_page(
         page=page,
         missing=missing,
         paused=await view.is_paused(),
+        limits=await queue_limits(view),
     )
     return render(request, "queue.html", ctx, session=session)
 
@@ -119,9 +132,14 @@ async def job_page(
     request: Request, session: PageSession, queue: QueueName, job_id: JobId
 ) -> Response:
     """Everything about one job, and the actions it allows."""
-    job = await services(request).queue_view(queue).get_job(job_id)
+    view = services(request).queue_view(queue)
+    job = await view.get_job(job_id)
     if job is None:
         raise ApiError(404, "job_not_found", f"no job {job_id!r} in queue {queue!r}")
+    try:
+        events: list[TimelineRow] | None = await _timelines(request).rows(view, job)
+    except Exception:  # the job still shows; its timeline says it could not be read
+        events = None
     ctx = _common(
         request,
         session,
@@ -131,10 +149,34 @@ async def job_page(
         queue=queue,
         job=job_to_dict(job),
         actions=data.actions_for(job),
-        progress=None,  # shown once jobs report progress (issue 15)
-        events=None,  # the job's event timeline, once the event stream exists (issue 15)
+        progress=progress_of(job),
+        events=events,
+        max_events=MAX_TIMELINE,
     )
     return render(request, "job.html", ctx, session=session)
+
+
+@router.get("/schedules")
+async def schedules_page(
+    request: Request,
+    session: PageSession,
+    queue: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
+) -> Response:
+    """The schedules of every queue (or of one), with their next run and pause/resume."""
+    if queue:
+        check_name(queue, "queue name")
+    rows, problem = await data.schedule_rows(services(request), queue)
+    ctx = _common(
+        request,
+        session,
+        f"Schedules of {queue}" if queue else "Schedules",
+        nav="schedules",
+        live=("schedules",),
+        rows=rows,
+        queue=queue,
+        problem=problem,
+    )
+    return render(request, "schedules.html", ctx, session=session)
 
 
 @router.get("/workers")

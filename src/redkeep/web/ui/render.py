@@ -27,7 +27,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from redkeep import __version__
+from redkeep.web.ui.charts import throughput_chart
 from redkeep.web.ui.session import COOKIE, Session
+from redkeep.web.ui.timeline import progress_of
 
 __all__ = [
     "FRAGMENT_HEADER",
@@ -90,6 +92,14 @@ def _pretty(value: Any) -> str:
         return repr(value)
 
 
+def _compact(value: Any) -> str:
+    """A JSON value on one line (escaped by the template like any text)."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except TypeError:
+        return repr(value)
+
+
 def _query(**params: Any) -> str:
     """``?a=1&b=x`` from the parameters that have a value (none: an empty string)."""
     items = {k: v for k, v in params.items() if v is not None and v != ""}
@@ -106,7 +116,9 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(when=_when, iso=_iso, ago=_ago, pretty=_pretty, percent=_percent)
+_env.filters.update(
+    when=_when, iso=_iso, ago=_ago, pretty=_pretty, compact=_compact, percent=_percent
+)
 
 
 def _load_static() -> dict[str, tuple[bytes, str, str]]:
@@ -125,6 +137,8 @@ STATIC = _load_static()
 _env.globals.update(
     version=__version__,
     query=_query,
+    throughput_chart=throughput_chart,
+    progress_of=progress_of,
     asset=lambda name: f"/ui/static/{name}?v={STATIC[name][2]}",
 )
 # The macros as a global (``ui.when(...)``): a live block rendered alone still has them.

@@ -50,13 +50,23 @@ local function claim_handed(worker, want, lease_ms, claimed)
   return n
 end
 
--- Claim up to `want` waiting jobs in run order for `worker`. A damaged record is failed with
--- the reason (it never breaks the batch); an entry whose record has another status is dropped.
+-- Claim up to `want` waiting jobs in run order for `worker`; with `upto`, only those scored
+-- below it (ungrouped ones: see lib/groups.lua). A damaged record is failed with the reason (it
+-- never breaks the batch); an entry whose record has another status is dropped.
 -- Appends {id, token} to `claimed`; returns how many were claimed.
-local function claim_waiting(worker, want, lease_ms, claimed)
+local function claim_waiting(worker, want, lease_ms, claimed, upto)
   if want <= 0 then return 0 end
-  local popped = redis.call('ZPOPMIN', K.waiting, want)
-  if #popped == 0 then return 0 end
+  local popped
+  if upto then
+    popped = redis.call('ZRANGEBYSCORE', K.waiting, '-inf', upto, 'WITHSCORES', 'LIMIT', 0, want)
+    if #popped == 0 then return 0 end
+    local ids = {}
+    for k = 1, #popped, 2 do ids[#ids + 1] = popped[k] end
+    redis.call('ZREM', K.waiting, unpack(ids))
+  else
+    popped = redis.call('ZPOPMIN', K.waiting, want)
+    if #popped == 0 then return 0 end
+  end
   local ids = {}
   for k = 1, #popped, 2 do ids[#ids + 1] = popped[k] end
   local recs = redis.call('HMGET', K.state, unpack(ids))

@@ -55,7 +55,7 @@ local function record(id, from, to)
     name, retry = 'failed', '1'
   elseif to == 'failed' then
     retry = '0'
-  elseif from == '' and (to == 'active' or to == 'delayed') then
+  elseif from == '' and (to == 'active' or to == 'delayed' or to == 'blocked') then
     emit(id, 'enqueued', 'p', '')
   end
   if retry then emit(id, name, 'p', from, 'r', retry) else emit(id, name, 'p', from) end

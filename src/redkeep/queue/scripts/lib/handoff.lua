@@ -28,11 +28,11 @@ end
 
 -- How many more jobs an enqueue may hand off now: live idle registrations minus hand-offs
 -- still in flight, when nothing waits (handing off then would jump the queue) and the queue is
--- not paused.
+-- neither paused nor rate limited (every start of a limited queue goes through step.lua).
 local function handoff_room()
-  if redis.call('EXISTS', K.idle) == 0 or redis.call('HEXISTS', K.meta, 'paused') == 1 then
-    return 0
-  end
+  if redis.call('EXISTS', K.idle) == 0 then return 0 end
+  local flags = redis.call('HMGET', K.meta, 'paused', 'rate')
+  if flags[1] or flags[2] then return 0 end
   local idle = redis.call('ZCOUNT', K.idle, now, '+inf')
   if idle == 0 or redis.call('ZCARD', K.waiting) > 0 then return 0 end
   return idle - redis.call('ZCARD', K.handoff)

@@ -82,8 +82,10 @@ end
 
 -- Retention: delete up to `n` jobs of finished status `name` older than `ttl` ms, then up to
 -- `n` of the oldest beyond `max` (records included: a removed job leaves nothing behind).
+-- A parent whose children are unfinished is kept (flow_hold, flows.lua).
 local function trim_finished(name, ttl, max, n)
   local old = redis.call('ZRANGEBYSCORE', K[name], '-inf', now - ttl, 'LIMIT', 0, n)
+  if flow_hold and #old > 0 then old = flow_hold(old, name) end
   if #old > 0 then
     delete_records(old, name)
     call_chunked('ZREM', name, old)
@@ -91,6 +93,7 @@ local function trim_finished(name, ttl, max, n)
   local excess = math.min(redis.call('ZCARD', K[name]) - max, n)
   if excess > 0 then
     local ids = redis.call('ZRANGE', K[name], 0, excess - 1)
+    if flow_hold then ids = flow_hold(ids, name) end
     delete_records(ids, name)
     call_chunked('ZREM', name, ids)
   end

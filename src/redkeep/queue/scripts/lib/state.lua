@@ -35,14 +35,18 @@ end
 
 -- -- status changes ------------------------------------------------------------------------------
 -- Every status has an index zset of the same name (one of KEYS).
-local STATUSES = {waiting = true, delayed = true, active = true, completed = true,
-  failed = true, cancelled = true}
+local STATUSES = {blocked = true, waiting = true, delayed = true, active = true,
+  completed = true, failed = true, cancelled = true}
 local FINISHED = {completed = true, failed = true, cancelled = true}
 
 -- Writes go to Redis at once, unless a script working on many jobs opened a batch
 -- (records.lua: begin_batch / flush): then they are collected and written with one command
 -- per key.
 local batch = nil
+
+-- Flows (flows.lua, in the scripts that include it and only while the queue has parents
+-- with children): the jobs this call finished, {id, status, ...}, and the retention hook.
+local flow_watch, flow_hold = nil, nil
 
 -- @include "events.lua"
 
@@ -52,11 +56,20 @@ local batch = nil
 -- given, for finished statuses) and writes the state record `st` (changed in place; fields the
 -- caller changed before the call are written with it). Every change also appends its job
 -- event, counts finished jobs and wakes wait() callers (record(), events.lua).
+-- Set by lib/groups.lua in the scripts that include it: keeps the group indexes of a grouped
+-- job in step with its moves; returns the score to use.
+local group_hook = nil
+
 local function transition(id, st, to, score, finished_at)
   local from = st.status
+  if group_hook and st.ext ~= '' then score = group_hook(id, st, from, to, score) end
   st.status = to
   if FINISHED[to] then st.finished = finished_at or now_s else st.finished = '' end
   record(id, from, to)
+  if flow_watch and FINISHED[to] then
+    flow_watch[#flow_watch + 1] = id
+    flow_watch[#flow_watch + 1] = to
+  end
   if batch then
     if STATUSES[from] then
       local rem = batch.rem[from]
