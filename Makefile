@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test lint typecheck pytest pytest-lowest reliability bench bench-peers \
+.PHONY: serve test test-stress lint typecheck pytest pytest-lowest reliability bench bench-peers \
 	redis-server emulator browser install clean docs screenshots
 
 $(BIN)/.installed: pyproject.toml
@@ -90,6 +90,15 @@ pytest-lowest: $(LOWEST)/.installed redis-server emulator
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -q $(LOWEST_SUITES)
 
 test: lint typecheck pytest pytest-lowest
+
+# The timing-prone part of the suite under CPU load (STRESS_BURNERS busy-loop processes),
+# STRESS_RUNS times; see docs/testing.md. Not part of `make test`.
+STRESS_RUNS ?= 2
+STRESS_BURNERS ?= 2
+STRESS_TESTS ?= tests/queue tests/redis
+test-stress: install redis-server emulator
+	$(BIN)/python -m tests.support.stress --runs $(STRESS_RUNS) --burners $(STRESS_BURNERS) \
+		-- $(STRESS_TESTS) $(PYTEST_ARGS)
 
 # Full-size reliability scenarios; the report (docs/reliability.md) is written even when one fails.
 reliability: install redis-server

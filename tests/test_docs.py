@@ -31,6 +31,7 @@ OWN_PAGES = [
     "queue.md",
     "outbox.md",
     "flows.md",
+    "testing.md",
 ]
 
 

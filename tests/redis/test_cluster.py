@@ -106,3 +106,19 @@ async def test_many_concurrent_commands_on_fresh_client_wait_for_a_connection(
         assert await client.mget(keys[:6:3]) == ["0", "3"]
     finally:
         await client.close()
+
+
+async def test_a_large_batch_never_exhausts_the_pool_by_itself(
+    redis_cluster: Any, prefix: str
+) -> None:
+    """Regression: a cluster batch started one task per hash slot at once, each queueing for a
+    pool slot with the command timeout as its deadline; with many keys (1,200 in the cache
+    contract test, on a loaded machine) the last ones timed out with "pool exhausted" though
+    the batch was progressing. A batch now runs at most one command per pool connection."""
+    client = RedisPyClient(redis_cluster.url, cluster=True, max_connections=2, command_timeout=0.2)
+    try:
+        names = [f"{prefix}:batch:{i}" for i in range(3000)]  # ~3000 slots, 2 connections
+        await client.mset({k: "v" for k in names})
+        assert await client.mget(names[:5] + names[-5:]) == ["v"] * 10
+    finally:
+        await client.close()

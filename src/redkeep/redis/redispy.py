@@ -194,7 +194,9 @@ class RedisPyClient(Commands):
     async def _cluster_batch(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Commands grouped by the slot of their first key: each group in order, the groups
         concurrently (redis-py 5's ``ClusterPipeline`` cannot run without re-sending on
-        errors). Server errors come back in place; the first connection error is raised."""
+        errors), at most one per pool connection: a batch never queues its own commands for a
+        slot past the command timeout. Server errors come back in place; the first connection
+        error is raised."""
         groups: dict[Any, list[int]] = {}
         for i, command in enumerate(commands):
             slot = self._r.keyslot(command[1]) if len(command) > 1 else ("node", i)
@@ -208,7 +210,13 @@ class RedisPyClient(Commands):
                 except rx.ResponseError as exc:
                     replies[i] = exc
 
-        await asyncio.gather(*(run(indexes) for indexes in groups.values()))
+        pending = iter(groups.values())
+
+        async def runner() -> None:
+            for indexes in pending:  # shared: each group is taken by one runner
+                await run(indexes)
+
+        await asyncio.gather(*(runner() for _ in range(min(len(groups), self._max_connections))))
         return replies
 
     async def _retrying(
