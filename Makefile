@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-stress lint typecheck pytest pytest-lowest reliability bench bench-peers \
+.PHONY: serve test test-chaos test-stress lint typecheck pytest pytest-lowest reliability bench bench-peers \
 	redis-server emulator browser install clean docs screenshots
 
 $(BIN)/.installed: pyproject.toml
@@ -76,8 +76,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The chaos scenarios (tests/reliability: killed workers and servers, failovers, lost replies,
+# hangs; small size) run in their own target, `make test-chaos`; CI (.ci/run) runs both.
 pytest: install redis-server emulator browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/reliability $(PYTEST_ARGS)
 
 # Retake the dashboard screenshots shown in docs/dashboard.md (docs/img/*.png).
 screenshots: install redis-server browser
@@ -90,6 +92,10 @@ pytest-lowest: $(LOWEST)/.installed redis-server emulator
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -q $(LOWEST_SUITES)
 
 test: lint typecheck pytest pytest-lowest
+
+# The fault scenarios of tests/reliability at their small size (make reliability: full size).
+test-chaos: install redis-server
+	$(BIN)/pytest tests/reliability $(PYTEST_ARGS)
 
 # The timing-prone part of the suite under CPU load (STRESS_BURNERS busy-loop processes),
 # STRESS_RUNS times; see docs/testing.md. Not part of `make test`.
