@@ -318,3 +318,42 @@ async def test_unknown_parent_of_another_queue_writes_nothing(make_queue: Any) -
     async with running([qa, qb], {"x": lambda job: "px", "y": _ok}, concurrency=2):
         done = await wait_status(qb, child.id, "completed", timeout=20)
     assert done.result["parents"] == {f"{qa.name}/{parent.id}": "px"}
+    # a parent of another queue already completed (and retained): the child runs at once
+    late = await qb.enqueue("y", depends_on=[parent])
+    assert late.status == JobStatus.WAITING
+
+
+async def test_parent_removed_by_retention_counts_as_completed(make_queue: Any) -> None:
+    # Retention removes finished jobs at once; a completed one leaves a tombstone (`removed`).
+    qa = await make_queue(retention=RetentionPolicy(0, 0, 0, 0))
+    qb = await make_queue(name=f"{qa.name}-b")
+    seen: dict[str, Any] = {}
+
+    def record(job: Job) -> Any:
+        seen[job.id] = dict(job.parent_results or {})
+
+    handlers = {"ok": _ok, "boom": _boom, "record": record}
+    parent = await qa.enqueue("ok", "p")
+    bad = await qa.enqueue("boom", max_attempts=1)
+    async with running([qa, qb], handlers, concurrency=2):
+
+        async def both_removed() -> bool:
+            return await qa.get_job(parent.id) is None and await qa.get_job(bad.id) is None
+
+        await wait_until(both_removed)
+        # a removed failed parent leaves no tombstone; a never-existing id is unknown
+        for ghost in (bad.id, "never-existed"):
+            with pytest.raises(InvalidJob, match=f"unknown job {ghost}"):
+                await qa.enqueue("record", depends_on=[parent.id, ghost])
+        child = await qa.enqueue("record", depends_on=[parent.id])
+        assert child.status == JobStatus.WAITING  # not blocked on the removed parent
+        # across queues: the proxy of the removed parent is completed, without result
+        other = await qb.enqueue("record", depends_on=[(qa.name, parent.id)])
+        assert other.status == JobStatus.WAITING
+
+        async def both_ran() -> bool:
+            return child.id in seen and other.id in seen
+
+        await wait_until(both_ran)
+    assert seen[child.id] == {parent.id: None}
+    assert seen[other.id] == {f"{qa.name}/{parent.id}": None}

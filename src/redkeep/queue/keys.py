@@ -65,6 +65,9 @@ name            type    content
 ``deps``        hash    blocked job id -> ``<parents still unfinished>|<on_parent_failure>``
 ``outflow``     list    outcomes of parents with children in other queues, JSON
                         ``[child queue, parent id, status, result, error]``, relayed by workers
+``removed``     zset    completed jobs removed by retention -> when (ms): the newest 100,000
+                        of the last 7 days (``scripts/lib/maintain.lua``); such a parent
+                        counts as completed (result None) for new children
 ==============  ======  =====================================================================
 
 ``wake:<worker id>`` (zset) is the only per-worker key: written and popped by plain commands
@@ -309,6 +312,12 @@ class QueueKeys:
         """List: outcomes of parents with children in other queues, to relay (flows.lua)."""
         return self._key("outflow")
 
+    @cached_property
+    def removed(self) -> str:
+        """Zset: ids of completed jobs removed by retention -> when (ms), bounded (a removed
+        parent counts as completed, lib/maintain.lua)."""
+        return self._key("removed")
+
     def names(self, names: tuple[str, ...]) -> list[str]:
         """The keys for the names a script declares (its ``KEYS`` in order)."""
         return [getattr(self, n) for n in names]
@@ -324,6 +333,7 @@ STATIC_NAMES = (
     "reqtimes", "events", "throughput", "waits", "progress", "schedules", "schedstate",
     "schedtimes", "schedclaims", "dedup", "dedupexp", "ratelog",
     "gwait", "groups", "gactive", "gsleep", "glog", "blocked", "children", "deps", "outflow",
+    "removed",
 )  # fmt: skip
 """Names of a queue's fixed keys (the attributes of :class:`QueueKeys`)."""
 

@@ -98,6 +98,7 @@ class MemoryJobQueue(
         self.max_bytes = max_bytes
         self._bytes = 0
         self._sizes: dict[str, tuple[int, int]] = {}  # id -> (job and payload, result or error)
+        self._removed: OrderedDict[str, float] = OrderedDict()  # retention's tombstones
         self._log = EventLog()  # job events, waiters, counters (memory_events.py)
         self._dedup: dict[str, tuple[str, float]] = {}  # memory_dedup.py
         self._dedup_exp: list[tuple[float, str]] = []
@@ -252,6 +253,8 @@ class MemoryJobQueue(
                 ids[job_id] = now  # a parent of unfinished children: looked at again later
             else:
                 self._remove(job_id, status)
+                if status == JobStatus.COMPLETED:
+                    self._note_removed(job_id, now)
 
     # -- hooks ---------------------------------------------------------------------------------
     @staticmethod

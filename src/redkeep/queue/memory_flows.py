@@ -36,6 +36,10 @@ _PROXY_REF = "\x1f"
 
 JOB_PROXY_SIZE = 700
 """Bytes a proxy job counts for (no payload)."""
+REMOVED_MAX = 100_000
+"""Tombstones of completed jobs removed by retention kept (as ``lib/maintain.lua``) ..."""
+REMOVED_TTL = 7 * 86400.0
+"""... for at most this many seconds."""
 
 
 def parent_failure(parent: str, how: str) -> JobFailure:
@@ -52,6 +56,8 @@ class MemoryFlows:
     """Blocked job id -> [unfinished parents, on_parent_failure]."""
     _settling: bool
     _flow_work: list[tuple[str, JobStatus]]
+    _removed: OrderedDict[str, float]
+    """Id of a completed job removed by retention -> when (its tombstone)."""
 
     if TYPE_CHECKING:  # provided by MemoryJobQueue
         name: str
@@ -65,6 +71,24 @@ class MemoryFlows:
         def _push_delayed(self, job: Job, run_at: float, new: bool = False) -> None: ...
         def _finish(self, job: Job, status: JobStatus, now: float, **changes: Any) -> None: ...
         def _job_size(self, p: _Prepared) -> int: ...
+
+    def _note_removed(self, job_id: str, now: float) -> None:
+        """Completed job ``job_id`` was removed by retention: keep its tombstone (the newest
+        REMOVED_MAX, for at most REMOVED_TTL seconds), so that it still counts as a completed
+        parent (result None)."""
+        self._removed[job_id] = now
+        self._removed.move_to_end(job_id)
+        gone = self._removed
+        while len(gone) > REMOVED_MAX or next(iter(gone.values())) < now - REMOVED_TTL:
+            gone.popitem(last=False)
+
+    def _parent(self, job_id: str) -> Job | None:
+        """The job ``job_id``; for a completed one removed by retention since, a stand-in of
+        status completed without result; None when unknown."""
+        job = self._jobs.get(job_id)
+        if job is None and job_id in self._removed:
+            job = Job(id=job_id, name="", queue=self.name, status=JobStatus.COMPLETED)
+        return job
 
     def _register_flows(self) -> None:
         _QUEUES[self.name] = self
@@ -85,7 +109,7 @@ class MemoryFlows:
         for p in prepared:
             for queue, job_id in p.foreign:
                 other = _QUEUES.get(queue)
-                parent = other._jobs.get(job_id) if other is not None else None
+                parent = other._parent(job_id) if other is not None else None
                 if parent is None:
                     raise InvalidJob(f"job {p.id} depends on unknown job {job_id} of queue {queue}")
                 parents[(queue, job_id)] = parent
@@ -120,7 +144,7 @@ class MemoryFlows:
             if p.id not in self._jobs and p.id not in known:
                 for parent in p.parents:
                     foreign = "/" in parent and any(proxy_id(*f) == parent for f in p.foreign)
-                    if parent not in known and parent not in self._jobs and not foreign:
+                    if parent not in known and self._parent(parent) is None and not foreign:
                         raise InvalidJob(
                             f"job {p.id} depends on unknown job {parent} (parents must exist or "
                             "come earlier in the same call)"
@@ -153,7 +177,8 @@ class MemoryFlows:
         mode = p.on_parent_failure
         pending: list[str] = []
         for parent in p.parents:
-            status = self._jobs[parent].status
+            found = self._parent(parent)
+            status = found.status if found is not None else JobStatus.COMPLETED
             if status in (JobStatus.FAILED, JobStatus.CANCELLED) and mode != "ignore":
                 self._log.record(p.id, "", "waiting")
                 self._jobs[p.id] = job

@@ -2,7 +2,8 @@
 -- them or none. A job whose parents have all completed is runnable at once; one with an
 -- unfinished parent is `blocked` until flows.lua releases it; one with a failed or cancelled
 -- parent is failed or cancelled at once (on_parent_failure) unless its mode is `ignore`.
--- Parents must exist, or come earlier in the same call: a cycle cannot be built. A job whose
+-- Parents must exist (or be completed and removed by retention since: `removed`), or come
+-- earlier in the same call: a cycle cannot be built. A job whose
 -- id exists is returned, not added again (a re-sent call adds nothing).
 -- A parent in another queue is represented here by a proxy job "<queue>/<id>", status blocked
 -- until flow_relay.lua copies the parent's outcome into it (its creation is linked first,
@@ -25,6 +26,8 @@
 -- KEYS[15] waits
 -- KEYS[16] results   proxies of finished parents of other queues get their result
 -- KEYS[17] outflow
+-- KEYS[18] removed   completed jobs removed by retention: such a parent counts as completed
+-- KEYS[19] completed proxies of parents of other queues that completed
 -- ARGV[1] number of jobs n, ARGV[2] number of proxies m, then per proxy: id, status of the
 --   parent (completed, failed, cancelled, or pending), result, error ('' for none); then per
 --   job: id, options
@@ -75,6 +78,9 @@ for k = 1, n do
       local parent = ARGV[p]
       if not known[parent] and not status_of[parent] then
         local st = decode_state(redis.call('HGET', K.state, parent) or '')
+        if not st and redis.call('ZSCORE', K.removed, parent) then
+          st = {status = 'completed'} -- removed by retention: completed, result None
+        end
         if not st then
           return redis.error_reply('ERR flow: job ' .. job.id .. ' depends on unknown job '
             .. parent .. ' (parents must exist or come earlier in the same call)')

@@ -7,15 +7,18 @@
 -- KEYS[2] results
 -- KEYS[3] errors
 -- KEYS[4] children
+-- KEYS[5] removed   completed jobs removed by retention (lib/maintain.lua)
 -- ARGV[1] the child queue, ARGV[2...] parent ids
 -- Returns, per parent: {status ('missing' when unknown, 'pending' when unfinished), result,
---   error} ('' for none); links nothing when a parent is missing.
+--   error} ('' for none); links nothing when a parent is missing. A parent completed and
+--   removed by retention since (in `removed`) reads as completed, without result.
 -- @include "lib/records.lua"
 
 local ref = '\31' .. ARGV[1]
 local out = {}
 for i = 2, #ARGV do
   local st = decode_state(redis.call('HGET', K.state, ARGV[i]) or '')
+  if not st and redis.call('ZSCORE', K.removed, ARGV[i]) then st = {status = 'completed'} end
   if not st then return {'missing', ARGV[i], ''} end
   out[#out + 1] = st
 end

@@ -35,6 +35,7 @@
 -- KEYS[28] children
 -- KEYS[29] deps
 -- KEYS[30] outflow
+-- KEYS[31] removed   tombstones of completed jobs removed by retention (lib/maintain.lua)
 -- ARGV[1] worker id  ARGV[2] request id  ARGV[3] jobs to claim  ARGV[4] lease ms
 -- ARGV[5] completed ttl ms  ARGV[6] completed max  ARGV[7] failed ttl ms  ARGV[8] failed max
 -- ARGV[9] batch size for reaping/promoting/trimming

@@ -5,6 +5,10 @@
 
 local LEASE_EXPIRED = '["LeaseExpired","lease expired",""]'
 local WORKER_MEMORY = 600000 -- a worker not seen for 10 min is forgotten (its step memo too)
+-- Tombstones of completed jobs removed by retention (K.removed): the newest REMOVED_MAX, for
+-- at most REMOVED_TTL ms. flow.lua and flow_link.lua count such a parent as completed.
+local REMOVED_MAX = 100000
+local REMOVED_TTL = 7 * 86400000
 
 -- Split a hand-off member into the job id and its state record.
 local function handoff_entry(member)
@@ -81,8 +85,8 @@ local function promote_due(batch)
 end
 
 -- Retention: delete up to `n` jobs of finished status `name` older than `ttl` ms, then up to
--- `n` of the oldest beyond `max` (records included: a removed job leaves nothing behind).
--- A parent whose children are unfinished is kept (flow_hold, flows.lua).
+-- `n` of the oldest beyond `max` (records included). A parent whose children are unfinished is
+-- kept (flow_hold, flows.lua). Removed completed jobs leave a tombstone in K.removed.
 local function trim_finished(name, ttl, max, n)
   local old = redis.call('ZRANGEBYSCORE', K[name], '-inf', now - ttl, 'LIMIT', 0, n)
   if flow_hold and #old > 0 then old = flow_hold(old, name) end
@@ -91,12 +95,24 @@ local function trim_finished(name, ttl, max, n)
     call_chunked('ZREM', name, old)
   end
   local excess = math.min(redis.call('ZCARD', K[name]) - max, n)
+  local ids = {}
   if excess > 0 then
-    local ids = redis.call('ZRANGE', K[name], 0, excess - 1)
+    ids = redis.call('ZRANGE', K[name], 0, excess - 1)
     if flow_hold then ids = flow_hold(ids, name) end
     delete_records(ids, name)
     call_chunked('ZREM', name, ids)
   end
+  if name ~= 'completed' or #old + #ids == 0 then return end
+  local marks = {}
+  for _, list in ipairs({old, ids}) do
+    for _, id in ipairs(list) do
+      marks[#marks + 1] = now
+      marks[#marks + 1] = id
+    end
+  end
+  call_chunked('ZADD', 'removed', marks)
+  redis.call('ZREMRANGEBYSCORE', K.removed, '-inf', now - REMOVED_TTL)
+  redis.call('ZREMRANGEBYRANK', K.removed, 0, -REMOVED_MAX - 1)
 end
 
 -- Workers not seen for WORKER_MEMORY ms: their registration and step memo are dropped.
