@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: serve test test-chaos test-stress lint typecheck pytest pytest-lowest reliability bench bench-peers \
+.PHONY: serve test test-chaos test-browser test-stress lint typecheck pytest pytest-lowest reliability bench bench-peers \
 	redis-server emulator browser install clean docs screenshots
 
 $(BIN)/.installed: pyproject.toml
@@ -79,7 +79,7 @@ typecheck: install
 # The chaos scenarios (tests/reliability: killed workers and servers, failovers, lost replies,
 # hangs; small size) run in their own target, `make test-chaos`; CI (.ci/run) runs both.
 pytest: install redis-server emulator browser
-	$(BIN)/pytest --ignore=tests/reliability $(PYTEST_ARGS)
+	$(BIN)/pytest --ignore=tests/reliability --ignore=tests/web/ui/test_browser.py $(PYTEST_ARGS)
 
 # Retake the dashboard screenshots shown in docs/dashboard.md (docs/img/*.png).
 screenshots: install redis-server browser
@@ -92,6 +92,10 @@ pytest-lowest: $(LOWEST)/.installed redis-server emulator
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -q $(LOWEST_SUITES)
 
 test: lint typecheck pytest pytest-lowest
+
+# The dashboard's browser tests (headless Chromium), run by CI after `make test`.
+test-browser: install redis-server browser
+	$(BIN)/pytest tests/web/ui/test_browser.py $(PYTEST_ARGS)
 
 # The fault scenarios of tests/reliability at their small size (make reliability: full size).
 test-chaos: install redis-server
