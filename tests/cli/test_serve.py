@@ -1,7 +1,8 @@
 """`redkeep serve`, `redkeep worker` and `redkeep health` as real subprocesses.
 
 The first test is the `make serve` smoke test: the service on memory backends with the example
-handlers, a job enqueued over HTTP completes, SIGTERM stops the process cleanly.
+handlers, a job enqueued over HTTP completes, SIGTERM stops the process cleanly. Refusals that
+happen before anything starts (bad arguments, missing settings) run in-process (``invoke``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from tests.support.redis_server import free_port
+from typer.testing import CliRunner
+
+from redkeep.cli import app
 
 PASSWORD = "cli-secret-pass-55"
 
@@ -98,6 +102,15 @@ def run(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 30) ->
     )
 
 
+def invoke(args: list[str], **env: str) -> Any:
+    """Run the CLI in-process with only the given redkeep/Upstash variables set."""
+    clean: dict[str, str | None] = {
+        k: None for k in os.environ if k.upper().startswith(("REDKEEP_", "UPSTASH_"))
+    }
+    clean.update(env)
+    return CliRunner().invoke(app, args, env=clean, catch_exceptions=False)
+
+
 def test_make_serve_smoke(tmp_path: Path, procs: list[Proc]) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -120,11 +133,9 @@ def test_make_serve_smoke(tmp_path: Path, procs: list[Proc]) -> None:
     assert "Traceback" not in out
 
 
-def test_serve_refuses_public_address_without_token(tmp_path: Path) -> None:
-    result = run(
-        ["serve", "--host", "0.0.0.0", "--port", str(free_port())], clean_env(tmp_path), tmp_path
-    )
-    assert result.returncode == 2
+def test_serve_refuses_public_address_without_token() -> None:
+    result = invoke(["serve", "--host", "0.0.0.0", "--port", str(free_port())])
+    assert result.exit_code == 2
     assert "REDKEEP_API_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -264,19 +275,19 @@ def test_worker_http_port_taken_is_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
-def test_worker_rejects_bad_handler_spec_and_memory_backend(tmp_path: Path) -> None:
-    env = clean_env(tmp_path, REDKEEP_REDIS_URL="redis://127.0.0.1:6379/0")
-    result = run(["worker", "no_such_module_xyz:handlers"], env, tmp_path)
-    assert result.returncode == 2
+def test_worker_rejects_bad_handler_spec_and_memory_backend() -> None:
+    url = "redis://127.0.0.1:6379/0"
+    result = invoke(["worker", "no_such_module_xyz:handlers"], REDKEEP_REDIS_URL=url)
+    assert result.exit_code == 2
     assert "no_such_module_xyz" in result.stderr
-    result = run(["worker", "redkeep.examples"], env, tmp_path)
-    assert result.returncode == 2
+    result = invoke(["worker", "redkeep.examples"], REDKEEP_REDIS_URL=url)
+    assert result.exit_code == 2
     assert "MODULE:ATTRIBUTE" in result.stderr
-    result = run(["worker", "redkeep.examples:MAX_SLEEP"], env, tmp_path)
-    assert result.returncode == 2
+    result = invoke(["worker", "redkeep.examples:MAX_SLEEP"], REDKEEP_REDIS_URL=url)
+    assert result.exit_code == 2
     assert "mapping" in result.stderr
-    result = run(["worker", "redkeep.examples:handlers"], clean_env(tmp_path), tmp_path)
-    assert result.returncode == 2
+    result = invoke(["worker", "redkeep.examples:handlers"])
+    assert result.exit_code == 2
     assert "REDKEEP_REDIS_URL" in result.stderr
 
 
@@ -298,12 +309,11 @@ def test_worker_rejects_bad_handler_spec_and_memory_backend(tmp_path: Path) -> N
     ],
 )
 def test_public_binds_need_a_long_token(
-    tmp_path: Path, redis_url: str, args: list[str], token: str, why: str
+    redis_url: str, args: list[str], token: str, why: str
 ) -> None:
     """`serve` and the worker's probe port follow one rule (redkeep.web.security)."""
-    env = clean_env(tmp_path, REDKEEP_REDIS_URL=redis_url, REDKEEP_API_TOKEN=token)
-    result = run(args, env, tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
+    result = invoke(args, REDKEEP_REDIS_URL=redis_url, REDKEEP_API_TOKEN=token)
+    assert result.exit_code == 2, result.stdout + result.stderr
     assert why in result.stderr
     assert "Traceback" not in result.stderr
     if token:

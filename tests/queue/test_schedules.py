@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from redkeep.errors import InvalidJob
-from redkeep.queue import MemoryJobQueue
+from redkeep.queue import MemoryJobQueue, schedules
 from redkeep.queue.schedules import Schedule, next_tick, plan_ticks, tick_job_id
 
 
@@ -165,10 +165,14 @@ async def test_one_job_per_tick_with_concurrent_schedulers(make_queue: Any) -> N
     assert s is not None and s.last_job_id == tick_job_id("tick", ticks[-1])
 
 
-async def test_misfire_modes_after_schedulers_stopped(make_queue: Any) -> None:
+async def test_misfire_modes_after_schedulers_stopped(
+    make_queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 1 s gap counts as "no scheduler ran" (DOWN_GAP, 5 s in production), with 0.2 s ticks.
+    monkeypatch.setattr(schedules, "DOWN_GAP", 1.0)
     q = await make_queue()
     for mode in ("skip", "run_once", "catch_up"):
-        await q.schedule(mode, "t", every=1, misfire=mode)
+        await q.schedule(mode, "t", every=0.2, misfire=mode)
 
     async def drive(seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -176,20 +180,22 @@ async def test_misfire_modes_after_schedulers_stopped(make_queue: Any) -> None:
         while loop.time() < end:
             await asyncio.sleep(await q.fire_schedules("w"))
 
-    await drive(1.5)
-    before = {s.id: s.next_run_at for s in await q.list_schedules()}
-    await asyncio.sleep(6.5)  # no scheduler: about 6 ticks are missed
+    await drive(0.5)
+    before = {s.id: round(s.next_run_at * 1000) for s in await q.list_schedules()}
+    await asyncio.sleep(2.3)  # no scheduler: twice DOWN_GAP, about 6 ticks are missed
     start = await q._server_ms()
     await q.fire_schedules("w")
     jobs = [j async for j in q.dump_jobs()]
 
     def missed(mode: str) -> list[int]:
         ticks = [int(j.id.rsplit(":", 1)[1]) for j in jobs if j.id.startswith(f"sched:{mode}:")]
-        return sorted(t for t in ticks if before[mode] * 1000 <= t <= start)
+        return sorted(t for t in ticks if before[mode] <= t <= start)
 
     assert missed("skip") == []
     assert len(missed("run_once")) == 1
-    assert 5 <= len(missed("catch_up")) <= 8
+    # every tick of the gap, none twice: the next tick after the pass through the last one due
+    every_tick = list(range(before["catch_up"], start + 1, 200))
+    assert len(every_tick) >= 5 and missed("catch_up") == every_tick
 
 
 async def test_a_service_without_workers_still_stores_and_lists(make_queue: Any) -> None:

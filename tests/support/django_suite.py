@@ -9,6 +9,7 @@ The sdist is downloaded with pip (``pip download --no-binary :all: --no-deps dja
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -30,11 +31,23 @@ KEY_PREFIX = f"rkt:{uuid.uuid4().hex[:12]}"
 
 
 def django_cache_suite() -> Path:
-    """The directory holding Django's ``cache`` test package for the installed version."""
+    """The directory holding Django's ``cache`` test package for the installed version.
+
+    Test processes running side by side (``pytest -n``) take turns: one downloads and extracts,
+    the others find it done."""
     version = django.get_version()
     root = TOOLS / "django-tests" / version
     if (root / "cache" / "tests.py").exists():
         return root
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    with (TOOLS / "django-tests.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "cache" / "tests.py").exists():
+            _extract(version, root)
+    return root
+
+
+def _extract(version: str, root: Path) -> None:
     sdists = TOOLS / "django-sdist"
     sdists.mkdir(parents=True, exist_ok=True)
     archive = next(sdists.glob(f"[dD]jango-{version}.tar.gz"), None)
@@ -55,7 +68,6 @@ def django_cache_suite() -> Path:
         extracted.rename(root / "cache")  # atomic: a half extraction is never seen as done
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return root
 
 
 def _redis_url() -> str:
