@@ -78,8 +78,11 @@ typecheck: install
 
 # The chaos scenarios (tests/reliability: killed workers and servers, failovers, lost replies,
 # hangs; small size) run in their own target, `make test-chaos`; CI (.ci/run) runs both.
+# Two pytest-xdist workers, one test file each at a time (PYTEST_WORKERS=0: one process).
+PYTEST_WORKERS ?= 2
 pytest: install redis-server emulator browser
-	$(BIN)/pytest --ignore=tests/reliability --ignore=tests/web/ui/test_browser.py $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/reliability \
+		--ignore=tests/web/ui/test_browser.py $(PYTEST_ARGS)
 
 # Retake the dashboard screenshots shown in docs/dashboard.md (docs/img/*.png).
 screenshots: install redis-server browser

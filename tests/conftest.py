@@ -14,7 +14,9 @@
 - ``upstash_emulator`` (session): the Upstash REST emulator (``.url``, ``.token``).
 - ``any_client``: a RedisClient parametrized over every transport (tests/support/clients.py).
 
-Test-support modules import as ``tests.support.*`` (pytest ``pythonpath = ["."]``).
+Test-support modules import as ``tests.support.*`` (pytest ``pythonpath = ["."]``). ``make pytest``
+runs the suite in two pytest-xdist workers, one test file per worker at a time
+(``--dist loadfile``): each worker has its own session fixtures (Cluster, Sentinel, emulator).
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ from tests.support.clients import TRANSPORTS, open_client
 from tests.support.redis_server import HOST, RedisServer
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# pytest-xdist workers (`make pytest` runs two) start with COLUMNS=80 and LINES=24 set; a rich
+# console created at import would keep those 80 columns for good. Tests see what a plain pytest
+# process sees.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 # -- shared server ---------------------------------------------------------------------------
