@@ -43,6 +43,21 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.pop("LINES", None)
 
 
+@pytest.fixture(autouse=True)
+def secret_registry() -> Iterator[None]:
+    """Secrets a test registers (``redkeep.errors.register_secret``: a URL's password, a token)
+    are forgotten after it: else ``scrub`` would go on masking them, e.g. a word like "token",
+    in the output of whichever test the same process runs next."""
+    from redkeep import errors
+
+    before = set(errors._secrets)
+    try:
+        yield
+    finally:
+        errors._secrets.clear()
+        errors._secrets.update(before)
+
+
 # -- shared server ---------------------------------------------------------------------------
 
 
