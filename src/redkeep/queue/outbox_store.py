@@ -21,7 +21,7 @@ import fcntl
 import os
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,6 +219,24 @@ class OutboxStore:
             raise OutboxError(f"outbox file {self.path} is closed")
         return self._con
 
+    @contextlib.contextmanager
+    def _sql(self, what: str, begin: str = "") -> Iterator[sqlite3.Connection]:
+        """The connection; in a transaction when ``begin`` is given (committed at the end,
+        rolled back on an error). An SQLite error becomes an :class:`OutboxError` saying the
+        file could not be ``what`` ("read", "write")."""
+        con = self._db()
+        try:
+            if begin:
+                con.execute(begin)
+            yield con
+            if begin:
+                con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if begin:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            raise OutboxError(f"cannot {what} outbox file {self.path}: {exc}") from None
+
     async def _write_all(self) -> None:
         while self._writes:
             batch, self._writes = self._writes, []
@@ -236,13 +254,11 @@ class OutboxStore:
                     write.future.set_result(result)
 
     def _apply(self, batch: list[_Write]) -> list[list[int | HeldJob] | Exception]:
-        con = self._db()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        results: list[list[int | HeldJob] | Exception] = []
+        with self._sql("write", "BEGIN IMMEDIATE") as con:
             jobs, size = con.execute(
                 "SELECT COALESCE(SUM(jobs), 0), COALESCE(SUM(bytes), 0) FROM queues"
             ).fetchone()
-            results: list[list[int | HeldJob] | Exception] = []
             for write in batch:
                 need = sum(j.size for j in write.jobs)
                 if jobs + len(write.jobs) > self.max_jobs or size + need > self.max_bytes:
@@ -259,11 +275,6 @@ class OutboxStore:
                         row = con.execute(SELECT_ONE, (write.queue, j.id)).fetchone()
                         out.append(HeldJob.from_row(row))
                 results.append(out)
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise OutboxError(f"cannot write outbox file {self.path}: {exc}") from None
         return results
 
     def _full(self, n: int, need: int, jobs: int, size: int) -> OutboxFull:
@@ -283,36 +294,23 @@ class OutboxStore:
         )
 
     def _remove_through(self, queue: str, seq: int) -> int:
-        con = self._db()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with self._sql("write", "BEGIN IMMEDIATE") as con:
             n = con.execute("DELETE FROM jobs WHERE queue = ? AND seq <= ?", (queue, seq)).rowcount
             con.execute("DELETE FROM queues WHERE queue = ? AND jobs <= 0", (queue,))
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise OutboxError(f"cannot write outbox file {self.path}: {exc}") from None
         return int(n)
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[HeldJob]:
-        try:
-            return [HeldJob.from_row(r) for r in self._db().execute(sql, args).fetchall()]
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        with self._sql("read") as con:
+            return [HeldJob.from_row(r) for r in con.execute(sql, args).fetchall()]
 
     def _queues(self) -> list[str]:
-        try:
-            rows = self._db().execute("SELECT queue FROM queues WHERE jobs > 0 ORDER BY queue")
+        with self._sql("read") as con:
+            rows = con.execute("SELECT queue FROM queues WHERE jobs > 0 ORDER BY queue")
             return [str(r[0]) for r in rows.fetchall()]
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
 
     def _count(self, queue: str) -> int:
-        try:
-            row = self._db().execute("SELECT jobs FROM queues WHERE queue = ?", (queue,)).fetchone()
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        with self._sql("read") as con:
+            row = con.execute("SELECT jobs FROM queues WHERE queue = ?", (queue,)).fetchone()
         return int(row[0]) if row else 0
 
     def _depths(self) -> dict[str, QueueDepth]:
@@ -321,25 +319,16 @@ class OutboxStore:
             "WHERE j.queue = q.queue ORDER BY j.seq LIMIT 1) FROM queues q WHERE q.jobs > 0 "
             "ORDER BY q.queue"
         )
-        try:
-            rows = self._db().execute(sql).fetchall()
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        with self._sql("read") as con:
+            rows = con.execute(sql).fetchall()
         return {str(q): QueueDepth(int(n), int(b), o) for q, n, b, o in rows}
 
     def _relayed_through(self, queue: str) -> int:
-        con = self._db()
-        try:
-            con.execute("BEGIN")  # one snapshot for both reads
+        with self._sql("read", "BEGIN") as con:  # one snapshot for both reads
             first = con.execute(
                 "SELECT seq FROM jobs WHERE queue = ? ORDER BY seq LIMIT 1", (queue,)
             ).fetchone()
             last = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
         if first is not None:
             return int(first[0]) - 1
         return int(last[0]) if last is not None else 0
