@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redkeep.errors import QueueFull
 from redkeep.queue.backoff import Backoff
@@ -42,6 +42,9 @@ from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.memory_step import MemoryStep
 from redkeep.queue.protocol import StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
+
+if TYPE_CHECKING:
+    from redkeep.config import Settings
 
 __all__ = ["DEFAULT_MAX_BYTES", "JOB_OVERHEAD", "MemoryJobQueue"]
 
@@ -109,6 +112,24 @@ class MemoryJobQueue(
         self._settling = False
         self._flow_work: list[tuple[str, JobStatus]] = []
         self._register_flows()
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Settings) -> MemoryJobQueue:
+        """A queue configured from ``settings`` (attempts, backoff, retention, payload and
+        memory limits)."""
+        return cls(
+            name,
+            max_attempts=settings.queue_max_attempts,
+            backoff=Backoff(settings.queue_backoff_base, settings.queue_backoff_max),
+            retention=RetentionPolicy(
+                settings.queue_completed_ttl,
+                settings.queue_completed_max,
+                settings.queue_failed_ttl,
+                settings.queue_failed_max,
+            ),
+            max_payload_bytes=settings.max_payload_bytes,
+            max_bytes=settings.queue_memory_max_bytes,
+        )
 
     # -- byte accounting -------------------------------------------------------------------------
     @property

@@ -18,9 +18,7 @@ from redkeep.config import Settings, redact_url
 from redkeep.errors import RedkeepError, StartupError
 from redkeep.monitoring.metrics import Metrics
 from redkeep.names import check_name
-from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue
-from redkeep.queue.job import RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox
 from redkeep.queue.redis import RedisJobQueue
@@ -201,20 +199,7 @@ class Services(StartupChecks, ServicesHealth):
                 "still work)"
             )
         if self.client is None:
-            s = self.settings
-            queue = MemoryJobQueue(
-                name,
-                max_attempts=s.queue_max_attempts,
-                backoff=Backoff(s.queue_backoff_base, s.queue_backoff_max),
-                retention=RetentionPolicy(
-                    s.queue_completed_ttl,
-                    s.queue_completed_max,
-                    s.queue_failed_ttl,
-                    s.queue_failed_max,
-                ),
-                max_payload_bytes=s.max_payload_bytes,
-                max_bytes=s.queue_memory_max_bytes,
-            )
+            queue = MemoryJobQueue.from_settings(name, self.settings)
         else:
             queue = RedisJobQueue.from_settings(self.client, name, self.settings)
             if self.outbox is not None:
