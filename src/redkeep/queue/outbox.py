@@ -12,12 +12,12 @@ hand), :meth:`JobQueue.enqueue` and :meth:`JobQueue.enqueue_many` hand their val
 - Once a queue has jobs held by this process, its later enqueues from this process are held
   behind them until they are relayed, so a producer's jobs reach Redis in the order it enqueued
   them.
-- The relay (a task in every process; one round at a time per file, by a lock) sends held jobs
-  per queue in enqueue order, up to :data:`RELAY_BATCH` per script call, with their ids and
-  "existing id: keep the existing job" semantics, then deletes them. A relay killed between the
-  send and the delete sends them again on its next run: the ids find the jobs already there, so
-  nothing is added twice and nothing is lost. An enqueue that failed after reaching Redis (a
-  lost reply) is relayed the same way.
+- The relay (:mod:`redkeep.queue.outbox_relay`; a task in every process; one round at a time
+  per file, by a lock) sends held jobs per queue in enqueue order, up to :data:`RELAY_BATCH`
+  per script call, with their ids and "existing id: keep the existing job" semantics, then
+  deletes them. A relay killed between the send and the delete sends them again on its next
+  run: the ids find the jobs already there, so nothing is added twice and nothing is lost. An
+  enqueue that failed after reaching Redis (a lost reply) is relayed the same way.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ meanwhile are *missed*, and the schedule's ``misfire`` policy decides:
 ``skip`` (no job for them; the next job is the next future tick), ``run_once`` (one job now
 for all of them), ``catch_up`` (one job per missed tick, the latest :data:`MAX_CATCH_UP`).
 Ticks that are merely late while workers run are always fired.
+
+The schedule record, its stored form and validation are in :mod:`redkeep.queue.schedule_model`,
+the tick arithmetic in :mod:`redkeep.queue.schedule_ticks`; this module holds the API and the
+scheduling pass.
 """
 
 from __future__ import annotations
