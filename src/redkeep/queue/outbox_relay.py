@@ -186,6 +186,13 @@ class OutboxRelay:
         """Learn which of this process's held jobs left the outbox (relayed by any process)."""
         store = self._open_store()
         for name, last in list(self._last_seq.items()):
-            if last > self._gone_through.get(name, 0):
+            gone = self._gone_through.get(name, 0)
+            if last > gone:
                 through = await store.relayed_through(name)
-                self._gone_through[name] = max(self._gone_through.get(name, 0), through)
+                if through > gone:
+                    # Another process relayed some: Redis is back, even though this process
+                    # neither relayed nor enqueued since. Without this, a steady producer that
+                    # never wins the relay lock would hold every job for as long as it produces.
+                    self._reachable = True
+                    self._last_error = None
+                self._gone_through[name] = max(gone, through)
