@@ -95,9 +95,12 @@ def test_events_follow_prints_new_events_as_they_happen(redis_url: str, prefix: 
     job_id = _seed(redis_url, prefix)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDKEEP_", "UPSTASH_"))}
     env.update(REDKEEP_REDIS_URL=redis_url, REDKEEP_KEY_PREFIX=prefix, PYTHONUNBUFFERED="1")
+    # Ctrl-C as in a terminal: a test run started in the background (`make test &`, nohup)
+    # ignores SIGINT, and a child inherits that; Python then never raises KeyboardInterrupt.
     proc = subprocess.Popen(
         [sys.executable, "-m", "redkeep", "events", "default", "--follow", "--json"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
