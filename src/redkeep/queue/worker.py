@@ -427,10 +427,19 @@ class Worker:
             st.event.set()
 
     def _add_outcome(self, st: _QueueState, outcome: Outcome) -> None:
-        if not st.outcomes:
+        first = not st.outcomes
+        if first:
             st.first_outcome = time.monotonic()
         st.outcomes.append(outcome)
-        st.event.set()
+        self._nudge(st, first)
+
+    def _nudge(self, st: _QueueState, force: bool = False) -> None:
+        """Wake the fetch loop of ``st`` when it has something to do: step, start a blocking
+        wait (room freed while the queue is empty), or arm the flush timer of a first outcome
+        (``force``). A busy loop is not woken for every finished job: each wake-up costs a
+        pass through :meth:`_idle`."""
+        if force or (st.empty and st.waiter is None) or self._should_step(st):
+            st.event.set()
 
     async def _run_job(self, st: _QueueState, job: Job) -> None:
         outcome: Outcome | None = None
@@ -450,7 +459,8 @@ class Worker:
                 self.processed += 1
             if outcome is not None:
                 self._add_outcome(st, outcome)
-            st.event.set()
+            else:
+                self._nudge(st)
             if running is not None and self.observer is not None:
                 report_attempt(self.observer, job, outcome, running.reason, running.started)
 

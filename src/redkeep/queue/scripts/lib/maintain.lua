@@ -88,13 +88,15 @@ end
 -- `n` of the oldest beyond `max` (records included). A parent whose children are unfinished is
 -- kept (flow_hold, flows.lua). Removed completed jobs leave a tombstone in K.removed.
 local function trim_finished(name, ttl, max, n)
+  local card = redis.call('ZCARD', K[name])
+  if card == 0 then return end -- the usual case for cancelled and failed: one call
   local old = redis.call('ZRANGEBYSCORE', K[name], '-inf', now - ttl, 'LIMIT', 0, n)
   if flow_hold and #old > 0 then old = flow_hold(old, name) end
   if #old > 0 then
     delete_records(old, name)
     call_chunked('ZREM', name, old)
   end
-  local excess = math.min(redis.call('ZCARD', K[name]) - max, n)
+  local excess = math.min(card - #old - max, n)
   local ids = {}
   if excess > 0 then
     ids = redis.call('ZRANGE', K[name], 0, excess - 1)
