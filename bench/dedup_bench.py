@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
-from queue_ops_bench import _free_port, _script_usec
+from _common import private_redis, script_usec
 
 from redkeep.queue import RedisJobQueue
 from redkeep.redis.mux import MuxClient
@@ -56,39 +53,21 @@ async def run(url: str, r: redis.Redis) -> dict[str, list[tuple[float, float]]]:
                 for i in range(N):
                     await call(i)
                 wall = time.perf_counter() - t0
-                results.setdefault(case, []).append((N / wall, _script_usec(r) / N))
+                results.setdefault(case, []).append((N / wall, script_usec(r) / N))
     finally:
         await client.close()
     return results
 
 
 def main() -> None:
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rk-dedup-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        results = asyncio.run(run(f"redis://127.0.0.1:{port}/0", r))
+    with private_redis("rk-dedup-") as (url, r):
+        results = asyncio.run(run(url, r))
         plain = statistics.median(ops for ops, _ in results["plain"])
         print(f"N={N} per case per round, {ROUNDS} rounds, medians")
         for case, rows in results.items():
             ops = statistics.median(o for o, _ in rows)
             usec = statistics.median(u for _, u in rows)
             print(f"  {case:<20} {ops:9.0f} enqueues/s  x{ops / plain:5.2f}  script {usec:6.2f} µs")
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

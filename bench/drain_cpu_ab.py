@@ -15,17 +15,15 @@ Each side imports redkeep from ``<tree>/src`` (the current venv supplies the dep
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
+from _common import private_redis, process_cpu
 
 ENQUEUE = """
 import asyncio, sys
@@ -62,58 +60,27 @@ async def main(url):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _redis_cpu(r: redis.Redis) -> float:
     info = r.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def one_round(tree: Path, n: int) -> tuple[float, float, float]:
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rk-drain-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "REDKEEP_LOG_LEVEL": "WARNING"}
-    try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with private_redis("rk-drain-") as (url, r):
         worker = subprocess.Popen([sys.executable, "-c", WORKER, url], env=env)
         time.sleep(3.0)  # started and idle
-        cpu0, wcpu0 = _redis_cpu(r), _process_cpu(worker.pid)
+        cpu0, wcpu0 = _redis_cpu(r), process_cpu(worker.pid)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", ENQUEUE, url, str(n)], env=env, check=True)
         while int(r.get("drain:done") or 0) < n:
             time.sleep(0.002)
         wall = time.perf_counter() - t0
         redis_cpu = _redis_cpu(r) - cpu0
-        worker_cpu = _process_cpu(worker.pid) - wcpu0
+        worker_cpu = process_cpu(worker.pid) - wcpu0
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
         return n / wall, worker_cpu / n * 1e6, redis_cpu / n * 1e6
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

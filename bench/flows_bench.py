@@ -17,41 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
-import subprocess
-import tempfile
 import time
 from typing import Any
 
-import redis
-from queue_ops_bench import _free_port
+from _common import drain, private_redis
 
-from redkeep.queue import Job, JobSpec, RedisJobQueue, Worker
+from redkeep.queue import Job, JobSpec, RedisJobQueue
 from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "10000"))
 ROUNDS = int(os.environ.get("REDKEEP_BENCH_ROUNDS", "3"))
 
 
-async def _drain(q: RedisJobQueue, last_id: str | None, total: int) -> None:
-    async def noop(job: Job) -> Any:
-        return 1
+async def _noop(job: Job) -> Any:
+    return 1
 
-    async def fanin(job: Job) -> Any:
-        return len(job.parent_results or {})
 
-    worker = Worker(q, {"noop": noop, "fanin": fanin}, concurrency=50, handle_signals=False)
-    task = asyncio.create_task(worker.run())
-    try:
-        if last_id is not None:
-            await q.wait(last_id, timeout=300)
-        else:
-            while (await q.counts())["completed"] < total:
-                await asyncio.sleep(0.01)
-    finally:
-        worker.stop()
-        await task
+async def _fanin(job: Job) -> Any:
+    return len(job.parent_results or {})
+
+
+HANDLERS = {"noop": _noop, "fanin": _fanin}
 
 
 async def run(url: str) -> dict[str, list[float]]:
@@ -72,14 +59,14 @@ async def run(url: str) -> dict[str, list[float]]:
             e2e_plain = RedisJobQueue(client, f"bench-flow-e2e-plain-{rnd}")
             t0 = time.perf_counter()
             await e2e_plain.enqueue_many(JobSpec("noop", i) for i in range(N))
-            await _drain(e2e_plain, None, N)
+            await drain(e2e_plain, HANDLERS, total=N)
             out.setdefault("e2e: N plain jobs (s)", []).append(time.perf_counter() - t0)
             e2e_group = RedisJobQueue(client, f"bench-flow-e2e-group-{rnd}")
             t0 = time.perf_counter()
             flow = await e2e_group.group(
                 [JobSpec("noop", i) for i in range(N)], then=JobSpec("fanin")
             )
-            await _drain(e2e_group, flow.last.id, N + 1)
+            await drain(e2e_group, HANDLERS, last_id=flow.last.id)
             done = await e2e_group.get_job(flow.last.id)
             assert done is not None and done.result == N, done
             out.setdefault("e2e: group of N + fan-in (s)", []).append(time.perf_counter() - t0)
@@ -89,22 +76,8 @@ async def run(url: str) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rk-flows-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        results = asyncio.run(run(f"redis://127.0.0.1:{port}/0"))
+    with private_redis("rk-flows-") as (url, _):
+        results = asyncio.run(run(url))
         med = {case: statistics.median(v) for case, v in results.items()}
         print(f"N={N}, {ROUNDS} rounds, medians")
         for case, value in med.items():
@@ -113,10 +86,6 @@ def main() -> None:
         create = med["create: group + then"] / med["create: enqueue_many"]
         e2e = med["e2e: group of N + fan-in (s)"] / med["e2e: N plain jobs (s)"]
         print(f"  group creation vs enqueue_many: x{create:.2f}; fan-in end to end: x{e2e:.2f}")
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -26,14 +26,10 @@ A private ``redis-server`` (no persistence) runs on a free loopback port and is 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
-import time
 
 import redis
+from _common import private_redis, script_usec
 
 REPEATS = int(os.environ.get("REDKEEP_BENCH_REPEATS", "7"))
 JOBS = 10_000
@@ -110,12 +106,6 @@ return #ids
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _fill(r: redis.Redis, variant: str) -> list[str]:
     ids = [f"{i:022d}" for i in range(JOBS)]
     r.flushall()
@@ -157,11 +147,6 @@ SCRIPTS = {
 }
 
 
-def _evalsha_usec(r: redis.Redis) -> float:
-    stats = r.info("commandstats")
-    return float(stats.get("cmdstat_evalsha", {}).get("usec", 0))
-
-
 def measure(r: redis.Redis, variant: str, batch: int) -> float:
     """Microseconds of script time per job claimed."""
     ids = _fill(r, variant)
@@ -170,25 +155,11 @@ def measure(r: redis.Redis, variant: str, batch: int) -> float:
     r.config_resetstat()
     for start in range(0, JOBS, batch):
         r.evalsha(sha, len(keys), *keys, *ids[start : start + batch])
-    return _evalsha_usec(r) / JOBS
+    return script_usec(r) / JOBS
 
 
 def main() -> None:
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rk-lua-bench-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with private_redis("rk-lua-bench-") as (_, r):
         results: dict[tuple[str, int], list[float]] = {}
         for _ in range(REPEATS):
             for batch in (10, 1000):
@@ -199,10 +170,6 @@ def main() -> None:
         for variant in SCRIPTS:
             row = [statistics.median(results[(variant, b)]) for b in (10, 1000)]
             print(f"{variant:<14} {row[0]:>9.2f} {row[1]:>11.2f}")
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

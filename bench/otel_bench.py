@@ -25,17 +25,14 @@ start-up excluded), and the ratio of jobs/s to ``off``.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import redis
+from _common import private_redis, process_cpu
 
 MODES = ("off", "unconfigured", "sdk", "sdk_10pct")
 
@@ -117,18 +114,6 @@ run(main(sys.argv[2]))
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one_run(r: redis.Redis, url: str, mode: str, n: int) -> tuple[float, float, float]:
     """(jobs/s, producer µs CPU/job, worker µs CPU/job) of ``n`` jobs in ``mode``."""
     r.flushall()  # a private server of this benchmark, never the shared one
@@ -142,15 +127,15 @@ def one_run(r: redis.Redis, url: str, mode: str, n: int) -> tuple[float, float, 
         )  # fmt: skip
         assert producer.stdin is not None and producer.stdout is not None
         assert producer.stdout.readline().strip() == "ready"  # start-up is not measured
-        wcpu0, pcpu0 = _process_cpu(worker.pid), _process_cpu(producer.pid)
+        wcpu0, pcpu0 = process_cpu(worker.pid), process_cpu(producer.pid)
         t0 = time.perf_counter()
         producer.stdin.write("go\n")
         producer.stdin.flush()
         while int(r.get("otelbench:done") or 0) < n:
             time.sleep(0.002)
         wall = time.perf_counter() - t0
-        pcpu = _process_cpu(producer.pid) - pcpu0
-        wcpu = _process_cpu(worker.pid) - wcpu0
+        pcpu = process_cpu(producer.pid) - pcpu0
+        wcpu = process_cpu(worker.pid) - wcpu0
         producer.wait(30)
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -165,30 +150,11 @@ def main() -> None:
     unknown = set(modes) - set(MODES)
     if unknown:
         raise SystemExit(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rk-otel-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
     results: dict[str, list[tuple[float, float, float]]] = {m: [] for m in modes}
-    try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+    with private_redis("rk-otel-") as (url, r):
         for i in range(rounds):
             for mode in modes if i % 2 == 0 else reversed(modes):
                 results[mode].append(one_run(r, url, mode, n))
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{n} jobs enqueued one by one (50 tasks) while 1 worker runs them; "
           f"medians of {rounds} interleaved rounds")  # fmt: skip
     base = statistics.median(row[0] for row in results[modes[0]])

@@ -18,31 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from typing import Any
 
 import redis
+from _common import private_redis, script_usec
 
 import redkeep
 from redkeep.queue import JobSpec, RedisJobQueue
 from redkeep.redis.mux import MuxClient
 
 N = int(os.environ.get("REDKEEP_BENCH_N", "20000"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _script_usec(r: redis.Redis) -> float:
-    stats: dict[str, Any] = r.info("commandstats")
-    return float(stats.get("cmdstat_evalsha", {}).get("usec", 0))
 
 
 async def _step(q: RedisJobQueue, worker: str, n: int, outcomes: list[Any]) -> Any:
@@ -72,7 +58,7 @@ async def run(url: str, r: redis.Redis) -> dict[str, tuple[float, float]]:
     t0 = time.perf_counter()
     for _ in range(N):
         await q.enqueue("noop")
-    out["enqueue 1-by-1"] = ((time.perf_counter() - t0) / N, _script_usec(r) / N)
+    out["enqueue 1-by-1"] = ((time.perf_counter() - t0) / N, script_usec(r) / N)
 
     q = RedisJobQueue(client, "bench-bulk")
     await q.enqueue("warm")
@@ -80,7 +66,7 @@ async def run(url: str, r: redis.Redis) -> dict[str, tuple[float, float]]:
     t0 = time.perf_counter()
     for _ in range(N // 1000):
         await q.enqueue_many([JobSpec("noop")] * 1000)
-    out["enqueue bulk"] = ((time.perf_counter() - t0) / N, _script_usec(r) / N)
+    out["enqueue bulk"] = ((time.perf_counter() - t0) / N, script_usec(r) / N)
 
     r.config_resetstat()
     t0 = time.perf_counter()
@@ -92,35 +78,17 @@ async def run(url: str, r: redis.Redis) -> dict[str, tuple[float, float]]:
         held = res.jobs
         if not held:
             break
-    out["step: claim+complete"] = ((time.perf_counter() - t0) / N, _script_usec(r) / N)
+    out["step: claim+complete"] = ((time.perf_counter() - t0) / N, script_usec(r) / N)
     await client.close()
     return out
 
 
 def main() -> None:
-    port = _free_port()
-    tmp = tempfile.mkdtemp(prefix="rk-queue-ops-")
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        r = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                r.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        results = asyncio.run(run(f"redis://127.0.0.1:{port}/0", r))
+    with private_redis("rk-queue-ops-") as (url, r):
+        results = asyncio.run(run(url, r))
         print(f"redkeep from {os.path.dirname(redkeep.__file__)}, N={N}")
         for case, (wall, script) in results.items():
             print(f"  {case:<22} client {wall * 1e6:8.2f} µs/job   script {script:6.2f} µs/job")
-    finally:
-        server.kill()
-        server.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

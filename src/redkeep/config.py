@@ -389,23 +389,19 @@ class Settings(BaseSettings):
                 f"invalid redkeep settings ({len(problems)} problem(s)):\n{lines}", problems
             ) from None
         if self.backend == "redis" and self.redis_url is None:
-            reason = "required when REDKEEP_BACKEND=redis"
-            raise ConfigError(
-                f"invalid redkeep settings:\n  REDKEEP_REDIS_URL: {reason}",
-                {"REDKEEP_REDIS_URL": reason},
-            )
+            raise _invalid({"REDKEEP_REDIS_URL": "required when REDKEEP_BACKEND=redis"})
         if self.backend == "upstash" and (self.upstash_url is None or self.upstash_token is None):
             reason = "required when REDKEEP_BACKEND=upstash"
-            problems = {
-                name: reason
-                for name, value in (
-                    ("REDKEEP_UPSTASH_URL", self.upstash_url),
-                    ("REDKEEP_UPSTASH_TOKEN", self.upstash_token),
-                )
-                if value is None
-            }
-            lines = "\n".join(f"  {n}: {r}" for n, r in problems.items())
-            raise ConfigError(f"invalid redkeep settings:\n{lines}", problems)
+            raise _invalid(
+                {
+                    name: reason
+                    for name, value in (
+                        ("REDKEEP_UPSTASH_URL", self.upstash_url),
+                        ("REDKEEP_UPSTASH_TOKEN", self.upstash_token),
+                    )
+                    if value is None
+                }
+            )
         if self.queue_min_replicas > 0:
             self._check_min_replicas()
 
@@ -420,10 +416,8 @@ class Settings(BaseSettings):
         elif self.redis_cluster:
             reason = "not supported on Redis Cluster (REDKEEP_REDIS_CLUSTER): use 0"
         if reason is not None:
-            reason = f"{reason} (got {self.queue_min_replicas})"
-            raise ConfigError(
-                f"invalid redkeep settings:\n  REDKEEP_QUEUE_MIN_REPLICAS: {reason}",
-                {"REDKEEP_QUEUE_MIN_REPLICAS": reason},
+            raise _invalid(
+                {"REDKEEP_QUEUE_MIN_REPLICAS": f"{reason} (got {self.queue_min_replicas})"}
             )
 
     # -- derived -------------------------------------------------------------------------------
@@ -456,6 +450,12 @@ class Settings(BaseSettings):
                 value = redact_url(value)  # e.g. an Upstash URL with user-info
             out[name] = value
         return out
+
+
+def _invalid(problems: dict[str, str]) -> ConfigError:
+    """The error for settings that each parse but do not go together: one line per variable."""
+    lines = "\n".join(f"  {name}: {reason}" for name, reason in problems.items())
+    return ConfigError(f"invalid redkeep settings:\n{lines}", problems)
 
 
 def _env_name(field: str) -> str:

@@ -15,7 +15,8 @@ import pytest
 
 from redkeep.errors import InvalidJob
 from redkeep.queue import MemoryJobQueue
-from redkeep.queue.schedules import Schedule, next_tick, plan_ticks, tick_job_id
+from redkeep.queue.schedule_ticks import plan_ticks
+from redkeep.queue.schedules import Schedule, next_tick, tick_job_id
 
 
 def _ms(text: str, tz: str) -> int:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from typing import Any
 
-from redkeep.queue import Job, RedisJobQueue, Worker
+from redkeep.queue import Job, RedisJobQueue
 from redkeep.redis.mux import MuxClient
-from tests.reliability.processes import READY_LINE
+from tests.reliability.child import main, run_worker, worker_parser
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> None:
     client = MuxClient(args.url)
     queue = RedisJobQueue(client, args.queue, key_prefix=args.key_prefix)
 
@@ -33,29 +32,8 @@ async def main(args: argparse.Namespace) -> None:
         values = list(results.values())
         return {"n": len(values), "sum": sum(v or 0 for v in values), "none": values.count(None)}
 
-    worker = Worker(
-        queue, {"part": part, "fanin": fanin}, concurrency=args.concurrency, lease=args.lease,
-        grace_period=1.0,
-    )  # fmt: skip
-    print(READY_LINE, flush=True)
-    try:
-        await worker.run()
-    finally:
-        await client.close()
-
-
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    p.add_argument("--url", required=True)
-    p.add_argument("--queue", required=True)
-    p.add_argument("--key-prefix", required=True)
-    p.add_argument("--runs-key", required=True)
-    p.add_argument("--concurrency", type=int, default=20)
-    p.add_argument("--lease", type=float, default=2.0)
-    p.add_argument("--job-seconds", type=float, default=0.1)
-    return p.parse_args(argv)
+    await run_worker(client, queue, {"part": part, "fanin": fanin}, args)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main(parse()))
+    main(run, worker_parser(20, job_seconds=0.1, runs_key=True))

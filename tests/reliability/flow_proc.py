@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import time
 
-from redkeep.queue import Job, RedisJobQueue, Worker
+from redkeep.queue import Job, RedisJobQueue
 from redkeep.redis.mux import MuxClient
-from tests.reliability.processes import READY_LINE
+from tests.reliability.child import main, run_worker, worker_parser
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> None:
     client = MuxClient(args.url)
     queue = RedisJobQueue(client, args.queue, key_prefix=args.key_prefix, max_attempts=1000)
     starts, active, levels = (f"{args.key_prefix}:{k}" for k in ("starts", "active", "levels"))
@@ -38,32 +37,14 @@ async def main(args: argparse.Namespace) -> None:
             if group != "-":
                 await client.execute("HINCRBY", active, group, -1)
 
-    worker = Worker(
-        queue,
-        {"work": work},
-        concurrency=args.concurrency,
-        prefetch=args.prefetch,
-        lease=args.lease,
-        grace_period=1.0,
-    )
-    print(READY_LINE, flush=True)
-    try:
-        await worker.run()
-    finally:
-        await client.close()
+    await run_worker(client, queue, {"work": work}, args, prefetch=args.prefetch)
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    p.add_argument("--url", required=True)
-    p.add_argument("--queue", required=True)
-    p.add_argument("--key-prefix", required=True)
-    p.add_argument("--concurrency", type=int, default=10)
+def parser() -> argparse.ArgumentParser:
+    p = worker_parser(10)
     p.add_argument("--prefetch", type=int, default=0)
-    p.add_argument("--lease", type=float, default=2.0)
-    return p.parse_args(argv)
+    return p
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main(parse()))
+    main(run, parser())

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import time
 from pathlib import Path
 
 from redkeep.config import Settings
 from redkeep.queue import JobStatus, Outbox
 from redkeep.services import Services
+from tests.reliability.child import main, parser
 from tests.reliability.processes import READY_LINE
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> None:
     settings = Settings(
         redis_url=args.url, key_prefix=args.key_prefix, queue_outbox=args.outbox,
         command_timeout=0.5, connect_timeout=0.5, retry_attempts=0, connect_max_wait=0.5,
@@ -54,21 +54,17 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.Event().wait()  # until SIGKILL
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    p.add_argument("--url", required=True)
+def outbox_parser() -> argparse.ArgumentParser:
+    p = parser()
     p.add_argument("--outbox", required=True)
-    p.add_argument("--queue", required=True)
-    p.add_argument("--key-prefix", required=True)
     p.add_argument("--jobs", type=int, default=0)
     p.add_argument("--ids-file", default="")
     p.add_argument("--rate", type=float, default=0.0, help="jobs/s (0: as fast as possible)")
     p.add_argument("--tag", default="0", help="the producer's name, in every payload")
     p.add_argument("--stop-file", default="", help="stop enqueueing once this file exists")
     p.add_argument("--relay-batch", type=int, default=500)
-    return p.parse_args(argv)
+    return p
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main(parse()))
+    main(run, outbox_parser())

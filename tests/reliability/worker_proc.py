@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
-from redkeep.queue import Job, RedisJobQueue, Worker
+from redkeep.queue import Job, RedisJobQueue
 from redkeep.redis.mux import MuxClient
-from tests.reliability.processes import READY_LINE
+from tests.reliability.child import main, run_worker, worker_parser
 
 
-async def main(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> None:
     client = MuxClient(args.url, command_timeout=args.command_timeout)
     queue = RedisJobQueue(client, args.queue, key_prefix=args.key_prefix, max_attempts=1000)
 
@@ -27,33 +26,14 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(args.job_seconds)
         return runs
 
-    worker = Worker(
-        queue,
-        {"record": record},
-        concurrency=args.concurrency,
-        lease=args.lease,
-        grace_period=1.0,
-    )
-    print(READY_LINE, flush=True)
-    try:
-        await worker.run()
-    finally:
-        await client.close()
+    await run_worker(client, queue, {"record": record}, args)
 
 
-def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    p.add_argument("--url", required=True)
-    p.add_argument("--queue", required=True)
-    p.add_argument("--key-prefix", required=True)
-    p.add_argument("--runs-key", required=True)
-    p.add_argument("--concurrency", type=int, default=10)
-    p.add_argument("--lease", type=float, default=2.0)
-    p.add_argument("--job-seconds", type=float, default=0.2)
+def parser() -> argparse.ArgumentParser:
+    p = worker_parser(10, job_seconds=0.2, runs_key=True)
     p.add_argument("--command-timeout", type=float, default=2.0)
-    return p.parse_args(argv)
+    return p
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(main(parse()))
+    main(run, parser())

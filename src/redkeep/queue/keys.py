@@ -45,7 +45,7 @@ name            type    content
 ``waits``       hash    job id -> 1 while a ``wait()`` caller waits for it (its finish is
                         then streamed even with events off)
 ``progress``    hash    job id -> last progress reported by its handler (JSON)
-``schedules``   hash    schedule id -> definition (JSON, :mod:`redkeep.queue.schedules`)
+``schedules``   hash    schedule id -> definition (JSON, :mod:`redkeep.queue.schedule_model`)
 ``schedstate``  hash    schedule id -> ``version|next_ms|paused|last_job_id``
 ``schedtimes``  zset    schedule id -> next tick (ms), or the end of a worker's claim on it;
                         paused and ended schedules are not in it

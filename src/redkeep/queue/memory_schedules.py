@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from redkeep.queue.job import encode_value
-from redkeep.queue.schedules import (
+from redkeep.queue.schedule_model import (
     CLAIM_LEASE,
     LOOKAHEAD,
     Claimed,

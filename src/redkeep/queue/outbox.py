@@ -12,12 +12,12 @@ hand), :meth:`JobQueue.enqueue` and :meth:`JobQueue.enqueue_many` hand their val
 - Once a queue has jobs held by this process, its later enqueues from this process are held
   behind them until they are relayed, so a producer's jobs reach Redis in the order it enqueued
   them.
-- The relay (a task in every process; one round at a time per file, by a lock) sends held jobs
-  per queue in enqueue order, up to :data:`RELAY_BATCH` per script call, with their ids and
-  "existing id: keep the existing job" semantics, then deletes them. A relay killed between the
-  send and the delete sends them again on its next run: the ids find the jobs already there, so
-  nothing is added twice and nothing is lost. An enqueue that failed after reaching Redis (a
-  lost reply) is relayed the same way.
+- The relay (:mod:`redkeep.queue.outbox_relay`; a task in every process; one round at a time
+  per file, by a lock) sends held jobs per queue in enqueue order, up to :data:`RELAY_BATCH`
+  per script call, with their ids and "existing id: keep the existing job" semantics, then
+  deletes them. A relay killed between the send and the delete sends them again on its next
+  run: the ids find the jobs already there, so nothing is added twice and nothing is lost. An
+  enqueue that failed after reaching Redis (a lost reply) is relayed the same way.
 """
 
 from __future__ import annotations
@@ -25,28 +25,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from redkeep.errors import (
-    CircuitOpen,
-    OutboxError,
-    OutboxFull,
-    SerializationError,
-    is_transient,
-    scrub,
-)
-from redkeep.queue.backoff import Backoff
+from redkeep.errors import OutboxError, OutboxFull, is_transient
 from redkeep.queue.base import JobQueue, _Prepared
-from redkeep.queue.job import NO_HEADERS, Job, JobStatus, decode_value, make_job
-from redkeep.queue.outbox_store import HeldJob, NewJob, OutboxStore, QueueDepth
+from redkeep.queue.job import Job
+from redkeep.queue.outbox_records import OutboxStats, as_job, held_job
+from redkeep.queue.outbox_relay import OutboxRelay
+from redkeep.queue.outbox_store import HeldJob, OutboxStore
 from redkeep.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
@@ -54,58 +44,11 @@ if TYPE_CHECKING:
 
 __all__ = ["RELAY_BATCH", "Outbox", "OutboxStats"]
 
-log = logging.getLogger("redkeep.queue.outbox")
-
 RELAY_BATCH = 500  # jobs per relay call (one enqueue script call: atomic in Redis)
-POLL = 0.1  # seconds between relay rounds while this process has jobs held
-BUSY = 0.02  # the same while another process holds the relay lock
-IDLE = 1.0  # seconds between looks for jobs held by other processes
 CATCH_UP_WAIT = 1.0  # longest an enqueue waits for the relay to pass its queue's held jobs
-MAX_BACKOFF = 2.0  # longest pause of a failing relay
 
 
-@dataclass(frozen=True)
-class OutboxStats:
-    """A snapshot of the outbox for metrics and health (counters since this process started)."""
-
-    path: str
-    queues: dict[str, QueueDepth]
-    """Held jobs per queue, from the file (every process's)."""
-    max_jobs: int
-    max_bytes: int
-    held: dict[str, int] = field(default_factory=dict)
-    """Jobs this process wrote to the outbox, per queue."""
-    relayed: dict[str, int] = field(default_factory=dict)
-    """Jobs this process relayed to Redis, per queue."""
-    rejected: dict[str, int] = field(default_factory=dict)
-    """Jobs refused because the outbox was full, per queue."""
-    relay_errors: int = 0
-    full: bool = False
-    """The last hold was refused for lack of room and nothing has left the outbox since."""
-    last_error: str | None = None
-    at: float = field(default_factory=time.time)
-
-    @property
-    def jobs(self) -> int:
-        """Held jobs, all queues."""
-        return sum(d.jobs for d in self.queues.values())
-
-    @property
-    def bytes(self) -> int:
-        """Bytes held, all queues."""
-        return sum(d.bytes for d in self.queues.values())
-
-    def oldest_age(self, queue: str | None = None) -> float | None:
-        """Seconds since the oldest held job (of ``queue``, or of all) was enqueued."""
-        found = [
-            d.oldest_ms
-            for name, d in self.queues.items()
-            if d.oldest_ms is not None and (queue is None or name == queue)
-        ]
-        return max(0.0, self.at - min(found) / 1000.0) if found else None
-
-
-class Outbox:
+class Outbox(OutboxRelay):
     """Holds enqueues that cannot reach Redis in a local file and relays them when it is back.
 
     ``queue_factory(name)`` gives the queue to relay jobs of a queue not attached in this
@@ -259,7 +202,7 @@ class Outbox:
         if not self._might_hold(queue):
             return None
         held = await self._open_store().get(queue, job_id)
-        return _as_job(queue, held.job) if held is not None else None
+        return as_job(queue, held.job) if held is not None else None
 
     async def count(self, queue: str) -> int:
         """How many jobs of ``queue`` are held (as seen by :meth:`get_job`)."""
@@ -269,7 +212,7 @@ class Outbox:
 
     async def list_jobs(self, queue: str, offset: int, limit: int) -> list[Job]:
         """Held jobs of ``queue`` in enqueue order."""
-        return [_as_job(queue, h.job) for h in await self._open_store().page(queue, offset, limit)]
+        return [as_job(queue, h.job) for h in await self._open_store().page(queue, offset, limit)]
 
     # -- observation --------------------------------------------------------------------------
     async def stats(self) -> OutboxStats:
@@ -330,13 +273,13 @@ class Outbox:
     async def _hold(self, queue: str, prepared: list[_Prepared]) -> list[Job]:
         store = self._open_store()
         now_ms = int(time.time() * 1000)
-        jobs = [_new_job(p, now_ms) for p in prepared]
+        jobs = [held_job(p, now_ms) for p in prepared]
         self._pending[queue] += 1
         future = store.add(queue, jobs)
         future.add_done_callback(functools.partial(self._written, queue, len(jobs)))
         results = await asyncio.shield(future)
         return [
-            _as_job(queue, r.job) if isinstance(r, HeldJob) else _as_job(queue, j, p.value)
+            as_job(queue, r.job) if isinstance(r, HeldJob) else as_job(queue, j, p.value)
             for p, j, r in zip(prepared, jobs, results, strict=True)
         ]
 
@@ -362,185 +305,3 @@ class Outbox:
         if self._store is None:
             raise OutboxError(f"the enqueue outbox {self.path} is not open")
         return self._store
-
-    # -- relay --------------------------------------------------------------------------------
-    async def _relay_loop(self) -> None:
-        store = self._open_store()
-        failures = 0
-        while True:
-            self._wake.clear()
-            relayed = 0
-            pause = 0.0
-            busy = False  # another process was relaying
-            try:
-                names = await store.queues()
-            except Exception as exc:  # the relay must outlive a failing disk; health shows it
-                self._relay_failed(exc, 1)
-                names = sorted(self._seen)
-            self._seen = set(names)
-            if names and store.try_lock_relay():
-                try:
-                    relayed = await self._relay_round(names)
-                except Exception as exc:
-                    failures += 1
-                    pause = self._relay_failed(exc, failures)
-                else:
-                    if failures and relayed:
-                        log.info("outbox %s: relaying again", self.path)
-                    failures = 0
-                    self._last_error = None
-                finally:
-                    store.unlock_relay()
-            elif names:
-                busy = True
-            try:
-                await self._catch_up()
-            except Exception as exc:
-                pause = max(pause, self._relay_failed(exc, failures + 1))
-            self._round.set()  # wake enqueues waiting to catch up, and start a new round
-            self._round = asyncio.Event()
-            if relayed:
-                await asyncio.sleep(0)  # let other tasks run
-                continue
-            if pause:
-                # Not cut short by new holds (they keep coming during an outage), only by the
-                # breaker closing (a direct enqueue got through).
-                self._recovered.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(pause):
-                        await self._recovered.wait()
-                continue
-            mine = any(self._holding(q) for q in self._last_seq)
-            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout((BUSY if busy else POLL) if mine else IDLE):
-                    await self._wake.wait()
-
-    def _breaker_changed(self, name: str, old: str, new: str) -> None:
-        if new == "closed":
-            self._recovered.set()
-
-    def _relay_failed(self, exc: Exception, failures: int) -> float:
-        """Record a failed relay round; the pause before the next one."""
-        self._relay_errors += 1
-        if is_transient(exc):
-            self._reachable = False
-        message = f"{type(exc).__name__}: {scrub(str(exc))}"
-        if message != self._last_error:
-            log.warning("outbox %s: relay failed, will retry (%s)", self.path, message)
-        self._last_error = message
-        if isinstance(exc, CircuitOpen):
-            return max(exc.retry_after, 0.05)
-        return float(min(0.05 * 2 ** min(failures - 1, 10), MAX_BACKOFF))
-
-    async def _relay_round(self, names: list[str]) -> int:
-        """One batch per queue of ``names``; how many jobs were relayed."""
-        total = 0
-        failure: Exception | None = None
-        for name in names:
-            try:
-                total += await self._relay_queue(name)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise  # Redis is away: every queue would fail the same way
-                failure = failure or exc  # this queue's problem: the others go on
-        if failure is not None:
-            if not total:
-                raise failure
-            self._relay_failed(failure, 1)  # reported; the other queues moved, so no pause
-        return total
-
-    async def _relay_queue(self, name: str) -> int:
-        store = self._open_store()
-        rows = await store.head(name, self.relay_batch)
-        if not rows:
-            return 0
-        queue = self._queue(name)
-        breaker = self.breaker
-        if not breaker.allow():
-            raise CircuitOpen(breaker.name, breaker.retry_after)
-        try:
-            await queue._enqueue([_relayed(r.job) for r in rows])
-        except Exception as exc:
-            breaker.record_failure(exc)
-            raise
-        except BaseException:
-            breaker.release()
-            raise
-        breaker.record_success()
-        self._reachable = True
-        last = rows[-1].seq
-        await store.remove_through(name, last)
-        self._relayed[name] += len(rows)
-        self._gone_through[name] = max(self._gone_through.get(name, 0), last)
-        self._full = False
-        return len(rows)
-
-    def _queue(self, name: str) -> JobQueue:
-        queue = self._queues.get(name)
-        if queue is None:
-            if self._queue_factory is None:
-                raise OutboxError(f"jobs of queue {name!r} are held, and no queue is attached")
-            queue = self._queue_factory(name)
-            if queue.name not in self._queues:
-                self.attach(queue)
-        return queue
-
-    async def _catch_up(self) -> None:
-        """Learn which of this process's held jobs left the outbox (relayed by any process)."""
-        store = self._open_store()
-        for name, last in list(self._last_seq.items()):
-            if last > self._gone_through.get(name, 0):
-                through = await store.relayed_through(name)
-                self._gone_through[name] = max(self._gone_through.get(name, 0), through)
-
-
-# -- conversions ---------------------------------------------------------------------------------
-def _new_job(p: _Prepared, now_ms: int) -> NewJob:
-    # A relative delay counts from the enqueue, not from the relay (local clock).
-    run_at = max(p.run_at_ms, now_ms + p.delay_ms) if p.delay_ms or p.run_at_ms else 0
-    return NewJob(
-        p.id, p.name, p.payload, p.priority, run_at, p.max_attempts, p.backoff, p.timeout, now_ms,
-        p.headers,
-    )  # fmt: skip
-
-
-def _relayed(j: NewJob) -> _Prepared:
-    # The id may exist already (an earlier relay, or an enqueue that reached Redis before its
-    # reply was lost): every enqueue checks, and then keeps the existing job.
-    return _Prepared(
-        j.id, j.name, j.payload, j.priority, 0, j.run_at_ms, j.max_attempts, j.backoff,
-        j.timeout, None, j.headers,
-    )  # fmt: skip
-
-
-_DECODE: Any = object()
-
-
-def _as_job(queue: str, j: NewJob, payload: Any = _DECODE) -> Job:
-    """A held job as a :class:`Job` (status ``outbox``); ``payload`` decoded unless given."""
-    problem: str | None = None
-    if payload is _DECODE:
-        try:
-            payload = decode_value(j.payload)
-        except SerializationError as exc:
-            payload, problem = None, str(exc)
-    return make_job(
-        id=j.id,
-        name=j.name,
-        queue=queue,
-        payload=payload,
-        payload_error=problem,
-        status=JobStatus.OUTBOX,
-        priority=j.priority,
-        max_attempts=j.max_attempts,
-        created_at=j.created_ms / 1000.0,
-        run_at=(j.run_at_ms or j.created_ms) / 1000.0,
-        timeout=j.timeout,
-        backoff=_backoff(j.backoff),
-        headers=orjson.loads(j.headers) if j.headers else NO_HEADERS,
-    )
-
-
-def _backoff(text: str) -> Backoff | None:
-    return Backoff.from_list(orjson.loads(text)) if text else None

@@ -9,7 +9,8 @@ transaction, and :meth:`OutboxStore.try_lock_relay` (``flock`` on ``<file>.relay
 one relay round) lets one process at a time relay.
 
 Opening checks an existing file read-only first (``PRAGMA quick_check``, the tables and the
-running totals) and raises :class:`~redkeep.errors.OutboxCorrupted` without writing a byte of it.
+running totals) and raises :class:`~redkeep.errors.OutboxCorrupted` without writing a byte of it
+(:mod:`redkeep.queue.outbox_file`: the format, opening and that check).
 """
 
 from __future__ import annotations
@@ -20,65 +21,18 @@ import fcntl
 import os
 import sqlite3
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from redkeep.errors import OutboxCorrupted, OutboxError, OutboxFull
+from redkeep.errors import OutboxError, OutboxFull
+from redkeep.queue.outbox_file import FORMAT, INSERT, SELECT_ONE, SELECT_PAGE, connect
 
 __all__ = ["FORMAT", "HeldJob", "NewJob", "OutboxStore", "QueueDepth"]
 
 T = TypeVar("T")
-
-FORMAT = "1"
-BUSY_TIMEOUT = 10.0  # seconds a write waits for another process's transaction
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue TEXT NOT NULL,
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    run_at_ms INTEGER NOT NULL,
-    max_attempts INTEGER NOT NULL,
-    backoff TEXT NOT NULL,
-    timeout REAL,
-    created_ms INTEGER NOT NULL,
-    headers TEXT NOT NULL DEFAULT '',
-    size INTEGER NOT NULL,
-    UNIQUE (queue, id)
-);
-CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs (queue, seq);
-CREATE TABLE IF NOT EXISTS queues (
-    queue TEXT PRIMARY KEY, jobs INTEGER NOT NULL, bytes INTEGER NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS job_held AFTER INSERT ON jobs BEGIN
-    INSERT INTO queues (queue, jobs, bytes) VALUES (NEW.queue, 1, NEW.size)
-    ON CONFLICT (queue) DO UPDATE SET jobs = jobs + 1, bytes = bytes + NEW.size;
-END;
-CREATE TRIGGER IF NOT EXISTS job_gone AFTER DELETE ON jobs BEGIN
-    UPDATE queues SET jobs = jobs - 1, bytes = bytes - OLD.size WHERE queue = OLD.queue;
-END;
-"""
-_TABLES = {"meta", "jobs", "queues"}
-_SELECT_PAGE = (
-    "SELECT seq, queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, timeout, "
-    "created_ms, headers FROM jobs WHERE queue = ? ORDER BY seq LIMIT ? OFFSET ?"
-)
-_SELECT_ONE = (
-    "SELECT seq, queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, timeout, "
-    "created_ms, headers FROM jobs WHERE queue = ? AND id = ?"
-)
-_INSERT = (
-    "INSERT INTO jobs (queue, id, name, payload, priority, run_at_ms, max_attempts, backoff, "
-    "timeout, created_ms, headers, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (queue, id) DO NOTHING"
-)
 
 
 class NewJob(NamedTuple):
@@ -196,11 +150,11 @@ class OutboxStore:
 
     async def page(self, queue: str, offset: int, limit: int) -> list[HeldJob]:
         """Jobs of ``queue`` in enqueue order, from ``offset``."""
-        return await self._run(self._rows, _SELECT_PAGE, (queue, limit, offset))
+        return await self._run(self._rows, SELECT_PAGE, (queue, limit, offset))
 
     async def get(self, queue: str, job_id: str) -> HeldJob | None:
         """The held job ``job_id`` of ``queue``, or None."""
-        rows = await self._run(self._rows, _SELECT_ONE, (queue, job_id))
+        rows = await self._run(self._rows, SELECT_ONE, (queue, job_id))
         return rows[0] if rows else None
 
     async def queues(self) -> list[str]:
@@ -253,35 +207,7 @@ class OutboxStore:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     def _open(self) -> None:
-        path = self.path
-        if not path.parent.is_dir():
-            raise OutboxError(f"cannot open outbox file {path}: {path.parent} is not a directory")
-        if path.exists() and path.stat().st_size > 0:
-            _inspect(path, self.namespace)
-        try:
-            con = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot open outbox file {path}: {exc}") from None
-        try:
-            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise OutboxError(f"outbox file {path}: cannot use WAL mode (got {mode!r})")
-            con.execute("PRAGMA synchronous=FULL")
-            con.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}")
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-            if not meta:
-                con.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("format", FORMAT), ("namespace", self.namespace)],
-                )
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            con.close()
-            raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
-        except BaseException:
-            con.close()
-            raise
-        self._con = con
+        self._con = connect(self.path, self.namespace)
 
     def _close(self) -> None:
         if self._con is not None:
@@ -292,6 +218,24 @@ class OutboxStore:
         if self._con is None:
             raise OutboxError(f"outbox file {self.path} is closed")
         return self._con
+
+    @contextlib.contextmanager
+    def _sql(self, what: str, begin: str = "") -> Iterator[sqlite3.Connection]:
+        """The connection; in a transaction when ``begin`` is given (committed at the end,
+        rolled back on an error). An SQLite error becomes an :class:`OutboxError` saying the
+        file could not be ``what`` ("read", "write")."""
+        con = self._db()
+        try:
+            if begin:
+                con.execute(begin)
+            yield con
+            if begin:
+                con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if begin:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            raise OutboxError(f"cannot {what} outbox file {self.path}: {exc}") from None
 
     async def _write_all(self) -> None:
         while self._writes:
@@ -310,13 +254,11 @@ class OutboxStore:
                     write.future.set_result(result)
 
     def _apply(self, batch: list[_Write]) -> list[list[int | HeldJob] | Exception]:
-        con = self._db()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        results: list[list[int | HeldJob] | Exception] = []
+        with self._sql("write", "BEGIN IMMEDIATE") as con:
             jobs, size = con.execute(
                 "SELECT COALESCE(SUM(jobs), 0), COALESCE(SUM(bytes), 0) FROM queues"
             ).fetchone()
-            results: list[list[int | HeldJob] | Exception] = []
             for write in batch:
                 need = sum(j.size for j in write.jobs)
                 if jobs + len(write.jobs) > self.max_jobs or size + need > self.max_bytes:
@@ -324,20 +266,15 @@ class OutboxStore:
                     continue
                 out: list[int | HeldJob] = []
                 for j in write.jobs:
-                    cur = con.execute(_INSERT, (write.queue, *j, j.size))
+                    cur = con.execute(INSERT, (write.queue, *j, j.size))
                     if cur.rowcount == 1 and cur.lastrowid is not None:
                         out.append(cur.lastrowid)
                         jobs += 1
                         size += j.size
                     else:  # already held under that id (idempotent enqueue)
-                        row = con.execute(_SELECT_ONE, (write.queue, j.id)).fetchone()
+                        row = con.execute(SELECT_ONE, (write.queue, j.id)).fetchone()
                         out.append(HeldJob.from_row(row))
                 results.append(out)
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise OutboxError(f"cannot write outbox file {self.path}: {exc}") from None
         return results
 
     def _full(self, n: int, need: int, jobs: int, size: int) -> OutboxFull:
@@ -357,36 +294,23 @@ class OutboxStore:
         )
 
     def _remove_through(self, queue: str, seq: int) -> int:
-        con = self._db()
-        try:
-            con.execute("BEGIN IMMEDIATE")
+        with self._sql("write", "BEGIN IMMEDIATE") as con:
             n = con.execute("DELETE FROM jobs WHERE queue = ? AND seq <= ?", (queue, seq)).rowcount
             con.execute("DELETE FROM queues WHERE queue = ? AND jobs <= 0", (queue,))
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise OutboxError(f"cannot write outbox file {self.path}: {exc}") from None
         return int(n)
 
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[HeldJob]:
-        try:
-            return [HeldJob.from_row(r) for r in self._db().execute(sql, args).fetchall()]
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        with self._sql("read") as con:
+            return [HeldJob.from_row(r) for r in con.execute(sql, args).fetchall()]
 
     def _queues(self) -> list[str]:
-        try:
-            rows = self._db().execute("SELECT queue FROM queues WHERE jobs > 0 ORDER BY queue")
+        with self._sql("read") as con:
+            rows = con.execute("SELECT queue FROM queues WHERE jobs > 0 ORDER BY queue")
             return [str(r[0]) for r in rows.fetchall()]
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
 
     def _count(self, queue: str) -> int:
-        try:
-            row = self._db().execute("SELECT jobs FROM queues WHERE queue = ?", (queue,)).fetchone()
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        with self._sql("read") as con:
+            row = con.execute("SELECT jobs FROM queues WHERE queue = ?", (queue,)).fetchone()
         return int(row[0]) if row else 0
 
     def _depths(self) -> dict[str, QueueDepth]:
@@ -395,86 +319,19 @@ class OutboxStore:
             "WHERE j.queue = q.queue ORDER BY j.seq LIMIT 1) FROM queues q WHERE q.jobs > 0 "
             "ORDER BY q.queue"
         )
-        try:
-            rows = self._db().execute(sql).fetchall()
-        except sqlite3.Error as exc:
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
+        with self._sql("read") as con:
+            rows = con.execute(sql).fetchall()
         return {str(q): QueueDepth(int(n), int(b), o) for q, n, b, o in rows}
 
     def _relayed_through(self, queue: str) -> int:
-        con = self._db()
-        try:
-            con.execute("BEGIN")  # one snapshot for both reads
+        with self._sql("read", "BEGIN") as con:  # one snapshot for both reads
             first = con.execute(
                 "SELECT seq FROM jobs WHERE queue = ? ORDER BY seq LIMIT 1", (queue,)
             ).fetchone()
             last = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
-            con.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-            raise OutboxError(f"cannot read outbox file {self.path}: {exc}") from None
         if first is not None:
             return int(first[0]) - 1
         return int(last[0]) if last is not None else 0
-
-
-def _inspect(path: Path, namespace: str) -> None:
-    """Raise :class:`OutboxCorrupted` unless ``path`` is a sound outbox; reads only."""
-    try:
-        con = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT, isolation_level=None
-        )
-    except sqlite3.Error as exc:
-        raise OutboxError(f"cannot open outbox file {path}: {exc}") from None
-    try:
-        con.execute("BEGIN")  # one snapshot: other processes may be writing meanwhile
-        problem = _problem(con, path, namespace)
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise OutboxError(f"cannot read outbox file {path}: {exc}") from None
-        problem = str(exc)
-    except sqlite3.DatabaseError as exc:
-        problem = str(exc)
-    finally:
-        con.close()
-    if problem is not None:
-        raise OutboxCorrupted(
-            f"outbox file {path} is not a sound redkeep outbox ({problem}); it was left "
-            "untouched: inspect it, or move it away to start with an empty outbox (the jobs in "
-            "it are then not relayed)"
-        )
-
-
-def _problem(con: sqlite3.Connection, path: Path, namespace: str) -> str | None:
-    checks = [str(r[0]) for r in con.execute("PRAGMA quick_check(5)").fetchall()]
-    if checks != ["ok"]:
-        return "; ".join(checks)
-    tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    tables.discard("sqlite_sequence")
-    if not tables:
-        return None  # an empty database: the tables are created on open
-    if not tables >= _TABLES:
-        return f"tables {sorted(tables)}, expected {sorted(_TABLES)}"
-    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    if meta.get("format") != FORMAT:
-        return f"format {meta.get('format')!r}, this redkeep reads format {FORMAT!r}"
-    if meta.get("namespace") != namespace:
-        raise OutboxError(
-            f"outbox file {path} holds jobs for key prefix {meta.get('namespace')!r}, "
-            f"not {namespace!r}: use another file per key prefix"
-        )
-    counted = {
-        str(q): (int(n), int(b))
-        for q, n, b in con.execute("SELECT queue, COUNT(*), SUM(size) FROM jobs GROUP BY queue")
-    }
-    totals = {
-        str(q): (int(n), int(b))
-        for q, n, b in con.execute("SELECT queue, jobs, bytes FROM queues WHERE jobs != 0")
-    }
-    if counted != totals:
-        return "the per-queue totals do not match the held jobs"
-    return None
 
 
 _STORES: weakref.WeakSet[OutboxStore] = weakref.WeakSet()

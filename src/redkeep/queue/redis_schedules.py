@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkeep.queue import scripts
 from redkeep.queue.codec import encode_data
-from redkeep.queue.schedules import (
+from redkeep.queue.schedule_model import (
     CLAIM_LEASE,
     LOOKAHEAD,
     Claimed,

@@ -20,28 +20,46 @@ meanwhile are *missed*, and the schedule's ``misfire`` policy decides:
 ``skip`` (no job for them; the next job is the next future tick), ``run_once`` (one job now
 for all of them), ``catch_up`` (one job per missed tick, the latest :data:`MAX_CATCH_UP`).
 Ticks that are merely late while workers run are always fired.
+
+The schedule record, its stored form and validation are in :mod:`redkeep.queue.schedule_model`,
+the tick arithmetic in :mod:`redkeep.queue.schedule_ticks`; this module holds the API and the
+scheduling pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
-import re
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import orjson
-from cronsim import CronSim, CronSimError
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from redkeep.errors import InvalidJob, scrub
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.job import MAX_NAME, MAX_PRIORITY, decode_value, encode_value
+from redkeep.queue.job import decode_value, encode_value
+from redkeep.queue.schedule_model import (
+    CLAIM_LEASE,
+    DOWN_GAP,
+    LOOKAHEAD,
+    MAX_CATCH_UP,
+    MAX_PASS,
+    MAX_PER_PASS,
+    MIN_PASS,
+    Claimed,
+    Fire,
+    Misfire,
+    Schedule,
+    State,
+    encode_definition,
+    job_options,
+    schedule_from,
+    tick_job_id,
+    validate,
+    with_state,
+)
+from redkeep.queue.schedule_ticks import next_tick, plan_ticks
 
 if TYPE_CHECKING:
     from redkeep.queue.protocol import WorkerQueue
@@ -67,294 +85,10 @@ __all__ = [
 
 log = logging.getLogger("redkeep.queue.schedules")
 
-Misfire = Literal["skip", "run_once", "catch_up"]
-MISFIRES = ("skip", "run_once", "catch_up")
-LOOKAHEAD = 1.0
-"""Seconds ahead of a tick at which its job is enqueued (delayed until the tick)."""
-CLAIM_LEASE = 10.0
-"""Seconds a claimed schedule stays hidden from other workers if its claimer never fires."""
-DOWN_GAP = 5.0
-"""No schedule pass by any worker for this long: the ticks due meanwhile are missed."""
-MAX_CATCH_UP = 100
-MAX_PER_PASS = 200
-"""Schedules one claim takes at most (the next pass takes the rest at once)."""
-MIN_PASS, MAX_PASS = 0.5, 1.0
-CHANGE_DEBOUNCE = 0.02
 IDLE_PASS = DOWN_GAP / 2
 """Longest time between two scheduling passes of an idle worker (a pass records that the
 schedules run: well within :data:`DOWN_GAP`, so that no tick is taken for missed)."""
-MAX_SCHEDULE_ID = 150
-MIN_EVERY, MAX_EVERY = 0.001, 100 * 366 * 86400.0
-MAX_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
-SCHEDULE_ID = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.:-]{{0,{MAX_SCHEDULE_ID - 1}}}$")
-"""Anchored for OpenAPI; in Python use ``SCHEDULE_ID.fullmatch`` (``$`` also matches before a
-final newline)."""
-
-
-def tick_job_id(schedule_id: str, tick_ms: int) -> str:
-    """The id of the job of one tick: the same for every worker that might fire it."""
-    return f"sched:{schedule_id}:{tick_ms}"
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A schedule and its state. Times are seconds since the epoch."""
-
-    id: str
-    name: str
-    """Handler name of the jobs it enqueues."""
-    queue: str
-    payload: Any = None
-    cron: str | None = None
-    every: float | None = None
-    tz: str = "UTC"
-    start_at: float | None = None
-    end_at: float | None = None
-    misfire: Misfire = "skip"
-    priority: int = 0
-    max_attempts: int | None = None
-    timeout: float | None = None
-    backoff: Backoff | None = None
-    next_run_at: float | None = None
-    """The next tick (None: paused, or past ``end_at``)."""
-    paused: bool = False
-    last_job_id: str | None = None
-    created_at: float | None = None
-    anchor: float | None = None
-    """``every`` ticks are ``anchor + k * every``."""
-
-    def timing(self) -> tuple[Any, ...]:
-        """What decides the ticks: an upsert that changes none of it keeps ``next_run_at``."""
-        return (self.cron, self.every, self.tz, self.start_at, self.end_at)
-
-
-# -- definition <-> storage -------------------------------------------------------------------
-def encode_definition(s: Schedule, payload_text: str) -> str:
-    """The stored definition (JSON; the payload as the job serializer's text)."""
-    return orjson.dumps({
-        "name": s.name, "payload": payload_text, "cron": s.cron, "every": s.every, "tz": s.tz,
-        "start_at": s.start_at, "end_at": s.end_at, "misfire": s.misfire,
-        "priority": s.priority, "max_attempts": s.max_attempts, "timeout": s.timeout,
-        "backoff": s.backoff.to_list() if s.backoff else None, "created_at": s.created_at,
-        "anchor": s.anchor,
-    }).decode()  # fmt: skip
-
-
-@dataclass(frozen=True)
-class State:
-    """The mutable part of a schedule: ``version|next_ms|paused|last_job_id``."""
-
-    version: int = 0
-    next_ms: int | None = None
-    paused: bool = False
-    last_job_id: str = ""
-
-    def encode(self) -> str:
-        nxt = "" if self.next_ms is None else str(self.next_ms)
-        return f"{self.version}|{nxt}|{int(self.paused)}|{self.last_job_id}"
-
-    @classmethod
-    def decode(cls, text: str | None) -> State | None:
-        if not text:
-            return None
-        version, nxt, paused, last = text.split("|", 3)
-        return cls(int(version), int(nxt) if nxt else None, paused == "1", last)
-
-
-def decode_schedule(queue: str, schedule_id: str, definition: str, state: State) -> Schedule:
-    d = orjson.loads(definition)
-    return Schedule(
-        id=schedule_id, name=d["name"], queue=queue, payload=decode_value(d["payload"]),
-        cron=d["cron"], every=d["every"], tz=d["tz"], start_at=d["start_at"],
-        end_at=d["end_at"], misfire=d["misfire"], priority=d["priority"],
-        max_attempts=d["max_attempts"], timeout=d["timeout"],
-        backoff=Backoff.from_list(d["backoff"]) if d["backoff"] else None,
-        next_run_at=None if state.next_ms is None else state.next_ms / 1000.0,
-        paused=state.paused, last_job_id=state.last_job_id or None,
-        created_at=d["created_at"], anchor=d["anchor"],
-    )  # fmt: skip
-
-
-# -- ticks ------------------------------------------------------------------------------------
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InvalidJob(
-            f"tz: unknown time zone {tz!r} (an IANA name like 'Europe/Berlin')"
-        ) from None
-
-
-def _cron(expr: str, start_ms: int, tz: str, reverse: bool = False) -> Iterator[int]:
-    start = datetime.fromtimestamp(start_ms / 1000.0, UTC).astimezone(_zone(tz))
-    for dt in CronSim(expr, start, reverse=reverse):
-        yield round(dt.timestamp() * 1000)
-
-
-def ticks_from(s: Schedule, from_ms: int) -> Iterator[int]:
-    """The schedule's ticks at or after ``from_ms``, in order, within start_at/end_at."""
-    lo = from_ms if s.start_at is None else max(from_ms, round(s.start_at * 1000))
-    end = _ms(s.end_at)
-    if s.every is not None:
-        every = round(s.every * 1000)
-        anchor = lo if s.anchor is None else round(s.anchor * 1000)
-        k = max(0, math.ceil((lo - anchor) / every))
-        gen: Iterator[int] = (anchor + i * every for i in _count(k))
-    else:
-        assert s.cron is not None
-        gen = (t for t in _cron(s.cron, lo - 1000, s.tz) if t >= lo)
-    for t in gen:
-        if end is not None and t > end:
-            return
-        yield t
-
-
-def ticks_before(s: Schedule, to_ms: int) -> Iterator[int]:
-    """The schedule's ticks at or before ``to_ms``, newest first, within start_at/end_at."""
-    start, end = _ms(s.start_at), _ms(s.end_at)
-    hi = to_ms if end is None else min(to_ms, end)
-    if s.every is not None:
-        every = round(s.every * 1000)
-        anchor = 0 if s.anchor is None else round(s.anchor * 1000)
-        k = math.floor((hi - anchor) / every)
-        gen: Iterator[int] = (anchor + i * every for i in range(k, -1, -1))
-    else:
-        assert s.cron is not None
-        gen = (t for t in _cron(s.cron, hi + 1000, s.tz, reverse=True) if t <= hi)
-    for t in gen:
-        if start is not None and t < start:
-            return
-        yield t
-
-
-def next_tick(s: Schedule, after_ms: int) -> int | None:
-    """The first tick strictly after ``after_ms`` (None: past end_at)."""
-    return next(ticks_from(s, after_ms + 1), None)
-
-
-def _count(start: int) -> Iterator[int]:
-    i = start
-    while True:
-        yield i
-        i += 1
-
-
-def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else round(seconds * 1000)
-
-
-@dataclass
-class Plan:
-    """What one pass does with a claimed schedule: the ticks to enqueue and the next tick."""
-
-    ticks: list[int]
-    next_ms: int | None
-
-
-def plan_ticks(s: Schedule, tick0: int, now: int, down: bool) -> Plan:
-    """Ticks to fire for a schedule whose next tick is ``tick0`` at server time ``now`` (ms);
-    ``down``: no worker ran the schedules for a while (due ticks were missed)."""
-    horizon = now + round(LOOKAHEAD * 1000)
-    ticks: list[int] = []
-    if down and tick0 <= now:
-        if s.misfire == "run_once":
-            latest = next(ticks_before(s, now), None)
-            ticks = [latest] if latest is not None and latest >= tick0 else []
-        elif s.misfire == "catch_up":
-            missed = [t for t in _take(ticks_before(s, now), MAX_CATCH_UP) if t >= tick0]
-            ticks = sorted(missed)
-        start = now + 1
-    else:
-        start = tick0
-    for t in ticks_from(s, start):
-        if t > horizon or len(ticks) >= MAX_CATCH_UP + 10:
-            return Plan(ticks, t)
-        ticks.append(t)
-    return Plan(ticks, None)
-
-
-def _take(it: Iterator[int], n: int) -> list[int]:
-    out = []
-    for t in it:
-        out.append(t)
-        if len(out) >= n:
-            break
-    return out
-
-
-# -- validation -------------------------------------------------------------------------------
-def validate(
-    schedule_id: str, name: str, cron: str | None, every: float | None, tz: str,
-    start_at: float | None, end_at: float | None, misfire: str, priority: int,
-    max_attempts: int | None, timeout: float | None,
-) -> None:  # fmt: skip
-    """Raise :class:`InvalidJob` naming the first bad argument."""
-    if not isinstance(schedule_id, str) or not SCHEDULE_ID.fullmatch(schedule_id):
-        raise InvalidJob(
-            f"schedule_id: 1-{MAX_SCHEDULE_ID} characters from A-Z a-z 0-9 _ . : - starting "
-            f"with a letter or digit, got {schedule_id!r}"
-        )
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME or not name.isprintable():
-        raise InvalidJob(f"name: a str of 1-{MAX_NAME} printable characters")
-    if (cron is None) == (every is None):
-        raise InvalidJob("cron/every: give exactly one of cron or every")
-    if not isinstance(tz, str):
-        raise InvalidJob(f"tz: an IANA zone name like 'Europe/Berlin', got {tz!r}")
-    _zone(tz)
-    if cron is not None:
-        if not isinstance(cron, str):
-            raise InvalidJob("cron: a cron expression string")
-        if len(cron.split()) not in (5, 6):
-            raise InvalidJob(f"cron: 5 fields (or 6 with seconds), got {cron!r}")
-        try:
-            next(CronSim(cron, datetime.now(UTC)))
-        except (CronSimError, StopIteration, ValueError) as exc:
-            raise InvalidJob(f"cron: invalid expression {cron!r} ({exc})") from None
-    if every is not None and (
-        isinstance(every, bool) or not isinstance(every, int | float) or not every > 0
-        or not math.isfinite(every)
-    ):  # fmt: skip
-        raise InvalidJob(f"every: a number of seconds > 0, got {every!r}")
-    if every is not None and not MIN_EVERY <= every <= MAX_EVERY:
-        raise InvalidJob(f"every: from {MIN_EVERY} to {MAX_EVERY:g} seconds, got {every!r}")
-    for field_name, value in (("start_at", start_at), ("end_at", end_at)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float)
-            or not 0 <= value <= MAX_TIME
-        ):  # fmt: skip
-            raise InvalidJob(f"{field_name}: seconds since the epoch, got {value!r}")
-    if start_at is not None and end_at is not None and end_at < start_at:
-        raise InvalidJob("end_at: must not be before start_at")
-    if misfire not in MISFIRES:
-        raise InvalidJob(f"misfire: one of {', '.join(MISFIRES)}, got {misfire!r}")
-    if isinstance(priority, bool) or not isinstance(priority, int) or abs(priority) > MAX_PRIORITY:
-        raise InvalidJob(f"priority: an int in [-{MAX_PRIORITY}, {MAX_PRIORITY}]")
-    if max_attempts is not None and (
-        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
-    ):
-        raise InvalidJob("max_attempts: an int >= 1")
-    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-        raise InvalidJob("timeout: seconds > 0")
-
-
-# -- the public API ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Claimed:
-    """A schedule claimed by one pass: its definition and state as read by the claim."""
-
-    schedule: Schedule
-    state: State
-
-
-@dataclass(frozen=True)
-class Fire:
-    """One schedule's fire: jobs ``(job_id, run_at_ms or 0)`` to enqueue and the new state,
-    applied only if the schedule's state is still ``expected``."""
-
-    schedule: Schedule
-    expected: State
-    new: State
-    jobs: list[tuple[str, int]]
+CHANGE_DEBOUNCE = 0.02  # after a schedule change, before the pass: one pass for a burst
 
 
 class SchedulesMixin:
@@ -433,7 +167,7 @@ class SchedulesMixin:
                     state = replace(state, next_ms=next_tick(s, now - 1))
                 expected = old_state.encode()
             if await self._sched_write(schedule_id, expected, encode_definition(s, text), state):
-                return _with_state(s, state)
+                return with_state(s, state)
         raise InvalidJob(f"schedule {schedule_id!r} keeps changing under this update; retry")
 
     async def get_schedule(self, schedule_id: str) -> Schedule | None:
@@ -538,30 +272,6 @@ class SchedulesMixin:
     async def _sched_fire(self, fires: list[Fire]) -> None: ...
 
 
-def _with_state(s: Schedule, state: State) -> Schedule:
-    return replace(
-        s,
-        next_run_at=None if state.next_ms is None or state.paused else state.next_ms / 1000.0,
-        paused=state.paused,
-        last_job_id=state.last_job_id or None,
-    )
-
-
-def schedule_from(queue: str, schedule_id: str, definition: str, state_text: str) -> Schedule:
-    state = State.decode(state_text) or State()
-    return _with_state(decode_schedule(queue, schedule_id, definition, state), state)
-
-
-def job_options(s: Schedule, default_attempts: int) -> Mapping[str, Any]:
-    """Fields of the jobs a schedule enqueues."""
-    return {
-        "max_attempts": s.max_attempts or default_attempts,
-        "priority": s.priority,
-        "timeout": s.timeout,
-        "backoff": orjson.dumps(s.backoff.to_list()).decode() if s.backoff else "",
-    }
-
-
 async def drive_schedules(
     queue: WorkerQueue,
     worker_id: str,
@@ -596,4 +306,4 @@ async def drive_schedules(
         for w in waits:
             w.cancel()
         if changed.is_set():
-            await asyncio.sleep(CHANGE_DEBOUNCE)  # one pass for a burst of writes
+            await asyncio.sleep(CHANGE_DEBOUNCE)

@@ -17,7 +17,7 @@ from typing_extensions import TypedDict  # pydantic reads it on Python 3.11
 
 from redkeep.errors import InvalidJob
 from redkeep.queue.job import MAX_NAME, MAX_PRIORITY
-from redkeep.queue.schedules import (
+from redkeep.queue.schedule_model import (
     MAX_EVERY,
     MAX_SCHEDULE_ID,
     MAX_TIME,

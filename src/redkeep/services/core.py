@@ -1,24 +1,11 @@
-"""Startup wiring: one :class:`Services` object builds and owns the backend connection, the
-cache manager, the job queues and the metrics of an application.
-
-    async with create_services() as services:
-        sessions = services.cache("sessions")
-        await services.queue().enqueue("send_email", {"to": "a@example.com"})
-
-Startup validates the backend (PING, script load, ``maxmemory-policy``). With
-``REDKEEP_STARTUP=strict`` startup waits up to ``REDKEEP_CONNECT_MAX_WAIT`` seconds for an
-unreachable backend (retrying with backoff), then raises :class:`StartupError`; a backend that
-answers but is unusable (wrong password, scripts refused, evicting policy) raises at once. With
-``degraded`` (the default) the service starts at once anyway, caches answer from their memory
-fallback and ``/health/ready`` reports why.
-"""
+"""The :class:`Services` object: builds and owns the backend connection, the cache manager,
+the job queues and the metrics (see :mod:`redkeep.services`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -27,33 +14,28 @@ from redkeep.cache.base import CacheService
 from redkeep.cache.manager import CacheManager
 from redkeep.cache.memory import MemoryCache
 from redkeep.cache.redis import RedisCache
-from redkeep.cache.tiered import TieredCache
 from redkeep.config import Settings, redact_url
-from redkeep.errors import RedkeepError, StartupError, scrub
-from redkeep.monitoring.metrics import L1Snapshot, Metrics
-from redkeep.monitoring.probes import QUEUE_DEPTH, pool_in_use, queue_depth
+from redkeep.errors import RedkeepError, StartupError
+from redkeep.monitoring.metrics import Metrics
 from redkeep.names import check_name
-from redkeep.queue import scripts as queue_scripts
-from redkeep.queue.backoff import Backoff
 from redkeep.queue.base import JobQueue
-from redkeep.queue.job import RetentionPolicy
 from redkeep.queue.memory import MemoryJobQueue
 from redkeep.queue.outbox import Outbox
 from redkeep.queue.redis import RedisJobQueue
 from redkeep.queue.worker import Worker
 from redkeep.queue.workers import WorkerRegistry, registry_of
-from redkeep.redis.base import RedisClient, Script
+from redkeep.redis.base import RedisClient
 from redkeep.redis.factory import create_client
+from redkeep.services.checks import StartupChecks
+from redkeep.services.health import ServicesHealth
 
 if TYPE_CHECKING:
     from redkeep.redis.connection import ConnectionManager
 
-__all__ = ["SAFE_EVICTION_POLICIES", "Services", "StartupError", "create_services"]
+__all__ = ["MAX_NAMED", "MEMORY_WARNING", "Services", "create_services"]
 
 log = logging.getLogger("redkeep.services")
 
-#: ``maxmemory-policy`` values under which Redis never evicts a queue's keys.
-SAFE_EVICTION_POLICIES = frozenset({"noeviction"})
 MEMORY_WARNING = (
     "redkeep is using in-memory backends (no REDKEEP_REDIS_URL or Upstash credentials set): "
     "caches and queued jobs do NOT survive a restart"
@@ -61,16 +43,7 @@ MEMORY_WARNING = (
 MAX_NAMED = 256  # caches or queues one service creates on demand (bounds memory and metrics)
 
 
-def _scripts() -> list[Script]:
-    found: list[Script] = [QUEUE_DEPTH]
-    for name in getattr(queue_scripts, "__all__", ()):
-        script = getattr(queue_scripts, name, None)
-        if isinstance(script, Script):
-            found.append(script)
-    return found
-
-
-class Services:
+class Services(StartupChecks, ServicesHealth):
     """Connection manager, caches, queues and metrics built from :class:`Settings`.
 
     Use as an async context manager (or call :meth:`start` and :meth:`close`).
@@ -144,19 +117,6 @@ class Services:
             self.outbox.breaker.trip()  # hold enqueues at once; the relay probes
         self._connecting = asyncio.create_task(self.connection.start(), name="redkeep-connect")
 
-    async def _wait_reachable(self, connection: ConnectionManager) -> None:
-        """Strict startup: PING with backoff for up to ``connect_max_wait`` seconds (not
-        retried: errors that waiting cannot fix, such as a wrong password)."""
-        wait = self.settings.connect_max_wait
-        log.info("strict startup: connecting to %s (waiting up to %g s)", self._where(), wait)
-        start = time.monotonic()
-        if await connection.start() != "ready":
-            raise StartupError(
-                f"strict startup: {self._where()} is unreachable ({connection.last_error}); gave "
-                f"up after {connection.attempts} attempts in {time.monotonic() - start:.1f} s "
-                f"(REDKEEP_CONNECT_MAX_WAIT={wait:g})"
-            )
-
     async def _open_outbox(self) -> None:
         """Open the enqueue outbox when configured: a file that is not a sound outbox stops
         the start (:class:`~redkeep.errors.OutboxCorrupted`), whatever ``startup`` says."""
@@ -173,68 +133,6 @@ class Services:
         if self.outbox is not None:
             outbox, self.outbox = self.outbox, None
             await outbox.close()
-
-    async def _validate(self) -> str | None:
-        """PING, load every script and check ``maxmemory-policy``; the problem, or None."""
-        assert self.client is not None
-        where = self._where()
-        try:
-            await self.client.ping()
-        except RedkeepError as exc:
-            return f"{where} is unreachable ({type(exc).__name__}: {scrub(str(exc))})"
-        try:
-            for script in _scripts():
-                await self.client.script_load(script)
-        except RedkeepError as exc:
-            return f"loading Lua scripts on {where} failed ({scrub(str(exc))})"
-        return await self._check_eviction() or await self._check_replicas()
-
-    async def _check_eviction(self) -> str | None:
-        assert self.client is not None
-        try:
-            info = await self.client.info("memory")
-        except RedkeepError as exc:  # Upstash REST or restricted ACLs may refuse INFO
-            self._warn(
-                f"cannot read maxmemory-policy ({type(exc).__name__}); make sure it is noeviction"
-            )
-            return None
-        policy = info.get("maxmemory_policy")
-        self.eviction_policy = str(policy) if policy is not None else None
-        if policy is None or policy in SAFE_EVICTION_POLICIES:
-            return None
-        message = (
-            f"{self._where()} has maxmemory-policy {policy!r}: Redis may evict queued jobs "
-            "silently; set maxmemory-policy noeviction"
-        )
-        if self.settings.startup == "strict":
-            return message
-        self._warn(message)
-        return None
-
-    async def _check_replicas(self) -> str | None:
-        """With ``queue_min_replicas``, the primary must have that many replicas connected:
-        every enqueue would time out otherwise."""
-        assert self.client is not None
-        need = self.settings.queue_min_replicas
-        if not need:
-            return None
-        try:
-            have = int((await self.client.info("replication")).get("connected_slaves", 0))
-        except RedkeepError as exc:
-            self._warn(f"cannot count the replicas ({type(exc).__name__}) for "
-                       f"REDKEEP_QUEUE_MIN_REPLICAS={need}")  # fmt: skip
-            return None
-        if have >= need:
-            return None
-        message = (
-            f"{self._where()} has {have} connected replica(s), fewer than "
-            f"REDKEEP_QUEUE_MIN_REPLICAS={need}: enqueues and worker steps fail with "
-            "ReplicationTimeout until enough replicas are connected"
-        )
-        if self.settings.startup == "strict":
-            return message
-        self._warn(message)
-        return None
 
     async def close(self) -> None:
         """Close queues, caches, the connection manager and the client. Idempotent."""
@@ -301,20 +199,7 @@ class Services:
                 "still work)"
             )
         if self.client is None:
-            s = self.settings
-            queue = MemoryJobQueue(
-                name,
-                max_attempts=s.queue_max_attempts,
-                backoff=Backoff(s.queue_backoff_base, s.queue_backoff_max),
-                retention=RetentionPolicy(
-                    s.queue_completed_ttl,
-                    s.queue_completed_max,
-                    s.queue_failed_ttl,
-                    s.queue_failed_max,
-                ),
-                max_payload_bytes=s.max_payload_bytes,
-                max_bytes=s.queue_memory_max_bytes,
-            )
+            queue = MemoryJobQueue.from_settings(name, self.settings)
         else:
             queue = RedisJobQueue.from_settings(self.client, name, self.settings)
             if self.outbox is not None:
@@ -413,123 +298,6 @@ class Services:
         breaker.add_listener(self.metrics.breaker_changed)
         if self.degraded_reason is not None and self.client is not None:
             breaker.trip()  # start the caches on their fallback right away
-
-    def _caches(self) -> dict[str, CacheService]:
-        if self.caches is None:
-            return {}
-        return {name: self.caches.get(name) for name in self.caches.names()}
-
-    # -- health & metrics -----------------------------------------------------------------------
-    async def health(self) -> dict[str, Any]:
-        """Readiness report: ``ready`` plus per-component status (no secrets)."""
-        components: dict[str, Any] = {}
-        ready = True
-        if self.client is None:
-            components["backend"] = {"status": "up", "backend": "memory", "durable": False}
-        else:
-            backend: dict[str, Any] = {
-                "status": "up",
-                "backend": self.backend,
-                "transport": self.client.transport,
-                "url": redact_url(self.settings.upstash_url)
-                if self.backend == "upstash"
-                else self.settings.redis_url_redacted,
-                "state": self.connection.state if self.connection is not None else None,
-                "eviction_policy": self.eviction_policy,
-            }
-            timeout = min(self.settings.command_timeout, 2.0)
-            start = time.perf_counter()
-            try:
-                await asyncio.wait_for(self.client.ping(), timeout)
-                backend["latency_ms"] = round((time.perf_counter() - start) * 1000, 3)
-            except (RedkeepError, TimeoutError) as exc:
-                ready = False
-                backend["status"] = "down"
-                backend["reason"] = f"{type(exc).__name__}: {scrub(str(exc))}"
-            else:
-                if self.degraded_reason is not None:  # back after a degraded start
-                    self.degraded_reason = await self._validate()
-            components["backend"] = backend
-        caches: dict[str, Any] = {}
-        for name, cache in self._caches().items():
-            entry: dict[str, Any] = {"status": "up", "backend": type(cache).__name__}
-            if _on_fallback(cache):
-                entry["status"] = "fallback"
-                entry["reason"] = "serving from the memory fallback while Redis is unavailable"
-            if isinstance(cache, TieredCache):
-                entry["l1"] = cache.l1_status()
-            caches[name] = entry
-        components["caches"] = {
-            "breaker": self.caches.breaker.state if self.caches is not None else None,
-            "caches": caches,
-        }
-        components["queues"] = {
-            "status": components["backend"]["status"],
-            "names": self.queue_names(),
-        }
-        reason = self.degraded_reason
-        if not ready and reason is None:
-            reason = components["backend"].get("reason")
-        if self.outbox is not None:
-            outbox = components["outbox"] = await self._outbox_health()
-            if not ready and outbox["status"] in ("empty", "holding"):
-                # Enqueues still succeed (held locally): serve, degraded.
-                ready = True
-                components["queues"]["status"] = "outbox"
-                reason = f"{reason}; enqueues are held in the outbox until Redis is back"
-        status = "ready" if ready and reason is None else ("degraded" if ready else "unavailable")
-        return {
-            "ready": ready,
-            "status": status,
-            "reason": reason,
-            "backend": self.backend,
-            "warnings": list(self.warnings),
-            "components": components,
-        }
-
-    async def _outbox_health(self) -> dict[str, Any]:
-        assert self.outbox is not None
-        try:
-            return await self.outbox.health()
-        except RedkeepError as exc:  # the file went away or the disk fails
-            return {"status": "failing", "reason": f"{type(exc).__name__}: {scrub(str(exc))}"}
-
-    async def refresh_metrics(self) -> None:
-        """Snapshot cache stats, queue depth, connection and breaker state into the metrics."""
-        m = self.metrics
-        for name, cache in self._caches().items():
-            l1 = None
-            if isinstance(cache, TieredCache):
-                l1 = L1Snapshot(cache.l1_state == "bypassed", len(cache.l1), cache.l1.bytes)
-            m.set_cache(name, cache.stats(), on_fallback=_on_fallback(cache), l1=l1)
-        if self.caches is not None:
-            m.set_breaker_state(self.caches.breaker.name, self.caches.breaker.state)
-        if self.outbox is not None:
-            m.set_breaker_state(self.outbox.breaker.name, self.outbox.breaker.state)
-            with contextlib.suppress(RedkeepError):
-                m.set_outbox(await self.outbox.stats())
-        if self.client is not None and self.connection is not None:
-            m.set_connection(
-                "redis",
-                self.client.transport,
-                self.connection.state,
-                pool_in_use=pool_in_use(self.client),
-                latency=self.connection.last_latency,
-            )
-        if self.connection is not None and self.connection.state != "ready":
-            return  # keep the last known depth rather than waiting out timeouts per queue
-        queues = list(self._queues.values())
-        results = await asyncio.gather(*(queue_depth(q) for q in queues), return_exceptions=True)
-        flags = await asyncio.gather(*(q.is_paused() for q in queues), return_exceptions=True)
-        for name, result, flag in zip(list(self._queues), results, flags, strict=True):
-            if isinstance(result, BaseException):
-                continue  # the queue's backend is down: keep the last known depth
-            counts, age = result
-            m.set_queue(name, counts, age, None if isinstance(flag, BaseException) else flag)
-
-
-def _on_fallback(cache: CacheService) -> bool:
-    return getattr(cache, "mode", None) == "fallback"
 
 
 def create_services(settings: Settings | None = None) -> Services:
