@@ -134,3 +134,18 @@ local function next_due()
   if #head == 0 then return -1 end
   return math.max(0, tonumber(head[2]) - now)
 end
+
+-- For a worker about to wait idle: ms until its next upkeep is due, the earliest of `due` (ms,
+-- -1: none), the first lease expiry and the time the oldest hand-off is `ttl_ms` old.
+local function upkeep_due(due, ttl_ms)
+  local lease = redis.call('ZRANGE', K.active, 0, 0, 'WITHSCORES')
+  local handed = redis.call('ZRANGE', K.handoff, 0, 0, 'WITHSCORES')
+  local times = {}
+  if #lease > 0 then times[#times + 1] = tonumber(lease[2]) end
+  if #handed > 0 then times[#times + 1] = tonumber(handed[2]) + ttl_ms end
+  for _, t in ipairs(times) do
+    t = math.max(0, t - now)
+    if due < 0 or t < due then due = t end
+  end
+  return due
+end
