@@ -20,7 +20,7 @@ import orjson
 from redkeep.errors import ConfigError, ReplicationTimeout
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared, active_refusal
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal, settings_options
 from redkeep.queue.codec import decode_job, encode_data, job_to_record, split_data
 from redkeep.queue.dedup import dedup_options
 from redkeep.queue.job import (
@@ -120,15 +120,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
             client,
             name,
             key_prefix=settings.key_prefix,
-            max_attempts=settings.queue_max_attempts,
-            backoff=Backoff(settings.queue_backoff_base, settings.queue_backoff_max),
-            retention=RetentionPolicy(
-                settings.queue_completed_ttl,
-                settings.queue_completed_max,
-                settings.queue_failed_ttl,
-                settings.queue_failed_max,
-            ),
-            max_payload_bytes=settings.max_payload_bytes,
+            **settings_options(settings),
             poll_max_rate=settings.queue_poll_max_rate,
             min_replicas=settings.queue_min_replicas,
             replica_timeout=settings.queue_replica_timeout,
