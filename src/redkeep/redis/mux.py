@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from redis.backoff import FullJitterBackoff
@@ -37,13 +37,7 @@ from redkeep.redis._lanes import Lanes
 from redkeep.redis._multiplexer import Multiplexer
 from redkeep.redis._wire import ssl_context
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
-from redkeep.redis.commands import (
-    Commands,
-    parse_info,
-    refuse_state_change,
-    set_args,
-    transaction_replies,
-)
+from redkeep.redis.commands import Commands, refuse_state_change, set_args, transaction_replies
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, STATEFUL
 from redkeep.redis.urls import RedisTarget, parse_url
@@ -222,34 +216,6 @@ class MuxClient(Commands):
         except Exception as exc:
             raise translate_error(exc) from None
 
-    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
-        """Write all pairs in one round trip; with ``px`` as pipelined ``SET k v PX px``."""
-        if not mapping:
-            return
-        if px is None:
-            args: list[Any] = ["MSET"]
-            for pair in mapping.items():
-                args += pair
-            await self._cmd(*args)
-            return
-        replies = await self.pipeline([("SET", k, v, "PX", px) for k, v in mapping.items()])
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-
-    async def bzpopmin(
-        self,
-        keys: Sequence[str],
-        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
-    ) -> tuple[str, str, float] | None:
-        """Blocking pop of the lowest member; waits ``min(timeout, 0.8 * command_timeout)``."""
-        wait = self._block_cap if timeout <= 0 else min(timeout, self._block_cap)
-        reply = await self._cmd("BZPOPMIN", *keys, round(wait, 3))
-        if reply is None:
-            return None
-        key, member, score = reply
-        return key, member, float(score)
-
     # -- scripts, batches, raw -----------------------------------------------------------------
     async def evalsha(
         self,
@@ -260,8 +226,8 @@ class MuxClient(Commands):
         replicas: int = 0,
         replica_timeout: float = 1.0,
     ) -> Any:
-        """EVALSHA; on NOSCRIPT load the script and retry once. With ``replicas``, EVALSHA and
-        ``WAIT`` run together on a connection of their own (see the protocol)."""
+        """:meth:`Commands.evalsha`, sent straight on the shared connection (the hot path: no
+        routing as in ``_cmd``)."""
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         if replicas > 0:
             return await self._wait_for_replicas(script, call, replicas, replica_timeout)
@@ -298,14 +264,6 @@ class MuxClient(Commands):
 
         return await self._replicated(script, send, replicas, wait)
 
-    async def _observed(self, name: str, awaitable: Awaitable[Any]) -> Any:
-        try:
-            if self._observer is None:
-                return await awaitable
-            return await self._timed(name, awaitable)
-        except Exception as exc:
-            raise translate_error(exc) from None
-
     async def script_load(self, script: Script) -> str:
         """SCRIPT LOAD; the SHA."""
         return str(await self._cmd("SCRIPT LOAD", script.source))
@@ -333,17 +291,6 @@ class MuxClient(Commands):
         else:
             replies = await self._observed("PIPELINE", self._mux.execute_many(commands))
         return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
-
-    # -- server --------------------------------------------------------------------------------
-    async def info(self, section: str | None = None) -> dict[str, Any]:
-        """INFO parsed into a dict."""
-        args = ("INFO",) if section is None else ("INFO", section)
-        return parse_info(await self._cmd(*args))
-
-    async def time(self) -> float:
-        """Server time in seconds since the epoch."""
-        seconds, micros = await self._cmd("TIME")
-        return int(seconds) + int(micros) / 1_000_000
 
     async def close(self) -> None:
         """Close every connection; later calls raise BackendUnavailable."""
