@@ -13,22 +13,47 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from redkeep.errors import BackendResponseError, ReplicationTimeout
+from redkeep.errors import BackendResponseError, ConfigError, ReplicationTimeout
 from redkeep.redis.base import Command, CommandObserver, Script
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import changes_state
+
+if TYPE_CHECKING:
+    from redkeep.config import Settings
 
 __all__ = [
     "Commands",
     "pairs",
     "parse_info",
+    "redis_url",
     "refuse_state_change",
     "replicated_reply",
     "set_args",
+    "settings_options",
     "transaction_replies",
 ]
+
+
+def settings_options(settings: Settings) -> dict[str, Any]:
+    """The constructor options every transport takes from ``settings``: timeouts, pool size
+    and retries."""
+    return {
+        "connect_timeout": settings.connect_timeout,
+        "command_timeout": settings.command_timeout,
+        "max_connections": settings.max_connections,
+        "retry_attempts": settings.retry_attempts,
+        "retry_base_delay": settings.retry_base_delay,
+        "retry_max_delay": settings.retry_max_delay,
+    }
+
+
+def redis_url(settings: Settings) -> str:
+    """``REDKEEP_REDIS_URL``; :class:`ConfigError` when it is not set."""
+    if settings.redis_url is None:
+        raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
+    return settings.redis_url.get_secret_value()
 
 
 def set_args(key: str, value: str, px: int | None, nx: bool, xx: bool) -> list[Any]:

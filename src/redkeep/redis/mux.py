@@ -37,7 +37,14 @@ from redkeep.redis._lanes import Lanes
 from redkeep.redis._multiplexer import Multiplexer
 from redkeep.redis._wire import ssl_context
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
-from redkeep.redis.commands import Commands, refuse_state_change, set_args, transaction_replies
+from redkeep.redis.commands import (
+    Commands,
+    redis_url,
+    refuse_state_change,
+    set_args,
+    settings_options,
+    transaction_replies,
+)
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, STATEFUL
 from redkeep.redis.urls import RedisTarget, parse_url
@@ -123,16 +130,9 @@ class MuxClient(Commands):
         cls, settings: Settings, observer: CommandObserver | None = None
     ) -> MuxClient:
         """Build a client from :class:`~redkeep.config.Settings` (``redis_url`` must be set)."""
-        if settings.redis_url is None:
-            raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
         return cls(
-            settings.redis_url.get_secret_value(),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
+            redis_url(settings),
+            **settings_options(settings),
             spin=settings.busy_poll,
             observer=observer,
         )

@@ -40,7 +40,9 @@ from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,
     parse_info,
+    redis_url,
     refuse_state_change,
+    settings_options,
 )
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, may_resend, outcome_unknown
@@ -110,17 +112,10 @@ class RedisPyClient(Commands):
         cls, settings: Settings, observer: CommandObserver | None = None
     ) -> RedisPyClient:
         """Build a client from :class:`~redkeep.config.Settings` (``redis_url`` must be set)."""
-        if settings.redis_url is None:
-            raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
         return cls(
-            settings.redis_url.get_secret_value(),
+            redis_url(settings),
             cluster=settings.redis_cluster,
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
+            **settings_options(settings),
             observer=observer,
         )
 

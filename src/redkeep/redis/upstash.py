@@ -38,7 +38,7 @@ from redkeep.errors import (
     scrub,
 )
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
-from redkeep.redis.commands import Commands
+from redkeep.redis.commands import Commands, settings_options
 from redkeep.redis.errors import response_error, translate_error
 from redkeep.resilience import RetryPolicy
 
@@ -127,12 +127,7 @@ class UpstashRestClient(Commands):
         return cls(
             settings.upstash_url,
             settings.upstash_token.get_secret_value(),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
+            **settings_options(settings),
             observer=observer,
         )
 
