@@ -29,12 +29,12 @@ from redis.backoff import FullJitterBackoff
 
 from redkeep.errors import (
     BackendResponseError,
-    BackendTimeout,
     BackendUnavailable,
     ConfigError,
 )
 from redkeep.redis._lanes import Lanes
 from redkeep.redis._multiplexer import Multiplexer
+from redkeep.redis._slots import PoolSlots
 from redkeep.redis._wire import ssl_context
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MuxClient"]
 
-_POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
 _SPECIAL = BLOCKING | STATEFUL | {"CLIENT"}  # names that do not go straight to the shared path
 
 
@@ -62,7 +61,7 @@ async def _closed(*args: Any, **kwargs: Any) -> Any:
     raise BackendUnavailable("redis client is closed")
 
 
-class MuxClient(Commands):
+class MuxClient(PoolSlots, Commands):
     """:class:`~redkeep.redis.base.RedisClient` on one multiplexed connection (the fast path).
 
     ``url`` is ``redis://``, ``rediss://`` (TLS) or ``unix://`` with the options of
@@ -138,25 +137,8 @@ class MuxClient(Commands):
         )
 
     # -- plumbing ------------------------------------------------------------------------------
-    @property
-    def pool_in_use(self) -> int | None:
-        """Connections of their own in use right now (blocking pops, transactions, WAIT)."""
-        free = getattr(self._slots, "_value", None)
-        return None if free is None else self._max_connections - int(free)
-
-    async def _acquire(self) -> None:
-        """Take one of the ``max_connections`` slots, waiting up to ``command_timeout``."""
-        if not self._slots.locked():
-            await self._slots.acquire()  # free: returns without suspending
-            return
-        try:
-            async with asyncio.timeout(self.command_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BackendTimeout(_POOL_EXHAUSTED) from None
-        if self._ex is _closed:
-            self._slots.release()
-            raise BackendUnavailable("redis client is closed")
+    def _is_closed(self) -> bool:
+        return self._ex is _closed
 
     async def _on_lane(self, lanes: Lanes, work: Callable[[Lanes], Awaitable[Any]]) -> Any:
         await self._acquire()

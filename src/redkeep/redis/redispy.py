@@ -30,12 +30,12 @@ from redis.backoff import FullJitterBackoff
 
 from redkeep.errors import (
     BackendResponseError,
-    BackendTimeout,
     BackendUnavailable,
     ConfigError,
 )
 from redkeep.redis._coalesce import Coalescer
 from redkeep.redis._redispy_build import build, never_sent, sentinel_for
+from redkeep.redis._slots import PoolSlots
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,
@@ -54,10 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisPyClient"]
 
-_POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
 
-
-class RedisPyClient(Commands):
+class RedisPyClient(PoolSlots, Commands):
     """:class:`~redkeep.redis.base.RedisClient` on redis-py's public API.
 
     ``url`` takes every form of docs/configuration.md; with ``cluster=True`` a ``redis://``
@@ -132,29 +130,13 @@ class RedisPyClient(Commands):
         )
 
     # -- plumbing ------------------------------------------------------------------------------
-    @property
-    def pool_in_use(self) -> int | None:
-        """Operations holding one of the ``max_connections`` slots right now."""
-        free = getattr(self._slots, "_value", None)
-        return None if free is None else self._max_connections - int(free)
-
-    async def _acquire(self) -> None:
-        if self._closed:
-            raise BackendUnavailable("redis client is closed")
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return
-        try:
-            async with asyncio.timeout(self.command_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BackendTimeout(_POOL_EXHAUSTED) from None
-        if self._closed:
-            self._slots.release()
-            raise BackendUnavailable("redis client is closed")
+    def _is_closed(self) -> bool:
+        return self._closed
 
     async def _slot(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """Await ``make()`` inside a slot (the coroutine is created only once it has one)."""
+        if self._closed:
+            raise BackendUnavailable("redis client is closed")
         await self._acquire()
         try:
             if self._cluster:
