@@ -126,6 +126,10 @@ def main() -> None:
             except subprocess.CalledProcessError:
                 pass
             time.sleep(0.05)
+        # Another process may have taken the port first (the server then exits): measuring its
+        # server would count its clients' commands.
+        if f"process_id:{server.pid}" not in cli(port, "INFO", "server"):
+            raise SystemExit(f"port {port}: not the redis-server this script started")
         for transport in ("mux", "redis-py"):
             for busy_poll in ("0.0002", "0"):
                 processes = {

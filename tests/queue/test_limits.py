@@ -69,9 +69,9 @@ async def test_running_jobs_finish_and_upkeep_goes_on_while_paused(make_queue: A
 async def test_resume_wakes_idle_workers_at_once(
     make_queue: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Idle workers block as long as their client allows (memory: 60 s; RESP: 0.8 x the
-    # command timeout, 1.6 s) instead of 1 s: without the resume's wake-up the job would start
-    # only when that wait ends, well after the 1 s bound, which leaves a loaded machine room.
+    # Idle workers wait up to MAX_BLOCK, here 60 s (29 s: lease - renew interval), before they
+    # step again: without the resume's wake-up the job would start only when that wait ends,
+    # well after the 1 s bound, which leaves a loaded machine room.
     monkeypatch.setattr(worker_module, "MAX_BLOCK", 60.0)
     q = await make_queue()
     ran: list[float] = []

@@ -7,7 +7,8 @@ The commands talk to Redis directly (no memory fallback), so an outage is report
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -17,13 +18,12 @@ from redkeep.cli.ops import (
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     JsonOption,
-    backend_client,
+    YesOption,
     confirm,
     emit_json,
     fail,
-    load_settings,
+    on_backend,
     out,
-    run,
 )
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError, SerializationError
@@ -36,6 +36,7 @@ NameArg = Annotated[str, typer.Argument(help="Cache name, e.g. sessions.")]
 KeyArg = Annotated[str, typer.Argument(help="Cache key.")]
 _MISSING = object()
 _PAGE = 500
+T = TypeVar("T")
 
 
 def _cache(client: Any, name: str, settings: Settings) -> Any:
@@ -54,6 +55,11 @@ def _cache(client: Any, name: str, settings: Settings) -> Any:
         fail(str(exc), EXIT_USAGE)
 
 
+def _on_cache(name: str, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``action(cache)`` on cache ``name`` in Redis (see :func:`on_backend`)."""
+    return on_backend(lambda client, settings: action(_cache(client, name, settings)))
+
+
 def _as_json(value: Any) -> Any:
     from redkeep.serialization import dumps
 
@@ -63,16 +69,13 @@ def _as_json(value: Any) -> Any:
 @app.command("get")
 def get(name: NameArg, key: KeyArg, json_out: JsonOption = False) -> None:
     """Print the value at KEY (exit 3 when absent) and its remaining TTL."""
-    settings = load_settings()
 
-    async def body() -> tuple[Any, float | None]:
-        async with backend_client(settings) as client:
-            cache = _cache(client, name, settings)
-            value = await cache.get(key, _MISSING)
-            ttl = await cache.ttl(key) if value is not _MISSING else None
-            return value, ttl
+    async def body(cache: Any) -> tuple[Any, float | None]:
+        value = await cache.get(key, _MISSING)
+        ttl = await cache.ttl(key) if value is not _MISSING else None
+        return value, ttl
 
-    value, ttl = run(body)
+    value, ttl = _on_cache(name, body)
     if value is _MISSING:
         if json_out:
             emit_json({"cache": name, "key": key, "found": False})
@@ -105,13 +108,7 @@ def set_(
             parsed = loads(value)
         except SerializationError as exc:
             fail(f"VALUE is not valid JSON ({exc}); pass --string to store it as text", EXIT_USAGE)
-    settings = load_settings()
-
-    async def body() -> None:
-        async with backend_client(settings) as client:
-            await _cache(client, name, settings).set(key, parsed, ttl=ttl)
-
-    run(body)
+    _on_cache(name, lambda cache: cache.set(key, parsed, ttl=ttl))
     if json_out:
         emit_json({"cache": name, "key": key, "stored": True, "ttl": ttl})
     else:
@@ -121,13 +118,7 @@ def set_(
 @app.command("delete")
 def delete(name: NameArg, key: KeyArg, json_out: JsonOption = False) -> None:
     """Remove KEY (exit 3 when it did not exist)."""
-    settings = load_settings()
-
-    async def body() -> bool:
-        async with backend_client(settings) as client:
-            return bool(await _cache(client, name, settings).delete(key))
-
-    existed = run(body)
+    existed = bool(_on_cache(name, lambda cache: cache.delete(key)))
     if json_out:
         emit_json({"cache": name, "key": key, "deleted": existed})
     elif existed:
@@ -139,19 +130,13 @@ def delete(name: NameArg, key: KeyArg, json_out: JsonOption = False) -> None:
 @app.command("clear")
 def clear(
     name: NameArg,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Remove every key of cache NAME (this cache's namespace only)."""
     if not yes:
         confirm(f"Remove every key of cache {name!r}?")
-    settings = load_settings()
-
-    async def body() -> int:
-        async with backend_client(settings) as client:
-            return int(await _cache(client, name, settings).clear())
-
-    removed = run(body)
+    removed = int(_on_cache(name, lambda cache: cache.clear()))
     if json_out:
         emit_json({"cache": name, "removed": removed})
     else:
@@ -162,7 +147,8 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
-async def _stats(client: Any, cache: Any) -> dict[str, Any]:
+async def _stats(cache: Any) -> dict[str, Any]:
+    client = cache.client
     entries = with_ttl = size = 0
     min_ttl: float | None = None
     batch: list[str] = []
@@ -205,13 +191,7 @@ def stats(name: NameArg, json_out: JsonOption = False) -> None:
     Hit/miss counters live in each process: read them from the service's /metrics or
     GET /v1/caches/NAME/stats.
     """
-    settings = load_settings()
-
-    async def body() -> dict[str, Any]:
-        async with backend_client(settings) as client:
-            return await _stats(client, _cache(client, name, settings))
-
-    data = run(body)
+    data = _on_cache(name, _stats)
     if json_out:
         emit_json(data)
         return

@@ -4,14 +4,17 @@ ones as they happen with ``--follow``)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
-from redkeep.cli.ops import EXIT_USAGE, backend_client, fail, load_settings, out, run
+from redkeep.cli.ops import EXIT_USAGE, QueueArgument, fail, on_queue, out
 from redkeep.errors import InvalidJob
 from redkeep.queue.events import JobEvent
+
+if TYPE_CHECKING:
+    from redkeep.queue.redis import RedisJobQueue
 
 __all__ = ["events", "register"]
 
@@ -27,7 +30,7 @@ def _line(event: JobEvent, json_out: bool) -> str:
 
 
 def events(
-    queue: Annotated[str, typer.Argument(help="Queue name.")],
+    queue: QueueArgument,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events.")
     ] = False,
@@ -38,29 +41,24 @@ def events(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Print a queue's job events, oldest first; --follow waits for new ones (Ctrl-C ends)."""
-    settings = load_settings()
 
-    async def body() -> None:
-        from redkeep.queue.redis import RedisJobQueue
+    async def body(q: RedisJobQueue) -> None:
+        try:
+            stored = await q.read_events(since, limit)
+        except InvalidJob as exc:  # a bad --since
+            fail(str(exc), EXIT_USAGE)
+        last = since
+        for event in stored:
+            out.print(_line(event, json_out), highlight=False, soft_wrap=True)
+            last = event.id
+        if not follow:
+            return
+        if last is None:
+            last = stored[-1].id if stored else None
+        async for event in q.events(last) if last else q.events():
+            out.print(_line(event, json_out), highlight=False, soft_wrap=True)
 
-        async with backend_client(settings) as client:
-            try:
-                q: Any = RedisJobQueue(client, queue, key_prefix=settings.key_prefix)
-                stored = await q.read_events(since, limit)
-            except InvalidJob as exc:
-                fail(str(exc), EXIT_USAGE)
-            last = since
-            for event in stored:
-                out.print(_line(event, json_out), highlight=False, soft_wrap=True)
-                last = event.id
-            if not follow:
-                return
-            if last is None:
-                last = stored[-1].id if stored else None
-            async for event in q.events(last) if last else q.events():
-                out.print(_line(event, json_out), highlight=False, soft_wrap=True)
-
-    run(body)
+    on_queue(queue, body)
 
 
 def register(root: typer.Typer) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,24 +14,24 @@ from redkeep.cli.ops import (
     EXIT_REFUSED,
     EXIT_USAGE,
     JsonOption,
-    backend_client,
+    QueueOption,
+    YesOption,
     confirm,
     emit_json,
     fail,
-    load_settings,
+    on_queue,
     out,
-    run,
+    utc_time,
 )
-from redkeep.errors import InvalidJob
 from redkeep.queue.job import FINISHED, Job, JobStatus
 from redkeep.queue.view import job_to_dict
+
+if TYPE_CHECKING:
+    from redkeep.queue.redis import RedisJobQueue
 
 __all__ = ["app", "register"]
 
 app = typer.Typer(help="Inspect and act on jobs: list, show, retry, cancel, purge.")
-
-QueueOption = Annotated[str, typer.Option("--queue", "-q", help="Queue name.")]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def _status(value: str) -> JobStatus:
@@ -41,21 +40,6 @@ def _status(value: str) -> JobStatus:
     except ValueError:
         names = ", ".join(s.value for s in JobStatus)
         fail(f"unknown status {value!r} (expected one of {names})", EXIT_USAGE)
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _queue(client: Any, name: str) -> Any:
-    from redkeep.queue.redis import RedisJobQueue
-
-    try:
-        return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
-    except InvalidJob as exc:
-        fail(str(exc), EXIT_USAGE)
 
 
 @app.command("list")
@@ -70,14 +54,7 @@ def list_jobs(
 ) -> None:
     """Jobs of one status: waiting in run order, delayed by run_at, finished newest first."""
     st = _status(status)
-    settings = load_settings()
-
-    async def body() -> list[Job]:
-        async with backend_client(settings) as client:
-            jobs: list[Job] = await _queue(client, queue).list_jobs(st, offset, limit)
-            return jobs
-
-    jobs = run(body)
+    jobs = on_queue(queue, lambda q: q.list_jobs(st, offset, limit))
     if json_out:
         emit_json({"queue": queue, "status": st.value, "jobs": [job_to_dict(j) for j in jobs]})
         return
@@ -98,8 +75,8 @@ def list_jobs(
             job.name,
             str(job.priority),
             f"{job.attempts}/{job.max_attempts}",
-            _when(job.created_at),
-            _when(job.run_at),
+            utc_time(job.created_at),
+            utc_time(job.run_at),
             error[:80],
         )
     out.print(table)
@@ -107,10 +84,10 @@ def list_jobs(
         out.print("(none)")
 
 
-async def _get(client: Any, queue: str, job_id: str) -> Job:
-    job: Job | None = await _queue(client, queue).get_job(job_id)
+async def _get(q: RedisJobQueue, job_id: str) -> Job:
+    job = await q.get_job(job_id)
     if job is None:
-        fail(f"no job {job_id!r} in queue {queue!r}", EXIT_NOT_FOUND)
+        fail(f"no job {job_id!r} in queue {q.name!r}", EXIT_NOT_FOUND)
     return job
 
 
@@ -121,13 +98,7 @@ def show(
     json_out: JsonOption = False,
 ) -> None:
     """Everything about one job: state, attempts, times, payload, result, last error."""
-    settings = load_settings()
-
-    async def body() -> Job:
-        async with backend_client(settings) as client:
-            return await _get(client, queue, job_id)
-
-    job = run(body)
+    job = on_queue(queue, lambda q: _get(q, job_id))
     if json_out:
         emit_json(job_to_dict(job))
         return
@@ -137,7 +108,7 @@ def show(
         table.add_row(field, "-" if data[field] is None else str(data[field]))
     table.add_row("attempts", f"{job.attempts} of {job.max_attempts}")
     for field in ("created_at", "run_at", "started_at", "finished_at"):
-        table.add_row(field, _when(data[field]))
+        table.add_row(field, utc_time(data[field]))
     table.add_row("payload", repr(job.payload))
     for name, value in job.headers.items():
         table.add_row(f"header {name}", value)
@@ -155,16 +126,12 @@ def show(
 
 
 def _act(action: str, job_id: str, queue: str, json_out: bool) -> None:
-    settings = load_settings()
+    async def body(q: RedisJobQueue) -> tuple[bool, Job]:
+        job = await _get(q, job_id)
+        done = await (q.retry(job_id) if action == "retry" else q.cancel(job_id))
+        return bool(done), job
 
-    async def body() -> tuple[bool, Job]:
-        async with backend_client(settings) as client:
-            q = _queue(client, queue)
-            job = await _get(client, queue, job_id)
-            done = await (q.retry(job_id) if action == "retry" else q.cancel(job_id))
-            return bool(done), job
-
-    done, job = run(body)
+    done, job = on_queue(queue, body)
     if json_out:
         emit_json(
             {
@@ -216,14 +183,8 @@ def purge(
         fail(f"purge only takes completed, failed or cancelled, not {st.value!r}", EXIT_USAGE)
     if not yes:
         confirm(f"Delete every {st.value} job of queue {queue!r}?")
-    settings = load_settings()
-
-    async def body() -> int:
-        async with backend_client(settings) as client:
-            return int(await _queue(client, queue).purge(st))
-
     started = time.perf_counter()
-    removed = run(body)
+    removed = on_queue(queue, lambda q: q.purge(st))
     if json_out:
         emit_json({"queue": queue, "status": st.value, "purged": removed})
     else:

@@ -12,14 +12,7 @@ import asyncio
 from typing import Annotated, Literal
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import SpinnerColumn, TextColumn
 from rich.table import Table
 
 from redkeep.cli.exits import ExitCode
@@ -33,6 +26,7 @@ from redkeep.cli.ops import (
     fail,
     load_settings,
     out,
+    progress_bar,
 )
 from redkeep.errors import ConfigError, RedkeepError
 
@@ -152,27 +146,13 @@ def migrate(
     if src == dst:
         fail("--from and --to are the same place (use a different URL or prefix)", EXIT_USAGE)
 
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=json_out or not err.is_terminal,
-    )
+    columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"))
 
     async def body() -> object:
         source_obj = open_source(src, settings)
         target_obj = open_target(dst, settings)
-        task = progress.add_task("copying", total=None)
-
-        def advance(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
         try:
-            with progress:
+            with progress_bar("copying", json_out, *columns) as advance:
                 return await run_migration(
                     source_obj,
                     target_obj,

@@ -1,6 +1,6 @@
 """Operations commands: ``redkeep queues`` (the listing; the group is :mod:`redkeep.cli.queues`)
-and ``redkeep config``, and the helpers shared by ``redkeep jobs``, ``redkeep cache`` and
-``redkeep migrate``.
+and ``redkeep config``, and the helpers shared by the commands that act on Redis (``jobs``,
+``schedules``, ``queues``, ``events``, ``cache``, ``migrate``).
 
 Every command prints a rich table by default and JSON with ``--json``. Exit codes are the one
 table of :mod:`redkeep.cli.exits`.
@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -21,10 +22,15 @@ from rich.table import Table
 
 from redkeep.cli.exits import ExitCode
 from redkeep.config import Settings
-from redkeep.errors import ConfigError, RedkeepError, scrub
+from redkeep.errors import ConfigError, InvalidJob, RedkeepError, scrub
 from redkeep.names import is_valid_name
 from redkeep.queue.job import STATUSES
 from redkeep.redis.base import RedisClient
+
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn
+
+    from redkeep.queue.redis import RedisJobQueue
 
 __all__ = [
     "EXIT_ERROR",
@@ -34,15 +40,23 @@ __all__ = [
     "EXIT_REFUSED",
     "EXIT_USAGE",
     "JsonOption",
+    "QueueArgument",
+    "QueueOption",
+    "YesOption",
     "backend_client",
     "config",
     "confirm",
     "emit_json",
     "fail",
     "load_settings",
+    "on_backend",
+    "on_queue",
+    "open_queue",
+    "progress_bar",
     "queues",
     "register",
     "run",
+    "utc_time",
 ]
 
 EXIT_OK = ExitCode.OK
@@ -53,6 +67,9 @@ EXIT_REFUSED = ExitCode.REFUSED
 EXIT_INCOMPLETE = ExitCode.INCOMPLETE
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+QueueOption = Annotated[str, typer.Option("--queue", "-q", help="Queue name.")]
+QueueArgument = Annotated[str, typer.Argument(help="Queue name.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 T = TypeVar("T")
 
@@ -127,6 +144,66 @@ async def backend_client(settings: Settings) -> AsyncIterator[RedisClient]:
         yield client
     finally:
         await client.close()
+
+
+def on_backend(action: Callable[[RedisClient, Settings], Awaitable[T]]) -> T:
+    """Run ``action(client, settings)`` with :func:`backend_client` under :func:`run`: the
+    body of a command that acts on Redis."""
+    settings = load_settings()
+
+    async def body() -> T:
+        async with backend_client(settings) as client:
+            return await action(client, settings)
+
+    return run(body)
+
+
+def open_queue(client: RedisClient, name: str, settings: Settings) -> RedisJobQueue:
+    """Queue ``name`` on ``client``; a bad name exits with the usage code."""
+    from redkeep.queue.redis import RedisJobQueue
+
+    try:
+        return RedisJobQueue(client, name, key_prefix=settings.key_prefix)
+    except InvalidJob as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def on_queue(name: str, action: Callable[[RedisJobQueue], Awaitable[T]]) -> T:
+    """:func:`on_backend` for ``action(queue)`` on queue ``name``."""
+    return on_backend(lambda client, settings: action(open_queue(client, name, settings)))
+
+
+@contextlib.contextmanager
+def progress_bar(
+    what: str, json_out: bool, *columns: ProgressColumn
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A transient bar on stderr (``columns``, then bar, done/total and elapsed time), shown
+    only on a terminal and not with --json; yields ``advance(done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        *columns,
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=json_out or not err.is_terminal,
+    )
+    task = bar.add_task(what, total=None)
+
+    def advance(done: int, total: int | None) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield advance
+
+
+def utc_time(ts: float | None) -> str:
+    """``ts`` (seconds since the epoch) as ``YYYY-MM-DD HH:MM:SS`` in UTC; ``-`` for None."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _age(seconds: float | None) -> str:

@@ -10,28 +10,25 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
 from redkeep.cli.ops import (
     EXIT_USAGE,
     JsonOption,
-    backend_client,
+    QueueArgument,
+    YesOption,
     confirm,
     emit_json,
-    err,
     fail,
-    load_settings,
+    on_queue,
     out,
-    run,
+    progress_bar,
 )
-from redkeep.errors import InvalidJob
 
 __all__ = ["add_commands"]
 
-QueueArgument = Annotated[str, typer.Argument(help="Queue name.")]
 NameOption = Annotated[str | None, typer.Option("--name", "-n", help="Only jobs of this handler.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="At most this many jobs.")]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def _bulk(
@@ -41,34 +38,12 @@ def _bulk(
     json_out: bool,
 ) -> int:
     """Run ``action(queue, progress)`` with a progress bar (on a terminal, not with --json)."""
-    from redkeep.queue.redis import RedisJobQueue
 
-    settings = load_settings()
-    bar = Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=json_out or not err.is_terminal,
-    )
+    async def body(q: Any) -> int:
+        with progress_bar(what, json_out, TextColumn(what)) as advance:
+            return await action(q, advance)
 
-    async def body() -> int:
-        async with backend_client(settings) as client:
-            try:
-                q = RedisJobQueue(client, queue, key_prefix=settings.key_prefix)
-            except InvalidJob as exc:
-                fail(str(exc), EXIT_USAGE)
-            task = bar.add_task(what, total=None)
-
-            def advance(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            with bar:
-                return await action(q, advance)
-
-    return run(body)
+    return on_queue(queue, body)
 
 
 def retry_failed(

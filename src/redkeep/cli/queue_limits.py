@@ -7,38 +7,24 @@ from typing import Annotated, Any
 
 import typer
 
-from redkeep.cli.ops import (
-    EXIT_USAGE,
-    JsonOption,
-    backend_client,
-    emit_json,
-    fail,
-    load_settings,
-    out,
-    run,
-)
+from redkeep.cli.ops import EXIT_USAGE, JsonOption, QueueArgument, emit_json, fail, on_queue, out
 from redkeep.errors import InvalidJob, InvalidName
 
 __all__ = ["add_commands"]
 
-QueueArgument = Annotated[str, typer.Argument(help="Queue name.")]
 ClearOption = Annotated[bool, typer.Option("--clear", help="Remove the limit.")]
 
 
 def _apply(queue: str, change: Any) -> Any:
     """Run ``change(q)`` on queue ``queue`` in Redis; bad input exits with the usage code."""
-    from redkeep.queue.redis import RedisJobQueue
 
-    settings = load_settings()
+    async def body(q: Any) -> Any:
+        try:
+            return await change(q)
+        except (InvalidJob, InvalidName) as exc:  # bad limits
+            fail(str(exc), EXIT_USAGE)
 
-    async def body() -> Any:
-        async with backend_client(settings) as client:
-            try:
-                return await change(RedisJobQueue(client, queue, key_prefix=settings.key_prefix))
-            except (InvalidJob, InvalidName) as exc:  # bad limits, or a bad queue name
-                fail(str(exc), EXIT_USAGE)
-
-    return run(body)
+    return on_queue(queue, body)
 
 
 def rate_limit(

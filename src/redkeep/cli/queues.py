@@ -3,23 +3,16 @@ queues (no sub-command: :func:`redkeep.cli.ops.queues`) and act on whole queues 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from redkeep.cli import ops, queue_limits
-from redkeep.cli.ops import (
-    EXIT_USAGE,
-    JsonOption,
-    backend_client,
-    emit_json,
-    fail,
-    load_settings,
-    out,
-    run,
-)
+from redkeep.cli.ops import JsonOption, QueueArgument, emit_json, on_queue, out
 from redkeep.cli.queue_bulk import add_commands
-from redkeep.errors import InvalidJob
+
+if TYPE_CHECKING:
+    from redkeep.queue.redis import RedisJobQueue
 
 __all__ = ["app", "register"]
 
@@ -29,28 +22,13 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-QueueArgument = Annotated[str, typer.Argument(help="Queue name.")]
-
-
-def _queue(client: Any, name: str) -> Any:
-    from redkeep.queue.redis import RedisJobQueue
-
-    try:
-        return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
-    except InvalidJob as exc:
-        fail(str(exc), EXIT_USAGE)
-
 
 def _set_paused(queue: str, paused: bool, json_out: bool) -> None:
-    settings = load_settings()
+    async def body(q: RedisJobQueue) -> bool:
+        await (q.pause() if paused else q.resume())
+        return bool(await q.is_paused())
 
-    async def body() -> bool:
-        async with backend_client(settings) as client:
-            q = _queue(client, queue)
-            await (q.pause() if paused else q.resume())
-            return bool(await q.is_paused())
-
-    now = run(body)
+    now = on_queue(queue, body)
     if json_out:
         emit_json({"queue": queue, "paused": now})
     else:

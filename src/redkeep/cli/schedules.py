@@ -2,48 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from redkeep.cli.ops import (
     EXIT_NOT_FOUND,
-    EXIT_USAGE,
     JsonOption,
-    backend_client,
+    QueueOption,
+    YesOption,
     confirm,
     emit_json,
     fail,
-    load_settings,
+    on_queue,
     out,
-    run,
+    utc_time,
 )
-from redkeep.errors import InvalidJob
 from redkeep.queue.schedules import Schedule
+
+if TYPE_CHECKING:
+    from redkeep.queue.redis import RedisJobQueue
 
 __all__ = ["app", "register"]
 
 app = typer.Typer(help="Inspect and act on schedules: list, show, pause, resume, delete.")
 
-QueueOption = Annotated[str, typer.Option("--queue", "-q", help="Queue name.")]
 IdArgument = Annotated[str, typer.Argument(help="The schedule id.")]
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _queue(client: Any, name: str) -> Any:
-    from redkeep.queue.redis import RedisJobQueue
-
-    try:
-        return RedisJobQueue(client, name, key_prefix=load_settings().key_prefix)
-    except InvalidJob as exc:
-        fail(str(exc), EXIT_USAGE)
 
 
 def _view(s: Schedule) -> dict[str, Any]:
@@ -59,31 +44,24 @@ def _timing(s: Schedule) -> str:
 @app.command("list")
 def list_schedules(queue: QueueOption = "default", json_out: JsonOption = False) -> None:
     """Every schedule of a queue: timing, next run, paused, last job."""
-    settings = load_settings()
-
-    async def body() -> list[Schedule]:
-        async with backend_client(settings) as client:
-            found: list[Schedule] = await _queue(client, queue).list_schedules()
-            return found
-
-    found = run(body)
+    found = on_queue(queue, lambda q: q.list_schedules())
     if json_out:
         emit_json({"queue": queue, "schedules": [_view(s) for s in found]})
         return
     table = Table("id", "handler", "timing", "next run (UTC)", "paused", "last job",
                   title=f"schedules of {queue!r}")  # fmt: skip
     for s in found:
-        table.add_row(s.id, s.name, _timing(s), _when(s.next_run_at), "yes" if s.paused else "",
+        table.add_row(s.id, s.name, _timing(s), utc_time(s.next_run_at), "yes" if s.paused else "",
                       s.last_job_id or "-")  # fmt: skip
     out.print(table)
     if not found:
         out.print("(none)")
 
 
-async def _get(client: Any, queue: str, schedule_id: str) -> Schedule:
-    s: Schedule | None = await _queue(client, queue).get_schedule(schedule_id)
+async def _get(q: RedisJobQueue, schedule_id: str) -> Schedule:
+    s = await q.get_schedule(schedule_id)
     if s is None:
-        fail(f"no schedule {schedule_id!r} in queue {queue!r}", EXIT_NOT_FOUND)
+        fail(f"no schedule {schedule_id!r} in queue {q.name!r}", EXIT_NOT_FOUND)
     return s
 
 
@@ -91,38 +69,28 @@ async def _get(client: Any, queue: str, schedule_id: str) -> Schedule:
 def show(schedule_id: IdArgument, queue: QueueOption = "default", json_out: JsonOption = False
          ) -> None:  # fmt: skip
     """Everything about one schedule."""
-    settings = load_settings()
-
-    async def body() -> Schedule:
-        async with backend_client(settings) as client:
-            return await _get(client, queue, schedule_id)
-
-    s = run(body)
+    s = on_queue(queue, lambda q: _get(q, schedule_id))
     if json_out:
         emit_json(_view(s))
         return
     table = Table("field", "value", title=f"schedule {s.id} ({queue})", show_header=False)
     for field, value in _view(s).items():
         if field in ("next_run_at", "created_at", "start_at", "end_at"):
-            value = _when(value)
+            value = utc_time(value)
         table.add_row(field, "-" if value is None else str(value))
     out.print(table)
 
 
 def _act(action: str, schedule_id: str, queue: str, json_out: bool) -> None:
-    settings = load_settings()
+    async def body(q: RedisJobQueue) -> bool:
+        await _get(q, schedule_id)
+        if action == "pause":
+            return bool(await q.pause_schedule(schedule_id))
+        if action == "resume":
+            return bool(await q.resume_schedule(schedule_id))
+        return bool(await q.unschedule(schedule_id))
 
-    async def body() -> bool:
-        async with backend_client(settings) as client:
-            q = _queue(client, queue)
-            await _get(client, queue, schedule_id)
-            if action == "pause":
-                return bool(await q.pause_schedule(schedule_id))
-            if action == "resume":
-                return bool(await q.resume_schedule(schedule_id))
-            return bool(await q.unschedule(schedule_id))
-
-    done = run(body)
+    done = on_queue(queue, body)
     if json_out:
         emit_json({"id": schedule_id, "queue": queue, "action": action, "done": done})
     else:
@@ -148,7 +116,7 @@ def resume(schedule_id: IdArgument, queue: QueueOption = "default", json_out: Js
 def delete(
     schedule_id: IdArgument,
     queue: QueueOption = "default",
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOption = False,
     json_out: JsonOption = False,
 ) -> None:
     """Delete a schedule (the jobs it already enqueued stay)."""

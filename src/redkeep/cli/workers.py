@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import typer
 from rich.table import Table
 
-from redkeep.cli.ops import JsonOption, backend_client, emit_json, load_settings, out, run
+from redkeep.cli.ops import JsonOption, backend_client, emit_json, load_settings, out, run, utc_time
 from redkeep.queue.workers import HEARTBEAT_TTL, WorkerView, registry_of
 
 __all__ = ["register", "workers"]
@@ -42,13 +41,12 @@ def workers(json_out: JsonOption = False) -> None:
         title=f"workers ({settings.key_prefix})",
     )  # fmt: skip
     for w in rows:
-        started = datetime.fromtimestamp(w["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
             w["id"],
             w["host"],
             str(w["pid"]),
             ", ".join(w["queues"]),
-            started,
+            utc_time(w["started_at"]),
             _ago(w["last_heartbeat"], now),
             f"{w['active']}/{w['concurrency']}",
             str(w["processed"]),

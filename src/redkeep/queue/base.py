@@ -49,6 +49,7 @@ from redkeep.queue.protocol import StepRequest, StepResult
 from redkeep.queue.schedules import SchedulesMixin
 
 if TYPE_CHECKING:
+    from redkeep.config import Settings
     from redkeep.queue.outbox import Outbox
     from redkeep.queue.workers import WorkerRegistry
 
@@ -537,6 +538,22 @@ def _status(status: JobStatus | str) -> JobStatus:
     except ValueError:
         names = ", ".join(s.value for s in JobStatus)
         raise InvalidJob(f"unknown job status {status!r} (expected one of {names})") from None
+
+
+def settings_options(settings: Settings) -> dict[str, Any]:
+    """The constructor options every backend takes from ``settings``: attempts, backoff,
+    retention and payload limit."""
+    return {
+        "max_attempts": settings.queue_max_attempts,
+        "backoff": Backoff(settings.queue_backoff_base, settings.queue_backoff_max),
+        "retention": RetentionPolicy(
+            settings.queue_completed_ttl,
+            settings.queue_completed_max,
+            settings.queue_failed_ttl,
+            settings.queue_failed_max,
+        ),
+        "max_payload_bytes": settings.max_payload_bytes,
+    }
 
 
 def active_refusal(job_id: str) -> JobError:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from redkeep.errors import scrub
 from redkeep.queue.executors import Executors, HandlerFailed
 from redkeep.queue.job import TRACEBACK_LIMIT, Job, JobFailure
-from redkeep.queue.progress import running_job
+from redkeep.queue.progress import enter_job, leave_job
 from redkeep.queue.protocol import Outcome, WorkerQueue
 
 __all__ = ["Handler", "WorkerObserver", "execute_job", "failure_from", "report_attempt"]
@@ -64,15 +64,17 @@ async def execute_job(
     handler = handlers.get(job.name)
     if handler is None:
         return _failed(queue, job, JobFailure("JobError", f"no handler for {job.name!r}"), False)
+    running = enter_job(queue, job)  # for progress reports (redkeep.queue.progress)
     try:
-        with running_job(queue, job):  # for progress reports (redkeep.queue.progress)
-            data = await executors.run(handler, job)
+        data = await executors.run(handler, job)
     except asyncio.CancelledError:
         raise
     except HandlerFailed as exc:
         return _failed(queue, job, exc.failure)
     except Exception as exc:
         return _failed(queue, job, failure_from(exc))
+    finally:
+        leave_job(running)
     return Outcome(job.id, job.token, "done", data)
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from redkeep.errors import QueueFull
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared, active_refusal
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal, settings_options
 from redkeep.queue.job import (
     FINISHED,
     NO_HEADERS,
@@ -119,15 +119,7 @@ class MemoryJobQueue(
         memory limits)."""
         return cls(
             name,
-            max_attempts=settings.queue_max_attempts,
-            backoff=Backoff(settings.queue_backoff_base, settings.queue_backoff_max),
-            retention=RetentionPolicy(
-                settings.queue_completed_ttl,
-                settings.queue_completed_max,
-                settings.queue_failed_ttl,
-                settings.queue_failed_max,
-            ),
-            max_payload_bytes=settings.max_payload_bytes,
+            **settings_options(settings),
             max_bytes=settings.queue_memory_max_bytes,
         )
 

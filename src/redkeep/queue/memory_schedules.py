@@ -36,6 +36,7 @@ class MemorySchedules:
     if TYPE_CHECKING:
 
         async def _enqueue(self, prepared: list[_Prepared]) -> list[Job]: ...
+        def _schedules_touched(self) -> None: ...
 
     def _sched_store(self) -> dict[str, Any]:
         store: dict[str, Any] | None = self.__dict__.get("_schedules")
@@ -72,6 +73,7 @@ class MemorySchedules:
             st["defs"][schedule_id] = definition
         st["states"][schedule_id] = state.encode()
         self._sched_score(schedule_id, state)
+        self._schedules_touched()  # the workers' passes (Redis: the marker's member "s")
         return True
 
     def _sched_score(self, schedule_id: str, state: State) -> None:

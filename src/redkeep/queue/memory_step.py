@@ -130,6 +130,9 @@ class MemoryStep:
         if self._gsleep:  # a group whose rate window has room sooner
             wake = max(0.0, min(self._gsleep.values()) - now)
             next_due = wake if next_due is None else min(next_due, wake)
+        if not jobs and self._active:  # the worker waits idle: step again at the first expiry
+            expiry = max(0.0, min(self._active.values()) - now)
+            next_due = expiry if next_due is None else min(next_due, expiry)
         return StepResult(jobs, next_due, recovered, rejected, more, throttled)
 
     async def extend_leases(

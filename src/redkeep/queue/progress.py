@@ -35,10 +35,10 @@ if TYPE_CHECKING:
     from redkeep.queue.job import Job
     from redkeep.queue.protocol import WorkerQueue
 
-__all__ = ["current_job", "progress", "progress_sync", "running_job"]
+__all__ = ["current_job", "enter_job", "leave_job", "progress", "progress_sync", "running_job"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Running:
     queue: WorkerQueue
     job: Job
@@ -52,12 +52,23 @@ _CURRENT: contextvars.ContextVar[_Running | None] = contextvars.ContextVar(
 
 @contextmanager
 def running_job(queue: WorkerQueue, job: Job) -> Iterator[None]:
-    """Mark ``job`` of ``queue`` as the job the code inside runs (the worker uses it)."""
-    reset = _CURRENT.set(_Running(queue, job, asyncio.get_running_loop()))
+    """Mark ``job`` of ``queue`` as the job the code inside runs."""
+    reset = enter_job(queue, job)
     try:
         yield
     finally:
         _CURRENT.reset(reset)
+
+
+def enter_job(queue: WorkerQueue, job: Job) -> contextvars.Token[_Running | None]:
+    """Mark ``job`` of ``queue`` as the job this task runs until :func:`leave_job` (the
+    worker's per-job path: cheaper than the :func:`running_job` context manager)."""
+    return _CURRENT.set(_Running(queue, job, asyncio.get_running_loop()))
+
+
+def leave_job(token: contextvars.Token[_Running | None]) -> None:
+    """Undo :func:`enter_job`."""
+    _CURRENT.reset(token)
 
 
 def _running() -> _Running:

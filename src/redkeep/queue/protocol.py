@@ -13,7 +13,8 @@ A worker's life against one queue::
         result = await queue.step(StepRequest(worker_id, request_id, outcomes, claim, lease))
         ... run result.jobs; renew their leases with extend_leases() meanwhile ...
         when idle: job_or_woken = await queue.wait_for_jobs(worker_id, seconds)
-    meanwhile, about once a second: await queue.fire_schedules(worker_id)
+    meanwhile, when the last pass says (at once on queue.schedules_changed()):
+        await queue.fire_schedules(worker_id)
     await queue.worker_stopped(worker_id)
 
 Delivery is at least once: a claimed job is leased; a worker that stops renewing loses it to
@@ -24,6 +25,7 @@ time and returns the same jobs, ``extend_leases`` only renews again.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +79,9 @@ class StepResult:
     jobs: list[Job] = field(default_factory=list)
     """Jobs claimed for the worker (status active, ``token`` set)."""
     next_due: float | None = None
-    """Seconds until the earliest delayed job is due (None: no delayed jobs)."""
+    """Seconds until the earliest delayed job is due or, when no job was claimed, a lease
+    expires or a hand-off goes stale: the longest the worker may wait idle before its next
+    step (None: nothing is due)."""
     recovered: int = 0
     """Expired leases moved back to waiting or failed by this step."""
     rejected: list[str] = field(default_factory=list)
@@ -169,5 +173,11 @@ class WorkerQueue(Protocol):
     async def fire_schedules(self, worker_id: str) -> float:
         """One scheduling pass: enqueue the jobs of the queue's schedules that are due (each
         tick exactly once, whatever the number of workers); return the seconds until the next
-        pass. Every worker calls it about once a second (see :mod:`redkeep.queue.schedules`)."""
+        pass (a few seconds at most; see :mod:`redkeep.queue.schedules`)."""
+        ...
+
+    def schedules_changed(self) -> asyncio.Event:
+        """An event set when this process next learns that the queue's schedules changed (a
+        write here, or a wake-up from one elsewhere seen by :meth:`wait_for_jobs`): the
+        worker then runs a scheduling pass at once."""
         ...

@@ -20,7 +20,7 @@ import orjson
 from redkeep.errors import ConfigError, ReplicationTimeout
 from redkeep.queue import scripts
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared, active_refusal
+from redkeep.queue.base import JobQueue, _Prepared, active_refusal, settings_options
 from redkeep.queue.codec import decode_job, encode_data, job_to_record, split_data
 from redkeep.queue.dedup import dedup_options
 from redkeep.queue.job import (
@@ -120,15 +120,7 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
             client,
             name,
             key_prefix=settings.key_prefix,
-            max_attempts=settings.queue_max_attempts,
-            backoff=Backoff(settings.queue_backoff_base, settings.queue_backoff_max),
-            retention=RetentionPolicy(
-                settings.queue_completed_ttl,
-                settings.queue_completed_max,
-                settings.queue_failed_ttl,
-                settings.queue_failed_max,
-            ),
-            max_payload_bytes=settings.max_payload_bytes,
+            **settings_options(settings),
             poll_max_rate=settings.queue_poll_max_rate,
             min_replicas=settings.queue_min_replicas,
             replica_timeout=settings.queue_replica_timeout,
@@ -440,18 +432,29 @@ class RedisJobQueue(RedisEvents, RedisSchedules, RedisLimits, RedisBulk, RedisFl
 
     async def wait_for_jobs(self, worker_id: str, seconds: float) -> bool | Job:
         """BZPOPMIN over the hand-off set, the marker and the worker's wake key (in that
-        order); polling with an adaptive interval where blocking commands are missing."""
+        order), again while the client waited less than ``seconds``; polling with an adaptive
+        interval where blocking commands are missing. The marker's member ``s`` (a schedule
+        was written) sets :meth:`schedules_changed` and the wait goes on."""
         if self.client.capabilities.blocking:
             keys = self._wait_keys.get(worker_id)
             if keys is None:
                 k = self.keys
                 keys = self._wait_keys[worker_id] = [k.handoff, k.marker, k.wake(worker_id)]
-            popped = await self.client.bzpopmin(keys, max(0.01, seconds))
-            if popped is None or popped[0] == keys[2]:
-                return False
-            if popped[0] == keys[0]:
-                return self._handed(popped[1], worker_id)
-            return True
+            deadline = time.monotonic() + seconds
+            while True:
+                left = deadline - time.monotonic()
+                popped = await self.client.bzpopmin(keys, max(0.01, left))
+                if popped is None:
+                    if deadline - time.monotonic() > 0.01:
+                        continue  # the transport caps a blocking wait (RESP: 0.8 x timeout)
+                    return False
+                if popped[0] == keys[0]:
+                    return self._handed(popped[1], worker_id)
+                if popped[0] == keys[2]:
+                    return False
+                if popped[1] != "s":
+                    return True
+                self._schedules_touched()
         # No blocking commands (Upstash REST): sleep with an adaptive interval, never polling
         # faster than poll_max_rate.
         await asyncio.sleep(max(self._min_poll, min(self._poll, seconds)))

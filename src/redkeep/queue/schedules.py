@@ -2,7 +2,9 @@
 
 A schedule is stored with its queue (on Redis: the ``schedules``, ``schedstate`` and
 ``schedtimes`` keys, see :mod:`redkeep.queue.keys`). Every worker of the queue runs
-:func:`drive_schedules`: about once a second it *claims* the schedules whose next tick is due
+:func:`drive_schedules`: timed by the next tick (at least every :data:`IDLE_PASS` seconds, every
+:data:`MAX_PASS` while the worker runs jobs, and at once when a schedule is written: see
+:meth:`SchedulesMixin.schedules_changed`) it *claims* the schedules whose next tick is due
 within :data:`LOOKAHEAD` (one atomic script on Redis server time, so two workers never claim
 the same one), computes their ticks here (cron with :mod:`cronsim` in the schedule's IANA zone
 via :mod:`zoneinfo`: DST-correct), then *fires* them: one atomic script enqueues the tick's
@@ -27,10 +29,10 @@ scheduling pass.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLAIM_LEASE",
     "DOWN_GAP",
+    "IDLE_PASS",
     "LOOKAHEAD",
     "MAX_CATCH_UP",
     "Claimed",
@@ -82,12 +85,32 @@ __all__ = [
 
 log = logging.getLogger("redkeep.queue.schedules")
 
+IDLE_PASS = DOWN_GAP / 2
+"""Longest time between two scheduling passes of an idle worker (a pass records that the
+schedules run: well within :data:`DOWN_GAP`, so that no tick is taken for missed)."""
+CHANGE_DEBOUNCE = 0.02  # after a schedule change, before the pass: one pass for a burst
+
 
 class SchedulesMixin:
     """Schedules on a :class:`~redkeep.queue.base.JobQueue`; backends implement the hooks."""
 
     name: str
     max_payload_bytes: int
+    _schedule_change: asyncio.Event | None = None
+
+    def schedules_changed(self) -> asyncio.Event:
+        """An event set when this process next learns that the queue's schedules changed
+        (written here on the memory backend; on Redis, popped from the wake-up marker by an
+        idle worker): the worker's scheduling pass, seconds apart when idle, then runs at once.
+        """
+        if self._schedule_change is None:
+            self._schedule_change = asyncio.Event()
+        return self._schedule_change
+
+    def _schedules_touched(self) -> None:
+        event, self._schedule_change = self._schedule_change, None
+        if event is not None:
+            event.set()
 
     async def schedule(
         self,
@@ -213,8 +236,8 @@ class SchedulesMixin:
             await self._sched_fire(fires)
         if len(claimed) >= MAX_PER_PASS:
             return 0.0
-        wait = MAX_PASS if next_due is None else (next_due - now) / 1000.0 - LOOKAHEAD
-        return min(MAX_PASS, max(MIN_PASS, wait))
+        wait = IDLE_PASS if next_due is None else (next_due - now) / 1000.0 - LOOKAHEAD
+        return min(IDLE_PASS, max(MIN_PASS, wait))
 
     # -- backend hooks -------------------------------------------------------------------------
     @abstractmethod
@@ -250,15 +273,22 @@ class SchedulesMixin:
 
 
 async def drive_schedules(
-    queue: WorkerQueue, worker_id: str, stop: asyncio.Event
-) -> None:  # fmt: skip
+    queue: WorkerQueue,
+    worker_id: str,
+    stop: asyncio.Event,
+    busy: Callable[[], bool] | None = None,
+) -> None:
     """Run scheduling passes for ``queue`` until ``stop`` is set (each worker runs one per
-    queue). Failures (an outage) are logged once and retried after a pause."""
+    queue): when :meth:`~SchedulesMixin.fire_schedules` says, at most :data:`MAX_PASS` apart
+    while ``busy()`` (the worker runs jobs: it may not be the one an idle wait tells of a
+    schedule change), and at once after :meth:`~SchedulesMixin.schedules_changed`. Failures
+    (an outage) are logged once and retried after a pause."""
     fire = getattr(queue, "fire_schedules", None)
     if fire is None:
         return
     failing = False
     while not stop.is_set():
+        changed = queue.schedules_changed()
         try:
             delay = await fire(worker_id)
             failing = False
@@ -268,5 +298,12 @@ async def drive_schedules(
                             scrub(str(exc)))  # fmt: skip
             failing = True
             delay = MAX_PASS * 2
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay + 0.05 * os.urandom(1)[0] / 255)
+        if busy is not None and busy():
+            delay = min(delay, MAX_PASS)
+        waits = [asyncio.ensure_future(e.wait()) for e in (stop, changed)]
+        await asyncio.wait(waits, timeout=delay + 0.05 * os.urandom(1)[0] / 255,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        for w in waits:
+            w.cancel()
+        if changed.is_set():
+            await asyncio.sleep(CHANGE_DEBOUNCE)

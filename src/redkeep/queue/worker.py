@@ -2,7 +2,9 @@
 
 One fetch loop per queue. A loop's step (one script call) reports every outcome collected since
 the previous step and claims as many jobs as there are free slots, so a busy worker needs about
-one round trip per batch of jobs. Idle loops block on the queue's wake-up marker. A lease renewer
+one round trip per batch of jobs. Idle loops block on the queue's wake-up marker until their
+step's next due time (a delayed job, a lease expiry: at most :data:`MAX_BLOCK`); whatever makes
+something due sooner wakes them through the marker. A lease renewer
 extends the leases of running jobs independently of the handlers and cancels the tasks of jobs
 that were cancelled or whose lease was lost.
 """
@@ -39,13 +41,19 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("redkeep.queue.worker")
 
-MAX_BLOCK = 1.0
+# Longest idle wait between two steps (the upkeep of an empty queue: retention, forgotten
+# workers). Shorter when the last step says something is due sooner (a delayed job, a lease
+# expiry, a stale hand-off), and, for a worker whose lease is short, lease - renew interval (a
+# lease it sees taken after its step expires no later than its next step).
+MAX_BLOCK = 10.0
+MIN_BLOCK = 1.0
+RENEW_MAX = 1.0  # longest interval between two lease renewals
 FLUSH_DELAY = 0.02  # longest wait before reporting a finished job
 FINAL_FLUSH_TIMEOUT = 10.0  # longest wait at stop for the last outcomes to be reported
-IDLE_REGISTRATION = MAX_BLOCK + 0.5  # an idle worker re-registers after each blocking wait
+REGISTRATION_MARGIN = 0.5  # an idle worker stays registered this long after its wait ends
 # Longest sleep of a loop the rate limit stopped before it steps again: the upkeep goes on and a
 # raised or cleared limit reaches it within this time (at one script call per second at most).
-THROTTLE_UPKEEP = MAX_BLOCK
+THROTTLE_UPKEEP = 1.0
 
 
 @dataclass
@@ -108,7 +116,7 @@ class Worker:
         self.prefetch = concurrency if prefetch is None else max(0, prefetch)
         self.lease = lease
         self.grace_period = grace_period
-        self.renew_interval = renew_interval or min(lease / 3, MAX_BLOCK)
+        self.renew_interval = renew_interval or min(lease / 3, RENEW_MAX)
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         if not self.id or len(self.id) > 200 or any(c in self.id for c in "|\n\r\t "):
             raise InvalidJob("worker_id must be 1-200 characters without '|' or whitespace")
@@ -190,7 +198,8 @@ class Worker:
         await self._presence.start()
         loops = [asyncio.create_task(self._fetch_loop(st)) for st in self._states]
         renewer = asyncio.create_task(self._renew_loop())
-        schedulers = [asyncio.create_task(drive_schedules(q, self.id, self._stop_event))
+        busy = self._busy_now
+        schedulers = [asyncio.create_task(drive_schedules(q, self.id, self._stop_event, busy))
                       for q in self.queues]  # fmt: skip
         try:
             await self._stop_event.wait()
@@ -218,6 +227,9 @@ class Worker:
         """No job is running: the queue's client may busy-poll (nothing else needs the loop)."""
         return not self._running
 
+    def _busy_now(self) -> bool:
+        return bool(self._running)
+
     def _request(self, outcomes: list[Outcome], claim: int, idle: float) -> StepRequest:
         self._requests += 1
         rid = new_request_id(self.id, self._requests)
@@ -234,7 +246,7 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await st.queue.interrupt_wait(self.id)
             try:
-                result = await asyncio.wait_for(waiter, MAX_BLOCK + 1.0)
+                result = await asyncio.wait_for(waiter, self._max_block() + 1.0)
                 if isinstance(result, Job) and result is not st.taken:
                     handed.append(result)
             except BaseException:  # noqa: S110 - a failed or timed-out wait handed nothing over
@@ -310,7 +322,7 @@ class Worker:
             if request is None:
                 claim = 0 if self._stopping else max(0, self._room())
                 outcomes, st.outcomes = st.outcomes, []
-                idle = IDLE_REGISTRATION if claim > 0 else 0.0
+                idle = self._max_block() + REGISTRATION_MARGIN if claim > 0 else 0.0
                 request = st.pending = self._request(outcomes, claim, idle)
                 self._reserved += claim
             st.woken = False
@@ -324,6 +336,8 @@ class Worker:
             self._outage.succeeded()
             st.pending = None
             self._reserved -= request.claim
+            if len(res.jobs) < request.claim:  # room reserved and not used: other loops may claim
+                self._room_freed(st)
             for job in res.jobs:
                 self._take(st, job)
             self._start_next()
@@ -346,7 +360,8 @@ class Worker:
         """Wait for an outcome to report, a wake-up from the queue, or the next due job. A loop
         the rate limit stopped sleeps until its next slot instead (no blocking pop: wake-ups
         from enqueues could not start anything), then steps."""
-        timeout = MAX_BLOCK if next_due is None else max(0.0, min(MAX_BLOCK, next_due))
+        block = self._max_block()
+        timeout = block if next_due is None else max(0.0, min(block, next_due))
         if st.outcomes:
             flush_in = st.first_outcome + FLUSH_DELAY - time.monotonic()
             timeout = max(0.0, min(timeout, flush_in))
@@ -354,6 +369,8 @@ class Worker:
         if throttled:
             timeout = max(0.0, min(timeout, st.throttled_until - time.monotonic()))
         want_jobs = st.empty and not self._stopping and self._room() > 0 and not throttled
+        if not want_jobs:  # no blocking wait: look again within a second (nothing is sent)
+            timeout = min(timeout, MIN_BLOCK)
         if want_jobs and st.waiter is None:
             st.waiter = asyncio.create_task(st.queue.wait_for_jobs(self.id, max(timeout, 0.01)))
             st.waiter.add_done_callback(lambda task: self._on_wait_done(st, task))
@@ -384,6 +401,11 @@ class Worker:
             else:
                 # woken by the queue, or the wait timed out: step (claims, reaper, promotion)
                 st.woken = True
+
+    def _max_block(self) -> float:
+        """Longest idle wait: :data:`MAX_BLOCK`, or lease - renew interval when shorter (not
+        below :data:`MIN_BLOCK`)."""
+        return min(MAX_BLOCK, max(MIN_BLOCK, self.lease - self.renew_interval))
 
     def _on_wait_done(self, st: _QueueState, task: asyncio.Task[bool | Job]) -> None:
         """Start a handed-over job straight from the wait's completion (saves a loop pass)."""
@@ -426,11 +448,27 @@ class Worker:
         for st in self._states:
             st.event.set()
 
+    def _room_freed(self, by: _QueueState | None = None) -> None:
+        """Room came back (a step claimed less than it reserved, a prefetched job was lost):
+        wake the other loops, which may be waiting without a blocking pop for lack of room."""
+        for st in self._states:
+            if st is not by:
+                st.event.set()
+
     def _add_outcome(self, st: _QueueState, outcome: Outcome) -> None:
-        if not st.outcomes:
+        first = not st.outcomes
+        if first:
             st.first_outcome = time.monotonic()
         st.outcomes.append(outcome)
-        st.event.set()
+        self._nudge(st, first)
+
+    def _nudge(self, st: _QueueState, force: bool = False) -> None:
+        """Wake the fetch loop of ``st`` when it has something to do: step, start a blocking
+        wait (room freed while the queue is empty), or arm the flush timer of a first outcome
+        (``force``). A busy loop is not woken for every finished job: each wake-up costs a
+        pass through :meth:`_idle`."""
+        if force or (st.empty and st.waiter is None) or self._should_step(st):
+            st.event.set()
 
     async def _run_job(self, st: _QueueState, job: Job) -> None:
         outcome: Outcome | None = None
@@ -450,7 +488,8 @@ class Worker:
                 self.processed += 1
             if outcome is not None:
                 self._add_outcome(st, outcome)
-            st.event.set()
+            else:
+                self._nudge(st)
             if running is not None and self.observer is not None:
                 report_attempt(self.observer, job, outcome, running.reason, running.started)
 
@@ -472,6 +511,7 @@ class Worker:
                 if lost:
                     gone = set(lost)
                     self._buffer = deque((s, j) for s, j in self._buffer if j.id not in gone)
+                    self._room_freed()
                 for job_id in lost:
                     running = self._running.get(job_id)
                     if running is not None and running.reason is None:

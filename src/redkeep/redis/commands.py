@@ -2,31 +2,58 @@
 
 :class:`~redkeep.redis.mux.MuxClient`, :class:`~redkeep.redis.redispy.RedisPyClient` and
 :class:`~redkeep.redis.upstash.UpstashRestClient` inherit these and implement ``_cmd`` (send one
-command, return the raw reply, raise only :mod:`redkeep.errors` exceptions); each overrides what
-its wire protocol does differently (hot-path strings, multi-key splitting on a Cluster, scripts,
-pipelines, blocking pops).
+command, return the raw reply, raise only :mod:`redkeep.errors` exceptions), ``script_load``,
+``pipeline`` and ``_wait_for_replicas`` (EVALSHA + WAIT, for ``evalsha(replicas=...)``); each
+overrides what its wire protocol does differently (the mux hot path, multi-key splitting on a
+Cluster, Upstash's lack of blocking pops and WAIT).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from redkeep.errors import BackendResponseError, ReplicationTimeout
-from redkeep.redis.base import CommandObserver, Script
+from redkeep.errors import BackendResponseError, ConfigError, ReplicationTimeout
+from redkeep.redis.base import Command, CommandObserver, Script
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import changes_state
+
+if TYPE_CHECKING:
+    from redkeep.config import Settings
 
 __all__ = [
     "Commands",
     "pairs",
     "parse_info",
+    "redis_url",
     "refuse_state_change",
     "replicated_reply",
     "set_args",
+    "settings_options",
     "transaction_replies",
 ]
+
+
+def settings_options(settings: Settings) -> dict[str, Any]:
+    """The constructor options every transport takes from ``settings``: timeouts, pool size
+    and retries."""
+    return {
+        "connect_timeout": settings.connect_timeout,
+        "command_timeout": settings.command_timeout,
+        "max_connections": settings.max_connections,
+        "retry_attempts": settings.retry_attempts,
+        "retry_base_delay": settings.retry_base_delay,
+        "retry_max_delay": settings.retry_max_delay,
+    }
+
+
+def redis_url(settings: Settings) -> str:
+    """``REDKEEP_REDIS_URL``; :class:`ConfigError` when it is not set."""
+    if settings.redis_url is None:
+        raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
+    return settings.redis_url.get_secret_value()
 
 
 def set_args(key: str, value: str, px: int | None, nx: bool, xx: bool) -> list[Any]:
@@ -135,11 +162,26 @@ class Commands:
 
     transport: str
     _observer: CommandObserver | None
+    _block_cap: float
+    """The longest server-side wait of a blocking pop (below ``command_timeout``)."""
+    _cluster = False
+    """Keys are spread over slots, so a multi-key write cannot be one command."""
 
     async def _cmd(self, *args: Any) -> Any:
         raise NotImplementedError
 
     async def script_load(self, script: Script) -> str:
+        raise NotImplementedError
+
+    async def pipeline(
+        self, commands: Sequence[Command], *, transaction: bool = False
+    ) -> list[Any]:
+        raise NotImplementedError
+
+    async def _wait_for_replicas(
+        self, script: Script, call: tuple[Any, ...], replicas: int, wait: float
+    ) -> Any:
+        """Run ``call`` (an EVALSHA) and ``WAIT replicas`` together (see :meth:`evalsha`)."""
         raise NotImplementedError
 
     async def _replicated(
@@ -170,6 +212,18 @@ class Commands:
         observer.on_command(self.transport, name, perf_counter() - start, None)
         return result
 
+    async def _observed(self, name: str, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` as command ``name`` (timed when observed), errors translated."""
+        try:
+            if self._observer is None:
+                return await awaitable
+            return await self._timed(name, awaitable)
+        except Exception as exc:
+            raise translate_error(exc) from None
+        finally:
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+
     def spin_only_while(self, predicate: Callable[[], bool]) -> Callable[[], None]:
         """Busy-poll only while ``predicate()`` is true (ignored where nothing spins)."""
         return _nothing
@@ -193,6 +247,22 @@ class Commands:
         if not keys:
             return []
         return cast("list[str | None]", await self._cmd("MGET", *keys))
+
+    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
+        """Write all pairs in one round trip: MSET, or pipelined ``SET k v [PX px]`` with
+        ``px`` (and on a Cluster, where one MSET cannot span slots)."""
+        if not mapping:
+            return
+        if px is None and not self._cluster:
+            args: list[Any] = ["MSET"]
+            for pair in mapping.items():
+                args += pair
+            await self._cmd(*args)
+            return
+        tail = () if px is None else ("PX", px)
+        for reply in await self.pipeline([("SET", k, v, *tail) for k, v in mapping.items()]):
+            if isinstance(reply, Exception):
+                raise reply
 
     async def incrby(self, key: str, delta: int = 1) -> int:
         """INCRBY."""
@@ -310,6 +380,19 @@ class Commands:
         reply = await self._cmd(*args)
         return pairs(reply) if withscores else cast("list[Any]", reply)
 
+    async def bzpopmin(
+        self,
+        keys: Sequence[str],
+        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
+    ) -> tuple[str, str, float] | None:
+        """Blocking pop of the lowest member; waits ``min(timeout, 0.8 * command_timeout)``."""
+        wait = self._block_cap if timeout <= 0 else min(timeout, self._block_cap)
+        reply = await self._cmd("BZPOPMIN", *keys, round(wait, 3))
+        if reply is None:
+            return None
+        key, member, score = reply
+        return key, member, float(score)
+
     # -- lists ---------------------------------------------------------------------------------
     async def lpush(self, key: str, *values: str) -> int:
         """LPUSH."""
@@ -327,10 +410,46 @@ class Commands:
         """LLEN."""
         return int(await self._cmd("LLEN", key))
 
+    # -- scripts -------------------------------------------------------------------------------
+    async def evalsha(
+        self,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> Any:
+        """EVALSHA; on NOSCRIPT load the script and retry once. With ``replicas``, EVALSHA and
+        ``WAIT`` run together on a connection of their own (see the protocol)."""
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        if replicas > 0:
+            return await self._wait_for_replicas(script, call, replicas, replica_timeout)
+        try:
+            return await self._cmd(*call)
+        except BackendResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.script_load(script)
+        return await self._cmd(*call)
+
     # -- raw, server ---------------------------------------------------------------------------
     async def execute(self, *args: str | int | float) -> Any:
         """One raw command, unprocessed reply."""
         return await self._cmd(*args)
+
+    async def info(self, section: str | None = None) -> dict[str, Any]:
+        """INFO parsed into a dict."""
+        args = ("INFO",) if section is None else ("INFO", section)
+        return parse_info(await self._cmd(*args))
+
+    async def time(self) -> float:
+        """Server time in seconds since the epoch."""
+        reply = await self._cmd("TIME")
+        if isinstance(reply, dict):  # a Cluster's reply keyed by node
+            reply = next(iter(reply.values()))
+        seconds, micros = reply
+        return int(seconds) + int(micros) / 1_000_000
 
     async def ping(self) -> float:
         """PING; the round trip in seconds."""

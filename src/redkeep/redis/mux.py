@@ -22,26 +22,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from redis.backoff import FullJitterBackoff
 
 from redkeep.errors import (
     BackendResponseError,
-    BackendTimeout,
     BackendUnavailable,
     ConfigError,
 )
 from redkeep.redis._lanes import Lanes
 from redkeep.redis._multiplexer import Multiplexer
+from redkeep.redis._slots import PoolSlots
 from redkeep.redis._wire import ssl_context
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,
-    parse_info,
+    redis_url,
     refuse_state_change,
     set_args,
+    settings_options,
     transaction_replies,
 )
 from redkeep.redis.errors import translate_error
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MuxClient"]
 
-_POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
 _SPECIAL = BLOCKING | STATEFUL | {"CLIENT"}  # names that do not go straight to the shared path
 
 
@@ -61,7 +61,7 @@ async def _closed(*args: Any, **kwargs: Any) -> Any:
     raise BackendUnavailable("redis client is closed")
 
 
-class MuxClient(Commands):
+class MuxClient(PoolSlots, Commands):
     """:class:`~redkeep.redis.base.RedisClient` on one multiplexed connection (the fast path).
 
     ``url`` is ``redis://``, ``rediss://`` (TLS) or ``unix://`` with the options of
@@ -129,40 +129,16 @@ class MuxClient(Commands):
         cls, settings: Settings, observer: CommandObserver | None = None
     ) -> MuxClient:
         """Build a client from :class:`~redkeep.config.Settings` (``redis_url`` must be set)."""
-        if settings.redis_url is None:
-            raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
         return cls(
-            settings.redis_url.get_secret_value(),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
+            redis_url(settings),
+            **settings_options(settings),
             spin=settings.busy_poll,
             observer=observer,
         )
 
     # -- plumbing ------------------------------------------------------------------------------
-    @property
-    def pool_in_use(self) -> int | None:
-        """Connections of their own in use right now (blocking pops, transactions, WAIT)."""
-        free = getattr(self._slots, "_value", None)
-        return None if free is None else self._max_connections - int(free)
-
-    async def _acquire(self) -> None:
-        """Take one of the ``max_connections`` slots, waiting up to ``command_timeout``."""
-        if not self._slots.locked():
-            await self._slots.acquire()  # free: returns without suspending
-            return
-        try:
-            async with asyncio.timeout(self.command_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BackendTimeout(_POOL_EXHAUSTED) from None
-        if self._ex is _closed:
-            self._slots.release()
-            raise BackendUnavailable("redis client is closed")
+    def _is_closed(self) -> bool:
+        return self._ex is _closed
 
     async def _on_lane(self, lanes: Lanes, work: Callable[[Lanes], Awaitable[Any]]) -> Any:
         await self._acquire()
@@ -222,34 +198,6 @@ class MuxClient(Commands):
         except Exception as exc:
             raise translate_error(exc) from None
 
-    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
-        """Write all pairs in one round trip; with ``px`` as pipelined ``SET k v PX px``."""
-        if not mapping:
-            return
-        if px is None:
-            args: list[Any] = ["MSET"]
-            for pair in mapping.items():
-                args += pair
-            await self._cmd(*args)
-            return
-        replies = await self.pipeline([("SET", k, v, "PX", px) for k, v in mapping.items()])
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-
-    async def bzpopmin(
-        self,
-        keys: Sequence[str],
-        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
-    ) -> tuple[str, str, float] | None:
-        """Blocking pop of the lowest member; waits ``min(timeout, 0.8 * command_timeout)``."""
-        wait = self._block_cap if timeout <= 0 else min(timeout, self._block_cap)
-        reply = await self._cmd("BZPOPMIN", *keys, round(wait, 3))
-        if reply is None:
-            return None
-        key, member, score = reply
-        return key, member, float(score)
-
     # -- scripts, batches, raw -----------------------------------------------------------------
     async def evalsha(
         self,
@@ -260,8 +208,8 @@ class MuxClient(Commands):
         replicas: int = 0,
         replica_timeout: float = 1.0,
     ) -> Any:
-        """EVALSHA; on NOSCRIPT load the script and retry once. With ``replicas``, EVALSHA and
-        ``WAIT`` run together on a connection of their own (see the protocol)."""
+        """:meth:`Commands.evalsha`, sent straight on the shared connection (the hot path: no
+        routing as in ``_cmd``)."""
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         if replicas > 0:
             return await self._wait_for_replicas(script, call, replicas, replica_timeout)
@@ -298,14 +246,6 @@ class MuxClient(Commands):
 
         return await self._replicated(script, send, replicas, wait)
 
-    async def _observed(self, name: str, awaitable: Awaitable[Any]) -> Any:
-        try:
-            if self._observer is None:
-                return await awaitable
-            return await self._timed(name, awaitable)
-        except Exception as exc:
-            raise translate_error(exc) from None
-
     async def script_load(self, script: Script) -> str:
         """SCRIPT LOAD; the SHA."""
         return str(await self._cmd("SCRIPT LOAD", script.source))
@@ -333,17 +273,6 @@ class MuxClient(Commands):
         else:
             replies = await self._observed("PIPELINE", self._mux.execute_many(commands))
         return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
-
-    # -- server --------------------------------------------------------------------------------
-    async def info(self, section: str | None = None) -> dict[str, Any]:
-        """INFO parsed into a dict."""
-        args = ("INFO",) if section is None else ("INFO", section)
-        return parse_info(await self._cmd(*args))
-
-    async def time(self) -> float:
-        """Server time in seconds since the epoch."""
-        seconds, micros = await self._cmd("TIME")
-        return int(seconds) + int(micros) / 1_000_000
 
     async def close(self) -> None:
         """Close every connection; later calls raise BackendUnavailable."""

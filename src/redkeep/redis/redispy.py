@@ -20,8 +20,7 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from redis import exceptions as rx
@@ -31,17 +30,19 @@ from redis.backoff import FullJitterBackoff
 
 from redkeep.errors import (
     BackendResponseError,
-    BackendTimeout,
     BackendUnavailable,
     ConfigError,
 )
 from redkeep.redis._coalesce import Coalescer
 from redkeep.redis._redispy_build import build, never_sent, sentinel_for
+from redkeep.redis._slots import PoolSlots
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,
     parse_info,
+    redis_url,
     refuse_state_change,
+    settings_options,
 )
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, may_resend, outcome_unknown
@@ -53,10 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisPyClient"]
 
-_POOL_EXHAUSTED = "redis connection pool exhausted: no connection became free"
 
-
-class RedisPyClient(Commands):
+class RedisPyClient(PoolSlots, Commands):
     """:class:`~redkeep.redis.base.RedisClient` on redis-py's public API.
 
     ``url`` takes every form of docs/configuration.md; with ``cluster=True`` a ``redis://``
@@ -111,17 +110,10 @@ class RedisPyClient(Commands):
         cls, settings: Settings, observer: CommandObserver | None = None
     ) -> RedisPyClient:
         """Build a client from :class:`~redkeep.config.Settings` (``redis_url`` must be set)."""
-        if settings.redis_url is None:
-            raise ConfigError("REDKEEP_REDIS_URL is required for the Redis transport")
         return cls(
-            settings.redis_url.get_secret_value(),
+            redis_url(settings),
             cluster=settings.redis_cluster,
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
+            **settings_options(settings),
             observer=observer,
         )
 
@@ -138,29 +130,13 @@ class RedisPyClient(Commands):
         )
 
     # -- plumbing ------------------------------------------------------------------------------
-    @property
-    def pool_in_use(self) -> int | None:
-        """Operations holding one of the ``max_connections`` slots right now."""
-        free = getattr(self._slots, "_value", None)
-        return None if free is None else self._max_connections - int(free)
-
-    async def _acquire(self) -> None:
-        if self._closed:
-            raise BackendUnavailable("redis client is closed")
-        if not self._slots.locked():
-            await self._slots.acquire()
-            return
-        try:
-            async with asyncio.timeout(self.command_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise BackendTimeout(_POOL_EXHAUSTED) from None
-        if self._closed:
-            self._slots.release()
-            raise BackendUnavailable("redis client is closed")
+    def _is_closed(self) -> bool:
+        return self._closed
 
     async def _slot(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """Await ``make()`` inside a slot (the coroutine is created only once it has one)."""
+        if self._closed:
+            raise BackendUnavailable("redis client is closed")
         await self._acquire()
         try:
             if self._cluster:
@@ -255,17 +231,6 @@ class RedisPyClient(Commands):
         except Exception as exc:
             raise translate_error(exc) from None
 
-    async def _run(self, name: str, awaitable: Awaitable[Any]) -> Any:
-        try:
-            if self._observer is None:
-                return await awaitable
-            return await self._timed(name, awaitable)
-        except Exception as exc:
-            raise translate_error(exc) from None
-        finally:
-            if inspect.iscoroutine(awaitable):
-                awaitable.close()
-
     # -- strings -------------------------------------------------------------------------------
     async def mget(self, keys: Sequence[str]) -> list[str | None]:
         """Values of ``keys`` in order (one MGET per slot on a Cluster)."""
@@ -287,21 +252,6 @@ class RedisPyClient(Commands):
         for key in dict.fromkeys(keys):
             groups.setdefault(self._r.keyslot(key), []).append(key)
         return groups
-
-    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
-        """Write all pairs in one round trip; with ``px`` as pipelined ``SET k v PX px``."""
-        if not mapping:
-            return
-        if px is None and not self._cluster:
-            args: list[Any] = ["MSET"]
-            for pair in mapping.items():
-                args += pair
-            await self._cmd(*args)
-            return
-        tail = () if px is None else ("PX", px)
-        for reply in await self.pipeline([("SET", k, v, *tail) for k, v in mapping.items()]):
-            if isinstance(reply, Exception):
-                raise reply
 
     async def _multi_key(self, name: str, keys: tuple[str, ...]) -> int:
         if not keys:
@@ -343,43 +293,7 @@ class RedisPyClient(Commands):
                 if str(cursor) == "0":
                     break
 
-    # -- sorted sets ---------------------------------------------------------------------------
-    async def bzpopmin(
-        self,
-        keys: Sequence[str],
-        timeout: float,  # noqa: ASYNC109 - server-side wait, not a client timeout
-    ) -> tuple[str, str, float] | None:
-        """Blocking pop of the lowest member; waits ``min(timeout, 0.8 * command_timeout)``."""
-        wait = self._block_cap if timeout <= 0 else min(timeout, self._block_cap)
-        reply = await self._cmd("BZPOPMIN", *keys, round(wait, 3))
-        if reply is None:
-            return None
-        key, member, score = reply
-        return key, member, float(score)
-
     # -- scripts, batches, raw -----------------------------------------------------------------
-    async def evalsha(
-        self,
-        script: Script,
-        keys: Sequence[str],
-        args: Sequence[Any],
-        *,
-        replicas: int = 0,
-        replica_timeout: float = 1.0,
-    ) -> Any:
-        """EVALSHA; on NOSCRIPT load the script (all primaries on a Cluster) and retry once.
-        With ``replicas``, EVALSHA and ``WAIT`` run together on a connection of their own."""
-        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        if replicas > 0:
-            return await self._wait_for_replicas(script, call, replicas, replica_timeout)
-        try:
-            return await self._cmd(*call)
-        except BackendResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await self.script_load(script)
-        return await self._cmd(*call)
-
     async def _wait_for_replicas(
         self, script: Script, call: tuple[Any, ...], replicas: int, wait: float
     ) -> Any:
@@ -402,7 +316,9 @@ class RedisPyClient(Commands):
             return await self._slot(run)
 
         async def send() -> list[Any]:
-            replies = await self._run("EVALSHA", self._retrying(attempt, lambda: script.idempotent))
+            replies = await self._observed(
+                "EVALSHA", self._retrying(attempt, lambda: script.idempotent)
+            )
             return [translate_error(r) if isinstance(r, Exception) else r for r in replies]
 
         return await self._replicated(script, send, replicas, wait)
@@ -433,7 +349,7 @@ class RedisPyClient(Commands):
             )
         for command in commands:
             refuse_state_change(command)
-        replies = await self._run(
+        replies = await self._observed(
             "PIPELINE",
             self._retrying(
                 lambda: self._batch(commands, transaction),
@@ -457,14 +373,6 @@ class RedisPyClient(Commands):
         else:
             reply = await self._cmd(*args)
         return parse_info(reply)
-
-    async def time(self) -> float:
-        """Server time in seconds since the epoch."""
-        reply = await self._cmd("TIME")
-        if isinstance(reply, dict):
-            reply = next(iter(reply.values()))
-        seconds, micros = reply
-        return int(seconds) + int(micros) / 1_000_000
 
     async def close(self) -> None:
         """Close every connection; later calls raise BackendUnavailable."""

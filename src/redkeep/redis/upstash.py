@@ -22,7 +22,7 @@ Capabilities: no blocking commands and no pub/sub over REST. :meth:`bzpopmin` th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -38,7 +38,7 @@ from redkeep.errors import (
     scrub,
 )
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
-from redkeep.redis.commands import Commands
+from redkeep.redis.commands import Commands, settings_options
 from redkeep.redis.errors import response_error, translate_error
 from redkeep.resilience import RetryPolicy
 
@@ -127,12 +127,7 @@ class UpstashRestClient(Commands):
         return cls(
             settings.upstash_url,
             settings.upstash_token.get_secret_value(),
-            connect_timeout=settings.connect_timeout,
-            command_timeout=settings.command_timeout,
-            max_connections=settings.max_connections,
-            retry_attempts=settings.retry_attempts,
-            retry_base_delay=settings.retry_base_delay,
-            retry_max_delay=settings.retry_max_delay,
+            **settings_options(settings),
             observer=observer,
         )
 
@@ -183,28 +178,7 @@ class UpstashRestClient(Commands):
         return data.get("result")
 
     async def _cmd(self, *args: Any) -> Any:
-        try:
-            if self._observer is None:
-                return await self._send(args)
-            return await self._timed(str(args[0]), self._send(args))
-        except Exception as exc:
-            raise translate_error(exc) from None
-
-    # -- strings -------------------------------------------------------------------------------
-    async def mset(self, mapping: Mapping[str, str], *, px: int | None = None) -> None:
-        """MSET, or one pipeline of ``SET k v PX px`` when ``px`` is given."""
-        if not mapping:
-            return
-        if px is None:
-            flat: list[Any] = ["MSET"]
-            for key, value in mapping.items():
-                flat += (key, value)
-            await self._cmd(*flat)
-            return
-        replies = await self.pipeline([("SET", k, v, "PX", px) for k, v in mapping.items()])
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        return await self._observed(str(args[0]), self._send(args))
 
     # -- sorted sets ---------------------------------------------------------------------------
     async def bzpopmin(
@@ -219,28 +193,13 @@ class UpstashRestClient(Commands):
         )
 
     # -- scripts, batches, raw -----------------------------------------------------------------
-    async def evalsha(
-        self,
-        script: Script,
-        keys: Sequence[str],
-        args: Sequence[Any],
-        *,
-        replicas: int = 0,
-        replica_timeout: float = 1.0,
+    async def _wait_for_replicas(
+        self, script: Script, call: tuple[Any, ...], replicas: int, wait: float
     ) -> Any:
-        """EVALSHA; on NOSCRIPT load the script and retry once. ``replicas`` is refused: a REST
-        request has no connection of its own to run WAIT on."""
-        if replicas > 0:
-            raise BackendResponseError(
-                "ERR writes acknowledged by replicas (WAIT) are not available over Upstash REST"
-            )
-        try:
-            return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
-        except BackendResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await self.script_load(script)
-        return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
+        """Refused: a REST request has no connection of its own to run WAIT on."""
+        raise BackendResponseError(
+            "ERR writes acknowledged by replicas (WAIT) are not available over Upstash REST"
+        )
 
     async def script_load(self, script: Script) -> str:
         """SCRIPT LOAD; the SHA."""
@@ -254,13 +213,7 @@ class UpstashRestClient(Commands):
             return []
         body = [[_arg(a) for a in command] for command in commands]
         path = "/multi-exec" if transaction else "/pipeline"
-        try:
-            if self._observer is None:
-                data = await self._post(path, body)
-            else:
-                data = await self._timed("PIPELINE", self._post(path, body))
-        except Exception as exc:
-            raise translate_error(exc) from None
+        data = await self._observed("PIPELINE", self._post(path, body))
         if not isinstance(data, list) or len(data) != len(commands):
             raise BackendResponseError("ERR upstash pipeline reply does not match the commands")
         return [
@@ -273,11 +226,6 @@ class UpstashRestClient(Commands):
         """INFO parsed into a dict."""
         text = await self._cmd("INFO") if section is None else await self._cmd("INFO", section)
         return parse_info(str(text or ""))
-
-    async def time(self) -> float:
-        """Server TIME in seconds since the epoch."""
-        seconds, micros = await self._cmd("TIME")
-        return int(seconds) + int(micros) / 1_000_000
 
     async def close(self) -> None:
         """Close the HTTP connection pool; later calls raise BackendUnavailable."""

@@ -2,7 +2,8 @@
 -- of one worker: each is hidden from other workers until the claim lease ends (the pass fires
 -- it long before). Records the time of this pass; the previous one tells whether schedules
 -- ran meanwhile. A re-sent request (same request id) claims nothing more and returns the
--- schedules of the first run.
+-- schedules of the first run; a first run that found nothing due (an idle pass: 6 commands)
+-- keeps no memo, so its re-send is a pass of its own.
 -- @idempotent
 -- KEYS[1] schedules
 -- KEYS[2] schedstate
@@ -27,8 +28,12 @@ if memo and string.sub(memo, 1, #rid + 1) == rid .. '\n' then
 else
   prev = tonumber(redis.call('HGET', K.meta, 'schedpass')) or -1
   redis.call('HSET', K.meta, 'schedpass', now)
-  ids = redis.call('ZRANGEBYSCORE', K.schedtimes, '-inf', now + tonumber(ARGV[5]), 'LIMIT', 0,
-    tonumber(ARGV[3]))
+  local horizon = now + tonumber(ARGV[5])
+  local head = redis.call('ZRANGE', K.schedtimes, 0, 0, 'WITHSCORES')
+  if #head == 0 or tonumber(head[2]) > horizon then -- nothing due: no memo (see above)
+    return {now, prev, {}, head[2] and tonumber(head[2]) or -1}
+  end
+  ids = redis.call('ZRANGEBYSCORE', K.schedtimes, '-inf', horizon, 'LIMIT', 0, tonumber(ARGV[3]))
   local lease = now + tonumber(ARGV[4])
   local m = {prev}
   for _, id in ipairs(ids) do

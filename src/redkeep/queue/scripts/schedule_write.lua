@@ -5,6 +5,8 @@
 -- KEYS[2] schedstate schedule id -> "version|next_ms|paused|last_job_id"
 -- KEYS[3] schedtimes schedule id -> next tick (ms), for schedules that are neither paused
 --                    nor ended
+-- KEYS[4] marker     wake-up marker: member 's' tells the worker that pops it to run a
+--                    scheduling pass now (the next tick may be sooner than its next pass)
 -- ARGV[1] schedule id  ARGV[2] the state read ("" = the schedule must not exist)
 -- ARGV[3] new definition ("" = keep, "-" = delete the schedule)  ARGV[4] new state
 -- ARGV[5] score in schedtimes ("" = none)
@@ -23,5 +25,6 @@ if ARGV[5] == '' then
   redis.call('ZREM', K.schedtimes, id)
 else
   redis.call('ZADD', K.schedtimes, ARGV[5], id)
+  redis.call('ZADD', K.marker, 0, 's')
 end
 return 1

@@ -44,7 +44,8 @@
 -- ARGV[12...] outcomes, 5 arguments each: id, token, kind (done|retry|fail|release), data
 --   (result or failure JSON), retry delay ms
 -- Returns {claimed jobs as {id, state, data, error, ...}, ms until the next delayed job is due
---   or a group's rate window has room, or -1, leases recovered, rejected ids (stale token),
+--   or a group's rate window has room (when nothing was claimed: or a lease expires or a
+--   hand-off goes stale), or -1, leases recovered, rejected ids (stale token),
 --   1 if jobs are still waiting (and the queue is not paused or rate limited) else 0, ms until
 --   the rate limit lets another job start when it kept waiting jobs from being claimed else -1,
 --   1 when `outflow` holds outcomes to relay to other queues (lib/flows.lua) else 0 (absent
@@ -119,6 +120,7 @@ if n_out > 0 then
           local due = now + tonumber(ARGV[b + 4])
           st.run_at = due
           transition(id, st, 'delayed', due)
+          wake = true -- an idle worker steps to learn when it is due
         else
           transition(id, st, 'failed', now_s)
         end
@@ -208,6 +210,7 @@ local ids = {}
 for k = 1, #claimed, 2 do ids[#ids + 1] = claimed[k] end
 local due = next_due()
 if grouped then due = group_due(due) end
+if got == 0 then due = upkeep_due(due, tonumber(ARGV[11])) end -- the worker waits idle
 -- 7th: outcomes wait in `outflow` for a relay to other queues (flows; written by this or
 -- any other script that finishes jobs), else 0
 return {job_records(ids), due, recovered, rejected, more, throttle,

@@ -43,7 +43,8 @@ local function flow_abort(id, st, mode, parent, how)
 end
 
 -- Settle the children of every job this call finished (and, through the work list, theirs).
--- Returns true when a child became runnable (the caller wakes workers).
+-- Returns true when a child became runnable or an outcome awaits its relay (the caller wakes
+-- workers).
 local function settle_flows()
   if not flow_watch then return false end
   local woke = false
@@ -60,6 +61,7 @@ local function settle_flows()
           local err = redis.call('HGET', K.errors, id) or false
           redis.call('RPUSH', K.outflow, cjson.encode({string.sub(kid, 2), id, to, res, err}))
           kid = ''
+          woke = true -- a worker of this queue relays it at its next step: wake one
         end
         local dep = kid ~= '' and redis.call('HGET', K.deps, kid)
         local st = dep and decode_state(redis.call('HGET', K.state, kid) or '')

@@ -88,13 +88,15 @@ end
 -- `n` of the oldest beyond `max` (records included). A parent whose children are unfinished is
 -- kept (flow_hold, flows.lua). Removed completed jobs leave a tombstone in K.removed.
 local function trim_finished(name, ttl, max, n)
+  local card = redis.call('ZCARD', K[name])
+  if card == 0 then return end -- the usual case for cancelled and failed: one call
   local old = redis.call('ZRANGEBYSCORE', K[name], '-inf', now - ttl, 'LIMIT', 0, n)
   if flow_hold and #old > 0 then old = flow_hold(old, name) end
   if #old > 0 then
     delete_records(old, name)
     call_chunked('ZREM', name, old)
   end
-  local excess = math.min(redis.call('ZCARD', K[name]) - max, n)
+  local excess = math.min(card - #old - max, n)
   local ids = {}
   if excess > 0 then
     ids = redis.call('ZRANGE', K[name], 0, excess - 1)
@@ -131,4 +133,19 @@ local function next_due()
   local head = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
   if #head == 0 then return -1 end
   return math.max(0, tonumber(head[2]) - now)
+end
+
+-- For a worker about to wait idle: ms until its next upkeep is due, the earliest of `due` (ms,
+-- -1: none), the first lease expiry and the time the oldest hand-off is `ttl_ms` old.
+local function upkeep_due(due, ttl_ms)
+  local lease = redis.call('ZRANGE', K.active, 0, 0, 'WITHSCORES')
+  local handed = redis.call('ZRANGE', K.handoff, 0, 0, 'WITHSCORES')
+  local times = {}
+  if #lease > 0 then times[#times + 1] = tonumber(lease[2]) end
+  if #handed > 0 then times[#times + 1] = tonumber(handed[2]) + ttl_ms end
+  for _, t in ipairs(times) do
+    t = math.max(0, t - now)
+    if due < 0 or t < due then due = t end
+  end
+  return due
 end
