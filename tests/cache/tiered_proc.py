@@ -94,11 +94,18 @@ async def main() -> None:
         async with asyncio.timeout(10):
             await cache.invalidation.sync()
         print("ready", flush=True)
+        done = f"{prefix}:writer-done"
         if role == "writer":
             result: dict[str, int] = await writer(cache, float(seconds))
+            await raw.set(done, 1)
         else:
             result = await reader(cache, raw, prefix, float(seconds), float(max_lag))
-            await asyncio.sleep(0.5)  # the writer has stopped by now
+            # Convergence is checked once the writer has stopped (it may have become ready
+            # later than this reader on a loaded machine), then a little later.
+            async with asyncio.timeout(30):
+                while not await raw.exists(done):
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
             result["not_converged"] = await converged(cache, raw, prefix)
         stats = cache.stats()
         result.update(
