@@ -19,13 +19,17 @@ HARNESS="$(realpath -m "${HARNESS:-$HERE/../../shared/bench}")"
 export BENCH_HOME="${BENCH_HOME:-/tmp/redkeep-ab-bench}"
 export BENCH_REDIS_PORT="${BENCH_REDIS_PORT:-6411}"
 export BENCH_N="${BENCH_N:-20000}" BENCH_ONLY=queue BENCH_PEERS=redkeep
-STAMP="$(date +%Y%m%d)"
+# Each run's result file is moved into one folder as it is written: the harness names files by
+# the date, which may change during a long A/B.
+OUT="$BENCH_HOME/ab-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
 for run in $(seq "$RUNS"); do
   for side in A B; do
     tree="$A"; [ "$side" = B ] && tree="$B"
     echo "== run $run, $side: $tree" >&2
     BENCH_TAG="ab-$side-$run" BENCH_EXTRA_PEERS="$tree/bench/peers" \
       BENCH_EXTRA_PYTHONPATH="$tree/src:$tree/bench" "$HARNESS/run_peers.sh" >/dev/null
+    mv "$(ls -t "$BENCH_HOME"/results/peers-*-ab-"$side-$run".json | head -1)" "$OUT/$side-$run.json"
   done
 done
-python3 "$HERE/ab_summary.py" "$BENCH_HOME/results" "$STAMP" "$RUNS"
+python3 "$HERE/ab_summary.py" "$OUT" "$RUNS"

@@ -1,6 +1,7 @@
-"""Medians of an A/B run of bench/ab_queue.sh (the harness's result files, one per run and side).
+"""Medians of an A/B run of bench/ab_queue.sh (the harness's result files, one per run and side,
+collected by it as ``A-1.json``, ``B-1.json``...).
 
-python3 bench/ab_summary.py RESULTS_DIR YYYYMMDD RUNS
+python3 bench/ab_summary.py AB_DIR RUNS
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ FIELDS = [
 
 
 def main() -> None:
-    results, stamp, runs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    results, runs = Path(sys.argv[1]), int(sys.argv[2])
     values: dict[tuple[str, str, str], list[float]] = {}
     for side in ("A", "B"):
         for run in range(1, runs + 1):
-            path = results / f"peers-{stamp}-ab-{side}-{run}.json"
+            path = results / f"{side}-{run}.json"
             for row in json.loads(path.read_text()):
                 if row.get("kind") != "queue" or row.get("status") != "ok":
                     continue

@@ -77,7 +77,46 @@ def queue_tables(rows: list[dict[str, Any]]) -> list[str]:
             f"| {ratio:.2f}x | {target} |"
         )
     out += ["", *transport_table(ours, others, med)]
+    out += ["", *floor_table(ours, others, peers, med)]
     return out
+
+
+def floor_table(
+    ours: list[str],
+    others: list[str],
+    peers: dict[str, list[dict[str, Any]]],
+    med: Callable[[str, str], float | None],
+) -> list[str]:
+    """What bounds a one-at-a-time enqueue: each awaited enqueue waits for one round trip and the
+    enqueue script's run in Redis, so even with no client-side work it cannot beat
+    1 / (round trip + script time). Medians of the ``seq_floor`` fields redkeep_bench.py adds."""
+    python = [p for p in others if not p.startswith("bullmq_node")]
+    best = max(((v, q) for q in python if (v := med(q, "seq_enqueue_jobs_per_s"))), default=None)
+    out = [
+        "| redkeep variant | 1-by-1 enqueue/s | awaited GET/s | awaited no-op script/s "
+        "| enqueue script µs in Redis | bound: 1 / (GET + script) | 3x fastest Python peer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in ours:
+        floors = [r["seq_floor"] for r in peers[p] if r.get("status") == "ok" and "seq_floor" in r]
+        if not floors:
+            continue
+
+        def fm(key: str, floors: list[dict[str, Any]] = floors) -> float:
+            return statistics.median(float(f[key]) for f in floors if f.get(key) is not None)
+
+        get, noop, usec = (
+            fm("awaited_get_per_s"),
+            fm("awaited_noop_script_per_s"),
+            fm("enqueue_script_usec"),
+        )
+        bound = 1e6 / (1e6 / get + usec)
+        target = f"{3 * best[0]:,.0f} ({best[1]})" if best else "-"
+        out.append(
+            f"| {p} | {fmt(med(p, 'seq_enqueue_jobs_per_s'), 'seq_enqueue_jobs_per_s')} "
+            f"| {get:,.0f} | {noop:,.0f} | {usec:.1f} | {bound:,.0f} | {target} |"
+        )
+    return out if len(out) > 2 else []
 
 
 def transport_table(

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from importlib.metadata import version
 from typing import Any
 
 import common
+import redis
 
 from redkeep.config import Settings
 from redkeep.queue import Job, JobSpec, RedisJobQueue
+from redkeep.redis.base import Script
 from redkeep.redis.factory import create_redis_client
 
 
@@ -48,8 +51,30 @@ def _client(url: str, transport: str) -> Any:
     )
 
 
+FLOOR_N = 2000
+NOOP_SCRIPT = Script("bench_noop", "return 1")
+
+
+async def _per_s(call: Any, n: int = FLOOR_N) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await call()
+    return round(n / (time.perf_counter() - t0), 1)
+
+
+def _script_usec() -> float | None:
+    """Server time per ``EVALSHA`` since the last ``CONFIG RESETSTAT`` (INFO commandstats)."""
+    r = redis.Redis(host=common.HOST, port=common.PORT)
+    try:
+        stat = r.info("commandstats").get("cmdstat_evalsha")
+    finally:
+        r.close()
+    return None if stat is None else float(stat["usec_per_call"])
+
+
 async def run_variant(concurrency: int, transport: str = "auto") -> None:
     common.flushall()
+    redis.Redis(host=common.HOST, port=common.PORT).config_resetstat()
     seq_client = _client(common.SEQ_URL, transport)
     client = _client(common.URL, transport)
     seq_q = RedisJobQueue(seq_client, QUEUE)
@@ -64,6 +89,16 @@ async def run_variant(concurrency: int, transport: str = "auto") -> None:
 
     async def lat_one() -> None:
         await q.enqueue("noop")
+
+    # What bounds the 1-by-1 phase, measured right after it on the same client: an awaited
+    # round trip (GET of a missing key, a no-op script) and the enqueue script's server time.
+    floor: dict[str, float | None] = {}
+
+    async def after_seq() -> None:
+        floor["enqueue_script_usec"] = _script_usec()
+        floor["awaited_get_per_s"] = await _per_s(lambda: seq_client.get("bench:floor"))
+        noop_script = lambda: seq_client.evalsha(NOOP_SCRIPT, [], [])  # noqa: E731
+        floor["awaited_noop_script_per_s"] = await _per_s(noop_script)
 
     options = [] if concurrency == 10 else [f"concurrency={concurrency}"]
     if transport != "auto":
@@ -84,6 +119,8 @@ async def run_variant(concurrency: int, transport: str = "auto") -> None:
             "REDKEEP_LOG_LEVEL": "WARNING",
         },
         lat_one=lat_one,
+        after_seq=after_seq,
+        seq_floor=floor,
         worker_concurrency=f"concurrency={concurrency} (1 process, {_loop()}; default 10)",
         enqueue_api=f"enqueue_many in chunks of {common.CHUNK} (one Lua call per chunk)",
         notes=f"transport={client.transport}; at-least-once with leases (30 s) + fencing; "

@@ -14,7 +14,8 @@ from tests.support.upstash import emulator_missing_reason, start_emulator
 
 from redkeep.config import Settings
 from redkeep.errors import BackendAuthError, BackendTimeout, BackendUnavailable, is_transient
-from redkeep.redis.upstash import UpstashRestClient, parse_info
+from redkeep.redis.commands import parse_info
+from redkeep.redis.upstash import UpstashRestClient
 
 pytestmark = pytest.mark.upstash
 
@@ -90,8 +91,17 @@ async def test_from_settings_uses_url_token_and_timeouts(upstash_emulator: Any) 
 
 
 def test_parse_info_converts_numbers_and_skips_sections() -> None:
-    text = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:12\r\nratio:1.5\r\n\r\n"
-    assert parse_info(text) == {"redis_version": "7.0.15", "uptime_in_seconds": 12, "ratio": 1.5}
+    """The REST reply is INFO's text: parsed like the RESP transports' (``k=v,...`` as dicts)."""
+    text = (
+        "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:12\r\nratio:1.5\r\n\r\n"
+        "# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=0\r\n"
+    )
+    assert parse_info(text) == {
+        "redis_version": "7.0.15",
+        "uptime_in_seconds": 12,
+        "ratio": 1.5,
+        "db0": {"keys": 3, "expires": 0, "avg_ttl": 0},
+    }
 
 
 class _ScriptedHandler(BaseHTTPRequestHandler):

@@ -63,23 +63,6 @@ def _arg(value: Any) -> Any:
     return value if isinstance(value, str) else str(value)
 
 
-def parse_info(text: str) -> dict[str, Any]:
-    """Parse an INFO reply into a dict (numbers converted; nested ``k=v,...`` left as text)."""
-    info: dict[str, Any] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#") or ":" not in line:
-            continue
-        key, _, value = line.partition(":")
-        try:
-            info[key] = int(value)
-        except ValueError:
-            try:
-                info[key] = float(value)
-            except ValueError:
-                info[key] = value
-    return info
-
-
 class UpstashRestClient(Commands):
     """:class:`~redkeep.redis.base.RedisClient` over Upstash's REST API."""
 
@@ -222,11 +205,6 @@ class UpstashRestClient(Commands):
         ]
 
     # -- server --------------------------------------------------------------------------------
-    async def info(self, section: str | None = None) -> dict[str, Any]:
-        """INFO parsed into a dict."""
-        text = await self._cmd("INFO") if section is None else await self._cmd("INFO", section)
-        return parse_info(str(text or ""))
-
     async def close(self) -> None:
         """Close the HTTP connection pool; later calls raise BackendUnavailable."""
         http, self._http = self._http, None
