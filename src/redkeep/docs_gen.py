@@ -168,21 +168,24 @@ def _default(info: FieldInfo) -> str:
     return f"`{value}`"
 
 
+#: The constraints shown in the settings table: their metadata class, symbol and attribute.
+_CONSTRAINTS: tuple[tuple[type, str, str], ...] = (
+    (annotated_types.Gt, ">", "gt"),
+    (annotated_types.Ge, ">=", "ge"),
+    (annotated_types.Lt, "<", "lt"),
+    (annotated_types.Le, "<=", "le"),
+    (annotated_types.MinLen, "length >=", "min_length"),
+    (annotated_types.MaxLen, "length <=", "max_length"),
+)
+
+
 def _constraints(info: FieldInfo) -> str:
     parts: list[str] = []
     for meta in info.metadata:
-        if isinstance(meta, annotated_types.Gt):
-            parts.append(f"> {meta.gt}")
-        elif isinstance(meta, annotated_types.Ge):
-            parts.append(f">= {meta.ge}")
-        elif isinstance(meta, annotated_types.Lt):
-            parts.append(f"< {meta.lt}")
-        elif isinstance(meta, annotated_types.Le):
-            parts.append(f"<= {meta.le}")
-        elif isinstance(meta, annotated_types.MinLen):
-            parts.append(f"length >= {meta.min_length}")
-        elif isinstance(meta, annotated_types.MaxLen):
-            parts.append(f"length <= {meta.max_length}")
+        for kind, symbol, attribute in _CONSTRAINTS:
+            if isinstance(meta, kind):
+                parts.append(f"{symbol} {getattr(meta, attribute)}")
+                break
     return ", ".join(parts)
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Literal, TypeVar
 
 from redkeep.cache.base import MISSING, TTL, CacheService, CacheStats, Factory
 from redkeep.cache.memory import MemoryCache
@@ -39,6 +39,8 @@ from redkeep.resilience import CircuitBreaker
 __all__ = ["FallbackCache"]
 
 log = logging.getLogger("redkeep.cache")
+
+T = TypeVar("T")
 
 
 class FallbackCache(CacheService):
@@ -249,36 +251,43 @@ class FallbackCache(CacheService):
         self._maybe_recover()
         return False
 
-    async def has(self, key: str) -> bool:
-        """Redis EXISTS; memory while in fallback."""
+    async def _read(self, call: Callable[[CacheService], Awaitable[T]]) -> T:
+        """``call(primary)`` while on Redis; ``call(memory)`` in fallback or after a backend
+        error (which switches to fallback)."""
         if self._use_primary():
             try:
-                return await self.primary.has(key)
+                return await call(self.primary)
             except BackendError as exc:
                 self._fail(exc)
         self._stats.fallback_reads += 1
-        return await self.fallback.has(key)
+        return await call(self.fallback)
+
+    async def _write(self, call: Callable[[CacheService], Awaitable[T]]) -> tuple[T, bool]:
+        """Like :meth:`_read` for a write, once a final replay round is over: the result and
+        whether memory took the write (the caller records its keys for replay)."""
+        if self._gate is not None:
+            await self._wait_for_replay()
+        if self._use_primary():
+            try:
+                return await call(self.primary), False
+            except BackendError as exc:
+                self._fail(exc)
+        result = await call(self.fallback)
+        self._stats.fallback_writes += 1
+        return result, True
+
+    async def has(self, key: str) -> bool:
+        """Redis EXISTS; memory while in fallback."""
+        return await self._read(lambda c: c.has(key))
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Redis MGET; memory while in fallback."""
         keys = self._check_keys(keys)
-        if self._use_primary():
-            try:
-                return await self.primary.get_many(keys)
-            except BackendError as exc:
-                self._fail(exc)
-        self._stats.fallback_reads += 1
-        return await self.fallback.get_many(keys)
+        return await self._read(lambda c: c.get_many(keys))
 
     async def ttl(self, key: str) -> float | None:
         """Redis PTTL; memory while in fallback."""
-        if self._use_primary():
-            try:
-                return await self.primary.ttl(key)
-            except BackendError as exc:
-                self._fail(exc)
-        self._stats.fallback_reads += 1
-        return await self.fallback.ttl(key)
+        return await self._read(lambda c: c.ttl(key))
 
     async def items(self) -> AsyncIterator[tuple[str, Any, float | None]]:
         """The primary's entries while on Redis, memory's during an outage."""
@@ -307,105 +316,53 @@ class FallbackCache(CacheService):
 
     async def add(self, key: str, value: Any, ttl: TTL = None) -> bool:
         """Redis SET NX; memory while in fallback."""
-        if self._gate is not None:
-            await self._wait_for_replay()
-        if self._use_primary():
-            try:
-                return await self.primary.add(key, value, ttl)
-            except BackendError as exc:
-                self._fail(exc)
-        stored = await self.fallback.add(key, value, ttl)
-        self._stats.fallback_writes += 1
-        if stored:
+        stored, in_memory = await self._write(lambda c: c.add(key, value, ttl))
+        if in_memory and stored:
             self._mark(key)
         return stored
 
     async def delete(self, key: str) -> bool:
         """Redis UNLINK; in fallback, removed from memory and recorded so Redis drops it too."""
-        if self._gate is not None:
-            await self._wait_for_replay()
-        if self._use_primary():
-            try:
-                return await self.primary.delete(key)
-            except BackendError as exc:
-                self._fail(exc)
-        existed = await self.fallback.delete(key)
-        self._stats.fallback_writes += 1
-        self._mark(key)
+        existed, in_memory = await self._write(lambda c: c.delete(key))
+        if in_memory:
+            self._mark(key)
         return existed
 
     async def clear(self) -> int:
         """Clear the namespace; in fallback, memory now and all of Redis's namespace on recovery."""
-        if self._gate is not None:
-            await self._wait_for_replay()
-        if self._use_primary():
-            try:
-                return await self.primary.clear()
-            except BackendError as exc:
-                self._fail(exc)
-        count = await self.fallback.clear()
-        self._stats.fallback_writes += 1
-        self._dirty.clear()
-        self._invalidate_all = True
+        count, in_memory = await self._write(lambda c: c.clear())
+        if in_memory:
+            self._dirty.clear()
+            self._invalidate_all = True
         return count
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: TTL = None) -> None:
         """Pipelined SETs; memory while in fallback."""
-        if self._gate is not None:
-            await self._wait_for_replay()
-        if self._use_primary():
-            try:
-                await self.primary.set_many(mapping, ttl)
-                return
-            except BackendError as exc:
-                self._fail(exc)
-        await self.fallback.set_many(mapping, ttl)
-        self._stats.fallback_writes += 1
-        for key in mapping:
-            self._mark(key)
+        _, in_memory = await self._write(lambda c: c.set_many(mapping, ttl))
+        if in_memory:
+            for key in mapping:
+                self._mark(key)
 
     async def delete_many(self, keys: Iterable[str]) -> int:
         """UNLINK; in fallback, memory plus replay records."""
-        if self._gate is not None:
-            await self._wait_for_replay()
         keys = self._check_keys(keys)
-        if self._use_primary():
-            try:
-                return await self.primary.delete_many(keys)
-            except BackendError as exc:
-                self._fail(exc)
-        count = await self.fallback.delete_many(keys)
-        self._stats.fallback_writes += 1
-        for key in keys:
-            self._mark(key)
+        count, in_memory = await self._write(lambda c: c.delete_many(keys))
+        if in_memory:
+            for key in keys:
+                self._mark(key)
         return count
 
     async def incr(self, key: str, delta: int = 1) -> int:
         """Redis INCRBY; in fallback the counter continues from memory's value (absent = 0)."""
-        if self._gate is not None:
-            await self._wait_for_replay()
-        if self._use_primary():
-            try:
-                return await self.primary.incr(key, delta)
-            except BackendError as exc:
-                self._fail(exc)
-        value = await self.fallback.incr(key, delta)
-        self._stats.fallback_writes += 1
-        self._mark(key)
+        value, in_memory = await self._write(lambda c: c.incr(key, delta))
+        if in_memory:
+            self._mark(key)
         return value
 
     async def touch(self, key: str, ttl: TTL) -> bool:
         """Redis PEXPIRE; memory while in fallback."""
-        if self._gate is not None:
-            await self._wait_for_replay()
-        if self._use_primary():
-            try:
-                return await self.primary.touch(key, ttl)
-            except BackendError as exc:
-                self._fail(exc)
-        touched = await self.fallback.touch(key, ttl)
-        self._stats.fallback_writes += 1
-        if touched:
+        touched, in_memory = await self._write(lambda c: c.touch(key, ttl))
+        if in_memory and touched:
             self._mark(key)
         return touched
 

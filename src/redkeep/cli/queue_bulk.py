@@ -46,6 +46,32 @@ def _bulk(
     return on_queue(queue, body)
 
 
+def _bulk_command(
+    queue: str,
+    name: str | None,
+    limit: int | None,
+    yes: bool,
+    json_out: bool,
+    *,
+    question: str,
+    action: Callable[[Any, Callable[[int, int], None]], Awaitable[int]],
+    what: str,
+    done: str,
+) -> None:
+    """Check --name, confirm ``question`` (unless --yes), run ``action`` with a progress bar
+    labelled ``what`` and report the count of jobs ``done`` (``retried``, ``cancelled``)."""
+    if name is not None and not name:
+        fail("--name must not be empty", EXIT_USAGE)
+    if not yes:
+        confirm(question)
+    started = time.perf_counter()
+    count = _bulk(queue, action, what, json_out)
+    if json_out:
+        emit_json({"queue": queue, done: count})
+    else:
+        out.print(f"{done} {count} job(s) of {queue!r} in {time.perf_counter() - started:.2f}s")
+
+
 def retry_failed(
     queue: QueueArgument,
     name: NameOption = None,
@@ -55,16 +81,13 @@ def retry_failed(
 ) -> None:
     """Move failed jobs (of one handler with --name, at most --limit) back to waiting with
     their attempts reset, oldest failures first, in batches of 500."""
-    if name is not None and not name:
-        fail("--name must not be empty", EXIT_USAGE)
-    if not yes:
-        confirm(f"Retry {_scope(name, limit)}failed jobs of queue {queue!r}?")
-    started = time.perf_counter()
-    count = _bulk(queue, lambda q, p: q.retry_failed(name, limit, progress=p), "retrying", json_out)
-    if json_out:
-        emit_json({"queue": queue, "retried": count})
-    else:
-        out.print(f"retried {count} job(s) of {queue!r} in {time.perf_counter() - started:.2f}s")
+    _bulk_command(
+        queue, name, limit, yes, json_out,
+        question=f"Retry {_scope(name, limit)}failed jobs of queue {queue!r}?",
+        action=lambda q, p: q.retry_failed(name, limit, progress=p),
+        what="retrying",
+        done="retried",
+    )  # fmt: skip
 
 
 def cancel_waiting(
@@ -76,18 +99,13 @@ def cancel_waiting(
 ) -> None:
     """Cancel jobs that have not started: waiting and delayed ones (of one handler with
     --name, at most --limit), in batches of 500. Active jobs are left alone."""
-    if name is not None and not name:
-        fail("--name must not be empty", EXIT_USAGE)
-    if not yes:
-        confirm(f"Cancel {_scope(name, limit)}waiting and delayed jobs of queue {queue!r}?")
-    started = time.perf_counter()
-    count = _bulk(
-        queue, lambda q, p: q.cancel_waiting(name, limit, progress=p), "cancelling", json_out
-    )
-    if json_out:
-        emit_json({"queue": queue, "cancelled": count})
-    else:
-        out.print(f"cancelled {count} job(s) of {queue!r} in {time.perf_counter() - started:.2f}s")
+    _bulk_command(
+        queue, name, limit, yes, json_out,
+        question=f"Cancel {_scope(name, limit)}waiting and delayed jobs of queue {queue!r}?",
+        action=lambda q, p: q.cancel_waiting(name, limit, progress=p),
+        what="cancelling",
+        done="cancelled",
+    )  # fmt: skip
 
 
 def _scope(name: str | None, limit: int | None) -> str:

@@ -15,11 +15,16 @@ from typing import Annotated, Any
 
 import typer
 
-from redkeep.cli._loop import run as run_loop
 from redkeep.cli.exits import ExitCode
-from redkeep.cli.worker import HandlerSpecError, _configure_logging, _fail, load_handlers
+from redkeep.cli.worker import (
+    HandlerSpecError,
+    _check_exposure,
+    _fail,
+    _run_until_stopped,
+    _settings,
+    load_handlers,
+)
 from redkeep.config import Settings
-from redkeep.errors import RedkeepError
 
 __all__ = ["EXAMPLES_QUEUE", "EXAMPLE_HANDLERS", "register", "serve"]
 
@@ -51,23 +56,8 @@ def serve(
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Run no worker.")] = False,
 ) -> None:
     """Serve the HTTP API, /health and /metrics."""
-    try:
-        settings = Settings()
-    except RedkeepError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    _configure_logging(settings)
-    try:
-        from redkeep.web.app import api_token
-        from redkeep.web.security import exposure_problem
-    except ImportError as exc:
-        raise _fail(
-            f"redkeep serve needs the server extra (pip install 'redkeep[server]'): {exc}",
-            ExitCode.USAGE,
-        ) from None
-
-    problem = exposure_problem(host, api_token(settings), "the service")
-    if problem is not None:
-        raise _fail(problem, ExitCode.USAGE)
+    settings = _settings()
+    _check_exposure(settings, host, "redkeep serve", "the service")
     handlers = None
     if not no_worker:
         try:
@@ -77,12 +67,7 @@ def serve(
         if worker is None and not queue:
             queue = [EXAMPLES_QUEUE]
 
-    try:
-        started = run_loop(_serve(settings, host, port, handlers, queue))
-    except RedkeepError as exc:
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
-    except KeyboardInterrupt:
-        return
+    started = _run_until_stopped(_serve(settings, host, port, handlers, queue), True)
     if not started:
         raise typer.Exit(ExitCode.ERROR)
 

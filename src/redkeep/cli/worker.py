@@ -9,8 +9,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["load_handlers", "register", "worker"]
 
 log = logging.getLogger("redkeep.cli")
+
+T = TypeVar("T")
 
 
 class HandlerSpecError(ValueError):
@@ -73,6 +75,48 @@ def _configure_logging(settings: Settings) -> None:
         logging.basicConfig(level=settings.log_level)
         return
     configure_logging(settings)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment (exit 2 when invalid), with logging configured."""
+    try:
+        settings = Settings(**overrides)
+    except RedkeepError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _configure_logging(settings)
+    return settings
+
+
+def _check_exposure(
+    settings: Settings, host: str, needs: str, exposes: str, *, uvicorn: bool = False
+) -> None:
+    """Exit 2 when the server extra (with ``uvicorn``: uvicorn too) that ``needs`` is missing,
+    or when binding ``host`` would expose ``exposes`` without a good enough API token."""
+    try:
+        if uvicorn:
+            import uvicorn as _uvicorn  # noqa: F401
+
+        from redkeep.web.app import api_token
+        from redkeep.web.security import exposure_problem
+    except ImportError as exc:
+        raise _fail(
+            f"{needs} needs the server extra (pip install 'redkeep[server]'): {exc}",
+            ExitCode.USAGE,
+        ) from None
+    problem = exposure_problem(host, api_token(settings), exposes)
+    if problem is not None:
+        raise _fail(problem, ExitCode.USAGE)
+
+
+def _run_until_stopped(main: Coroutine[Any, Any, T], interrupted: T) -> T:
+    """Run ``main`` (see :func:`redkeep.cli._loop.run`): a redkeep error exits 1, Ctrl-C
+    returns ``interrupted``."""
+    try:
+        return run_loop(main)
+    except RedkeepError as exc:
+        raise _fail(f"{type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        return interrupted
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -194,11 +238,7 @@ def worker(
     """Run a worker for the handlers in a user module until SIGTERM / SIGINT."""
     if executor not in (None, "thread", "process"):
         raise _fail(f"--executor must be 'thread' or 'process', got {executor!r}", 2)
-    try:
-        settings = Settings() if executor is None else Settings(queue_executor=executor)
-    except RedkeepError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    _configure_logging(settings)
+    settings = _settings() if executor is None else _settings(queue_executor=executor)
     if settings.effective_backend == "memory":
         raise _fail(
             "`redkeep worker` needs a shared backend (set REDKEEP_REDIS_URL or Upstash "
@@ -212,26 +252,9 @@ def worker(
         raise _fail(str(exc), ExitCode.USAGE) from None
     http = None
     if http_port is not None:
-        try:
-            import uvicorn  # noqa: F401
-
-            from redkeep.web.app import api_token
-            from redkeep.web.security import exposure_problem
-        except ImportError as exc:
-            raise _fail(
-                f"--http-port needs the server extra (pip install 'redkeep[server]'): {exc}",
-                ExitCode.USAGE,
-            ) from None
-        problem = exposure_problem(http_host, api_token(settings), "the worker's probes")
-        if problem is not None:
-            raise _fail(problem, ExitCode.USAGE)
+        _check_exposure(settings, http_host, "--http-port", "the worker's probes", uvicorn=True)
         http = _bind(http_host, http_port)
-    try:
-        stuck = run_loop(_run(settings, loaded, queue or ["default"], concurrency, http))
-    except RedkeepError as exc:
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
-    except KeyboardInterrupt:
-        return
+    stuck = _run_until_stopped(_run(settings, loaded, queue or ["default"], concurrency, http), 0)
     if stuck:
         # The interpreter would wait for those threads forever; their jobs already have an
         # outcome (failed, or released for another worker), so exit without them.

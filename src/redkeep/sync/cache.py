@@ -6,48 +6,23 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from os import getpid
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from redkeep.cache.base import TTL, CacheService, CacheStats
-from redkeep.sync.runner import LoopRunner
-
-if TYPE_CHECKING:
-    from redkeep.sync.services import SyncServices
+from redkeep.sync._bound import Bound
 
 __all__ = ["SyncCache"]
 
 T = TypeVar("T")
 
 
-class SyncCache:
+class SyncCache(Bound[CacheService]):
     """Blocking twin of :class:`~redkeep.cache.base.CacheService`: same methods, same
     arguments, same errors, same fallback and breaker behaviour (it is the async cache, run to
     completion on the services' loop). Thread-safe; get one from
     :meth:`redkeep.sync.SyncServices.cache`."""
 
-    def __init__(self, owner: SyncServices, name: str) -> None:
-        self._owner = owner
-        self._name = name
-        self._pid = -1
-        self._runner: LoopRunner | None = None
-        self._aio: CacheService | None = None
-
-    def _bound(self) -> tuple[LoopRunner, CacheService]:
-        """This process's runner and async cache (bound again after a fork)."""
-        if self._pid != getpid() or self._aio is None or self._runner is None:
-            self._runner, self._aio = self._owner._bind_cache(self._name)
-            self._pid = getpid()
-        return self._runner, self._aio
-
-    @property
-    def aio(self) -> CacheService:
-        """The underlying async cache of this process (use it only on the services' loop)."""
-        return self._bound()[1]
-
-    @property
-    def name(self) -> str:
-        """The cache's name."""
-        return self._name
+    _kind = "cache"
 
     @property
     def mode(self) -> str:

@@ -4,48 +4,22 @@ driven through a :class:`~redkeep.sync.runner.LoopRunner`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from os import getpid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redkeep.queue.base import JobQueue
 from redkeep.queue.job import Job, JobSpec, JobStatus
 from redkeep.queue.limits import GroupLimit, RateLimit
-from redkeep.sync.runner import LoopRunner
-
-if TYPE_CHECKING:
-    from redkeep.sync.services import SyncServices
+from redkeep.sync._bound import Bound
 
 __all__ = ["SyncQueue"]
 
 
-class SyncQueue:
+class SyncQueue(Bound[JobQueue]):
     """Blocking twin of the producer side of :class:`~redkeep.queue.base.JobQueue`: same
     arguments, same errors. Thread-safe; get one from :meth:`redkeep.sync.SyncServices.queue`.
     Jobs are run by an ordinary (async) worker process: ``redkeep worker``."""
 
-    def __init__(self, owner: SyncServices, name: str) -> None:
-        self._owner = owner
-        self._name = name
-        self._pid = -1
-        self._runner: LoopRunner | None = None
-        self._aio: JobQueue | None = None
-
-    def _bound(self) -> tuple[LoopRunner, JobQueue]:
-        """This process's runner and async queue (bound again after a fork)."""
-        if self._pid != getpid() or self._aio is None or self._runner is None:
-            self._runner, self._aio = self._owner._bind_queue(self._name)
-            self._pid = getpid()
-        return self._runner, self._aio
-
-    @property
-    def aio(self) -> JobQueue:
-        """The underlying async queue of this process (use it only on the services' loop)."""
-        return self._bound()[1]
-
-    @property
-    def name(self) -> str:
-        """The queue's name."""
-        return self._name
+    _kind = "queue"
 
     def enqueue(self, name: str, payload: Any = None, **options: Any) -> Job:
         """Add a job. ``options`` are those of :meth:`JobQueue.enqueue

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from redkeep.config import Settings
 from redkeep.errors import RedkeepError
@@ -29,6 +30,8 @@ from redkeep.sync.queue import SyncQueue
 from redkeep.sync.runner import LoopRunner, check_no_running_loop
 
 __all__ = ["SyncServices", "create_sync_services"]
+
+B = TypeVar("B", SyncCache, SyncQueue)
 
 _instances: weakref.WeakSet[SyncServices] = weakref.WeakSet()
 _inherited: list[Any] = []  # state from a parent process: kept alive, never used or closed
@@ -117,21 +120,20 @@ class SyncServices:
     # -- components -----------------------------------------------------------------------------
     def cache(self, name: str = "default") -> SyncCache:
         """The named cache (created on first use; see :meth:`Services.cache`)."""
-        cache = self._caches.get(name)
-        if cache is None:
-            cache = SyncCache(self, name)
-            cache.aio  # noqa: B018 - create (and validate the name) now
-            cache = self._caches.setdefault(name, cache)
-        return cache
+        return self._get(self._caches, SyncCache, name)
 
     def queue(self, name: str = "default") -> SyncQueue:
         """The named job queue (created on first use; see :meth:`Services.queue`)."""
-        queue = self._queues.get(name)
-        if queue is None:
-            queue = SyncQueue(self, name)
-            queue.aio  # noqa: B018 - create (and validate the name) now
-            queue = self._queues.setdefault(name, queue)
-        return queue
+        return self._get(self._queues, SyncQueue, name)
+
+    def _get(self, made: dict[str, B], make: Callable[[SyncServices, str], B], name: str) -> B:
+        """``made[name]``, created (and its name validated) on first use."""
+        found = made.get(name)
+        if found is None:
+            found = make(self, name)
+            found.aio  # noqa: B018 - create (and validate the name) now
+            found = made.setdefault(name, found)
+        return found
 
     @property
     def services(self) -> Services:
@@ -159,15 +161,11 @@ class SyncServices:
         state = self._current()
         state.runner.run(state.services.refresh_metrics())
 
-    def _bind_cache(self, name: str) -> tuple[LoopRunner, Any]:
+    def _bind(self, kind: str, name: str) -> tuple[LoopRunner, Any]:
+        """This process's runner and its async ``kind`` (``cache`` or ``queue``) ``name``."""
         state = self._current()
-        cache = state.runner.run(_component(state.services.cache, name))
-        return state.runner, cache
-
-    def _bind_queue(self, name: str) -> tuple[LoopRunner, Any]:
-        state = self._current()
-        queue = state.runner.run(_component(state.services.queue, name))
-        return state.runner, queue
+        component = state.runner.run(_component(getattr(state.services, kind), name))
+        return state.runner, component
 
 
 async def _component(factory: Any, name: str) -> Any:
