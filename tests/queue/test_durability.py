@@ -16,6 +16,7 @@ from redkeep.queue import worker as worker_module
 from redkeep.queue.protocol import StepRequest
 from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_status, wait_until
+from tests.support.redis_server import free_port
 
 
 async def _started(client: MuxClient, prefix: str, job_id: str, attempt: int) -> bool:
@@ -227,6 +228,24 @@ async def test_job_handed_to_a_worker_that_died_runs_after_its_lease(
         # the live worker's first step took it from the hand-off set: no lease to wait for
         assert done.result == "recovered" and done.attempts == 1
         assert done.worker_id == worker.id
+    finally:
+        await client.close()
+
+
+async def test_stop_with_redis_unreachable_and_nothing_to_report_is_prompt() -> None:
+    """A worker whose Redis never answered has only its claim to send: a stop does not wait
+    the final flush timeout (10 s) for it, as it does for finished jobs' outcomes."""
+    client = MuxClient(f"redis://127.0.0.1:{free_port()}/0", connect_timeout=0.2, retry_attempts=0)
+    q = RedisJobQueue(client, "unreachable", key_prefix=f"rkt:{uuid.uuid4().hex[:12]}")
+    worker = Worker(q, {"x": lambda job: None}, handle_signals=False)
+    try:
+        runner = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.5)  # its first step failed and is pending
+        assert not runner.done()
+        started = asyncio.get_running_loop().time()
+        worker.stop()
+        await asyncio.wait_for(runner, worker_module.FINAL_FLUSH_TIMEOUT)
+        assert asyncio.get_running_loop().time() - started < 5.0
     finally:
         await client.close()
 

@@ -329,9 +329,16 @@ class Worker:
             try:
                 res = await q.step(request)
             except Exception as exc:
+                delay = self._outage.failed("claim", q.name, exc)
+                if self._drained and not request.outcomes:
+                    # Stopping with nothing to report: jobs the step may have claimed before
+                    # its reply was lost come back when their lease expires.
+                    st.pending = None
+                    self._reserved -= request.claim
+                    return
                 # Sent again as is (same request id) until answered: a step the server applied
                 # before the reply was lost returns its jobs instead of claiming others.
-                await asyncio.sleep(self._outage.failed("claim", q.name, exc))
+                await asyncio.sleep(delay)
                 continue
             self._outage.succeeded()
             st.pending = None
