@@ -7,16 +7,20 @@ Constructing :class:`Settings` from an invalid environment raises
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from redkeep.errors import ConfigError, register_secret
+from redkeep.config_checks import (
+    check_redis_url,
+    check_upstash_url,
+    invalid_settings,
+    redact_url,
+    settings_problems,
+)
+from redkeep.errors import register_secret
 
 __all__ = ["Settings", "redact_url"]
 
@@ -25,31 +29,10 @@ ENV_PREFIX = "REDKEEP_"
 Seconds = float
 
 
-def redact_url(url: str | None) -> str | None:
-    """``url`` with its credentials replaced by ``***``: the user-info password (or a lone
-    user/token) and query parameters such as ``password=`` or ``token=``.
-
-    Works on URLs that do not parse too: a password with an unencoded ``/``, ``#`` or ``?``
-    moves the ``@`` out of the parsed host part, so everything between ``://`` and the *last*
-    ``@`` counts as user-info. A value without ``://`` may be a pasted bare secret: ``***``.
-    """
-    if not url:
-        return url
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "***"
-    userinfo, at, host = rest.rpartition("@")
-    if at:
-        user, colon, _ = userinfo.partition(":")
-        keep_user = colon and not any(c in user for c in "/?#")
-        rest = (f"{user}:***@" if keep_user else "***@") + host
-    return f"{scheme}://" + _QUERY_SECRET.sub(r"\1***", rest)
-
-
-_QUERY_SECRET = re.compile(
-    r"(?i)([?&;](?:password|passwd|pass|pwd|token|_token|access_token|auth|secret|key"
-    r"|sentinel_password)=)[^&#;]*"
-)
+def _lru_bound(default: int, kept: str) -> Any:
+    """A field bounding what an in-process LRU cache keeps (> 0), described as ``<kept> before
+    LRU eviction.``"""
+    return Field(default, gt=0, description=f"{kept} before LRU eviction.")
 
 
 class Settings(BaseSettings):
@@ -146,14 +129,11 @@ class Settings(BaseSettings):
     cache_default_ttl: Seconds | None = Field(
         None, gt=0, description="Default cache TTL in seconds; unset means no expiry."
     )
-    cache_max_entries: int = Field(
-        10_000, gt=0, description="Entries kept per in-memory cache before LRU eviction."
-    )
-    cache_max_bytes: int = Field(
+    cache_max_entries: int = _lru_bound(10_000, "Entries kept per in-memory cache")
+    cache_max_bytes: int = _lru_bound(
         64 * 1024 * 1024,
-        gt=0,
-        description="Bytes of keys and encoded values kept per in-memory cache (the memory "
-        "backend and the fallback of a Redis cache) before LRU eviction.",
+        "Bytes of keys and encoded values kept per in-memory cache (the memory backend and the "
+        "fallback of a Redis cache)",
     )
     cache_max_key_length: int = Field(1024, gt=0, description="Longest accepted cache key.")
     cache_fallback: bool = Field(
@@ -168,14 +148,9 @@ class Settings(BaseSettings):
         description="Put an in-process L1 (TieredCache) in front of every Redis cache, kept "
         "coherent across processes by Redis client tracking (see docs/cache.md).",
     )
-    cache_l1_max_entries: int = Field(
-        10_000, gt=0, description="Entries one cache's L1 keeps before LRU eviction."
-    )
-    cache_l1_max_bytes: int = Field(
-        64 * 1024 * 1024,
-        gt=0,
-        description="Approximate bytes (keys + encoded values) one cache's L1 keeps before LRU "
-        "eviction.",
+    cache_l1_max_entries: int = _lru_bound(10_000, "Entries one cache's L1 keeps")
+    cache_l1_max_bytes: int = _lru_bound(
+        64 * 1024 * 1024, "Approximate bytes (keys + encoded values) one cache's L1 keeps"
     )
     cache_l1_ttl: Seconds = Field(
         5.0,
@@ -317,42 +292,13 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
-        url = value.get_secret_value()
-        # Remember the password before anything can fail, however the URL is written: every
-        # later message (including this validator's) is scrubbed of it.
-        userinfo = url.partition("://")[2].rpartition("@")[0]
-        register_secret(userinfo.partition(":")[2] or userinfo)
-        from redkeep.redis.urls import parse_url
-
-        try:
-            parse_url(url)  # every option checked; registers the passwords as secrets
-        except ConfigError as exc:
-            raise ValueError(exc.problems.get("REDKEEP_REDIS_URL", str(exc))) from None
+        check_redis_url(value.get_secret_value())
         return value
 
     @field_validator("upstash_url")
     @classmethod
     def _check_upstash_url(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        # As for REDKEEP_REDIS_URL: remember the password first, and never let a URL parser
-        # quote a piece of it (httpx would say "Invalid port: '<start of the password>'").
-        userinfo = value.partition("://")[2].rpartition("@")[0]
-        register_secret(userinfo.partition(":")[2] or userinfo)
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with https:// (or http:// for a local emulator)")
-        from redkeep.redis.urls import UNENCODED_PASSWORD
-
-        if any(c in userinfo for c in "/?#"):
-            raise ValueError(UNENCODED_PASSWORD)
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError:
-            raise ValueError("is not a valid URL (check its host and port)") from None
-        if not parts.hostname:
-            raise ValueError("has no host name")
-        return value.rstrip("/")
+        return check_upstash_url(value) if value else None
 
     @field_validator("upstash_token", "api_token")
     @classmethod
@@ -383,16 +329,12 @@ class Settings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            problems = _problems(exc)
-            lines = "\n".join(f"  {name}: {reason}" for name, reason in problems.items())
-            raise ConfigError(
-                f"invalid redkeep settings ({len(problems)} problem(s)):\n{lines}", problems
-            ) from None
+            raise invalid_settings(settings_problems(exc, Settings), counted=True) from None
         if self.backend == "redis" and self.redis_url is None:
-            raise _invalid({"REDKEEP_REDIS_URL": "required when REDKEEP_BACKEND=redis"})
+            raise invalid_settings({"REDKEEP_REDIS_URL": "required when REDKEEP_BACKEND=redis"})
         if self.backend == "upstash" and (self.upstash_url is None or self.upstash_token is None):
             reason = "required when REDKEEP_BACKEND=upstash"
-            raise _invalid(
+            raise invalid_settings(
                 {
                     name: reason
                     for name, value in (
@@ -416,7 +358,7 @@ class Settings(BaseSettings):
         elif self.redis_cluster:
             reason = "not supported on Redis Cluster (REDKEEP_REDIS_CLUSTER): use 0"
         if reason is not None:
-            raise _invalid(
+            raise invalid_settings(
                 {"REDKEEP_QUEUE_MIN_REPLICAS": f"{reason} (got {self.queue_min_replicas})"}
             )
 
@@ -450,56 +392,3 @@ class Settings(BaseSettings):
                 value = redact_url(value)  # e.g. an Upstash URL with user-info
             out[name] = value
         return out
-
-
-def _invalid(problems: dict[str, str]) -> ConfigError:
-    """The error for settings that each parse but do not go together: one line per variable."""
-    lines = "\n".join(f"  {name}: {reason}" for name, reason in problems.items())
-    return ConfigError(f"invalid redkeep settings:\n{lines}", problems)
-
-
-def _env_name(field: str) -> str:
-    info = Settings.model_fields.get(field)
-    alias = info.validation_alias if info else None
-    if isinstance(alias, AliasChoices):
-        names = [c for c in alias.choices if isinstance(c, str)]
-        # Name the variable the user actually set (e.g. UPSTASH_REDIS_REST_URL).
-        present = {k.upper() for k in os.environ}
-        for name in names:
-            if name.upper() in present:
-                return name
-        if names:
-            return names[0]
-    return f"{ENV_PREFIX}{field.upper()}"
-
-
-def _problems(exc: ValidationError) -> dict[str, str]:
-    problems: dict[str, str] = {}
-    aliases = {
-        choice.upper(): field
-        for field, info in Settings.model_fields.items()
-        if isinstance(info.validation_alias, AliasChoices)
-        for choice in info.validation_alias.choices
-        if isinstance(choice, str)
-    }
-    for err in exc.errors():
-        loc = err.get("loc") or ("?",)
-        field = str(loc[0])
-        if field.upper() in aliases:
-            name = _env_name(aliases[field.upper()])
-        elif field.upper().startswith(ENV_PREFIX) or field.startswith("UPSTASH_"):
-            name = field
-        else:
-            name = _env_name(field)
-        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        reason = reason[0].lower() + reason[1:] if reason else reason
-        if "input" in err and err.get("type") != "missing":
-            shown = err["input"]
-            if isinstance(shown, SecretStr) or name.endswith(("TOKEN", "URL")):
-                text = str(shown)
-                # A value without a scheme may be a bare password pasted into the URL variable.
-                secret = name.endswith("TOKEN") or "://" not in text
-                shown = "***" if secret else redact_url(text)
-            reason = f"{reason} (got {shown!r})"
-        problems[name] = problems[name] + "; " + reason if name in problems else reason
-    return problems

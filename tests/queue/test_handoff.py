@@ -17,7 +17,7 @@ import redis.asyncio as aredis
 
 from redkeep.queue import Job, JobStatus, RedisJobQueue, Worker
 from redkeep.queue.protocol import StepRequest
-from redkeep.queue.redis import HANDOFF_TTL
+from redkeep.queue.redis_step import HANDOFF_TTL
 from redkeep.redis.mux import MuxClient
 from tests.queue.conftest import running, wait_until
 from tests.support.redis_server import RedisServer

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
-    from redkeep.queue.base import _Prepared
+    from redkeep.queue.prepare import _Prepared
 
 __all__ = ["dedup_options"]
 

@@ -29,7 +29,7 @@ from redkeep.names import is_valid_name
 from redkeep.queue.job import MAX_JOB_ID, MAX_PARENTS, PARENT_MODES, Job, JobSpec, new_job_id
 
 if TYPE_CHECKING:
-    from redkeep.queue.base import _Prepared
+    from redkeep.queue.prepare import _Prepared
 
 __all__ = ["Flow", "FlowsMixin", "flow_options", "proxy_id"]
 

@@ -18,18 +18,17 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from redkeep.errors import QueueFull
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import JobQueue, _Prepared, active_refusal, settings_options
+from redkeep.queue.base import JobQueue, active_refusal
 from redkeep.queue.job import (
     FINISHED,
     NO_HEADERS,
     STATUSES,
     Job,
     JobStatus,
-    RetentionPolicy,
     decode_value,
     encode_value,
 )
@@ -40,6 +39,8 @@ from redkeep.queue.memory_flows import MemoryFlows
 from redkeep.queue.memory_limits import MemoryGroups, MemoryLimits
 from redkeep.queue.memory_schedules import MemorySchedules
 from redkeep.queue.memory_step import MemoryStep
+from redkeep.queue.options import QueueOptions, settings_options
+from redkeep.queue.prepare import _Prepared
 from redkeep.queue.protocol import StepResult
 from redkeep.queue.workers import MemoryWorkerRegistry, WorkerRegistry
 
@@ -72,19 +73,11 @@ class MemoryJobQueue(
         self,
         name: str = "default",
         *,
-        max_attempts: int = 3,
-        backoff: Backoff | None = None,
-        retention: RetentionPolicy | None = None,
-        max_payload_bytes: int = 4 * 1024 * 1024,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        **options: Unpack[QueueOptions],
     ) -> None:
-        super().__init__(
-            name,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            retention=retention,
-            max_payload_bytes=max_payload_bytes,
-        )
+        """``options``: attempts, backoff, retention and payload limit (:class:`QueueOptions`)."""
+        super().__init__(name, **options)
         self._jobs: dict[str, Job] = {}
         self._seq = itertools.count(1)
         self._waiting: list[tuple[int, int, str]] = []  # (-priority, seq, id), lazy deletion

@@ -11,8 +11,8 @@ from redkeep.queue.backoff import Backoff
 from redkeep.queue.job import FINISHED, NO_HEADERS, Job, JobStatus, decode_value
 
 if TYPE_CHECKING:
-    from redkeep.queue.base import _Prepared
     from redkeep.queue.memory_events import EventLog
+    from redkeep.queue.prepare import _Prepared
 
 __all__ = ["MemoryDedup"]
 

@@ -22,9 +22,9 @@ from redkeep.queue.job import (
 )
 
 if TYPE_CHECKING:
-    from redkeep.queue.base import _Prepared
     from redkeep.queue.memory import MemoryJobQueue
     from redkeep.queue.memory_events import EventLog
+    from redkeep.queue.prepare import _Prepared
 
 __all__ = ["MemoryFlows"]
 

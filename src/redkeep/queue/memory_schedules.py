@@ -21,8 +21,8 @@ from redkeep.queue.schedule_model import (
 )
 
 if TYPE_CHECKING:
-    from redkeep.queue.base import _Prepared
     from redkeep.queue.job import Job
+    from redkeep.queue.prepare import _Prepared
 
 __all__ = ["MemorySchedules"]
 
@@ -107,7 +107,7 @@ class MemorySchedules:
         return claimed, now, None if prev < 0 else prev, next_due
 
     async def _sched_fire(self, fires: list[Fire]) -> None:
-        from redkeep.queue.base import _Prepared
+        from redkeep.queue.prepare import _Prepared
 
         st = self._sched_store()
         for f in fires:

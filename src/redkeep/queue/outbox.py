@@ -32,11 +32,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from redkeep.errors import OutboxError, OutboxFull, is_transient
-from redkeep.queue.base import JobQueue, _Prepared
+from redkeep.queue.base import JobQueue
 from redkeep.queue.job import Job
 from redkeep.queue.outbox_records import OutboxStats, as_job, held_job
 from redkeep.queue.outbox_relay import OutboxRelay
 from redkeep.queue.outbox_store import HeldJob, OutboxStore
+from redkeep.queue.prepare import _Prepared
 from redkeep.resilience import CircuitBreaker
 
 if TYPE_CHECKING:

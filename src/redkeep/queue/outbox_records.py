@@ -11,9 +11,9 @@ import orjson
 
 from redkeep.errors import SerializationError
 from redkeep.queue.backoff import Backoff
-from redkeep.queue.base import _Prepared
 from redkeep.queue.job import NO_HEADERS, Job, JobStatus, decode_value, make_job
 from redkeep.queue.outbox_store import NewJob, QueueDepth
+from redkeep.queue.prepare import _Prepared
 
 __all__ = ["OutboxStats", "as_job", "held_job", "relayed_job"]
 

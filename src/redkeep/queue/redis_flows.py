@@ -18,9 +18,9 @@ from redkeep.queue.job import Job, JobStatus
 
 if TYPE_CHECKING:
     from redkeep.queue.backoff import Backoff
-    from redkeep.queue.base import _Prepared
     from redkeep.queue.job import RetentionPolicy
     from redkeep.queue.keys import QueueKeys
+    from redkeep.queue.prepare import _Prepared
     from redkeep.queue.redis import RedisJobQueue
     from redkeep.redis.base import RedisClient
 
