@@ -401,6 +401,26 @@ async def test_the_relay_lock_lets_one_store_at_a_time(tmp_path: Path) -> None:
         await second.close()
 
 
+async def test_opening_a_new_file_waits_while_another_process_sets_it_up(tmp_path: Path) -> None:
+    """Several processes opening one new file at once: switching it to WAL fails at once with
+    "database is locked" (SQLite does not wait its busy timeout there) while another connection
+    holds a write lock on it. Opening waits for that lock instead of failing at startup."""
+    path = tmp_path / "o.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # a write lock, before the file is in WAL mode
+    other.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, other.execute, "COMMIT")
+    try:
+        started = time.monotonic()
+        store = await OutboxStore.open(path, "redkeep", 10, 10_000)
+        waited = time.monotonic() - started
+        await store.close()
+    finally:
+        other.close()
+    assert 0.25 <= waited < 5.0
+
+
 async def test_opening_the_file_while_another_process_writes_is_not_corruption(
     tmp_path: Path,
 ) -> None:

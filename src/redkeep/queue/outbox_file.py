@@ -4,7 +4,10 @@ existing file that refuses a file which is not a sound outbox without writing a 
 
 from __future__ import annotations
 
+import contextlib
+import random
 import sqlite3
+import time
 from pathlib import Path
 
 from redkeep.errors import OutboxCorrupted, OutboxError
@@ -71,26 +74,49 @@ def connect(path: Path, namespace: str) -> sqlite3.Connection:
         con = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
     except sqlite3.Error as exc:
         raise OutboxError(f"cannot open outbox file {path}: {exc}") from None
-    try:
-        mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise OutboxError(f"outbox file {path}: cannot use WAL mode (got {mode!r})")
-        con.execute("PRAGMA synchronous=FULL")
-        con.executescript(f"BEGIN IMMEDIATE;{SCHEMA}")
-        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-        if not meta:
-            con.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [("format", FORMAT), ("namespace", namespace)],
-            )
-        con.execute("COMMIT")
-    except sqlite3.Error as exc:
-        con.close()
-        raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
-    except BaseException:
-        con.close()
-        raise
-    return con
+    # Switching a new file to WAL fails at once with "database is locked", without waiting
+    # for the busy timeout, while another process holds a lock for the same switch (several
+    # processes opening one new file together): retry until the timeout.
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            _set_up(con, path, namespace)
+            return con
+        except sqlite3.OperationalError as exc:
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            if _busy(exc) and time.monotonic() < deadline:
+                time.sleep(random.uniform(0.01, 0.05))
+                continue
+            con.close()
+            raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
+        except sqlite3.Error as exc:
+            con.close()
+            raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
+        except BaseException:
+            con.close()
+            raise
+
+
+def _set_up(con: sqlite3.Connection, path: Path, namespace: str) -> None:
+    mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise OutboxError(f"outbox file {path}: cannot use WAL mode (got {mode!r})")
+    con.execute("PRAGMA synchronous=FULL")
+    con.executescript(f"BEGIN IMMEDIATE;{SCHEMA}")
+    meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    if not meta:
+        con.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("format", FORMAT), ("namespace", namespace)],
+        )
+    con.execute("COMMIT")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included: another connection holds a lock."""
+    return (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def check(path: Path, namespace: str) -> None:
