@@ -7,6 +7,11 @@ step's next due time (a delayed job, a lease expiry: at most :data:`MAX_BLOCK`);
 something due sooner wakes them through the marker. A lease renewer
 extends the leases of running jobs independently of the handlers and cancels the tasks of jobs
 that were cancelled or whose lease was lost.
+
+Here: :class:`Worker` (start and stop, the fetch loops and their idle wait, running jobs). Its
+mixins: :mod:`~redkeep.queue.worker_handoff` (jobs handed over by a wait, leaving the idle set),
+:mod:`~redkeep.queue.worker_leases` (lease renewal), :mod:`~redkeep.queue.worker_stop` (the
+drain); :mod:`~redkeep.queue.worker_state` holds the per-queue and per-job state.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redis.backoff import AbstractBackoff
@@ -32,6 +36,10 @@ from redkeep.queue.job import Job
 from redkeep.queue.outage import Outage, settings_backoff
 from redkeep.queue.protocol import Outcome, StepRequest, WorkerQueue, new_request_id
 from redkeep.queue.schedules import drive_schedules
+from redkeep.queue.worker_handoff import HandOffs
+from redkeep.queue.worker_leases import LeaseRenewal
+from redkeep.queue.worker_state import QueueState, RunningJob
+from redkeep.queue.worker_stop import WorkerStop
 from redkeep.queue.workers import WorkerPresence
 
 if TYPE_CHECKING:
@@ -56,30 +64,7 @@ REGISTRATION_MARGIN = 0.5  # an idle worker stays registered this long after its
 THROTTLE_UPKEEP = 1.0
 
 
-@dataclass
-class _Running:
-    job: Job
-    queue: WorkerQueue
-    task: asyncio.Task[None]
-    started: float
-    reason: str | None = None  # why it was cancelled: "release", "lost" or "cancelled"
-
-
-@dataclass
-class _QueueState:
-    queue: WorkerQueue
-    outcomes: list[Outcome] = field(default_factory=list)
-    pending: StepRequest | None = None  # a step whose reply was not received: sent again as is
-    first_outcome: float = 0.0
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-    waiter: asyncio.Task[bool | Job] | None = None
-    empty: bool = True  # the last step left no waiting jobs: block on the wake-up marker
-    woken: bool = True  # runnable jobs may exist (the queue signalled, or at start): step
-    taken: Job | None = None  # last handed-over job already started by _on_wait_done
-    throttled_until: float = 0.0  # the rate limit lets a job start then (monotonic; 0: not)
-
-
-class Worker:
+class Worker(HandOffs, WorkerStop, LeaseRenewal):
     """Runs jobs from one or more queues until :meth:`stop` (or SIGTERM/SIGINT).
 
     A handler gets the :class:`Job`; its return value (JSON-serializable) becomes the result.
@@ -125,13 +110,13 @@ class Worker:
         self.handle_signals = handle_signals
         self.max_result_bytes = max_result_bytes
         self._batch = max(1, self.prefetch // 2)
-        self._running: dict[str, _Running] = {}
-        self._buffer: deque[tuple[_QueueState, Job]] = deque()
+        self._running: dict[str, RunningJob] = {}
+        self._buffer: deque[tuple[QueueState, Job]] = deque()
         self._reserved = 0
         self._stopping = False
         self._drained = False
         self._stop_event: asyncio.Event | None = None
-        self._states: list[_QueueState] = []
+        self._states: list[QueueState] = []
         self._exec = Executors(concurrency, max_result_bytes, observer, self._slot_freed)
         self._outage = Outage(self.id, outage_backoff)
         self.processed = 0
@@ -184,7 +169,7 @@ class Worker:
         self._stop_event = asyncio.Event()
         if self._stopping:
             self._stop_event.set()
-        self._states = [_QueueState(q) for q in self.queues]
+        self._states = [QueueState(q) for q in self.queues]
         installed: list[signal.Signals] = []
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -235,64 +220,13 @@ class Worker:
         rid = new_request_id(self.id, self._requests)
         return StepRequest(self.id, rid, outcomes, claim, self.lease, idle)
 
-    async def _deregister(self, st: _QueueState) -> None:
-        """Stop being offered hand-offs and release any job handed over meanwhile. A pending
-        blocking wait is interrupted, not cancelled: cancelling the pop could lose the reply
-        carrying a handed job."""
-        handed: list[Job] = []
-        waiter, st.waiter = st.waiter, None
-        if waiter is not None:
-            if not waiter.done():
-                with contextlib.suppress(Exception):
-                    await st.queue.interrupt_wait(self.id)
-            try:
-                result = await asyncio.wait_for(waiter, self._max_block() + 1.0)
-                if isinstance(result, Job) and result is not st.taken:
-                    handed.append(result)
-            except BaseException:  # noqa: S110 - a failed or timed-out wait handed nothing over
-                pass
-        try:
-            handed += (await st.queue.step(self._request([], 0, 0.0))).jobs
-            if handed:
-                release = [Outcome(j.id, j.token, "release") for j in handed]
-                await st.queue.step(self._request(release, 0, 0.0))
-            await st.queue.worker_stopped(self.id)
-        except Exception as exc:
-            log.warning("queue %s: leaving the idle set failed (%s); jobs handed over now wait "
-                        "for their lease", st.queue.name, scrub(str(exc)))  # fmt: skip
-
-    async def _drain(self) -> None:
-        """Release prefetched jobs, wait up to the grace period for running ones (and stuck
-        threads), release the rest (back to waiting without counting an attempt)."""
-        log.info(
-            "worker %s: stopping: %d jobs finishing (grace period %g s), %d prefetched released",
-            self.id, self.active, self.grace_period, len(self._buffer),
-        )  # fmt: skip
-        while self._buffer:
-            st, job = self._buffer.popleft()
-            self._add_outcome(st, Outcome(job.id, job.token, "release"))
-        finishing = [r.task for r in self._running.values()] + self._exec.threads.waiters()
-        if finishing:
-            await asyncio.wait(finishing, timeout=self.grace_period)
-        if self._running:
-            log.info("worker %s: grace period over: releasing %d unfinished jobs (%s)",
-                     self.id, len(self._running), ", ".join(self._running))  # fmt: skip
-            for r in self._running.values():
-                r.reason = "release"
-                r.task.cancel()
-            await asyncio.wait([r.task for r in self._running.values()])
-        self._drained = True
-        self._exec.threads.warn_left_running(self.id)
-        for st in self._states:
-            st.event.set()
-
     # -- fetching ------------------------------------------------------------------------------
     def _room(self) -> int:
         """Jobs this worker may claim now (free slots plus prefetch room)."""
         held = len(self._running) + len(self._buffer) + self._reserved + self._exec.held
         return self.concurrency + self.prefetch - held
 
-    def _should_step(self, st: _QueueState) -> bool:
+    def _should_step(self, st: QueueState) -> bool:
         if st.pending is not None:
             return True
         if self._stopping:
@@ -308,7 +242,7 @@ class Worker:
             or time.monotonic() - st.first_outcome >= FLUSH_DELAY
         )
 
-    async def _fetch_loop(self, st: _QueueState) -> None:
+    async def _fetch_loop(self, st: QueueState) -> None:
         q = st.queue
         next_due: float | None = None
         while True:
@@ -363,7 +297,7 @@ class Worker:
                 continue
             await self._idle(st, next_due)
 
-    async def _idle(self, st: _QueueState, next_due: float | None) -> None:
+    async def _idle(self, st: QueueState, next_due: float | None) -> None:
         """Wait for an outcome to report, a wake-up from the queue, or the next due job. A loop
         the rate limit stopped sleeps until its next slot instead (no blocking pop: wake-ups
         from enqueues could not start anything), then steps."""
@@ -414,28 +348,7 @@ class Worker:
         below :data:`MIN_BLOCK`)."""
         return min(MAX_BLOCK, max(MIN_BLOCK, self.lease - self.renew_interval))
 
-    def _on_wait_done(self, st: _QueueState, task: asyncio.Task[bool | Job]) -> None:
-        """Start a handed-over job straight from the wait's completion (saves a loop pass)."""
-        if task.cancelled() or task.exception() is not None or self._stopping:
-            return
-        job = task.result()
-        if isinstance(job, Job):
-            self._take_handed(st, job)
-
-    def _take_handed(self, st: _QueueState, job: Job) -> None:
-        """Start a job handed over by a wait exactly once.
-
-        Both the wait's done-callback and :meth:`_idle` see the result, in either order: when
-        ``asyncio.wait`` times out in the same loop pass as the pop completes, ``_idle`` resumes
-        before the callback runs.
-        """
-        if job is st.taken:
-            return
-        st.taken = job
-        self._take(st, job)
-        self._start_next()
-
-    def _take(self, st: _QueueState, job: Job) -> None:
+    def _take(self, st: QueueState, job: Job) -> None:
         """Queue a job claimed for this worker to run, or release it when stopping."""
         if self._stopping:
             self._add_outcome(st, Outcome(job.id, job.token, "release"))
@@ -448,28 +361,28 @@ class Worker:
         while not self._stopping and (item := self._exec.next(self._buffer, len(self._running))):
             st, job = item
             task = asyncio.create_task(self._run_job(st, job))
-            self._running[job.id] = _Running(job, st.queue, task, time.perf_counter())
+            self._running[job.id] = RunningJob(job, st.queue, task, time.perf_counter())
 
     def _slot_freed(self) -> None:
         self._start_next()
         for st in self._states:
             st.event.set()
 
-    def _room_freed(self, by: _QueueState | None = None) -> None:
+    def _room_freed(self, by: QueueState | None = None) -> None:
         """Room came back (a step claimed less than it reserved, a prefetched job was lost):
         wake the other loops, which may be waiting without a blocking pop for lack of room."""
         for st in self._states:
             if st is not by:
                 st.event.set()
 
-    def _add_outcome(self, st: _QueueState, outcome: Outcome) -> None:
+    def _add_outcome(self, st: QueueState, outcome: Outcome) -> None:
         first = not st.outcomes
         if first:
             st.first_outcome = time.monotonic()
         st.outcomes.append(outcome)
         self._nudge(st, first)
 
-    def _nudge(self, st: _QueueState, force: bool = False) -> None:
+    def _nudge(self, st: QueueState, force: bool = False) -> None:
         """Wake the fetch loop of ``st`` when it has something to do: step, start a blocking
         wait (room freed while the queue is empty), or arm the flush timer of a first outcome
         (``force``). A busy loop is not woken for every finished job: each wake-up costs a
@@ -477,7 +390,7 @@ class Worker:
         if force or (st.empty and st.waiter is None) or self._should_step(st):
             st.event.set()
 
-    async def _run_job(self, st: _QueueState, job: Job) -> None:
+    async def _run_job(self, st: QueueState, job: Job) -> None:
         outcome: Outcome | None = None
         try:
             outcome = await execute_job(st.queue, job, self.handlers, self._exec)
@@ -499,32 +412,3 @@ class Worker:
                 self._nudge(st)
             if running is not None and self.observer is not None:
                 report_attempt(self.observer, job, outcome, running.reason, running.started)
-
-    # -- leases --------------------------------------------------------------------------------
-    async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.renew_interval)
-            self._presence.beat()
-            for q in self.queues:
-                held = [(r.job.id, r.job.token) for r in self._running.values() if r.queue is q]
-                held += [(job.id, job.token) for st, job in self._buffer if st.queue is q]
-                if not held:
-                    continue
-                try:
-                    lost = await q.extend_leases(self.id, held, self.lease)
-                except Exception as exc:
-                    self._outage.failed("lease renewal", q.name, exc)
-                    continue
-                if lost:
-                    gone = set(lost)
-                    self._buffer = deque((s, j) for s, j in self._buffer if j.id not in gone)
-                    self._room_freed()
-                for job_id in lost:
-                    running = self._running.get(job_id)
-                    if running is not None and running.reason is None:
-                        job = await q.get_job(job_id)
-                        cancelled = job is not None and job.status == "cancelled"
-                        running.reason = "cancelled" if cancelled else "lost"
-                        log.info("queue %s: job %s %s; stopping its handler", q.name, job_id,
-                                 "was cancelled" if cancelled else "lost its lease")  # fmt: skip
-                        running.task.cancel()

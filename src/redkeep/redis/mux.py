@@ -43,10 +43,10 @@ from redkeep.redis.commands import (
     refuse_state_change,
     set_args,
     settings_options,
-    transaction_replies,
 )
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, STATEFUL
+from redkeep.redis.replies import transaction_replies
 from redkeep.redis.urls import RedisTarget, parse_url
 
 if TYPE_CHECKING:

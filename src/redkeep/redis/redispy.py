@@ -39,13 +39,13 @@ from redkeep.redis._slots import PoolSlots
 from redkeep.redis.base import Capabilities, Command, CommandObserver, Script
 from redkeep.redis.commands import (
     Commands,
-    parse_info,
     redis_url,
     refuse_state_change,
     settings_options,
 )
 from redkeep.redis.errors import translate_error
 from redkeep.redis.policy import BLOCKING, may_resend, outcome_unknown
+from redkeep.redis.replies import parse_info
 from redkeep.redis.sentinel import explain_no_primary
 from redkeep.redis.urls import RedisTarget, parse_url
 
