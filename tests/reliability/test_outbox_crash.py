@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import random
 import sqlite3
 import time
@@ -149,12 +148,6 @@ SHARED_RATE = 200.0
 AFTER_CATCH_UP = 1.0  # seconds of direct enqueues after the relay caught up
 
 
-@pytest.mark.skipif(
-    os.environ.get("REDKEEP_RELIABILITY") != "full",
-    reason="full size only (make reliability): it once left a job held after the relay's "
-    "catch-up (a producer that never won the relay lock kept holding; fixed), and one of 24 "
-    "runs since failed within 3 s without a saved log",
-)
 @pytest.mark.timeout(180)
 async def test_processes_sharing_one_file_keep_each_producers_order(
     redis_server_factory: Callable[..., Any],
