@@ -62,19 +62,16 @@ async def _per_s(call: Any, n: int = FLOOR_N) -> float:
     return round(n / (time.perf_counter() - t0), 1)
 
 
-def _script_usec() -> float | None:
+def _script_usec(server: redis.Redis) -> float | None:
     """Server time per ``EVALSHA`` since the last ``CONFIG RESETSTAT`` (INFO commandstats)."""
-    r = redis.Redis(host=common.HOST, port=common.PORT)
-    try:
-        stat = r.info("commandstats").get("cmdstat_evalsha")
-    finally:
-        r.close()
+    stat = server.info("commandstats").get("cmdstat_evalsha")
     return None if stat is None else float(stat["usec_per_call"])
 
 
 async def run_variant(concurrency: int, transport: str = "auto") -> None:
     common.flushall()
-    redis.Redis(host=common.HOST, port=common.PORT).config_resetstat()
+    server = redis.Redis(host=common.HOST, port=common.PORT)
+    server.config_resetstat()
     seq_client = _client(common.SEQ_URL, transport)
     client = _client(common.URL, transport)
     seq_q = RedisJobQueue(seq_client, QUEUE)
@@ -95,7 +92,7 @@ async def run_variant(concurrency: int, transport: str = "auto") -> None:
     floor: dict[str, float | None] = {}
 
     async def after_seq() -> None:
-        floor["enqueue_script_usec"] = _script_usec()
+        floor["enqueue_script_usec"] = _script_usec(server)
         floor["awaited_get_per_s"] = await _per_s(lambda: seq_client.get("bench:floor"))
         noop_script = lambda: seq_client.evalsha(NOOP_SCRIPT, [], [])  # noqa: E731
         floor["awaited_noop_script_per_s"] = await _per_s(noop_script)
@@ -130,6 +127,7 @@ async def run_variant(concurrency: int, transport: str = "auto") -> None:
     )
     await seq_client.close()
     await client.close()
+    server.close()
 
 
 VARIANTS = os.environ.get("REDKEEP_BENCH_VARIANTS", "auto:10,auto:50,redis-py:10")

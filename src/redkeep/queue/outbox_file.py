@@ -82,16 +82,13 @@ def connect(path: Path, namespace: str) -> sqlite3.Connection:
         try:
             _set_up(con, path, namespace)
             return con
-        except sqlite3.OperationalError as exc:
-            if con.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    con.execute("ROLLBACK")
+        except sqlite3.Error as exc:
             if _busy(exc) and time.monotonic() < deadline:
+                if con.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        con.execute("ROLLBACK")
                 time.sleep(random.uniform(0.01, 0.05))
                 continue
-            con.close()
-            raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
-        except sqlite3.Error as exc:
             con.close()
             raise OutboxError(f"cannot set up outbox file {path}: {exc}") from None
         except BaseException:
@@ -114,9 +111,10 @@ def _set_up(con: sqlite3.Connection, path: Path, namespace: str) -> None:
     con.execute("COMMIT")
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def _busy(exc: sqlite3.Error) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED, extended codes included: another connection holds a lock."""
-    return (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    code = getattr(exc, "sqlite_errorcode", None)  # absent on errors raised by the module itself
+    return code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def check(path: Path, namespace: str) -> None:
@@ -131,7 +129,7 @@ def check(path: Path, namespace: str) -> None:
         con.execute("BEGIN")  # one snapshot: other processes may be writing meanwhile
         problem = _problem(con, path, namespace)
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if _busy(exc):
             raise OutboxError(f"cannot read outbox file {path}: {exc}") from None
         problem = str(exc)
     except sqlite3.DatabaseError as exc:
